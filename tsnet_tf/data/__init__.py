@@ -1,0 +1,1 @@
+"""Data: HMDB51 layout, synthetic videos, TFRecord conversion and tf.data input."""

@@ -1,0 +1,1 @@
+"""tsnet_tf.export."""

@@ -1,0 +1,253 @@
+"""Video file I/O: the one module that opens, decodes and encodes video files (PyAV).
+
+Everything else in the project sees videos as uint8 RGB arrays `[T, H, W, 3]`.
+
+  frames = read_video("clap/x.avi")           # uint8 [T, H, W, 3], RGB
+  info = probe_video("clap/x.avi")            # VideoInfo(fps, num_frames, height, width)
+  write_video("y.avi", frames, fps=30)        # AVI, MPEG-4 Part 2 (DivX/XviD-like)
+
+Unreadable files (missing, empty, garbage, truncated before the first frame,
+zero frames) raise `VideoDecodeError`, a `ValueError` that names the file. A
+file truncated mid-stream still yields the frames before the cut.
+"""
+
+import dataclasses
+import fractions
+import os
+from typing import Optional, Union
+
+import av
+import numpy as np
+
+from tsnet_tf.utils import io as io_utils
+
+# Largest time-base denominator MPEG-4 Part 2 accepts (16-bit field), so
+# 29.97 = 30000/1001 fits but arbitrary floats are rounded to a nearby fraction.
+_MAX_RATE_DENOMINATOR = 1001
+
+
+class VideoDecodeError(ValueError):
+  """A video file cannot be decoded into at least one frame.
+
+  Attributes:
+    path: the file, as given.
+    reason: what is wrong, in words.
+  """
+
+  def __init__(self, path, reason: str):
+    self.path = os.fspath(path)
+    self.reason = reason
+    super().__init__(f"cannot decode video {self.path!r}: {reason}")
+
+  def __reduce__(self):
+    # Default exception pickling would call cls(message) and lose `reason`;
+    # needed when errors cross process boundaries (multiprocessing pools).
+    return (type(self), (self.path, self.reason))
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoInfo:
+  """What a container says about its first video stream.
+
+  Attributes:
+    fps: frames per second (float, e.g. 29.97).
+    num_frames: frame count from the container header, or from decoding when
+      the header has none. For a file truncated after writing its header this is
+      the header's count, which can exceed what `read_video` returns.
+    height: frame height in pixels.
+    width: frame width in pixels.
+  """
+  fps: float
+  num_frames: int
+  height: int
+  width: int
+
+
+def _check_file(path: str) -> None:
+  if not os.path.exists(path):
+    raise VideoDecodeError(path, "file does not exist")
+  if not os.path.isfile(path):
+    raise VideoDecodeError(path, "not a regular file")
+  if os.path.getsize(path) == 0:
+    raise VideoDecodeError(path, "file is empty (0 bytes)")
+
+
+def _open(path: str):
+  """Opens `path` for reading; returns (container, first video stream)."""
+  _check_file(path)
+  try:
+    container = av.open(path, mode="r")
+  except (av.FFmpegError, UnicodeDecodeError, OSError) as e:
+    raise VideoDecodeError(path, f"not a readable video container ({e})") from e
+  if not container.streams.video:
+    container.close()
+    raise VideoDecodeError(path, "container has no video stream")
+  return container, container.streams.video[0]
+
+
+def _iter_frames(container, stream):
+  """Yields decoded `av.VideoFrame`s, skipping corrupt or undecodable packets.
+
+  A damaged packet (e.g. the last one of a truncated file) must not discard the
+  frames decoded before it, so errors are collected, not raised. Returns (via
+  StopIteration.value) the last decode error message, or None.
+  """
+  last_error = None
+  try:
+    packets = container.demux(stream)
+    while True:
+      try:
+        packet = next(packets)
+      except StopIteration:
+        break
+      except av.FFmpegError as e:  # demuxer gives up: the stream ends here
+        last_error = str(e)
+        break
+      if packet.is_corrupt:
+        # The demuxer flags a packet cut short by truncation; decoding it gives
+        # a half-grey concealed frame, which is worse than no frame.
+        last_error = f"corrupt packet at pts {packet.pts}"
+        continue
+      try:
+        for frame in packet.decode():
+          if frame.is_corrupt:
+            last_error = f"corrupt frame at pts {frame.pts}"
+            continue
+          yield frame
+      except av.FFmpegError as e:
+        last_error = str(e)
+  except av.FFmpegError as e:
+    last_error = str(e)
+  return last_error
+
+
+def read_video(path: Union[str, os.PathLike], max_frames: Optional[int] = None) -> np.ndarray:
+  """Decodes a video file into RGB frames.
+
+  Args:
+    path: video file (any container/codec FFmpeg reads; HMDB51 uses AVI/XviD).
+    max_frames: if given (> 0), stop after this many frames.
+
+  Returns:
+    uint8 array `[T, H, W, 3]`, RGB, `T >= 1` (`T <= max_frames`).
+
+  Raises:
+    VideoDecodeError: the file is missing, empty, not a video, or yields no
+      frame. A file truncated mid-stream returns the frames decoded before the cut.
+    ValueError: `max_frames` is not positive.
+  """
+  path = os.fspath(path)
+  if max_frames is not None and max_frames <= 0:
+    raise ValueError(f"max_frames must be positive, got {max_frames}")
+  container, stream = _open(path)
+  frames = []
+  try:
+    gen = _iter_frames(container, stream)
+    last_error = None
+    while True:
+      try:
+        frame = next(gen)
+      except StopIteration as stop:
+        last_error = stop.value
+        break
+      frames.append(frame.to_ndarray(format="rgb24"))
+      if max_frames is not None and len(frames) >= max_frames:
+        break
+  finally:
+    container.close()
+  if not frames:
+    reason = "no decodable frames"
+    if last_error:
+      reason += f" (last error: {last_error})"
+    raise VideoDecodeError(path, reason)
+  shapes = {f.shape for f in frames}
+  if len(shapes) != 1:
+    raise VideoDecodeError(path, f"frame size changes within the stream: {sorted(shapes)}")
+  return np.stack(frames)
+
+
+def probe_video(path: Union[str, os.PathLike]) -> VideoInfo:
+  """Reads a video's frame rate, frame count and size without decoding it all.
+
+  Uses the container metadata and decodes only the first frame (to prove the
+  file is decodable and to get the true frame size). When the container has no
+  frame count, counts frames by decoding.
+
+  Args:
+    path: video file.
+
+  Returns:
+    `VideoInfo(fps, num_frames, height, width)`.
+
+  Raises:
+    VideoDecodeError: as `read_video`.
+  """
+  path = os.fspath(path)
+  container, stream = _open(path)
+  try:
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    gen = _iter_frames(container, stream)
+    first = next(gen, None)
+    if first is None:
+      raise VideoDecodeError(path, "no decodable frames")
+    num_frames = int(stream.frames or 0)
+    if num_frames <= 0:
+      num_frames = 1 + sum(1 for _ in gen)
+    if not rate:
+      raise VideoDecodeError(path, "container gives no frame rate")
+    return VideoInfo(fps=float(rate), num_frames=num_frames,
+                     height=int(first.height), width=int(first.width))
+  finally:
+    container.close()
+
+
+def write_video(path: Union[str, os.PathLike], frames: np.ndarray,
+                fps: Union[float, fractions.Fraction], codec: str = "mpeg4",
+                quality: int = 3) -> None:
+  """Encodes RGB frames into an AVI file, atomically.
+
+  The default codec, `mpeg4` (MPEG-4 Part 2, FourCC FMP4), is the family of
+  HMDB51's DivX/XviD files, decodable by FFmpeg, OpenCV and browsers' players.
+  Encoding is single-threaded so the same frames give the same bytes.
+
+  Args:
+    path: output `.avi` file; written to a temporary name, renamed when complete.
+    frames: uint8 `[T, H, W, 3]` RGB, `T >= 1`, H and W even (4:2:0 chroma).
+    fps: frame rate, e.g. 25, 30 or 30000/1001.
+    codec: FFmpeg encoder name.
+    quality: fixed quantiser for `mpeg4` (1 best .. 31 worst); 3 keeps the
+      fine texture that motion estimation relies on.
+
+  Raises:
+    ValueError: bad frames (dtype, shape, odd size), fps or codec.
+  """
+  path = os.fspath(path)
+  frames = np.asarray(frames)
+  if frames.dtype != np.uint8:
+    raise ValueError(f"write_video({path!r}): frames must be uint8, got {frames.dtype}")
+  if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] < 1:
+    raise ValueError(
+        f"write_video({path!r}): frames must be [T>=1, H, W, 3], got shape {frames.shape}")
+  _, height, width, _ = frames.shape
+  if height % 2 or width % 2:
+    raise ValueError(
+        f"write_video({path!r}): height and width must be even for 4:2:0 video, "
+        f"got {height}x{width}")
+  rate = fractions.Fraction(fps).limit_denominator(_MAX_RATE_DENOMINATOR)
+  if rate <= 0:
+    raise ValueError(f"write_video({path!r}): fps must be positive, got {fps}")
+  if codec not in av.codecs_available:
+    raise ValueError(f"write_video({path!r}): unknown codec {codec!r}")
+  with io_utils.atomic_write(path) as tmp:
+    with av.open(tmp, mode="w", format="avi") as container:
+      stream = container.add_stream(codec, rate=rate)
+      stream.width = width
+      stream.height = height
+      stream.pix_fmt = "yuv420p"
+      stream.thread_count = 1
+      if codec == "mpeg4":
+        stream.codec_context.qscale = quality
+      for rgb in frames:
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        container.mux(stream.encode(frame))
+      container.mux(stream.encode(None))

@@ -1,0 +1,92 @@
+"""Tests for tsnet_tf/config.py: YAML <-> dataclasses, stages, overrides, errors."""
+
+import os
+
+import pytest
+import yaml
+
+from tsnet_tf import config as config_lib
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _write(tmp_path, text, name="c.yaml"):
+  path = tmp_path / name
+  path.write_text(text)
+  return str(path)
+
+
+def test_round_trip_through_yaml(tmp_path):
+  cfg = config_lib.load_config(None, stage="student", params_override="distill.lambda=2.5")
+  path = str(tmp_path / "out.yaml")
+  config_lib.save_config(cfg, path)
+  again = config_lib.load_config(path)
+  assert again == cfg
+  assert again.distill.lambda_ == 2.5
+  # The YAML key is `lambda`, not the Python field name.
+  assert yaml.safe_load(open(path))["distill"]["lambda"] == 2.5
+
+
+def test_stage_overrides_and_command_line_order(tmp_path):
+  path = _write(tmp_path, """
+train: {epochs: 5, learning_rate: 0.1}
+stages:
+  student: {train: {epochs: 7}}
+  teacher: {model: {backbone: light}}
+""")
+  assert config_lib.load_config(path, "rgb").train.epochs == 5
+  assert config_lib.load_config(path, "student").train.epochs == 7
+  # `flow` is an alias of `teacher`.
+  flow = config_lib.load_config(path, "flow")
+  assert flow.stage == "teacher" and flow.model.backbone == "light"
+  # The command line wins over the file's stage section ...
+  cfg = config_lib.load_config(path, "student", "train.epochs=9,train.learning_rate=0.05")
+  assert cfg.train.epochs == 9 and cfg.train.learning_rate == 0.05
+  # ... and can itself target a stage.
+  cfg = config_lib.load_config(path, "student", "stages.student.train.epochs=11")
+  assert cfg.train.epochs == 11
+  assert config_lib.load_config(path, "rgb", "stages.student.train.epochs=11").train.epochs == 5
+
+
+def test_override_forms(tmp_path):
+  dotted = config_lib.parse_overrides("a.b=1,c=x,d.e=[1, 2],f=5e-4")
+  assert dotted == {"a": {"b": 1}, "c": "x", "d": {"e": [1, 2]}, "f": "5e-4"}
+  assert config_lib.parse_overrides("{train: {epochs: 3}}") == {"train": {"epochs": 3}}
+  path = _write(tmp_path, "train:\n  epochs: 4\n", "o.yaml")
+  assert config_lib.parse_overrides(path) == {"train": {"epochs": 4}}
+  # YAML 1.1 reads 5e-4 as a string; float fields still accept it.
+  cfg = config_lib.load_config(None, "rgb", "train.weight_decay=5e-4,train.decay_epochs=[3,6]")
+  assert cfg.train.weight_decay == pytest.approx(5e-4)
+  assert cfg.train.decay_epochs == [3, 6]
+
+
+def test_unknown_key_names_key_and_file(tmp_path):
+  path = _write(tmp_path, "train:\n  epoch: 3\n", "bad.yaml")
+  with pytest.raises(config_lib.ConfigError, match=r"bad\.yaml.*unknown key 'train\.epoch'"):
+    config_lib.load_config(path, "rgb")
+  path = _write(tmp_path, "stages:\n  student:\n    distill: {lamda: 1}\n", "bad2.yaml")
+  with pytest.raises(config_lib.ConfigError, match=r"bad2\.yaml.*'distill\.lamda'"):
+    config_lib.load_config(path, "rgb")
+  with pytest.raises(config_lib.ConfigError, match=r"--params_override.*'model\.widht'"):
+    config_lib.load_config(None, "rgb", "model.widht=3")
+  with pytest.raises(config_lib.ConfigError, match=r"'train\.epochs' must be int"):
+    config_lib.load_config(None, "rgb", "train.epochs=abc")
+  with pytest.raises(config_lib.ConfigError, match=r"unknown stage"):
+    config_lib.load_config(None, "teachr")
+  with pytest.raises(config_lib.ConfigError, match=r"does not exist"):
+    config_lib.load_config(str(tmp_path / "missing.yaml"), "rgb")
+
+
+@pytest.mark.parametrize("name", ["hmdb51.yaml", "synthetic.yaml"])
+def test_shipped_configs_resolve_for_every_stage(name):
+  path = os.path.join(REPO, "configs", name)
+  for stage in config_lib.STAGES:
+    cfg = config_lib.load_config(path, stage)
+    assert cfg.stage == stage
+  if name == "hmdb51.yaml":
+    cfg = config_lib.load_config(path, "rgb")
+    # The paper's protocol.
+    assert (cfg.data.num_frames, cfg.data.crop_size) == (25, 224)
+    assert cfg.model.backbone == "r3d18"
+    assert (cfg.train.learning_rate, cfg.train.momentum) == (0.1, 0.9)
+    assert cfg.train.weight_decay == pytest.approx(5e-4)

@@ -1,0 +1,457 @@
+"""Experiment configs: YAML mapped onto nested dataclasses, with overrides.
+
+One YAML file covers every training stage. Its top level has the sections
+`data`, `model`, `train`, `distill` and `eval` (one dataclass each) and an
+optional `stages` mapping whose entries override those sections for one stage:
+
+  train: {epochs: 30, learning_rate: 0.1}
+  stages:
+    teacher: {model: {backbone: r3d18}}
+    student: {train: {epochs: 40}}
+
+A config is resolved for a stage in this order, later wins:
+  dataclass defaults < file < file's `stages.<stage>` < `--params_override`.
+Overrides are either `a.b=1,c.d=x` (values parsed as YAML scalars), a YAML
+mapping string, or the path of a YAML file. Unknown keys and values of the
+wrong type raise `ConfigError` naming the key and the file (or flag) they came
+from. The number of classes and their names are not part of a config: they
+come from the data directory's `labels.txt`.
+"""
+
+import copy
+import dataclasses
+import os
+import typing
+from typing import Any, Dict, List, Mapping, Optional
+
+import yaml
+
+from tsnet_tf.utils.io import atomic_write
+
+STAGES = ("teacher", "student", "rgb", "twostream")
+# Accepted spellings of a stage on the command line -> canonical name.
+STAGE_ALIASES = {"flow": "teacher", "two_stream": "twostream"}
+
+
+class ConfigError(ValueError):
+  """A config file or override is malformed: unknown key, bad type or value."""
+
+
+def canonical_stage(stage: str) -> str:
+  """Maps a stage name or alias (`flow` -> `teacher`) to its canonical name."""
+  name = STAGE_ALIASES.get(stage, stage)
+  if name not in STAGES:
+    known = ", ".join(STAGES + tuple(STAGE_ALIASES))
+    raise ConfigError(f"unknown stage {stage!r}; expected one of: {known}")
+  return name
+
+
+def _yaml_key(f: dataclasses.Field) -> str:
+  # Lets a field whose natural name is a Python keyword (`lambda`) keep it in YAML.
+  return f.metadata.get("yaml", f.name)
+
+
+@dataclasses.dataclass
+class DataConfig:
+  """Input pipeline settings (`tsnet_tf.data.pipeline.make_dataset`).
+
+  Attributes:
+    num_frames: frames per clip, T.
+    crop_size: square crop side S in pixels; clips are `[B, T, S, S, 3]`.
+    batch_size: global training batch size (split over replicas).
+    eval_batch_size: global batch size for validation and evaluation.
+    validation_subset: subset used for per-epoch validation and best-model
+      selection. HMDB51 has only `train` and `test` subsets per split, so the
+      default is `test` (the usual practice for this dataset); `none` turns
+      validation and best-model selection off.
+    validation_clips: clips per video during validation (1 = centre clip).
+    shuffle_seed: seed for shuffling, sampling and augmentation.
+  """
+  num_frames: int = 8
+  crop_size: int = 64
+  batch_size: int = 8
+  eval_batch_size: int = 8
+  validation_subset: str = "test"
+  validation_clips: int = 1
+  shuffle_seed: int = 0
+
+
+@dataclasses.dataclass
+class FlowConfig:
+  """The teacher's in-graph TV-L1 layer (M1) and flow normalisation.
+
+  Attributes:
+    preset: `tsnet_tf.flow.tvl1` preset, `accurate` or `fast`.
+    overrides: TV-L1 parameters overriding the preset (e.g. `{warps: 2}`).
+    bound: flows are clipped to [-bound, bound] pixels and divided by `bound`
+      before entering the flow network (M2).
+  """
+  preset: str = "fast"
+  overrides: Dict[str, Any] = dataclasses.field(default_factory=dict)
+  bound: float = 20.0
+
+
+@dataclasses.dataclass
+class ModelConfig:
+  """Classifier architecture (see `tsnet_tf.models`).
+
+  Attributes:
+    backbone: `r3d18` (the paper's 3D ResNet-18) or `light`.
+    width: channels of the first stage (R3D-18: 64).
+    dropout: dropout rate before the classification head.
+    flow: the teacher's flow layer settings.
+  """
+  backbone: str = "r3d18"
+  width: int = 64
+  dropout: float = 0.0
+  flow: FlowConfig = dataclasses.field(default_factory=FlowConfig)
+
+
+@dataclasses.dataclass
+class TrainConfig:
+  """Optimisation (SGD + momentum, decoupled weight decay, warm-up + decay).
+
+  Attributes:
+    epochs: training epochs.
+    steps_per_epoch: batches per epoch; null = training videos // batch_size.
+    validation_steps: validation batches per epoch; null = the whole subset.
+    learning_rate: peak learning rate, reached at the end of warm-up.
+    momentum: SGD momentum.
+    nesterov: Nesterov momentum.
+    weight_decay: decoupled weight decay as in Keras' optimizers: after each
+      step `w -= learning_rate * weight_decay * w` (outside the momentum
+      buffer), applied to every trainable variable.
+    lr_schedule: `cosine`, `step` or `constant` (after warm-up).
+    warmup_epochs: linear warm-up from 0 to `learning_rate` (may be fractional).
+    decay_epochs: `step` schedule: epochs at which the rate is multiplied by
+      `decay_rate`.
+    decay_rate: `step` schedule factor.
+    min_lr_ratio: `cosine` schedule: final rate / peak rate.
+    label_smoothing: cross-entropy label smoothing.
+    seed: seed for weight initialisation and dropout.
+    mixed_precision: train under the `mixed_float16` policy (GPU) or
+      `mixed_bfloat16` (CPU); variables stay float32.
+    steps_per_execution: batches per compiled call (speed on accelerators).
+  """
+  epochs: int = 10
+  steps_per_epoch: Optional[int] = None
+  validation_steps: Optional[int] = None
+  learning_rate: float = 0.1
+  momentum: float = 0.9
+  nesterov: bool = False
+  weight_decay: float = 5e-4
+  lr_schedule: str = "cosine"
+  warmup_epochs: float = 1.0
+  decay_epochs: List[int] = dataclasses.field(default_factory=list)
+  decay_rate: float = 0.1
+  min_lr_ratio: float = 0.0
+  label_smoothing: float = 0.0
+  seed: int = 0
+  mixed_precision: bool = False
+  steps_per_execution: int = 1
+
+
+@dataclasses.dataclass
+class DistillConfig:
+  """Eq. 7: L = CE(P_rgb, T) + lambda * ||F_rgb - F_of||^2 (student stage).
+
+  Attributes:
+    lambda_: weight of the feature MSE term (`lambda` in YAML).
+    mse_warmup_epochs: first epochs trained on the MSE term alone (the paper
+      trains the early part of the student on MSE first); 0 = none.
+    feature_layer: name of the layer whose output is F (both networks).
+  """
+  lambda_: float = dataclasses.field(default=1.0, metadata={"yaml": "lambda"})
+  mse_warmup_epochs: int = 0
+  feature_layer: str = "features"
+
+
+@dataclasses.dataclass
+class EvalConfig:
+  """Evaluation (`tools/evaluate.py`).
+
+  Attributes:
+    num_clips: clips per test video; the video's prediction is the mean of
+      the clips' softmax.
+    subset: subset evaluated.
+  """
+  num_clips: int = 10
+  subset: str = "test"
+
+
+@dataclasses.dataclass
+class ExperimentConfig:
+  """Every section, plus per-stage overrides (unresolved) or the stage (resolved)."""
+  data: DataConfig = dataclasses.field(default_factory=DataConfig)
+  model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+  train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+  distill: DistillConfig = dataclasses.field(default_factory=DistillConfig)
+  eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+  stage: Optional[str] = None
+  stages: Dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------
+# dict <-> dataclass
+
+
+def _type_name(tp) -> str:
+  return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp, where: str, source: str) -> Any:
+  """Checks `value` against the annotation `tp`; converts the few safe cases."""
+  origin = typing.get_origin(tp)
+  if origin is typing.Union:
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if value is None:
+      return None
+    return _coerce(value, args[0], where, source)
+  if dataclasses.is_dataclass(tp):
+    if not isinstance(value, Mapping):
+      raise ConfigError(f"{source}: '{where}' must be a mapping, got {value!r}")
+    return _from_dict(tp, value, where, source)
+  if origin in (list, List):
+    if not isinstance(value, (list, tuple)):
+      raise ConfigError(f"{source}: '{where}' must be a list, got {value!r}")
+    (item_tp,) = typing.get_args(tp) or (Any,)
+    return [_coerce(v, item_tp, f"{where}[{i}]", source) for i, v in enumerate(value)]
+  if origin in (dict, Dict):
+    if not isinstance(value, Mapping):
+      raise ConfigError(f"{source}: '{where}' must be a mapping, got {value!r}")
+    return dict(copy.deepcopy(value))
+  if tp is Any:
+    return value
+  if tp is bool:
+    if isinstance(value, bool):
+      return value
+  elif tp is int:
+    if isinstance(value, int) and not isinstance(value, bool):
+      return value
+  elif tp is float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+      return float(value)
+    if isinstance(value, str):
+      # PyYAML (YAML 1.1) reads `5e-4` as a string; accept any float literal.
+      try:
+        return float(value)
+      except ValueError:
+        pass
+  elif tp is str:
+    if isinstance(value, str):
+      return value
+  if value is None:
+    raise ConfigError(f"{source}: '{where}' may not be null")
+  raise ConfigError(
+      f"{source}: '{where}' must be {_type_name(tp)}, got {value!r}")
+
+
+def _from_dict(cls, d: Mapping[str, Any], prefix: str, source: str):
+  hints = typing.get_type_hints(cls)
+  fields = {_yaml_key(f): f for f in dataclasses.fields(cls)}
+  kwargs = {}
+  for key, value in d.items():
+    where = f"{prefix}.{key}" if prefix else str(key)
+    if key not in fields:
+      known = ", ".join(sorted(fields))
+      raise ConfigError(
+          f"{source}: unknown key '{where}' (known keys"
+          f"{' in ' + repr(prefix) if prefix else ''}: {known})")
+    f = fields[key]
+    kwargs[f.name] = _coerce(value, hints[f.name], where, source)
+  return cls(**kwargs)
+
+
+def from_dict(d: Optional[Mapping[str, Any]], source: str = "<dict>") -> ExperimentConfig:
+  """Builds an `ExperimentConfig` from a nested mapping (YAML keys).
+
+  Args:
+    d: nested mapping; missing keys keep their defaults. None = all defaults.
+    source: where `d` came from (a file name), quoted in errors.
+
+  Raises:
+    ConfigError: unknown key or wrong value type, naming the key and `source`.
+  """
+  if d is None:
+    d = {}
+  if not isinstance(d, Mapping):
+    raise ConfigError(f"{source}: a config must be a YAML mapping, got {type(d).__name__}")
+  cfg = _from_dict(ExperimentConfig, d, "", source)
+  for stage, section in cfg.stages.items():
+    if stage not in STAGES:
+      raise ConfigError(
+          f"{source}: unknown stage 'stages.{stage}' (known: {', '.join(STAGES)})")
+    if "stages" in (section or {}) or "stage" in (section or {}):
+      raise ConfigError(f"{source}: 'stages.{stage}' may not contain stages")
+    # Validates the stage's keys now so a typo fails before any training starts.
+    from_dict(section, f"{source} (stages.{stage})")
+  return cfg
+
+
+def to_dict(cfg: Any) -> Dict[str, Any]:
+  """Dataclass -> nested dict with YAML keys (inverse of `from_dict`)."""
+  out = {}
+  for f in dataclasses.fields(cfg):
+    value = getattr(cfg, f.name)
+    if dataclasses.is_dataclass(value):
+      value = to_dict(value)
+    out[_yaml_key(f)] = copy.deepcopy(value)
+  return out
+
+
+def to_yaml(cfg: ExperimentConfig) -> str:
+  return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def save_config(cfg: ExperimentConfig, path: str) -> None:
+  """Writes `cfg` as YAML, atomically."""
+  with atomic_write(path) as tmp:
+    with open(tmp, "w", encoding="utf-8") as f:
+      f.write(to_yaml(cfg))
+
+
+# ----------------------------------------------------------------------------
+# files and overrides
+
+
+def _deep_merge(base: Dict[str, Any], update: Mapping[str, Any]) -> Dict[str, Any]:
+  out = copy.deepcopy(base)
+  for key, value in update.items():
+    if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+      out[key] = _deep_merge(out[key], value)
+    else:
+      out[key] = copy.deepcopy(value)
+  return out
+
+
+def read_yaml(path: str) -> Dict[str, Any]:
+  """Reads a YAML mapping; errors name the file."""
+  if not os.path.isfile(path):
+    raise ConfigError(f"config file {path!r} does not exist")
+  try:
+    with open(path, "r", encoding="utf-8") as f:
+      d = yaml.safe_load(f)
+  except yaml.YAMLError as e:
+    raise ConfigError(f"{path}: not valid YAML: {e}") from e
+  if d is None:
+    return {}
+  if not isinstance(d, dict):
+    raise ConfigError(f"{path}: a config must be a YAML mapping, got {type(d).__name__}")
+  return d
+
+
+def _split_top_level(text: str) -> List[str]:
+  # Splits on commas outside brackets so `a.b=[1,2],c=3` keeps its list.
+  parts, depth, cur = [], 0, []
+  for ch in text:
+    if ch in "[{(":
+      depth += 1
+    elif ch in "]})":
+      depth -= 1
+    if ch == "," and depth == 0:
+      parts.append("".join(cur))
+      cur = []
+    else:
+      cur.append(ch)
+  parts.append("".join(cur))
+  return [p.strip() for p in parts if p.strip()]
+
+
+def parse_overrides(text: Optional[str], source: str = "--params_override") -> Dict[str, Any]:
+  """Parses an override into a nested dict.
+
+  Args:
+    text: `a.b=1,c=x` (dotted keys, YAML scalar values, lists in brackets), a
+      YAML mapping (`{train: {epochs: 2}}` or multi-line), or a YAML file path.
+      Empty or None -> {}.
+    source: name quoted in errors.
+
+  Returns:
+    Nested dict, e.g. {"a": {"b": 1}, "c": "x"}.
+  """
+  if not text or not text.strip():
+    return {}
+  text = text.strip()
+  if os.path.isfile(text):
+    return read_yaml(text)
+  if text.endswith((".yaml", ".yml")):
+    raise ConfigError(f"{source}: override file {text!r} does not exist")
+  looks_dotted = "=" in text and not text.lstrip().startswith("{") and (
+      ":" not in text.split("=", 1)[0])
+  if not looks_dotted:
+    try:
+      d = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+      raise ConfigError(f"{source}: not `a.b=v,...` nor valid YAML: {e}") from e
+    if not isinstance(d, dict):
+      raise ConfigError(
+          f"{source}: expected `a.b=v,...`, a YAML mapping or a YAML file, got {text!r}")
+    return d
+  out: Dict[str, Any] = {}
+  for item in _split_top_level(text):
+    if "=" not in item:
+      raise ConfigError(f"{source}: {item!r} is not of the form key=value")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not k for k in key.split(".")):
+      raise ConfigError(f"{source}: bad key {key!r} in {item!r}")
+    try:
+      value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as e:
+      raise ConfigError(f"{source}: bad value for {key!r}: {e}") from e
+    node = out
+    parts = key.split(".")
+    for p in parts[:-1]:
+      node = node.setdefault(p, {})
+      if not isinstance(node, dict):
+        raise ConfigError(f"{source}: {key!r} conflicts with another override")
+    node[parts[-1]] = value
+  return out
+
+
+def resolve(raw: Mapping[str, Any], stage: Optional[str], overrides: Mapping[str, Any] = None,
+            source: str = "<dict>",
+            override_source: str = "--params_override") -> ExperimentConfig:
+  """Resolves a raw config mapping for `stage`.
+
+  Order (later wins): defaults < `raw` < `raw['stages'][stage]` < `overrides`.
+  Overrides may themselves set `stages.<stage>.*`; those apply too.
+
+  Args:
+    raw: the file's mapping.
+    stage: stage name or alias; None keeps `stages` unresolved.
+    overrides: parsed overrides (see `parse_overrides`).
+    source: file name, for errors.
+    override_source: name of the overrides, for errors.
+  """
+  overrides = dict(overrides or {})
+  from_dict(raw, source)  # Errors name the file, not the merged result.
+  from_dict(overrides, override_source)
+  merged = _deep_merge(dict(raw), overrides)
+  if stage is None:
+    return from_dict(merged, source)
+  stage = canonical_stage(stage)
+  stage_section = (merged.get("stages") or {}).get(stage) or {}
+  base = {k: v for k, v in merged.items() if k not in ("stages", "stage")}
+  plain_overrides = {k: v for k, v in overrides.items() if k not in ("stages", "stage")}
+  resolved = _deep_merge(_deep_merge(base, stage_section), plain_overrides)
+  resolved["stage"] = stage
+  return from_dict(resolved, source)
+
+
+def load_config(path: Optional[str] = None, stage: Optional[str] = None,
+                params_override: Optional[str] = None) -> ExperimentConfig:
+  """Reads a YAML config file and resolves it for `stage`.
+
+  Args:
+    path: YAML file; None = defaults only.
+    stage: `teacher` (alias `flow`), `student`, `rgb`, `twostream` or None.
+    params_override: see `parse_overrides`.
+
+  Raises:
+    ConfigError: missing file, bad YAML, unknown key or bad value; the message
+      names the key and the file or flag it came from.
+  """
+  raw = read_yaml(path) if path else {}
+  overrides = parse_overrides(params_override)
+  return resolve(raw, stage, overrides, source=path or "<defaults>")

@@ -1,1 +1,17 @@
-"""tsnet_tf.models."""
+"""tsnet_tf.models: backbones, teacher / student / two-stream builders, Eq. 7."""
+
+from tsnet_tf.models.backbones import apply_backbone
+from tsnet_tf.models.backbones import build_backbone
+from tsnet_tf.models.backbones import feature_size
+from tsnet_tf.models.classifiers import build_rgb_model
+from tsnet_tf.models.classifiers import build_teacher
+from tsnet_tf.models.classifiers import build_two_stream
+from tsnet_tf.models.classifiers import count_flops
+from tsnet_tf.models.classifiers import count_params
+from tsnet_tf.models.classifiers import feature_and_logits
+from tsnet_tf.models.classifiers import FlowScaling
+from tsnet_tf.models.classifiers import LateFusion
+from tsnet_tf.models.classifiers import VideoNormalization
+from tsnet_tf.models.distillation import build_distillation_model
+from tsnet_tf.models.distillation import DistillationModel
+from tsnet_tf.models.distillation import MseWarmup

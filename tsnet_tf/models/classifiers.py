@@ -1,0 +1,350 @@
+"""Classifier builders: RGB network (baseline and student M3), teacher (M1 + M2),
+two-stream late fusion, and parameter / FLOP counting.
+
+All classifiers take float32 RGB clips `[B, T, S, S, 3]` with values in
+[0, 255], normalise inside themselves, and output logits `[B, num_classes]`
+(no softmax). Their pooled feature is the output of the layer named
+`"features"` (`[B, D]`), the F of Eq. 7.
+"""
+
+import math
+from typing import Any, Dict, Optional, Sequence
+
+import keras
+from keras import layers
+from keras import ops
+
+from tsnet_tf.models import backbones
+
+# Kinetics-400 RGB statistics (torchvision's video models), for inputs in [0, 1].
+KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
+KINETICS_STD = (0.22803, 0.22145, 0.216989)
+
+
+@keras.saving.register_keras_serializable(package="tsnet_tf")
+class VideoNormalization(layers.Layer):
+  """Maps pixel values in [0, 255] to `(x / 255 - mean) / std` per channel.
+
+  Input and output: float `[..., C]`; `mean` and `std` have C entries.
+  """
+
+  def __init__(self, mean: Sequence[float] = KINETICS_MEAN,
+               std: Sequence[float] = KINETICS_STD, **kwargs):
+    super().__init__(**kwargs)
+    if len(mean) != len(std):
+      raise ValueError(f"mean {mean} and std {std} differ in length")
+    if min(std) <= 0:
+      raise ValueError(f"std must be positive, got {std}")
+    self.mean = tuple(float(m) for m in mean)
+    self.std = tuple(float(s) for s in std)
+
+  def call(self, inputs):
+    mean = ops.convert_to_tensor(self.mean, dtype=self.compute_dtype)
+    std = ops.convert_to_tensor(self.std, dtype=self.compute_dtype)
+    inputs = ops.cast(inputs, self.compute_dtype)
+    return (inputs / 255.0 - mean) / std
+
+  def compute_output_shape(self, input_shape):
+    return input_shape
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(mean=list(self.mean), std=list(self.std))
+    return config
+
+
+@keras.saving.register_keras_serializable(package="tsnet_tf")
+class FlowScaling(layers.Layer):
+  """Clips flow to [-bound, bound] pixels and divides by `bound`.
+
+  Input: float `[..., 2]` flow in pixels; output: the same shape in [-1, 1].
+  Large displacements are rare and mostly TV-L1 failures; clipping keeps them
+  from dominating the first layer (as the usual 20-pixel clip for 224 crops).
+  """
+
+  def __init__(self, bound: float = 20.0, **kwargs):
+    super().__init__(**kwargs)
+    if bound <= 0:
+      raise ValueError(f"flow bound must be > 0 pixels, got {bound}")
+    self.bound = float(bound)
+
+  def call(self, inputs):
+    inputs = ops.cast(inputs, self.compute_dtype)
+    return ops.clip(inputs, -self.bound, self.bound) / self.bound
+
+  def compute_output_shape(self, input_shape):
+    return input_shape
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(bound=self.bound)
+    return config
+
+
+@keras.saving.register_keras_serializable(package="tsnet_tf")
+class LateFusion(layers.Layer):
+  """Averages the softmax probabilities of N logit tensors; returns the log.
+
+  Input: a list of N float `[B, K]` logits. Output: float32 `[B, K]`,
+  `log(mean_i softmax(logits_i))`. Since these sum to one after `exp`, they
+  are logits in the softmax sense: `softmax(output) == mean_i softmax(l_i)`,
+  so argmax, cross-entropy and the serving graph's softmax all work unchanged.
+  """
+
+  def call(self, inputs):
+    log_probs = ops.stack(
+        [ops.log_softmax(ops.cast(x, "float32"), axis=-1) for x in inputs],
+        axis=0)
+    # log(mean p) = logsumexp(log p) - log N, stable for confident streams.
+    return ops.logsumexp(log_probs, axis=0) - math.log(len(inputs))
+
+  def compute_output_shape(self, input_shape):
+    return input_shape[0]
+
+
+def _resolve_width(backbone: str, width: Optional[int],
+                   width_multiplier: float) -> float:
+  """`width` (channels of the first stage) wins over `width_multiplier`."""
+  if width is None:
+    return width_multiplier
+  base = (backbones.LIGHT_WIDTHS[0] if backbone.lower() == "light"
+          else backbones.R3D_WIDTHS[0])
+  if width <= 0:
+    raise ValueError(f"width must be > 0 channels, got {width}")
+  return width / base
+
+
+def _head(features, num_classes, dropout_rate, weight_decay):
+  x = layers.Dropout(dropout_rate, name="dropout")(features)
+  regularizer = (keras.regularizers.L2(weight_decay / 2.0)
+                 if weight_decay else None)
+  # float32 logits so softmax/CE stay accurate under mixed precision.
+  return layers.Dense(num_classes, kernel_regularizer=regularizer,
+                      dtype="float32", name="logits")(x)
+
+
+def _check_common(num_classes, num_frames, crop_size, min_frames=1):
+  if num_classes < 1:
+    raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+  if num_frames < min_frames:
+    raise ValueError(f"num_frames must be >= {min_frames}, got {num_frames}")
+  if crop_size < 8:
+    raise ValueError(f"crop_size must be >= 8 pixels, got {crop_size}")
+
+
+def build_rgb_model(num_classes: int,
+                    num_frames: int,
+                    crop_size: int,
+                    backbone: str = "r3d18",
+                    width_multiplier: float = 1.0,
+                    width: Optional[int] = None,
+                    dropout_rate: float = 0.5,
+                    weight_decay: float = 0.0,
+                    name: str = "rgb",
+                    **backbone_kwargs) -> keras.Model:
+  """RGB clip classifier: the `rgb` baseline and the student (M3).
+
+  Args:
+    num_classes: K.
+    num_frames: T.
+    crop_size: S.
+    backbone: "r3d18" or "light" (see `backbones.apply_backbone`).
+    width_multiplier: channel multiplier of the backbone.
+    width: channels of the first stage (R3D: 64, light: 16); if given,
+      overrides `width_multiplier`.
+    dropout_rate: dropout between "features" and the logits.
+    weight_decay: L2 on kernels with gradient `weight_decay * w`; 0 to leave
+      decay to the optimizer.
+    name: model name (distinct names are needed to fuse two models).
+    **backbone_kwargs: depth, blocks_per_stage, widths, feature_dim,
+      stem_pool, forwarded to the backbone.
+
+  Returns:
+    Functional `keras.Model`: float32 `[B, T, S, S, 3]` in [0, 255] ->
+    float32 logits `[B, K]`; layer "features" gives `[B, D]`.
+  """
+  _check_common(num_classes, num_frames, crop_size)
+  clip = keras.Input((num_frames, crop_size, crop_size, 3), name="clip")
+  x = VideoNormalization(name="normalize")(clip)
+  features = backbones.apply_backbone(
+      x, backbone,
+      width_multiplier=_resolve_width(backbone, width, width_multiplier),
+      weight_decay=weight_decay, **backbone_kwargs)
+  logits = _head(features, num_classes, dropout_rate, weight_decay)
+  return keras.Model(clip, logits, name=name)
+
+
+def build_teacher(num_classes: int,
+                  num_frames: int,
+                  crop_size: int,
+                  backbone: str = "r3d18",
+                  flow_preset: str = "fast",
+                  flow_overrides: Optional[Dict[str, Any]] = None,
+                  flow_bound: float = 20.0,
+                  width_multiplier: float = 1.0,
+                  width: Optional[int] = None,
+                  dropout_rate: float = 0.5,
+                  weight_decay: float = 0.0,
+                  name: str = "flow",
+                  **backbone_kwargs) -> keras.Model:
+  """Teacher (M1 + M2), also the `flow` baseline: RGB clip -> TV-L1 -> 3D CNN.
+
+  The flow is computed inside the graph on the same (augmented) clip the
+  student sees; nothing is stored on disk.
+
+  Args:
+    num_classes, num_frames, crop_size: K, T (>= 2), S.
+    backbone, width_multiplier, width, dropout_rate, weight_decay,
+      **backbone_kwargs: as `build_rgb_model`; the backbone sees 2 channels
+      and T - 1 frames.
+    flow_preset: `tsnet_tf.layers.TVL1Flow` preset ("fast" or "accurate").
+    flow_overrides: TV-L1 parameter overrides passed to the layer.
+    flow_bound: flows are clipped to [-bound, bound] pixels, then / bound.
+    name: model name.
+
+  Returns:
+    Functional `keras.Model`: float32 `[B, T, S, S, 3]` in [0, 255] ->
+    float32 logits `[B, K]`; layer "flow" outputs `[B, T-1, S, S, 2]` pixels,
+    layer "features" `[B, D]`.
+  """
+  # Imported here so the RGB builders work while the flow layer is optional.
+  from tsnet_tf.layers import TVL1Flow  # pylint: disable=g-import-not-at-top
+
+  _check_common(num_classes, num_frames, crop_size, min_frames=2)
+  clip = keras.Input((num_frames, crop_size, crop_size, 3), name="clip")
+  # TV-L1 in float32 even under a mixed precision policy: its iterations
+  # accumulate small updates that float16 would lose.
+  flow = TVL1Flow(preset=flow_preset, dtype="float32", name="flow",
+                  **dict(flow_overrides or {}))(clip)
+  x = FlowScaling(flow_bound, name="flow_scaling")(flow)
+  features = backbones.apply_backbone(
+      x, backbone,
+      width_multiplier=_resolve_width(backbone, width, width_multiplier),
+      weight_decay=weight_decay, **backbone_kwargs)
+  logits = _head(features, num_classes, dropout_rate, weight_decay)
+  return keras.Model(clip, logits, name=name)
+
+
+def build_two_stream(rgb_model: keras.Model, flow_model: keras.Model,
+                     name: str = "twostream") -> keras.Model:
+  """Late fusion of two classifiers' softmax probabilities.
+
+  Args:
+    rgb_model: classifier on RGB clips (e.g. `build_rgb_model`).
+    flow_model: classifier on the same clips (e.g. `build_teacher`).
+    name: model name.
+
+  Returns:
+    `keras.Model`: float32 `[B, T, S, S, 3]` in [0, 255] -> float32 `[B, K]`
+    equal to `log((softmax(rgb) + softmax(flow)) / 2)`; these are logits in
+    the softmax sense (softmax gives back the mean probability). The two
+    models are nested with their weights shared, under their own names.
+  """
+  if rgb_model.name == flow_model.name:
+    raise ValueError(
+        f"both models are named {rgb_model.name!r}; give them distinct names")
+  rgb_shape = tuple(rgb_model.input_shape[1:])
+  flow_shape = tuple(flow_model.input_shape[1:])
+  if rgb_shape != flow_shape:
+    raise ValueError(
+        f"input shapes differ: rgb {rgb_shape} vs flow {flow_shape}")
+  if rgb_model.output_shape[-1] != flow_model.output_shape[-1]:
+    raise ValueError(
+        f"class counts differ: rgb {rgb_model.output_shape[-1]} vs flow "
+        f"{flow_model.output_shape[-1]}")
+  clip = keras.Input(rgb_shape, name="clip")
+  fused = LateFusion(name="late_fusion")(
+      [rgb_model(clip), flow_model(clip)])
+  return keras.Model(clip, fused, name=name)
+
+
+def feature_and_logits(model: keras.Model,
+                       feature_layer: str = "features") -> keras.Model:
+  """A model with outputs `(features [B, D], logits [B, K])`, sharing weights.
+
+  Raises:
+    ValueError: if `model` has no layer named `feature_layer`.
+  """
+  try:
+    features = model.get_layer(feature_layer).output
+  except ValueError as e:
+    raise ValueError(
+        f"model {model.name!r} has no layer named {feature_layer!r}; "
+        "build it with tsnet_tf.models builders") from e
+  return keras.Model(model.inputs, [features, model.outputs[0]],
+                     name=f"{model.name}_features_logits")
+
+
+def count_params(model: keras.Model, trainable_only: bool = False) -> int:
+  """Number of parameters (all weights, or only trainable ones)."""
+  weights = model.trainable_weights if trainable_only else model.weights
+  return int(sum(math.prod(w.shape) for w in weights))
+
+
+def _shape(tensor):
+  return tuple(tensor.shape)
+
+
+def _layer_flops(layer, input_shapes, output_shapes) -> int:
+  """FLOPs (2 per multiply-add) of one call of `layer`, batch excluded."""
+  if hasattr(layer, "compute_flops"):
+    return int(layer.compute_flops(input_shapes[0]))
+  if isinstance(layer, keras.Model):
+    return _model_flops(layer)
+  if isinstance(layer, layers.Conv3D) or isinstance(layer, layers.Conv2D) \
+      or isinstance(layer, layers.Conv1D):
+    cin = input_shapes[0][-1]
+    out = output_shapes[0]
+    macs = (math.prod(layer.kernel_size) * (cin // layer.groups)
+            * layer.filters * math.prod(out[1:-1]))
+    return 2 * macs
+  if isinstance(layer, layers.Dense):
+    shape = input_shapes[0]
+    return 2 * math.prod(shape[1:]) * layer.units
+  # Normalisation, activations, pooling, adds: elementwise, negligible next to
+  # the convolutions and not counted (as in the usual GFLOPs tables).
+  return 0
+
+
+def _model_flops(model: keras.Model) -> int:
+  total = 0
+  for layer in model.layers:
+    if isinstance(layer, keras.layers.InputLayer):
+      continue
+    for node in layer._inbound_nodes:  # pylint: disable=protected-access
+      inputs = [_shape(t) for t in node.input_tensors]
+      outputs = [_shape(t) for t in node.output_tensors]
+      if any(None in s[1:] for s in inputs + outputs):
+        raise ValueError(
+            f"layer {layer.name!r} of {model.name!r} has unknown dimensions "
+            f"{inputs} -> {outputs}; build the model with fixed T and S")
+      total += _layer_flops(layer, inputs, outputs)
+  return total
+
+
+def count_flops(model: keras.Model, input_shape=None) -> int:
+  """Analytic FLOPs per example (2 per multiply-add) of one forward pass.
+
+  Counts convolutions and dense layers from the static shapes of the
+  functional graph, recursing into nested models; a layer that defines
+  `compute_flops(input_shape)` (e.g. the TV-L1 flow layer) reports its own
+  cost. Elementwise layers are not counted.
+
+  Args:
+    model: a functional model built with fixed shapes.
+    input_shape: optional `(T, S, S, C)` or `(1, T, S, S, C)`; checked
+      against the model's input shape (the count is per example).
+
+  Returns:
+    int FLOPs for a batch of one.
+  """
+  if input_shape is not None:
+    expected = tuple(model.input_shape[1:])
+    given = tuple(input_shape)
+    if len(given) == len(expected) + 1:
+      given = given[1:]
+    if given != expected:
+      raise ValueError(
+          f"input_shape {tuple(input_shape)} does not match the model's "
+          f"input {expected}; rebuild the model for that shape")
+  return _model_flops(model)

@@ -1,0 +1,211 @@
+"""A TFLite-friendly twin of a 3D CNN: 3D convolutions and pools as 2D ops.
+
+TFLite's `CONV_3D` kernel is float32-only (so neither int8 nor dynamic-range
+quantisation shrinks or speeds it) and `MaxPool3D`/`AvgPool3D` are not
+builtins at all. `edge_model(model)` clones a functional Keras model, replacing
+
+  Conv3D        -> EdgeConv3D: the `kt` temporal taps are stacked into channels
+                   and one Conv2D runs on every output frame (exact: the kernel
+                   `[kt, kh, kw, C, O]` is reshaped to `[kh, kw, kt*C, O]`);
+  MaxPooling3D  -> EdgeMaxPooling3D: spatial 2D pool, then temporal 2D pool;
+  AveragePooling3D -> EdgeAveragePooling3D: same (separable, exact for
+                   `valid` and for TF's `same`, which excludes padding);
+  GlobalAveragePooling3D -> EdgeGlobalAveragePooling3D: reshape + 1-axis mean;
+
+with the weights copied, so the twin computes the same function (up to float
+summation order) with ops that all have int8 TFLite kernels. The twin is a
+conversion-time artefact; it is never the model users train or load.
+"""
+
+import keras
+from keras import ops
+
+
+def _same_pad(size: int, kernel: int, stride: int):
+  """TF `same` padding of one dimension: (before, after, output size)."""
+  out = -(-size // stride)
+  total = max((out - 1) * stride + kernel - size, 0)
+  return total // 2, total - total // 2, out
+
+
+def _temporal_windows(x, kernel: int, stride: int, padding: str):
+  """Stacks the temporal taps of a 1D sliding window into the channel axis.
+
+  Args:
+    x: float `[B, T, H, W, C]` with static T and C.
+    kernel: temporal window length.
+    stride: temporal stride.
+    padding: `valid` or `same` (zeros).
+
+  Returns:
+    `[B, T_out, H, W, kernel * C]`; channel block `k` holds tap `k`.
+  """
+  t = x.shape[1]
+  if padding == "same":
+    before, after, t_out = _same_pad(t, kernel, stride)
+    if before or after:
+      x = ops.pad(x, [[0, 0], [before, after], [0, 0], [0, 0], [0, 0]])
+  else:
+    t_out = (t - kernel) // stride + 1
+  if kernel == 1 and stride == 1:
+    return x
+  taps = [x[:, k:k + stride * (t_out - 1) + 1:stride] for k in range(kernel)]
+  return taps[0] if kernel == 1 else ops.concatenate(taps, axis=-1)
+
+
+def _fold_time(x):
+  """`[B, T, H, W, C]` -> `[B*T, H, W, C]` (T, H, W, C static)."""
+  return ops.reshape(x, (-1,) + tuple(x.shape[2:]))
+
+
+def _unfold_time(x, t: int):
+  """`[B*T, H, W, C]` -> `[B, T, H, W, C]`."""
+  return ops.reshape(x, (-1, t) + tuple(x.shape[1:]))
+
+
+@keras.saving.register_keras_serializable(package="tsnet_tf")
+class EdgeConv3D(keras.layers.Conv3D):
+  """`keras.layers.Conv3D` computed with one 2D convolution per output frame.
+
+  Same config and weights as `Conv3D` (a drop-in twin); only `call` differs.
+  Supports `channels_last`, groups = 1 and dilation 1 (what `edge_model`
+  checks before swapping a layer in).
+
+  Input: float32 `[B, T, H, W, C]`, static T, H, W, C.
+  Output: float32 `[B, T', H', W', filters]`, as `Conv3D`.
+  """
+
+  def call(self, inputs):
+    kt, kh, kw = self.kernel_size
+    st, sh, sw = self.strides
+    c = inputs.shape[-1]
+    x = _temporal_windows(inputs, kt, st, self.padding)
+    t_out = x.shape[1]
+    # [kt, kh, kw, C, O] -> [kh, kw, kt*C, O], tap-major like the stacked input.
+    kernel = ops.reshape(ops.transpose(self.kernel, (1, 2, 0, 3, 4)),
+                         (kh, kw, kt * c, self.filters))
+    y = ops.conv(_fold_time(x), kernel, strides=(sh, sw), padding=self.padding)
+    y = _unfold_time(y, t_out)
+    if self.use_bias:
+      y = y + self.bias
+    if self.activation is not None:
+      y = self.activation(y)
+    return y
+
+
+def _separable_pool(x, pool_size, strides, padding, pool_fn):
+  """A 3D pool as a spatial 2D pool followed by a temporal 2D pool."""
+  pt, ph, pw = pool_size
+  st, sh, sw = strides
+  t = x.shape[1]
+  if (ph, pw, sh, sw) != (1, 1, 1, 1):
+    x = _unfold_time(pool_fn(_fold_time(x), (ph, pw), (sh, sw), padding), t)
+  if (pt, st) != (1, 1):
+    _, h, w, c = x.shape[1:]
+    y = pool_fn(ops.reshape(x, (-1, t, h * w, c)), (pt, 1), (st, 1), padding)
+    x = ops.reshape(y, (-1, y.shape[1], h, w, c))
+  return x
+
+
+@keras.saving.register_keras_serializable(package="tsnet_tf")
+class EdgeMaxPooling3D(keras.layers.MaxPooling3D):
+  """`keras.layers.MaxPooling3D` as two 2D max pools (`channels_last`).
+
+  Input: float32 `[B, T, H, W, C]` (static T, H, W, C); output as MaxPooling3D.
+  """
+
+  def call(self, inputs):
+    return _separable_pool(inputs, self.pool_size, self.strides, self.padding,
+                           ops.max_pool)
+
+
+@keras.saving.register_keras_serializable(package="tsnet_tf")
+class EdgeAveragePooling3D(keras.layers.AveragePooling3D):
+  """`keras.layers.AveragePooling3D` as two 2D average pools (`channels_last`).
+
+  Input: float32 `[B, T, H, W, C]` (static T, H, W, C); output as
+  AveragePooling3D.
+  """
+
+  def call(self, inputs):
+    return _separable_pool(inputs, self.pool_size, self.strides, self.padding,
+                           ops.average_pool)
+
+
+@keras.saving.register_keras_serializable(package="tsnet_tf")
+class EdgeGlobalAveragePooling3D(keras.layers.GlobalAveragePooling3D):
+  """`GlobalAveragePooling3D` as reshape + a mean over one axis.
+
+  Input: float32 `[B, T, H, W, C]`; output `[B, C]` (or `[B, 1, 1, 1, C]`
+  with `keepdims`).
+  """
+
+  def call(self, inputs):
+    c = inputs.shape[-1]
+    y = ops.mean(ops.reshape(inputs, (-1, inputs.shape[1] * inputs.shape[2] *
+                                      inputs.shape[3], c)), axis=1)
+    return ops.reshape(y, (-1, 1, 1, 1, c)) if self.keepdims else y
+
+
+def _swappable(layer) -> bool:
+  cfg = layer.get_config()
+  if cfg.get("data_format", "channels_last") != "channels_last":
+    return False
+  if type(layer) is keras.layers.Conv3D:  # pylint: disable=unidiomatic-typecheck
+    return (tuple(cfg["dilation_rate"]) == (1, 1, 1) and cfg.get("groups", 1) == 1
+            and cfg["padding"] in ("same", "valid"))
+  return True
+
+
+_TWINS = {
+    keras.layers.Conv3D: EdgeConv3D,
+    keras.layers.MaxPooling3D: EdgeMaxPooling3D,
+    keras.layers.AveragePooling3D: EdgeAveragePooling3D,
+    keras.layers.GlobalAveragePooling3D: EdgeGlobalAveragePooling3D,
+}
+
+
+def _clone_layer(layer):
+  twin = _TWINS.get(type(layer))
+  if twin is not None and _swappable(layer):
+    return twin.from_config(layer.get_config())
+  return layer.__class__.from_config(layer.get_config())
+
+
+def edge_model(model: keras.Model) -> keras.Model:
+  """Returns the TFLite-friendly twin of a functional/sequential Keras model.
+
+  Nested functional and sequential models are cloned recursively. Layers that
+  are not swapped (including custom layers that hold Conv3D sublayers) are
+  re-created from their config; all weights are then copied in order, so the
+  twin computes the same function as `model`.
+
+  Args:
+    model: a built functional or sequential Keras model with static input
+      shape `[B, T, H, W, C]`.
+
+  Returns:
+    A new `keras.Model` with the same inputs, outputs, layer names and weights.
+  """
+  twin = keras.models.clone_model(model, clone_function=_clone_layer,
+                                  recursive=True)
+  twin.set_weights(model.get_weights())
+  return twin
+
+
+def count_swapped(model: keras.Model) -> int:
+  """Number of Edge* layers in `model` (nested models included)."""
+  n = 0
+  for layer in model._flatten_layers(include_self=False):  # pylint: disable=protected-access
+    if isinstance(layer, tuple(_TWINS.values())):
+      n += 1
+  return n
+
+
+def unswapped_3d_layers(model: keras.Model):
+  """Names of layers that still run TFLite-unfriendly 3D ops after `edge_model`."""
+  names = []
+  for layer in model._flatten_layers(include_self=False):  # pylint: disable=protected-access
+    if type(layer) in _TWINS:
+      names.append(layer.name)
+  return names

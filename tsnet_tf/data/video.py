@@ -203,7 +203,7 @@ def probe_video(path: Union[str, os.PathLike]) -> VideoInfo:
 
 def write_video(path: Union[str, os.PathLike], frames: np.ndarray,
                 fps: Union[float, fractions.Fraction], codec: str = "mpeg4",
-                quality: int = 3) -> None:
+                quality: int = 4) -> None:
   """Encodes RGB frames into an AVI file, atomically.
 
   The default codec, `mpeg4` (MPEG-4 Part 2, FourCC FMP4), is the family of
@@ -215,7 +215,7 @@ def write_video(path: Union[str, os.PathLike], frames: np.ndarray,
     frames: uint8 `[T, H, W, 3]` RGB, `T >= 1`, H and W even (4:2:0 chroma).
     fps: frame rate, e.g. 25, 30 or 30000/1001.
     codec: FFmpeg encoder name.
-    quality: fixed quantiser for `mpeg4` (1 best .. 31 worst); 3 keeps the
+    quality: fixed quantiser for `mpeg4` (1 best .. 31 worst); 4 keeps the
       fine texture that motion estimation relies on.
 
   Raises:

@@ -1,0 +1,247 @@
+"""tf.data input pipeline over the TFRecords written by tools/prepare_hmdb51.py.
+
+    ds = make_dataset(data_dir, split=1, subset="train", training=True)
+    model.fit(ds, steps_per_epoch=count_videos(data_dir, 1, "train") // 8, ...)
+
+Training (`training=True`): **infinite** (each pass reshuffles shards and
+records, then repeats), so use `steps_per_epoch`. Shards are read in parallel
+(interleave), records of the wanted (split, subset) kept by their
+`clip/split<k>` context feature (a context-only parse), shuffled, then per
+video: `sampling.train_indices` picks T consecutive frames (looping short
+videos), only those T JPEGs are decoded, and only inside the random crop window
+(`tf.io.decode_and_crop_jpeg`), resized to `crop_size`, flipped with p = 1/2.
+Batches are full (`drop_remainder=True`), prefetched with AUTOTUNE. With a
+`seed` the stream is deterministic (same batches every run); without one,
+tf.data may reorder elements for speed.
+
+Evaluation (`training=False`): one finite, ordered pass; each video gives
+`num_clips` clips spread uniformly (`sampling.eval_indices`), centre-cropped
+exactly as `preprocessing.eval_preprocess` (what the serving graph does), the
+last batch may be smaller. `return_video_index=True` adds each clip's
+`clip/video_index` (unique per video in the data directory; average clip
+predictions per index for video-level accuracy).
+
+Elements: `(clips, labels)` or `(clips, labels, video_index)`:
+  clips        float32 [B, T, S, S, 3], RGB in [0, 255] (models normalise)
+  labels       int32 [B], indices into `load_labels(data_dir)`
+  video_index  int32 [B]
+
+tf.distribute: pass `input_context` (from
+`strategy.distribute_datasets_from_function`); `batch_size` is then the global
+batch size and each input pipeline gets the per-replica batch, reading its own
+subset of the shard files (records, if there are fewer files than pipelines).
+"""
+
+import json
+import logging
+import os
+from typing import List, Optional, Sequence
+
+import tensorflow as tf
+
+from tsnet_tf.data import hmdb51
+from tsnet_tf.data import preprocessing
+from tsnet_tf.data import sampling
+from tsnet_tf.data import tfrecords
+
+log = logging.getLogger(__name__)
+
+SUBSETS = ("train", "test")
+# Records are ~1.5 MB for HMDB51 at short side 240: 64 records is ~100 MB of
+# shuffle buffer, on top of the shuffled shard order and the mixed shards.
+DEFAULT_SHUFFLE_BUFFER = 64
+_MAX_OPEN_SHARDS = 8
+
+
+def load_summary(data_dir: str) -> dict:
+  """`data_dir/summary.json` as a dict (see tfrecords.convert)."""
+  path = os.path.join(data_dir, tfrecords.SUMMARY_FILE)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(
+        f"{path!r} not found: --data_dir must be the output of tools/prepare_hmdb51.py")
+  with open(path, encoding="utf-8") as f:
+    return json.load(f)
+
+
+def load_labels(data_dir: str) -> List[str]:
+  """Class names in label order, from `data_dir/labels.txt`."""
+  path = os.path.join(data_dir, tfrecords.LABELS_FILE)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(
+        f"{path!r} not found: --data_dir must be the output of tools/prepare_hmdb51.py")
+  with open(path, encoding="utf-8") as f:
+    labels = [line.strip() for line in f if line.strip()]
+  if not labels:
+    raise ValueError(f"{path!r} lists no classes")
+  return labels
+
+
+def _check_split_subset(summary: dict, data_dir: str, split: int, subset: str) -> None:
+  if subset not in SUBSETS:
+    raise ValueError(f"subset must be one of {SUBSETS}, got {subset!r}")
+  if str(int(split)) not in summary["splits"]:
+    raise ValueError(
+        f"split {split} was not converted into {data_dir!r} (it has splits "
+        f"{sorted(int(k) for k in summary['splits'])}); re-run prepare_hmdb51 with --splits")
+
+
+def count_videos(data_dir: str, split: int, subset: str) -> int:
+  """Number of videos (records) of `subset` ("train"/"test") in official split `split`."""
+  summary = load_summary(data_dir)
+  _check_split_subset(summary, data_dir, split, subset)
+  return int(summary["splits"][str(int(split))][subset])
+
+
+def _decode_frames(encoded: tf.Tensor, window: tf.Tensor, num_frames: int) -> tf.Tensor:
+  """Decodes the `window` of T JPEGs: uint8 [T, h, w, 3].
+
+  Unrolled over the static T (cheaper than a tf.map_fn while-loop); parallelism
+  comes from the dataset map running several clips at once.
+  """
+  return tf.stack([tf.io.decode_and_crop_jpeg(encoded[t], window, channels=3)
+                   for t in range(num_frames)])
+
+
+def _frame_shape(encoded: tf.Tensor):
+  """(height, width) of the first JPEG, read from its header only."""
+  shape = tf.io.extract_jpeg_shape(encoded[0])
+  return shape[0], shape[1]
+
+
+def make_dataset(data_dir: str, split: int = 1, subset: str = "train", training: bool = True,
+                 num_frames: int = 25, crop_size: int = 224, batch_size: int = 8,
+                 num_clips: int = 1, seed: Optional[int] = None,
+                 return_video_index: bool = False,
+                 input_context: Optional[tf.distribute.InputContext] = None,
+                 frame_stride: int = 1,
+                 scale_range: Sequence[float] = preprocessing.DEFAULT_SCALE_RANGE,
+                 flip: bool = True, shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
+                 drop_remainder: Optional[bool] = None) -> tf.data.Dataset:
+  """The input pipeline (see the module doc for semantics).
+
+  Args:
+    data_dir: output of tools/prepare_hmdb51.py.
+    split: official split, 1..3 (must have been converted).
+    subset: "train" or "test": which videos of the split.
+    training: augment, shuffle, repeat forever (True) or one ordered centre-crop pass.
+    num_frames: T, frames per clip.
+    crop_size: S, output side.
+    batch_size: clips per batch (global batch size when `input_context` is given).
+    num_clips: K clips per video (evaluation only; training takes one per video visit).
+    seed: makes the stream deterministic (shuffles, sampling, crops, flips).
+    return_video_index: also yield each clip's video index (int32 [B]).
+    input_context: tf.distribute.InputContext for per-replica batching and sharding.
+    frame_stride: step between the T frames of a clip.
+    scale_range: training crop side as a fraction of the short side (scale jitter).
+    flip: random horizontal flips in training.
+    shuffle_buffer: records in the shuffle buffer (training).
+    drop_remainder: defaults to `training`.
+
+  Returns:
+    tf.data.Dataset of `(clips float32 [B,T,S,S,3], labels int32 [B][, video_index int32 [B]])`.
+
+  Raises:
+    FileNotFoundError: `data_dir` is not a converted data directory.
+    ValueError: bad split, subset or sizes.
+  """
+  summary = load_summary(data_dir)
+  _check_split_subset(summary, data_dir, split, subset)
+  for name, value in (("num_frames", num_frames), ("crop_size", crop_size),
+                      ("batch_size", batch_size), ("num_clips", num_clips),
+                      ("frame_stride", frame_stride)):
+    if int(value) < 1:
+      raise ValueError(f"{name} must be >= 1, got {value}")
+  split = int(split)
+  subset_id = hmdb51.SUBSET_IDS[subset]
+  files = tfrecords.list_shards(data_dir)
+  deterministic = (seed is not None) or not training
+  if drop_remainder is None:
+    drop_remainder = training
+
+  num_pipelines, pipeline_id = 1, 0
+  if input_context is not None:
+    batch_size = input_context.get_per_replica_batch_size(batch_size)
+    num_pipelines = input_context.num_input_pipelines
+    pipeline_id = input_context.input_pipeline_id
+  shard_files = num_pipelines > 1 and len(files) >= num_pipelines
+
+  ds = tf.data.Dataset.from_tensor_slices(files)
+  if shard_files:
+    ds = ds.shard(num_pipelines, pipeline_id)
+  if training:
+    ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+  ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), _MAX_OPEN_SHARDS),
+                     block_length=1, num_parallel_calls=tf.data.AUTOTUNE,
+                     deterministic=deterministic)
+  if num_pipelines > 1 and not shard_files:
+    log.warning("%d shard files for %d input pipelines: sharding by record", len(files),
+                num_pipelines)
+    ds = ds.shard(num_pipelines, pipeline_id)
+
+  skey = tfrecords.split_key(split)
+
+  def in_subset(serialized):
+    ctx = tfrecords.parse_sequence_example(serialized, splits=[split], with_frames=False)
+    return tf.equal(ctx[skey], subset_id)
+
+  ds = ds.filter(in_subset)
+
+  if training:
+    # Repeat after the record shuffle: an epoch is finished before the next
+    # starts, so a small dataset does not put one video twice in a batch.
+    ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
+    ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed).batch(2)))
+
+    def train_clip(serialized, clip_seed):
+      rec = tfrecords.parse_sequence_example(serialized)
+      encoded = rec[tfrecords.FRAMES_KEY]
+      sample_seed, crop_seed = tf.unstack(
+          tf.random.experimental.stateless_split(clip_seed, num=2))
+      idx = sampling.train_indices(tf.shape(encoded)[0], num_frames, sample_seed,
+                                   stride=frame_stride)
+      encoded = tf.gather(encoded, idx)
+      window_seed, flip_seed = preprocessing.train_window_and_flip_seeds(crop_seed)
+      height, width = _frame_shape(encoded)
+      window = preprocessing.random_crop_window(height, width, window_seed, scale_range)
+      frames = _decode_frames(encoded, window, num_frames)
+      clip = preprocessing.crop_and_resize(frames, tf.stack([0, 0, window[2], window[3]]),
+                                           crop_size)
+      if flip:
+        clip = preprocessing.random_flip(clip, flip_seed)
+      clip = tf.ensure_shape(clip, [num_frames, crop_size, crop_size, 3])
+      return (clip, tf.cast(rec[tfrecords.LABEL_INDEX_KEY], tf.int32),
+              tf.cast(rec[tfrecords.VIDEO_INDEX_KEY], tf.int32))
+
+    ds = ds.map(train_clip, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+  else:
+
+    def eval_clips(serialized):
+      rec = tfrecords.parse_sequence_example(serialized)
+      encoded = rec[tfrecords.FRAMES_KEY]
+      idx = sampling.eval_indices(tf.shape(encoded)[0], num_frames, num_clips,
+                                  stride=frame_stride)
+      k = tf.shape(idx)[0]
+      return (tf.gather(encoded, idx),
+              tf.fill([k], tf.cast(rec[tfrecords.LABEL_INDEX_KEY], tf.int32)),
+              tf.fill([k], tf.cast(rec[tfrecords.VIDEO_INDEX_KEY], tf.int32)))
+
+    def eval_clip(encoded, label, video_index):
+      height, width = _frame_shape(encoded)
+      window = preprocessing.centre_crop_window(height, width)
+      frames = _decode_frames(encoded, window, num_frames)
+      clip = preprocessing.crop_and_resize(frames, tf.stack([0, 0, window[2], window[3]]),
+                                           crop_size)
+      clip = tf.ensure_shape(clip, [num_frames, crop_size, crop_size, 3])
+      return clip, label, video_index
+
+    ds = ds.map(eval_clips, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.unbatch()
+    ds = ds.map(eval_clip, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+  if not return_video_index:
+    ds = ds.map(lambda clip, label, video_index: (clip, label))
+  ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+  options = tf.data.Options()
+  options.deterministic = deterministic
+  ds = ds.with_options(options)
+  return ds.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,200 @@
+"""Spatial preprocessing of clips: crop windows, crop + resize, flip. Pure TF ops.
+
+Clips are `[T, H, W, C]` or `[B, T, H, W, C]`, uint8 or float, any H and W.
+Outputs are float32 in the input's value range ([0, 255] for frames): models
+normalise inside themselves (docs/design.md), so nothing here rescales values.
+
+Geometry:
+- Evaluation (`eval_preprocess`): the centred square of side min(H, W), resized
+  to `crop_size` x `crop_size`. This is "resize the short side to `crop_size`,
+  then centre crop", done in the cheaper order (only the kept pixels are
+  resized) and without rounding the long side, so the aspect ratio is exact.
+  Used by the tf.data eval pipeline, the SavedModel serving graph and
+  tools/predict.py, so all three see identical pixels.
+- Training (`train_preprocess`): a square window whose side is a uniformly
+  random fraction in `scale_range` of the short side (scale jitter), at a
+  uniformly random position, resized to `crop_size`; then a horizontal flip with
+  probability 1/2. One window and one flip per clip: all frames move together,
+  so the motion between frames is unchanged. With frames of short side 240 and
+  `scale_range=(224/240, 224/240)` this is the paper's plain random 224 crop.
+
+Windows are int32 `[4]` = `(y, x, h, w)` in input pixels, the layout of
+`tf.io.decode_and_crop_jpeg`'s `crop_window`, so the tf.data pipeline can decode
+only the window of each JPEG and then call `crop_and_resize` on the result.
+"""
+
+from typing import Sequence, Tuple
+
+import tensorflow as tf
+
+DEFAULT_SCALE_RANGE = (0.8, 1.0)
+
+
+def centre_crop_window(height, width) -> tf.Tensor:
+  """The centred square of side min(height, width).
+
+  Args:
+    height, width: int or int scalar tensors, frame size.
+
+  Returns:
+    int32 [4] window `(y, x, size, size)`.
+  """
+  h = tf.cast(height, tf.int32)
+  w = tf.cast(width, tf.int32)
+  size = tf.minimum(h, w)
+  return tf.stack([(h - size) // 2, (w - size) // 2, size, size])
+
+
+def random_crop_window(height, width, seed: tf.Tensor,
+                       scale_range: Sequence[float] = DEFAULT_SCALE_RANGE) -> tf.Tensor:
+  """A random square window for training (scale jitter + random position).
+
+  Args:
+    height, width: int or int scalar tensors, frame size.
+    seed: int32/int64 [2] stateless-random seed.
+    scale_range: (min, max) side of the window as a fraction of min(height, width),
+      0 < min <= max <= 1.
+
+  Returns:
+    int32 [4] window `(y, x, side, side)` inside the frame, side >= 1.
+  """
+  lo, hi = _check_scale_range(scale_range)
+  h = tf.cast(height, tf.int32)
+  w = tf.cast(width, tf.int32)
+  seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=3)
+  short = tf.minimum(h, w)
+  if lo == hi:
+    scale = tf.constant(lo, tf.float32)
+  else:
+    scale = tf.random.stateless_uniform([], seed=seeds[0], minval=lo, maxval=hi)
+  side = tf.cast(tf.round(scale * tf.cast(short, tf.float32)), tf.int32)
+  side = tf.clip_by_value(side, 1, short)
+  y = tf.random.stateless_uniform([], seed=seeds[1], minval=0, maxval=h - side + 1,
+                                  dtype=tf.int32)
+  x = tf.random.stateless_uniform([], seed=seeds[2], minval=0, maxval=w - side + 1,
+                                  dtype=tf.int32)
+  return tf.stack([y, x, side, side])
+
+
+def _check_scale_range(scale_range: Sequence[float]) -> Tuple[float, float]:
+  if len(scale_range) != 2:
+    raise ValueError(f"scale_range must be (min, max), got {scale_range!r}")
+  lo, hi = float(scale_range[0]), float(scale_range[1])
+  if not 0.0 < lo <= hi <= 1.0:
+    raise ValueError(f"scale_range must satisfy 0 < min <= max <= 1, got {scale_range!r}")
+  return lo, hi
+
+
+def _as_images(clip: tf.Tensor):
+  """Flattens leading dims: [..., H, W, C] -> ([N, H, W, C], leading shape)."""
+  clip = tf.convert_to_tensor(clip)
+  rank = clip.shape.rank
+  if rank not in (4, 5):
+    raise ValueError(f"clip must be [T, H, W, C] or [B, T, H, W, C], got shape {clip.shape}")
+  shape = tf.shape(clip)
+  lead = shape[:rank - 3]
+  images = tf.reshape(clip, tf.concat([[-1], shape[rank - 3:]], axis=0))
+  return images, lead
+
+
+def crop_and_resize(clip: tf.Tensor, window: tf.Tensor, crop_size: int) -> tf.Tensor:
+  """Crops the same window from every frame and resizes it (bilinear).
+
+  Args:
+    clip: [T, H, W, C] or [B, T, H, W, C], uint8 or float.
+    window: int32 [4] `(y, x, h, w)` inside the frame; pass `(0, 0, H, W)` for a
+      clip that is already cropped (e.g. by `tf.io.decode_and_crop_jpeg`).
+    crop_size: output side S.
+
+  Returns:
+    float32 [T, S, S, C] or [B, T, S, S, C].
+  """
+  clip = tf.convert_to_tensor(clip)
+  rank = clip.shape.rank
+  images, lead = _as_images(clip)
+  window = tf.cast(window, tf.int32)
+  images = tf.slice(images, tf.stack([0, window[0], window[1], 0]),
+                    tf.stack([-1, window[2], window[3], -1]))
+  # Bilinear without antialiasing: the TFLite builtin RESIZE_BILINEAR (the
+  # serving graph uses this function too), and crops shrink by < 2x in practice.
+  images = tf.image.resize(tf.cast(images, tf.float32), [crop_size, crop_size],
+                           method="bilinear", antialias=False)
+  channels = clip.shape[-1] if clip.shape[-1] is not None else tf.shape(clip)[-1]
+  out = tf.reshape(images, tf.concat([lead, [crop_size, crop_size, channels]], axis=0))
+  if rank == 5:
+    out.set_shape([clip.shape[0], clip.shape[1], crop_size, crop_size, clip.shape[-1]])
+  else:
+    out.set_shape([clip.shape[0], crop_size, crop_size, clip.shape[-1]])
+  return out
+
+
+def random_flip(clip: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+  """Mirrors all frames of a clip left-right with probability 1/2.
+
+  Args:
+    clip: [T, H, W, C] (one decision for the whole clip).
+    seed: int32/int64 [2] stateless-random seed.
+
+  Returns:
+    The clip, same shape and dtype.
+  """
+  flip = tf.random.stateless_uniform([], seed=seed) < 0.5
+  return tf.cond(flip, lambda: tf.reverse(clip, axis=[-2]), lambda: clip)
+
+
+def train_preprocess(clip: tf.Tensor, crop_size: int, seed: tf.Tensor,
+                     scale_range: Sequence[float] = DEFAULT_SCALE_RANGE,
+                     flip: bool = True) -> tf.Tensor:
+  """Training augmentation of one clip: random scale-jittered crop, resize, flip.
+
+  Args:
+    clip: [T, H, W, C] uint8 or float (one clip; map over a batch).
+    crop_size: output side S.
+    seed: int32/int64 [2] stateless-random seed; same seed, same crop and flip.
+    scale_range: window side as a fraction of the short side, see module doc.
+    flip: whether to flip left-right with probability 1/2.
+
+  Returns:
+    float32 [T, S, S, C].
+  """
+  clip = tf.convert_to_tensor(clip)
+  if clip.shape.rank != 4:
+    raise ValueError(f"train_preprocess takes one clip [T, H, W, C], got shape {clip.shape}")
+  window_seed, flip_seed = train_window_and_flip_seeds(seed)
+  shape = tf.shape(clip)
+  window = random_crop_window(shape[1], shape[2], window_seed, scale_range)
+  out = crop_and_resize(clip, window, crop_size)
+  return random_flip(out, flip_seed) if flip else out
+
+
+def train_window_and_flip_seeds(seed: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+  """Splits a clip seed exactly as `train_preprocess` does: (window_seed, flip_seed).
+
+  The tf.data pipeline decodes only the crop window, so it draws the window
+  before decoding; using this split it gets the same window and flip as
+  `train_preprocess` would on the fully decoded clip with the same seed.
+  """
+  window_seed, flip_seed = tf.unstack(
+      tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=2))
+  return window_seed, flip_seed
+
+
+def eval_preprocess(clip: tf.Tensor, crop_size: int) -> tf.Tensor:
+  """Resize short side to `crop_size`, centre crop `crop_size` (see module doc).
+
+  Graph- and TFLite-friendly (shape arithmetic, slice, RESIZE_BILINEAR).
+
+  Args:
+    clip: [T, H, W, C] or [B, T, H, W, C], uint8 or float, any H and W.
+    crop_size: output side S.
+
+  Returns:
+    float32 [T, S, S, C] or [B, T, S, S, C].
+  """
+  clip = tf.convert_to_tensor(clip)
+  shape = tf.shape(clip)
+  rank = clip.shape.rank
+  if rank not in (4, 5):
+    raise ValueError(f"clip must be [T, H, W, C] or [B, T, H, W, C], got shape {clip.shape}")
+  window = centre_crop_window(shape[rank - 3], shape[rank - 2])
+  return crop_and_resize(clip, window, crop_size)

@@ -1,0 +1,565 @@
+"""TFRecord schema for videos, and the HMDB51 -> TFRecord conversion.
+
+Schema (one `tf.train.SequenceExample` per video; the TF Model Garden / DMVR /
+MediaSequence key names, so their loaders read our records and ours read theirs):
+
+  feature_lists:
+    image/encoded        bytes, one JPEG per frame (RGB, after resize and stride)
+  context:
+    clip/label/index     int64   class index in label order (labels.txt)
+    clip/label/text      bytes   class name
+    clip/media_id        bytes   video id "<class>/<file name>"
+    clip/video_index     int64   0..N-1, index of the video in (label, file name) order
+    clip/num_frames      int64   number of JPEG frames stored
+    image/frame_rate     float   frames per second of the stored frames
+    image/height         int64   stored frame height
+    image/width          int64   stored frame width
+    image/format         bytes   b"jpeg"
+    clip/split1..3       int64   0 unused, 1 train, 2 test in that official split
+
+Each video is decoded and encoded once, whatever the number of splits: the
+three splits differ only in `clip/split<k>`, so the pipeline reads the same
+shards for every split and keeps the records whose `clip/split<k>` is the
+subset wanted. Shards mix classes and splits (a fixed permutation of the videos),
+so every shard is a uniform sample of every (split, subset): sharding by file
+under tf.distribute stays balanced.
+
+Output directory:
+  labels.txt                               class names, one a line, label order
+  summary.json                             counts, skipped/missing/unused files, settings
+  hmdb51-SSSSS-of-NNNNN.tfrecord           shards
+  _shard_info/hmdb51-SSSSS-of-NNNNN.json   per-shard record list (for resume and summary)
+  plan.json                                inputs + settings fingerprint (resume guard)
+"""
+
+import contextlib
+import dataclasses
+import hashlib
+import io
+import json
+import logging
+import math
+import multiprocessing
+import os
+import re
+from typing import Dict, Iterator, List, Optional, Sequence
+
+import numpy as np
+
+from tsnet_tf.data import hmdb51
+from tsnet_tf.utils import io as io_utils
+
+# Schema keys.
+FRAMES_KEY = "image/encoded"
+LABEL_INDEX_KEY = "clip/label/index"
+LABEL_TEXT_KEY = "clip/label/text"
+MEDIA_ID_KEY = "clip/media_id"
+VIDEO_INDEX_KEY = "clip/video_index"
+NUM_FRAMES_KEY = "clip/num_frames"
+FRAME_RATE_KEY = "image/frame_rate"
+HEIGHT_KEY = "image/height"
+WIDTH_KEY = "image/width"
+FORMAT_KEY = "image/format"
+
+
+def split_key(split: int) -> str:
+  """Context key holding a video's subset id (0/1/2) in official split `split`."""
+  return f"clip/split{int(split)}"
+
+
+SHARD_PREFIX = "hmdb51"
+SHARD_INFO_DIR = "_shard_info"
+SUMMARY_FILE = "summary.json"
+LABELS_FILE = "labels.txt"
+PLAN_FILE = "plan.json"
+_SHARD_RE = re.compile(rf"^{SHARD_PREFIX}-(\d{{5}})-of-(\d{{5}})\.tfrecord$")
+# Shard sizes of ~100 videos keep HMDB51 at ~70 shards of ~150 MB; small
+# datasets still get several shards so both workers and file sharding have work.
+_VIDEOS_PER_SHARD = 100
+_MIN_SHARDS = 8
+# Fixed seed of the video -> shard permutation: output depends only on inputs.
+_SHARD_PERMUTATION_SEED = 0
+
+log = logging.getLogger(__name__)
+
+
+def shard_name(index: int, num_shards: int) -> str:
+  return f"{SHARD_PREFIX}-{index:05d}-of-{num_shards:05d}.tfrecord"
+
+
+def list_shards(data_dir: str) -> List[str]:
+  """Complete shard paths in `data_dir`, sorted. Raises FileNotFoundError if none."""
+  if not os.path.isdir(data_dir):
+    raise FileNotFoundError(f"data_dir {data_dir!r} is not a directory")
+  names = sorted(n for n in os.listdir(data_dir) if _SHARD_RE.match(n))
+  if not names:
+    raise FileNotFoundError(
+        f"data_dir {data_dir!r} has no {SHARD_PREFIX}-*.tfrecord shards; "
+        f"run tools/prepare_hmdb51.py first")
+  return [os.path.join(data_dir, n) for n in names]
+
+
+# ---------------------------------------------------------------------------
+# Writing and parsing records.
+
+
+def make_sequence_example(frames_jpeg: Sequence[bytes], label_index: int, label_text: str,
+                          media_id: str, video_index: int, frame_rate: float, height: int,
+                          width: int, split_ids: Dict[int, int]):
+  """Builds one video's `tf.train.SequenceExample` (schema in the module doc).
+
+  Args:
+    frames_jpeg: JPEG bytes, one per frame.
+    label_index, label_text: class index and name.
+    media_id: video id, "<class>/<file>".
+    video_index: the video's index in the data directory.
+    frame_rate: fps of the stored frames.
+    height, width: stored frame size.
+    split_ids: {split: 0|1|2}.
+
+  Returns:
+    tf.train.SequenceExample.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  def i64(v):
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v)]))
+
+  def b(v):
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v]))
+
+  ex = tf.train.SequenceExample()
+  ctx = ex.context.feature
+  ctx[LABEL_INDEX_KEY].CopyFrom(i64(label_index))
+  ctx[LABEL_TEXT_KEY].CopyFrom(b(label_text.encode("utf-8")))
+  ctx[MEDIA_ID_KEY].CopyFrom(b(media_id.encode("utf-8")))
+  ctx[VIDEO_INDEX_KEY].CopyFrom(i64(video_index))
+  ctx[NUM_FRAMES_KEY].CopyFrom(i64(len(frames_jpeg)))
+  ctx[FRAME_RATE_KEY].CopyFrom(
+      tf.train.Feature(float_list=tf.train.FloatList(value=[float(frame_rate)])))
+  ctx[HEIGHT_KEY].CopyFrom(i64(height))
+  ctx[WIDTH_KEY].CopyFrom(i64(width))
+  ctx[FORMAT_KEY].CopyFrom(b(b"jpeg"))
+  for k, v in sorted(split_ids.items()):
+    ctx[split_key(k)].CopyFrom(i64(v))
+  frames = ex.feature_lists.feature_list[FRAMES_KEY]
+  for jpeg in frames_jpeg:
+    frames.feature.add().bytes_list.value.append(jpeg)
+  return ex
+
+
+def context_features(splits: Sequence[int] = ()):
+  """`tf.io` context feature spec (every context key, plus `clip/split<k>`)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  spec = {
+      LABEL_INDEX_KEY: tf.io.FixedLenFeature([], tf.int64),
+      LABEL_TEXT_KEY: tf.io.FixedLenFeature([], tf.string, default_value=""),
+      MEDIA_ID_KEY: tf.io.FixedLenFeature([], tf.string, default_value=""),
+      VIDEO_INDEX_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=-1),
+      NUM_FRAMES_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=0),
+      FRAME_RATE_KEY: tf.io.FixedLenFeature([], tf.float32, default_value=0.0),
+      HEIGHT_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=0),
+      WIDTH_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=0),
+  }
+  for k in splits:
+    spec[split_key(k)] = tf.io.FixedLenFeature([], tf.int64, default_value=0)
+  return spec
+
+
+def parse_sequence_example(serialized, splits: Sequence[int] = (), with_frames: bool = True):
+  """Parses one serialized record.
+
+  Args:
+    serialized: string scalar tensor.
+    splits: official splits whose `clip/split<k>` to parse.
+    with_frames: also parse the JPEG feature list (False is a cheap context-only parse).
+
+  Returns:
+    dict of the context keys (int64/float32/string scalars) and, with frames,
+    `image/encoded`: string [N].
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  seq_spec = {FRAMES_KEY: tf.io.FixedLenSequenceFeature([], tf.string)} if with_frames else None
+  context, sequence = tf.io.parse_single_sequence_example(
+      serialized, context_features=context_features(splits), sequence_features=seq_spec)
+  out = dict(context)
+  if with_frames:
+    out[FRAMES_KEY] = sequence[FRAMES_KEY]
+  return out
+
+
+# ---------------------------------------------------------------------------
+# Conversion plan.
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoTask:
+  """One video to convert."""
+  path: str
+  class_name: str
+  label: int
+  file_name: str
+  video_index: int
+  split_ids: Dict[int, int]
+
+  @property
+  def media_id(self) -> str:
+    return f"{self.class_name}/{self.file_name}"
+
+
+@dataclasses.dataclass(frozen=True)
+class ConversionSettings:
+  """How frames are stored."""
+  short_side: int = 240
+  jpeg_quality: int = 90
+  frame_stride: int = 1
+
+  def validate(self) -> None:
+    if self.short_side < 0:
+      raise ValueError(f"--short_side must be >= 0 (0 keeps the size), got {self.short_side}")
+    if not 1 <= self.jpeg_quality <= 100:
+      raise ValueError(f"--jpeg_quality must be in [1, 100], got {self.jpeg_quality}")
+    if self.frame_stride < 1:
+      raise ValueError(f"--frame_stride must be >= 1, got {self.frame_stride}")
+
+
+@dataclasses.dataclass
+class Plan:
+  """Everything decided before any video is decoded."""
+  classes: List[str]
+  splits: List[int]
+  videos: List[VideoTask]
+  missing: List[Dict[str, object]]
+  unused: List[str]
+
+
+def build_plan(video_dir: str, split_dir: str, splits: Sequence[int] = hmdb51.SPLITS) -> Plan:
+  """Reads the layout and split files; every layout error is raised here, before work.
+
+  Args:
+    video_dir: class folders of videos.
+    split_dir: the `<class>_test_split<k>.txt` files.
+    splits: official splits to record.
+
+  Returns:
+    Plan: videos used (listed with id 1 or 2 in at least one of `splits` and present),
+    sorted by (label, file name) with `video_index` in that order; split lines naming
+    missing files; files present but unused by these splits.
+
+  Raises:
+    hmdb51.LayoutError: not a directory, no class folders, a missing split file, or
+      a split file for a class without a folder.
+  """
+  splits = sorted(set(int(s) for s in splits))
+  if not splits:
+    raise hmdb51.LayoutError("--splits is empty")
+  classes = hmdb51.list_class_dirs(video_dir)
+  split_entries = hmdb51.read_splits(split_dir, classes, splits)
+  videos, missing, unused = [], [], []
+  for label, cls in enumerate(classes):
+    folder = os.path.join(video_dir, cls)
+    present = sorted(n for n in os.listdir(folder)
+                     if not n.startswith(".") and os.path.isfile(os.path.join(folder, n)))
+    present_set = set(present)
+    ids: Dict[str, Dict[int, int]] = {}
+    for k in splits:
+      for e in split_entries[k][cls]:
+        if e.video not in present_set:
+          missing.append({"video": f"{cls}/{e.video}",
+                          "split_file": hmdb51.split_file_name(cls, k),
+                          "subset_id": e.subset_id})
+          continue
+        ids.setdefault(e.video, {})[k] = e.subset_id
+    for name in present:
+      split_ids = {k: ids.get(name, {}).get(k, hmdb51.UNUSED) for k in splits}
+      if not any(split_ids.values()):
+        unused.append(f"{cls}/{name}")
+        continue
+      videos.append(VideoTask(path=os.path.join(folder, name), class_name=cls, label=label,
+                              file_name=name, video_index=len(videos), split_ids=split_ids))
+  for m in missing:
+    log.warning("%s lists %s, which does not exist", m["split_file"], m["video"])
+  return Plan(classes=classes, splits=splits, videos=videos, missing=missing, unused=unused)
+
+
+def default_num_shards(num_videos: int) -> int:
+  return max(1, min(num_videos, max(_MIN_SHARDS, math.ceil(num_videos / _VIDEOS_PER_SHARD))))
+
+
+def assign_shards(num_videos: int, num_shards: int) -> List[List[int]]:
+  """Video positions per shard: a fixed permutation cut into near-equal runs."""
+  perm = np.random.default_rng(_SHARD_PERMUTATION_SEED).permutation(num_videos)
+  bounds = [s * num_videos // num_shards for s in range(num_shards + 1)]
+  return [[int(i) for i in perm[bounds[s]:bounds[s + 1]]] for s in range(num_shards)]
+
+
+def _fingerprint(plan: Plan, settings: ConversionSettings, num_shards: int) -> str:
+  h = hashlib.sha256()
+  h.update(json.dumps({"settings": dataclasses.asdict(settings), "num_shards": num_shards,
+                       "classes": plan.classes, "splits": plan.splits}, sort_keys=True).encode())
+  for v in plan.videos:
+    h.update(json.dumps([v.media_id, sorted(v.split_ids.items()),
+                         os.path.getsize(v.path)]).encode())
+  return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------
+# Workers.
+
+
+def output_size(height: int, width: int, short_side: int):
+  """(height, width) after scaling the short side to `short_side` (0: unchanged)."""
+  if short_side <= 0 or min(height, width) == short_side:
+    return height, width
+  scale = short_side / min(height, width)
+  if height <= width:
+    return short_side, max(1, int(round(width * scale)))
+  return max(1, int(round(height * scale))), short_side
+
+
+def encode_frames(frames: np.ndarray, settings: ConversionSettings):
+  """Resizes (PIL bilinear, antialiased) and JPEG-encodes frames.
+
+  Args:
+    frames: uint8 [T, H, W, 3] RGB.
+    settings: short side and JPEG quality (stride is applied by the caller).
+
+  Returns:
+    (list of JPEG bytes, height, width) of the stored frames.
+  """
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  height, width = frames.shape[1:3]
+  out_h, out_w = output_size(height, width, settings.short_side)
+  encoded = []
+  for f in frames:
+    img = Image.fromarray(f)
+    if (out_h, out_w) != (height, width):
+      img = img.resize((out_w, out_h), Image.BILINEAR)
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=settings.jpeg_quality)
+    encoded.append(buf.getvalue())
+  return encoded, out_h, out_w
+
+
+def encode_video(task: VideoTask, settings: ConversionSettings):
+  """Decodes and JPEG-encodes one video (runs in worker processes, without TF).
+
+  Returns:
+    ("ok", jpegs, info) or ("skip", reason): a bad video (empty, truncated before
+    any frame, undecodable, zero frames) is a skip with the reason, never raised.
+  """
+  from tsnet_tf.data import video  # pylint: disable=g-import-not-at-top
+  try:
+    meta = video.probe_video(task.path)
+    frames = video.read_video(task.path)
+  except video.VideoDecodeError as e:
+    return ("skip", e.reason)
+  except Exception as e:  # pylint: disable=broad-except
+    # A decoder crash on one file must not stop a multi-hour conversion.
+    return ("skip", f"{type(e).__name__}: {e}")
+  frames = frames[::settings.frame_stride]
+  jpegs, height, width = encode_frames(frames, settings)
+  return ("ok", jpegs, {"video": task.media_id, "video_index": task.video_index,
+                        "label": task.label, "num_frames": len(jpegs), "height": height,
+                        "width": width, "fps": meta.fps / settings.frame_stride,
+                        "splits": {str(k): v for k, v in sorted(task.split_ids.items())}})
+
+
+def _encode_video_star(args):
+  return encode_video(*args)
+
+
+def write_shard(output_dir: str, index: int, num_shards: int, tasks: Sequence[VideoTask],
+                results: Iterator) -> Dict[str, object]:
+  """Writes one shard from `encode_video` results (in `tasks` order), atomically.
+
+  The shard appears under its final name only when complete, after its info
+  file `_shard_info/<shard>.json`, so a complete-looking shard always has one.
+
+  Returns:
+    The shard info: {"shard", "videos": [...], "skipped": [{"video", "reason"}]}.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  name = shard_name(index, num_shards)
+  info = {"shard": name, "videos": [], "skipped": []}
+  with io_utils.atomic_write(os.path.join(output_dir, name)) as tmp:
+    with tf.io.TFRecordWriter(tmp) as writer:
+      for task in tasks:
+        result = next(results)
+        if result[0] == "skip":
+          info["skipped"].append({"video": task.media_id, "reason": result[1]})
+          continue
+        _, jpegs, vinfo = result
+        ex = make_sequence_example(jpegs, task.label, task.class_name, task.media_id,
+                                   task.video_index, vinfo["fps"], vinfo["height"],
+                                   vinfo["width"], task.split_ids)
+        writer.write(ex.SerializeToString())
+        info["videos"].append(vinfo)
+    with io_utils.atomic_write(os.path.join(output_dir, SHARD_INFO_DIR, name + ".json")) as t:
+      with open(t, "w", encoding="utf-8") as f:
+        json.dump(info, f, indent=1)
+  return info
+
+
+def _counting(results: Iterator, bar) -> Iterator:
+  for r in results:
+    bar.update(1)
+    yield r
+
+
+def _init_worker():
+  # Workers never import TF; keep its logging quiet if a dependency does.
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _shard_complete(output_dir: str, name: str) -> Optional[Dict[str, object]]:
+  info_path = os.path.join(output_dir, SHARD_INFO_DIR, name + ".json")
+  if not (os.path.isfile(os.path.join(output_dir, name)) and os.path.isfile(info_path)):
+    return None
+  try:
+    with open(info_path, encoding="utf-8") as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return None
+
+
+def _prepare_output_dir(output_dir: str, fingerprint: str, overwrite: bool) -> None:
+  """Creates `output_dir`, or checks it holds the same conversion (resume)."""
+  os.makedirs(os.path.join(output_dir, SHARD_INFO_DIR), exist_ok=True)
+  plan_path = os.path.join(output_dir, PLAN_FILE)
+  old = None
+  if os.path.isfile(plan_path):
+    with open(plan_path, encoding="utf-8") as f:
+      old = json.load(f).get("fingerprint")
+  has_shards = any(_SHARD_RE.match(n) for n in os.listdir(output_dir))
+  if (old != fingerprint and (old is not None or has_shards)) or overwrite:
+    if not overwrite:
+      raise FileExistsError(
+          f"--output_dir {output_dir!r} holds a conversion with other inputs or settings; "
+          f"use an empty directory or pass --overwrite")
+    for n in os.listdir(output_dir):
+      if _SHARD_RE.match(n) or n in (SUMMARY_FILE, LABELS_FILE, PLAN_FILE):
+        os.remove(os.path.join(output_dir, n))
+    for n in os.listdir(os.path.join(output_dir, SHARD_INFO_DIR)):
+      os.remove(os.path.join(output_dir, SHARD_INFO_DIR, n))
+  # Temporary files of a killed run.
+  for d in (output_dir, os.path.join(output_dir, SHARD_INFO_DIR)):
+    for n in os.listdir(d):
+      if n.startswith(f".{SHARD_PREFIX}-") and ".tmp-" in n:
+        os.remove(os.path.join(d, n))
+  with io_utils.atomic_write(plan_path) as t:
+    with open(t, "w", encoding="utf-8") as f:
+      json.dump({"fingerprint": fingerprint}, f)
+
+
+def convert(video_dir: str, split_dir: str, output_dir: str,
+            splits: Sequence[int] = hmdb51.SPLITS,
+            settings: ConversionSettings = ConversionSettings(),
+            num_workers: int = 2, num_shards: int = 0, overwrite: bool = False,
+            progress: bool = True) -> Dict[str, object]:
+  """Converts an HMDB51-layout directory into TFRecord shards + labels.txt + summary.json.
+
+  Re-running with the same inputs resumes: complete shards are kept, others rewritten.
+
+  Args:
+    video_dir: class folders of videos.
+    split_dir: split files.
+    output_dir: data directory to write (layout in the module doc).
+    splits: official splits to record (1, 2, 3).
+    settings: short side, JPEG quality, frame stride.
+    num_workers: processes (spawned; 1 or 0 converts in this process).
+    num_shards: number of shards; 0 picks ~100 videos per shard (at least 8).
+    overwrite: replace an output directory that holds a different conversion.
+    progress: show a tqdm progress bar.
+
+  Returns:
+    The summary dict (also written to `summary.json`).
+
+  Raises:
+    hmdb51.LayoutError: bad layout (before any work).
+    FileExistsError: `output_dir` holds another conversion and not `overwrite`.
+    ValueError: bad settings.
+  """
+  from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+  settings.validate()
+  if num_shards < 0:
+    raise ValueError(f"--num_shards must be >= 0, got {num_shards}")
+  plan = build_plan(video_dir, split_dir, splits)
+  if not plan.videos:
+    raise hmdb51.LayoutError(
+        f"no video in {video_dir!r} is listed as train or test in splits {plan.splits}")
+  num_shards = num_shards or default_num_shards(len(plan.videos))
+  num_shards = min(num_shards, len(plan.videos))
+  _prepare_output_dir(output_dir, _fingerprint(plan, settings, num_shards), overwrite)
+
+  infos, todo = {}, []
+  for s, positions in enumerate(assign_shards(len(plan.videos), num_shards)):
+    done = _shard_complete(output_dir, shard_name(s, num_shards))
+    if done is not None:
+      infos[s] = done
+    else:
+      todo.append((s, [plan.videos[i] for i in positions]))
+  if infos:
+    log.info("resuming: %d of %d shards already complete", len(infos), num_shards)
+
+  jobs = [(task, settings) for _, tasks in todo for task in tasks]
+  with tqdm(total=len(jobs), unit="video", desc="prepare_hmdb51", disable=not progress) as bar:
+    with contextlib.ExitStack() as stack:
+      if num_workers <= 1 or len(jobs) <= 1:
+        results = map(_encode_video_star, jobs)
+      else:
+        # Workers decode and encode (no TF import: fast start); this process
+        # writes records in plan order, so the output is deterministic. spawn:
+        # TF is not fork-safe once imported, and this process may have imported it.
+        pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(
+            min(num_workers, len(jobs)), initializer=_init_worker))
+        results = pool.imap(_encode_video_star, jobs, chunksize=1)
+      results = _counting(results, bar)
+      for s, tasks in todo:
+        infos[s] = write_shard(output_dir, s, num_shards, tasks, results)
+
+  summary = _summarize(plan, settings, [infos[s] for s in range(num_shards)])
+  for s in summary["skipped"]:
+    log.warning("skipped %s: %s", s["video"], s["reason"])
+  with io_utils.atomic_write(os.path.join(output_dir, LABELS_FILE)) as t:
+    with open(t, "w", encoding="utf-8") as f:
+      f.write("".join(c + "\n" for c in plan.classes))
+  with io_utils.atomic_write(os.path.join(output_dir, SUMMARY_FILE)) as t:
+    with open(t, "w", encoding="utf-8") as f:
+      json.dump(summary, f, indent=1)
+  return summary
+
+
+def _summarize(plan: Plan, settings: ConversionSettings, infos: List[Dict]) -> Dict[str, object]:
+  counts = {str(k): {"train": 0, "test": 0} for k in plan.splits}
+  listed = {str(k): {"train": 0, "test": 0} for k in plan.splits}
+  names = {hmdb51.TRAIN: "train", hmdb51.TEST: "test"}
+  for v in plan.videos:
+    for k, sid in v.split_ids.items():
+      if sid in names:
+        listed[str(k)][names[sid]] += 1
+  videos, skipped = [], []
+  for info in infos:
+    videos.extend(info["videos"])
+    skipped.extend(info["skipped"])
+  for v in videos:
+    for k, sid in v["splits"].items():
+      if sid in names:
+        counts[k][names[sid]] += 1
+  skipped.sort(key=lambda s: s["video"])
+  return {
+      "classes": plan.classes,
+      "num_classes": len(plan.classes),
+      "splits": counts,
+      "listed": listed,
+      "num_videos": len(videos),
+      "num_frames": int(sum(v["num_frames"] for v in videos)),
+      "num_skipped": len(skipped),
+      "skipped": skipped,
+      "num_missing": len(plan.missing),
+      "missing": plan.missing,
+      "num_unused": len(plan.unused),
+      "unused": plan.unused,
+      "shards": [i["shard"] for i in infos],
+      "settings": dataclasses.asdict(settings),
+  }

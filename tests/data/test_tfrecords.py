@@ -1,0 +1,244 @@
+import glob
+import json
+import os
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tsnet_tf.data import hmdb51
+from tsnet_tf.data import synthetic
+from tsnet_tf.data import tfrecords
+from tsnet_tf.data import video
+
+SETTINGS = tfrecords.ConversionSettings(short_side=0, jpeg_quality=95)
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+  root = str(tmp_path_factory.mktemp("synth") / "hmdb")
+  return synthetic.generate_dataset(
+      root, num_classes=3, videos_per_class=4, seed=0, height=32, width=40,
+      min_seconds=0.4, max_seconds=0.8, fps=(25.0,), broken=("empty", "truncated", "garbage"))
+
+
+@pytest.fixture(scope="module")
+def converted(synth, tmp_path_factory):
+  out = str(tmp_path_factory.mktemp("tfr") / "data")
+  summary = tfrecords.convert(os.path.join(synth.output_dir, "videos"),
+                              os.path.join(synth.output_dir, "splits"), out, settings=SETTINGS,
+                              num_workers=1, num_shards=3, progress=False)
+  return out, summary
+
+
+def _records(data_dir):
+  recs = []
+  for path in tfrecords.list_shards(data_dir):
+    for s in tf.data.TFRecordDataset(path):
+      r = tfrecords.parse_sequence_example(s, splits=(1, 2, 3))
+      recs.append({k: v.numpy() for k, v in r.items()})
+  return recs
+
+
+def _shard_bytes(data_dir):
+  return {os.path.basename(p): open(p, "rb").read() for p in tfrecords.list_shards(data_dir)}
+
+
+def test_sequence_example_round_trip():
+  jpegs = [tf.io.encode_jpeg(np.full((4, 6, 3), v, np.uint8)).numpy() for v in (10, 200)]
+  ex = tfrecords.make_sequence_example(jpegs, 3, "clap", "clap/a.avi", 7, 29.97, 4, 6,
+                                       {1: 1, 2: 2, 3: 0})
+  r = tfrecords.parse_sequence_example(ex.SerializeToString(), splits=(1, 2, 3))
+  assert r[tfrecords.LABEL_INDEX_KEY].numpy() == 3
+  assert r[tfrecords.LABEL_TEXT_KEY].numpy() == b"clap"
+  assert r[tfrecords.MEDIA_ID_KEY].numpy() == b"clap/a.avi"
+  assert r[tfrecords.VIDEO_INDEX_KEY].numpy() == 7
+  assert r[tfrecords.NUM_FRAMES_KEY].numpy() == 2
+  assert abs(r[tfrecords.FRAME_RATE_KEY].numpy() - 29.97) < 1e-4
+  assert (r[tfrecords.HEIGHT_KEY].numpy(), r[tfrecords.WIDTH_KEY].numpy()) == (4, 6)
+  assert [r["clip/split%d" % k].numpy() for k in (1, 2, 3)] == [1, 2, 0]
+  assert list(r[tfrecords.FRAMES_KEY].numpy()) == jpegs
+  ctx = tfrecords.parse_sequence_example(ex.SerializeToString(), with_frames=False)
+  assert tfrecords.FRAMES_KEY not in ctx
+
+
+def test_helpers():
+  assert tfrecords.output_size(240, 320, 240) == (240, 320)
+  assert tfrecords.output_size(480, 640, 240) == (240, 320)
+  assert tfrecords.output_size(320, 180, 90) == (160, 90)
+  assert tfrecords.output_size(33, 41, 0) == (33, 41)
+  parts = tfrecords.assign_shards(23, 4)
+  assert sorted(i for p in parts for i in p) == list(range(23))
+  assert [len(p) for p in parts] == [5, 6, 6, 6]
+  assert parts == tfrecords.assign_shards(23, 4)
+  assert tfrecords.default_num_shards(40) == 8
+  assert tfrecords.default_num_shards(3) == 3
+  assert tfrecords.default_num_shards(6766) == 68
+
+
+def test_counts_labels_and_skips_match_split_files(synth, converted):
+  data_dir, summary = converted
+  assert open(os.path.join(data_dir, "labels.txt")).read().split() == list(synth.classes)
+  assert summary["classes"] == sorted(summary["classes"])
+  broken = {v.path.split("/", 1)[1]: v.broken for v in synth.broken}
+  skipped = {s["video"]: s["reason"] for s in summary["skipped"]}
+  # Empty and garbage files never decode; a truncated one either keeps the frames
+  # before the cut or (cut before the first frame) is skipped.
+  assert {v for v, k in broken.items() if k in ("empty", "garbage")} <= set(skipped)
+  assert set(skipped) <= set(broken)
+  assert all(r for r in skipped.values())
+  recs = _records(data_dir)
+  assert len(recs) == summary["num_videos"] == 15 - len(skipped)
+  # Counts per split and subset: split-file entries minus skipped files.
+  for k in hmdb51.SPLITS:
+    expect = {"train": 0, "test": 0}
+    for cls in synth.classes:
+      for e in hmdb51.parse_split_file(
+          os.path.join(synth.output_dir, "splits", hmdb51.split_file_name(cls, k))):
+        if f"{cls}/{e.video}" not in skipped and e.subset_id:
+          expect["train" if e.subset_id == 1 else "test"] += 1
+    assert summary["splits"][str(k)] == expect
+    got = {"train": sum(r[f"clip/split{k}"] == 1 for r in recs),
+           "test": sum(r[f"clip/split{k}"] == 2 for r in recs)}
+    assert got == expect
+  for r in recs:
+    cls = r[tfrecords.LABEL_TEXT_KEY].decode()
+    assert synth.classes.index(cls) == r[tfrecords.LABEL_INDEX_KEY]
+    assert r[tfrecords.MEDIA_ID_KEY].decode().startswith(cls + "/")
+  assert sorted(r[tfrecords.VIDEO_INDEX_KEY] for r in recs) == sorted(
+      v["video_index"] for s in range(3) for v in json.load(open(os.path.join(
+          data_dir, "_shard_info", tfrecords.shard_name(s, 3) + ".json")))["videos"])
+
+
+def test_frames_round_trip_within_jpeg_tolerance(synth, converted):
+  data_dir, _ = converted
+  for r in _records(data_dir)[:4]:
+    media_id = r[tfrecords.MEDIA_ID_KEY].decode()
+    original = video.read_video(os.path.join(synth.output_dir, "videos", media_id))
+    frames = np.stack([tf.io.decode_jpeg(j).numpy() for j in r[tfrecords.FRAMES_KEY]])
+    assert frames.shape == original.shape
+    assert r[tfrecords.NUM_FRAMES_KEY] == len(original)
+    assert (r[tfrecords.HEIGHT_KEY], r[tfrecords.WIDTH_KEY]) == (32, 40)
+    assert abs(r[tfrecords.FRAME_RATE_KEY] - 25.0) < 1e-3
+    err = np.abs(frames.astype(np.float32) - original).mean()
+    # Reference: OpenCV's own JPEG round trip at the same quality (4:2:0 as ours).
+    ref = np.mean([np.abs(cv2.cvtColor(cv2.imdecode(cv2.imencode(
+        ".jpg", cv2.cvtColor(f, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])[1], 1),
+        cv2.COLOR_BGR2RGB).astype(np.float32) - f).mean() for f in original])
+    assert err <= 1.15 * ref + 0.25, (media_id, err, ref)
+
+
+def test_deterministic_and_parallel_gives_same_bytes(synth, converted, tmp_path):
+  data_dir, _ = converted
+  out = str(tmp_path / "par")
+  tfrecords.convert(os.path.join(synth.output_dir, "videos"),
+                    os.path.join(synth.output_dir, "splits"), out, settings=SETTINGS,
+                    num_workers=2, num_shards=3, progress=False)
+  assert _shard_bytes(out) == _shard_bytes(data_dir)
+  summary = json.load(open(os.path.join(out, "summary.json")))
+  assert summary == json.load(open(os.path.join(data_dir, "summary.json")))
+
+
+def test_resume_after_crash_keeps_complete_shards(synth, converted, tmp_path, monkeypatch):
+  data_dir, _ = converted
+  out = str(tmp_path / "crash")
+  args = (os.path.join(synth.output_dir, "videos"), os.path.join(synth.output_dir, "splits"), out)
+  real = tfrecords.encode_video
+  calls, crash_at = [], [8]
+
+  def crashing(task, settings):
+    calls.append(task.media_id)
+    if len(calls) == crash_at[0]:  # shards hold 5 videos: dies inside the second shard
+      raise KeyboardInterrupt("simulated crash")
+    return real(task, settings)
+
+  monkeypatch.setattr(tfrecords, "encode_video", crashing)
+  with pytest.raises(KeyboardInterrupt):
+    tfrecords.convert(*args, settings=SETTINGS, num_workers=1, num_shards=3, progress=False)
+  names = sorted(os.listdir(out))
+  assert tfrecords.shard_name(0, 3) in names
+  assert tfrecords.shard_name(1, 3) not in names  # never under its final name half-written
+  assert not [n for n in names if ".tmp-" in n]
+  assert "summary.json" not in names
+  first = os.stat(os.path.join(out, tfrecords.shard_name(0, 3)))
+  # A stale temp file from a killed process is cleaned up on resume.
+  open(os.path.join(out, ".hmdb51-00001-of-00003.tmp-dead.tfrecord"), "wb").write(b"xx")
+  calls.clear()
+  crash_at[0] = -1
+  tfrecords.convert(*args, settings=SETTINGS, num_workers=1, num_shards=3, progress=False)
+  assert len(calls) == 10  # only the two unfinished shards were converted
+  again = os.stat(os.path.join(out, tfrecords.shard_name(0, 3)))
+  assert (again.st_ino, again.st_mtime_ns) == (first.st_ino, first.st_mtime_ns)
+  assert _shard_bytes(out) == _shard_bytes(data_dir)
+  assert not [n for n in os.listdir(out) if ".tmp-" in n]
+
+
+def test_other_settings_in_same_dir_need_overwrite(synth, converted, tmp_path):
+  data_dir, _ = converted
+  out = str(tmp_path / "o")
+  shutil.copytree(data_dir, out)
+  args = (os.path.join(synth.output_dir, "videos"), os.path.join(synth.output_dir, "splits"), out)
+  stride2 = tfrecords.ConversionSettings(short_side=16, jpeg_quality=95, frame_stride=2)
+  with pytest.raises(FileExistsError, match="--overwrite"):
+    tfrecords.convert(*args, settings=stride2, num_workers=1, num_shards=3, progress=False)
+  summary = tfrecords.convert(*args, settings=stride2, num_workers=1, num_shards=2,
+                              overwrite=True, progress=False)
+  assert len(glob.glob(os.path.join(out, "hmdb51-*.tfrecord"))) == 2
+  recs = {r[tfrecords.MEDIA_ID_KEY]: r for r in _records(out)}
+  for r in _records(data_dir):
+    r2 = recs[r[tfrecords.MEDIA_ID_KEY]]
+    assert r2[tfrecords.NUM_FRAMES_KEY] == (r[tfrecords.NUM_FRAMES_KEY] + 1) // 2
+    assert abs(r2[tfrecords.FRAME_RATE_KEY] - 12.5) < 1e-3
+    assert (r2[tfrecords.HEIGHT_KEY], r2[tfrecords.WIDTH_KEY]) == (16, 20)
+    assert tf.io.decode_jpeg(r2[tfrecords.FRAMES_KEY][0]).shape == (16, 20, 3)
+  assert summary["settings"]["frame_stride"] == 2
+
+
+def _layout_copy(synth, tmp_path):
+  root = tmp_path / "layout"
+  shutil.copytree(synth.output_dir, root)
+  return str(root / "videos"), str(root / "splits"), str(tmp_path / "out")
+
+
+def test_missing_video_is_reported_and_unused_counted(synth, tmp_path):
+  videos, splits, out = _layout_copy(synth, tmp_path)
+  cls = synth.classes[0]
+  with open(os.path.join(splits, hmdb51.split_file_name(cls, 1)), "a") as f:
+    f.write("ghost.avi 2 \n")
+  shutil.copy(os.path.join(synth.output_dir, synth.videos[0].path),
+              os.path.join(videos, cls, "extra.avi"))
+  plan = tfrecords.build_plan(videos, splits, splits=(1,))
+  assert plan.missing == [{"video": f"{cls}/ghost.avi",
+                           "split_file": hmdb51.split_file_name(cls, 1), "subset_id": 2}]
+  assert plan.unused == [f"{cls}/extra.avi"]
+  assert plan.splits == [1]
+  assert [v.video_index for v in plan.videos] == list(range(len(plan.videos)))
+  assert [(v.label, v.file_name) for v in plan.videos] == sorted(
+      (v.label, v.file_name) for v in plan.videos)
+
+
+@pytest.mark.parametrize("damage, match", [
+    ("remove_split_file", "missing split file"),
+    ("stray_split_file", "no folder in the video directory"),
+    ("extra_class_folder", "missing split file"),
+])
+def test_layout_errors_before_any_work(synth, tmp_path, damage, match):
+  videos, splits, out = _layout_copy(synth, tmp_path)
+  if damage == "remove_split_file":
+    os.remove(os.path.join(splits, hmdb51.split_file_name(synth.classes[1], 2)))
+  elif damage == "stray_split_file":
+    open(os.path.join(splits, hmdb51.split_file_name("juggle", 1)), "w").write("a.avi 1\n")
+  else:
+    os.makedirs(os.path.join(videos, "juggle"))
+  with pytest.raises(hmdb51.LayoutError, match=match):
+    tfrecords.convert(videos, splits, out, settings=SETTINGS, num_workers=1, progress=False)
+  assert not os.path.exists(out)
+
+
+def test_bad_settings_raise():
+  with pytest.raises(ValueError, match="--jpeg_quality"):
+    tfrecords.ConversionSettings(jpeg_quality=0).validate()
+  with pytest.raises(ValueError, match="--frame_stride"):
+    tfrecords.ConversionSettings(frame_stride=0).validate()

@@ -1,0 +1,96 @@
+r"""Converts HMDB51 (official layout) into sharded TFRecords for tsnet_tf.data.pipeline.
+
+  python tools/prepare_hmdb51.py --video_dir=hmdb51_org --split_dir=testTrainMulti_7030_splits \
+      --output_dir=data/hmdb51 [--splits=1,2,3] [--short_side=240] [--jpeg_quality=90] \
+      [--frame_stride=1] [--num_workers=2] [--num_shards=0]
+
+Writes <output_dir>/hmdb51-SSSSS-of-NNNNN.tfrecord (one SequenceExample per video,
+JPEG frames in `image/encoded`, split membership in `clip/split<k>`), labels.txt
+and summary.json. Re-running the same command after an interruption resumes:
+complete shards are kept, the others rewritten. Schema: tsnet_tf/data/tfrecords.py.
+"""
+
+import logging
+import sys
+
+from absl import app
+from absl import flags
+
+from tsnet_tf.data import hmdb51
+from tsnet_tf.data import tfrecords
+
+_VIDEO_DIR = flags.DEFINE_string("video_dir", None, "Folder of class folders of videos.",
+                                 required=True)
+_SPLIT_DIR = flags.DEFINE_string("split_dir", None,
+                                 "Folder of <class>_test_split<k>.txt files.", required=True)
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Data directory to write.", required=True)
+_SPLITS = flags.DEFINE_list("splits", ["1", "2", "3"], "Official splits to record (1, 2, 3).")
+_SHORT_SIDE = flags.DEFINE_integer(
+    "short_side", 240, "Resize frames so the short side has this many pixels; 0 keeps the "
+    "size. 240 is HMDB51's own, so 224 crops need no upscaling.", lower_bound=0)
+_JPEG_QUALITY = flags.DEFINE_integer("jpeg_quality", 90, "JPEG quality of stored frames.",
+                                     lower_bound=1, upper_bound=100)
+_FRAME_STRIDE = flags.DEFINE_integer(
+    "frame_stride", 1, "Keep every k-th frame (frame-rate subsampling; fps is divided by k).",
+    lower_bound=1)
+_NUM_WORKERS = flags.DEFINE_integer(
+    "num_workers", 2, "Processes decoding and encoding videos (1: this process only).",
+    lower_bound=1)
+_NUM_SHARDS = flags.DEFINE_integer(
+    "num_shards", 0, "Number of TFRecord shards; 0 picks ~100 videos a shard, at least 8.",
+    lower_bound=0)
+_OVERWRITE = flags.DEFINE_boolean(
+    "overwrite", False, "Replace an --output_dir that holds a conversion of other inputs or "
+    "settings (the same inputs and settings resume instead).")
+
+
+def _parse_splits(values):
+  try:
+    splits = sorted({int(v) for v in values})
+  except ValueError:
+    raise app.UsageError(f"--splits must be a comma list of 1, 2, 3; got {','.join(values)!r}")
+  bad = [s for s in splits if s not in hmdb51.SPLITS]
+  if not splits or bad:
+    raise app.UsageError(f"--splits must be a comma list of 1, 2, 3; got {','.join(values)!r}")
+  return splits
+
+
+def format_summary(summary: dict) -> str:
+  """Human-readable lines: counts per split and subset, skipped and missing files."""
+  lines = [f"{summary['num_videos']} videos of {summary['num_classes']} classes in "
+           f"{len(summary['shards'])} shards ({summary['num_frames']} frames)"]
+  for k, c in sorted(summary["splits"].items()):
+    listed = summary["listed"][k]
+    lines.append(f"  split {k}: train {c['train']} (of {listed['train']} listed), "
+                 f"test {c['test']} (of {listed['test']} listed)")
+  lines.append(f"skipped {summary['num_skipped']} unreadable videos")
+  lines += [f"  {s['video']}: {s['reason']}" for s in summary["skipped"]]
+  lines.append(f"{summary['num_missing']} split-file lines name missing videos")
+  lines += [f"  {m['split_file']}: {m['video']}" for m in summary["missing"]]
+  if summary["num_unused"]:
+    lines.append(f"{summary['num_unused']} videos are in no requested split (not converted)")
+  return "\n".join(lines)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  logging.getLogger("tsnet_tf").setLevel(logging.INFO)
+  settings = tfrecords.ConversionSettings(short_side=_SHORT_SIDE.value,
+                                          jpeg_quality=_JPEG_QUALITY.value,
+                                          frame_stride=_FRAME_STRIDE.value)
+  try:
+    summary = tfrecords.convert(_VIDEO_DIR.value, _SPLIT_DIR.value, _OUTPUT_DIR.value,
+                                splits=_parse_splits(_SPLITS.value), settings=settings,
+                                num_workers=_NUM_WORKERS.value, num_shards=_NUM_SHARDS.value,
+                                overwrite=_OVERWRITE.value)
+  except (hmdb51.LayoutError, FileExistsError, ValueError) as e:
+    print(f"prepare_hmdb51: error: {e}", file=sys.stderr)
+    return 1
+  print(format_summary(summary))
+  print(f"wrote {_OUTPUT_DIR.value} (summary.json, labels.txt)")
+  return 0
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -11,7 +11,7 @@ from tsnet_tf.models.classifiers import count_params
 from tsnet_tf.models.classifiers import feature_and_logits
 from tsnet_tf.models.classifiers import FlowScaling
 from tsnet_tf.models.classifiers import LateFusion
-from tsnet_tf.models.classifiers import VideoNormalization
+from tsnet_tf.models.classifiers import video_normalization
 from tsnet_tf.models.distillation import build_distillation_model
 from tsnet_tf.models.distillation import DistillationModel
 from tsnet_tf.models.distillation import MseWarmup

@@ -21,36 +21,22 @@ KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
 KINETICS_STD = (0.22803, 0.22145, 0.216989)
 
 
-@keras.saving.register_keras_serializable(package="tsnet_tf")
-class VideoNormalization(layers.Layer):
-  """Maps pixel values in [0, 255] to `(x / 255 - mean) / std` per channel.
+def video_normalization(mean: Sequence[float] = KINETICS_MEAN,
+                        std: Sequence[float] = KINETICS_STD,
+                        name: str = "normalize") -> layers.Rescaling:
+  """A layer mapping pixels in [0, 255] to `(x / 255 - mean) / std` per channel.
 
-  Input and output: float `[..., C]`; `mean` and `std` have C entries.
+  A built-in `Rescaling` (scale `1 / (255 std)`, offset `-mean / std`), so a
+  saved RGB model needs no custom object to load, in Keras, TF Serving or
+  TFLite. Input and output: float `[..., C]`, C = len(mean).
   """
-
-  def __init__(self, mean: Sequence[float] = KINETICS_MEAN,
-               std: Sequence[float] = KINETICS_STD, **kwargs):
-    super().__init__(**kwargs)
-    if len(mean) != len(std):
-      raise ValueError(f"mean {mean} and std {std} differ in length")
-    if min(std) <= 0:
-      raise ValueError(f"std must be positive, got {std}")
-    self.mean = tuple(float(m) for m in mean)
-    self.std = tuple(float(s) for s in std)
-
-  def call(self, inputs):
-    mean = ops.convert_to_tensor(self.mean, dtype=self.compute_dtype)
-    std = ops.convert_to_tensor(self.std, dtype=self.compute_dtype)
-    inputs = ops.cast(inputs, self.compute_dtype)
-    return (inputs / 255.0 - mean) / std
-
-  def compute_output_shape(self, input_shape):
-    return input_shape
-
-  def get_config(self):
-    config = super().get_config()
-    config.update(mean=list(self.mean), std=list(self.std))
-    return config
+  if len(mean) != len(std):
+    raise ValueError(f"mean {mean} and std {std} differ in length")
+  if min(std) <= 0:
+    raise ValueError(f"std must be positive, got {std}")
+  return layers.Rescaling(
+      scale=[1.0 / (255.0 * s) for s in std],
+      offset=[-m / s for m, s in zip(mean, std)], name=name)
 
 
 @keras.saving.register_keras_serializable(package="tsnet_tf")
@@ -165,7 +151,7 @@ def build_rgb_model(num_classes: int,
   """
   _check_common(num_classes, num_frames, crop_size)
   clip = keras.Input((num_frames, crop_size, crop_size, 3), name="clip")
-  x = VideoNormalization(name="normalize")(clip)
+  x = video_normalization()(clip)
   features = backbones.apply_backbone(
       x, backbone,
       width_multiplier=_resolve_width(backbone, width, width_multiplier),
@@ -207,10 +193,10 @@ def build_teacher(num_classes: int,
     float32 logits `[B, K]`; layer "flow" outputs `[B, T-1, S, S, 2]` pixels,
     layer "features" `[B, D]`.
   """
-  # Imported here so the RGB builders work while the flow layer is optional.
+  _check_common(num_classes, num_frames, crop_size, min_frames=2)
+  # Imported here: the RGB builders need nothing from the flow package.
   from tsnet_tf.layers import TVL1Flow  # pylint: disable=g-import-not-at-top
 
-  _check_common(num_classes, num_frames, crop_size, min_frames=2)
   clip = keras.Input((num_frames, crop_size, crop_size, 3), name="clip")
   # TV-L1 in float32 even under a mixed precision policy: its iterations
   # accumulate small updates that float16 would lose.
@@ -271,7 +257,8 @@ def feature_and_logits(model: keras.Model,
     raise ValueError(
         f"model {model.name!r} has no layer named {feature_layer!r}; "
         "build it with tsnet_tf.models builders") from e
-  return keras.Model(model.inputs, [features, model.outputs[0]],
+  inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+  return keras.Model(inputs, [features, model.outputs[0]],
                      name=f"{model.name}_features_logits")
 
 

@@ -8,6 +8,8 @@ Layout: <output_dir>/videos/<class>/<name>.avi, <output_dir>/splits/
 See tsnet_tf/data/synthetic.py for the classes and how they are drawn.
 """
 
+import sys
+
 from absl import app
 from absl import flags
 import tqdm
@@ -65,10 +67,31 @@ def main(argv):
           width=_WIDTH.value, min_seconds=_MIN_SECONDS.value, max_seconds=_MAX_SECONDS.value,
           fps=_parse_fps(_FPS.value), broken=broken, overwrite=_OVERWRITE.value,
           num_workers=_NUM_WORKERS.value, progress=bar.update)
-    except (ValueError, FileExistsError) as e:
+    except ValueError as e:  # a bad flag value; the message names the flag
       raise app.UsageError(str(e))
+    except FileExistsError as e:
+      bar.close()
+      sys.exit(f"make_synthetic: error: {e}")
   print(synthetic.format_summary(summary))
 
 
+_HELP_FLAGS = ("help", "helpshort", "helpfull", "helpxml", "?")
+
+
+def run():
+  """`app.run(main)`, except that asking for help exits 0.
+
+  absl exits 1 after printing --help/--helpfull; scripts and CI that check the
+  help text should not see a failure.
+  """
+  try:
+    app.run(main)
+  except SystemExit as e:
+    asked_for_help = any(arg.lstrip("-").split("=")[0] in _HELP_FLAGS for arg in sys.argv[1:])
+    if e.code == 1 and asked_for_help:
+      sys.exit(0)
+    raise
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run()

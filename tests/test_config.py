@@ -90,3 +90,10 @@ def test_shipped_configs_resolve_for_every_stage(name):
     assert cfg.model.backbone == "r3d18"
     assert (cfg.train.learning_rate, cfg.train.momentum) == (0.1, 0.9)
     assert cfg.train.weight_decay == pytest.approx(5e-4)
+
+
+def test_bad_values_name_the_key():
+  with pytest.raises(config_lib.ConfigError, match=r"'train\.lr_schedule' must be one of"):
+    config_lib.load_config(None, "rgb", "train.lr_schedule=linear")
+  with pytest.raises(config_lib.ConfigError, match=r"'distill\.lambda' must be >= 0"):
+    config_lib.load_config(None, "student", "distill.lambda=-1")

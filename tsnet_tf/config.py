@@ -96,13 +96,19 @@ class ModelConfig:
   """Classifier architecture (see `tsnet_tf.models`).
 
   Attributes:
-    backbone: `r3d18` (the paper's 3D ResNet-18) or `light`.
-    width: channels of the first stage (R3D-18: 64).
-    dropout: dropout rate before the classification head.
+    backbone: `r3d18` (the paper's 3D ResNet, Hara et al.) or `light`.
+    depth: R3D depth (10, 18 or 34); ignored by `light`.
+    width: channels of the first stage; null = the backbone's own (R3D: 64,
+      light: 16).
+    feature_dim: if set, the pooled feature is linearly projected to this
+      size (the "features" layer that Eq. 7 compares).
+    dropout: dropout rate between "features" and the logits.
     flow: the teacher's flow layer settings.
   """
   backbone: str = "r3d18"
-  width: int = 64
+  depth: int = 18
+  width: Optional[int] = None
+  feature_dim: Optional[int] = None
   dropout: float = 0.0
   flow: FlowConfig = dataclasses.field(default_factory=FlowConfig)
 
@@ -118,16 +124,19 @@ class TrainConfig:
     learning_rate: peak learning rate, reached at the end of warm-up.
     momentum: SGD momentum.
     nesterov: Nesterov momentum.
-    weight_decay: decoupled weight decay as in Keras' optimizers: after each
-      step `w -= learning_rate * weight_decay * w` (outside the momentum
-      buffer), applied to every trainable variable.
+    weight_decay: weight decay coefficient, applied as `weight_decay_mode`.
+    weight_decay_mode: `l2` (default; as PyTorch's SGD that the paper's
+      R3D-18 protocol used): an L2 penalty on conv/dense kernels whose
+      gradient is `weight_decay * w`, so it goes through the momentum buffer.
+      `decoupled`: Keras' optimizer decay, after each step
+      `w -= learning_rate * weight_decay * w` outside the momentum buffer
+      (biases and BatchNorm parameters excluded).
     lr_schedule: `cosine`, `step` or `constant` (after warm-up).
     warmup_epochs: linear warm-up from 0 to `learning_rate` (may be fractional).
     decay_epochs: `step` schedule: epochs at which the rate is multiplied by
       `decay_rate`.
     decay_rate: `step` schedule factor.
     min_lr_ratio: `cosine` schedule: final rate / peak rate.
-    label_smoothing: cross-entropy label smoothing.
     seed: seed for weight initialisation and dropout.
     mixed_precision: train under the `mixed_float16` policy (GPU) or
       `mixed_bfloat16` (CPU); variables stay float32.
@@ -140,12 +149,12 @@ class TrainConfig:
   momentum: float = 0.9
   nesterov: bool = False
   weight_decay: float = 5e-4
+  weight_decay_mode: str = "l2"
   lr_schedule: str = "cosine"
   warmup_epochs: float = 1.0
   decay_epochs: List[int] = dataclasses.field(default_factory=list)
   decay_rate: float = 0.1
   min_lr_ratio: float = 0.0
-  label_smoothing: float = 0.0
   seed: int = 0
   mixed_precision: bool = False
   steps_per_execution: int = 1
@@ -262,6 +271,42 @@ def _from_dict(cls, d: Mapping[str, Any], prefix: str, source: str):
   return cls(**kwargs)
 
 
+# Keys with a closed set of values; checked when a config is built.
+_CHOICES = {
+    ("data", "validation_subset"): ("train", "test", "none"),
+    ("model", "flow", "preset"): ("fast", "accurate"),
+    ("train", "lr_schedule"): ("cosine", "step", "constant"),
+    ("train", "weight_decay_mode"): ("l2", "decoupled"),
+    ("eval", "subset"): ("train", "test"),
+}
+# Keys that must be >= the given minimum.
+_MINIMUM = {
+    ("data", "num_frames"): 1, ("data", "crop_size"): 8, ("data", "batch_size"): 1,
+    ("data", "eval_batch_size"): 1, ("data", "validation_clips"): 1,
+    ("train", "epochs"): 0, ("train", "steps_per_epoch"): 1, ("train", "validation_steps"): 1,
+    ("train", "learning_rate"): 0.0, ("train", "weight_decay"): 0.0,
+    ("train", "warmup_epochs"): 0.0, ("train", "steps_per_execution"): 1,
+    ("distill", "lambda_"): 0.0, ("distill", "mse_warmup_epochs"): 0,
+    ("eval", "num_clips"): 1,
+}
+
+
+def _check_values(cfg: ExperimentConfig, source: str) -> None:
+  for path, choices in _CHOICES.items():
+    value = cfg
+    for p in path:
+      value = getattr(value, p)
+    if value not in choices:
+      raise ConfigError(
+          f"{source}: '{'.'.join(path)}' must be one of {', '.join(choices)}, got {value!r}")
+  for path, minimum in _MINIMUM.items():
+    section = getattr(cfg, path[0])
+    value = getattr(section, path[1])
+    if value is not None and value < minimum:
+      key = _yaml_key(next(f for f in dataclasses.fields(section) if f.name == path[1]))
+      raise ConfigError(f"{source}: '{path[0]}.{key}' must be >= {minimum}, got {value!r}")
+
+
 def from_dict(d: Optional[Mapping[str, Any]], source: str = "<dict>") -> ExperimentConfig:
   """Builds an `ExperimentConfig` from a nested mapping (YAML keys).
 
@@ -277,6 +322,7 @@ def from_dict(d: Optional[Mapping[str, Any]], source: str = "<dict>") -> Experim
   if not isinstance(d, Mapping):
     raise ConfigError(f"{source}: a config must be a YAML mapping, got {type(d).__name__}")
   cfg = _from_dict(ExperimentConfig, d, "", source)
+  _check_values(cfg, source)
   for stage, section in cfg.stages.items():
     if stage not in STAGES:
       raise ConfigError(

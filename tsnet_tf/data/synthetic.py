@@ -58,7 +58,7 @@ DEFAULT_FPS = (25.0, 30000 / 1001, 30.0)
 _REF_HEIGHT, _REF_WIDTH = 240, 320
 _SPEED_RANGE = (1.0, 4.0)  # px/frame at the reference size
 _RADIUS_RANGE = (0.12, 0.26)  # object radius, fraction of min(H, W)
-_ZOOM_RADIUS_RANGE = (0.08, 0.28)
+_ZOOM_RADIUS_RANGE = (0.07, 0.32)
 _JITTER_AMPLITUDE = 1.0  # px at the reference size
 _NOISE_SIGMA = (1.0, 4.0)  # grey levels
 

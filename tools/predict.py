@@ -1,0 +1,38 @@
+"""Top-5 classes of a video file with an exported model.
+
+  python tools/predict.py --model=saved_models/student/1 --video=clap.avi
+  python tools/predict.py --model=student_int8.tflite --video=clap.avi
+  python tools/predict.py --model=runs/student/model.keras --video=clap.avi
+
+Any resolution or length (short videos are looped).
+"""
+
+from absl import app
+from absl import flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", None, "SavedModel version dir (or its parent), .keras or .tflite.")
+flags.DEFINE_string("video", None, "Video file to classify.")
+flags.DEFINE_string("labels", None, "Class names file (default: found next to --model).")
+flags.DEFINE_integer("top_k", 5, "How many classes to print.")
+flags.mark_flags_as_required(["model", "video"])
+
+
+def main(argv):
+  del argv
+  from tsnet_tf.data import video  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.export import predict  # pylint: disable=g-import-not-at-top
+  try:
+    predictor = predict.load_predictor(FLAGS.model, FLAGS.labels)
+    top = predict.predict_video(predictor, FLAGS.video, FLAGS.top_k)
+  except video.VideoDecodeError as e:
+    raise app.UsageError(f"--video: {e}") from e
+  except (FileNotFoundError, ValueError) as e:
+    raise app.UsageError(str(e)) from e
+  print(f"{FLAGS.video} ({predictor.kind}, T={predictor.num_frames}, S={predictor.crop_size})")
+  for rank, (name, prob) in enumerate(top, 1):
+    print(f"{rank}. {name:<24s} {prob:.4f}")
+
+
+if __name__ == "__main__":
+  app.run(main)

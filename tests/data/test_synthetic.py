@@ -280,3 +280,12 @@ def test_appearance_does_not_predict_class_but_motion_does(all_classes):
   ratios = [np.hypot(*m[:2]) / r.motion["speed_px"]
             for m, r in zip(motion, summary.videos) if r.class_name[:4] in ("move", "pan_")]
   assert 0.75 <= np.median(ratios) <= 1.25 and min(ratios) > 0.4 and max(ratios) < 1.6, ratios
+  # The names mean what they say (image axes: x right, y down; pan left -> scene moves right).
+  mean = {c: motion[labels == i].mean(0) for i, c in enumerate(synthetic.MOTION_CLASSES)}
+  u, v, curl, div = 0, 1, 3, 4
+  expected = {"move_left": (u, -1), "move_right": (u, 1), "move_up": (v, -1),
+              "move_down": (v, 1), "pan_left": (u, 1), "pan_right": (u, -1), "pan_up": (v, 1),
+              "pan_down": (v, -1), "rotate_cw": (curl, 1), "rotate_ccw": (curl, -1),
+              "zoom_in": (div, 1), "zoom_out": (div, -1)}
+  for cls, (feature, sign) in expected.items():
+    assert np.sign(mean[cls][feature]) == sign, (cls, mean[cls])

@@ -15,9 +15,10 @@ Batches are full (`drop_remainder=True`), prefetched with AUTOTUNE. With a
 tf.data may reorder elements for speed.
 
 Evaluation (`training=False`): one finite, ordered pass; each video gives
-`num_clips` clips spread uniformly (`sampling.eval_indices`), centre-cropped
-exactly as `preprocessing.eval_preprocess` (what the serving graph does), the
-last batch may be smaller. `return_video_index=True` adds each clip's
+`num_clips` clips spread uniformly (`sampling.eval_indices`), whole frames
+decoded and passed through `preprocessing.eval_preprocess` (the serving graph's
+function, so evaluation and deployment see identical pixels); the last batch may
+be smaller. `return_video_index=True` adds each clip's
 `clip/video_index` (unique per video in the data directory; average clip
 predictions per index for video-level accuracy).
 
@@ -226,11 +227,11 @@ def make_dataset(data_dir: str, split: int = 1, subset: str = "train", training:
               tf.fill([k], tf.cast(rec[tfrecords.VIDEO_INDEX_KEY], tf.int32)))
 
     def eval_clip(encoded, label, video_index):
-      height, width = _frame_shape(encoded)
-      window = preprocessing.centre_crop_window(height, width)
-      frames = _decode_frames(encoded, window, num_frames)
-      clip = preprocessing.crop_and_resize(frames, tf.stack([0, 0, window[2], window[3]]),
-                                           crop_size)
+      # Whole frames, then the serving graph's own function: evaluation sees
+      # exactly the pixels a deployed model sees. (decode_and_crop_jpeg differs
+      # at window edges that fall on JPEG block boundaries: chroma upsampling.)
+      frames = tf.stack([tf.io.decode_jpeg(encoded[t], channels=3) for t in range(num_frames)])
+      clip = preprocessing.eval_preprocess(frames, crop_size)
       clip = tf.ensure_shape(clip, [num_frames, crop_size, crop_size, 3])
       return clip, label, video_index
 

@@ -1,0 +1,143 @@
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tsnet_tf.data import pipeline
+from tsnet_tf.data import preprocessing
+from tsnet_tf.data import sampling
+from tsnet_tf.data import synthetic
+from tsnet_tf.data import tfrecords
+
+T, S = 6, 16
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+  root = str(tmp_path_factory.mktemp("synth") / "hmdb")
+  synthetic.generate_dataset(root, num_classes=3, videos_per_class=5, seed=1, height=32,
+                             width=40, min_seconds=0.2, max_seconds=0.8, fps=(25.0,),
+                             broken=("empty",))
+  out = str(tmp_path_factory.mktemp("tfr") / "data")
+  tfrecords.convert(os.path.join(root, "videos"), os.path.join(root, "splits"), out,
+                    splits=(1, 2), settings=tfrecords.ConversionSettings(short_side=0),
+                    num_workers=1, num_shards=4, progress=False)
+  records = {}
+  for path in tfrecords.list_shards(out):
+    for s in tf.data.TFRecordDataset(path):
+      r = tfrecords.parse_sequence_example(s, splits=(1, 2))
+      records[int(r[tfrecords.VIDEO_INDEX_KEY])] = {
+          "label": int(r[tfrecords.LABEL_INDEX_KEY]),
+          "split1": int(r["clip/split1"]),
+          "frames": np.stack([tf.io.decode_jpeg(j).numpy() for j in r[tfrecords.FRAMES_KEY]])}
+  return out, records
+
+
+def _take(ds, n):
+  return [tuple(x.numpy() for x in b) for b in ds.take(n)]
+
+
+def test_labels_and_counts(data):
+  out, records = data
+  assert pipeline.load_labels(out) == sorted(synthetic.MOTION_CLASSES[:3])
+  assert pipeline.count_videos(out, 1, "train") == sum(r["split1"] == 1 for r in records.values())
+  assert pipeline.count_videos(out, 1, "test") == sum(r["split1"] == 2 for r in records.values())
+  with pytest.raises(ValueError, match="split 3 was not converted"):
+    pipeline.count_videos(out, 3, "train")
+  with pytest.raises(ValueError, match="subset"):
+    pipeline.count_videos(out, 1, "val")
+  with pytest.raises(FileNotFoundError, match="prepare_hmdb51"):
+    pipeline.make_dataset(os.path.dirname(out))
+
+
+def test_train_batches_shapes_labels_and_infinite(data):
+  out, records = data
+  n_train = pipeline.count_videos(out, 1, "train")
+  ds = pipeline.make_dataset(out, 1, "train", num_frames=T, crop_size=S, batch_size=4, seed=0,
+                             return_video_index=True)
+  assert ds.element_spec[0].shape.as_list() == [4, T, S, S, 3]
+  assert ds.element_spec[0].dtype == tf.float32 and ds.element_spec[1].dtype == tf.int32
+  batches = _take(ds, 2 * n_train // 4 + 2)  # more than two epochs: it repeats
+  seen = []
+  for clips, labels, vids in batches:
+    assert clips.shape == (4, T, S, S, 3) and 0 <= clips.min() and clips.max() <= 255
+    assert clips.std() > 5  # real pixels, not a constant
+    for label, v in zip(labels, vids):
+      assert records[v]["split1"] == 1 and records[v]["label"] == label
+    seen.extend(vids)
+  # The first epoch is one pass over the training videos (repeat after shuffle).
+  assert sorted(seen[:n_train]) == sorted(v for v, r in records.items() if r["split1"] == 1)
+  assert seen[:n_train] != seen[n_train:2 * n_train]  # reshuffled each epoch
+
+
+def test_train_is_deterministic_with_seed(data):
+  out, _ = data
+  make = lambda seed: pipeline.make_dataset(out, 1, "train", num_frames=T, crop_size=S,
+                                            batch_size=3, seed=seed)
+  a, b, c = _take(make(5), 3), _take(make(5), 3), _take(make(6), 3)
+  for x, y in zip(a, b):
+    np.testing.assert_array_equal(x[0], y[0])
+    np.testing.assert_array_equal(x[1], y[1])
+  assert any(not np.array_equal(x[0], y[0]) for x, y in zip(a, c))
+
+
+def test_train_clip_is_consecutive_frames_cropped(data):
+  out, records = data
+  ds = pipeline.make_dataset(out, 1, "train", num_frames=T, crop_size=32, batch_size=1, seed=3,
+                             return_video_index=True, scale_range=(1.0, 1.0), flip=False)
+  for clips, _, vids in _take(ds, 4):
+    frames = records[int(vids[0])]["frames"].astype(np.float32)
+    n = len(frames)
+    # Full-height 32x32 window at native size: some start and some column offset.
+    # decode_and_crop_jpeg may differ from decode-then-crop in the edge column
+    # (chroma upsampling), hence a mean, not a max, tolerance.
+    found = [(s, x) for s in range(max(n - T, 0) + 1) for x in range(9)
+             if np.abs(clips[0] - frames[(s + np.arange(T)) % n, :, x:x + 32]).mean() < 0.5]
+    assert found, f"video {vids[0]}: clip is not {T} consecutive cropped frames"
+
+
+def test_eval_clips_match_eval_preprocess(data):
+  out, records = data
+  k = 3
+  ds = pipeline.make_dataset(out, 1, "test", training=False, num_frames=T, crop_size=S,
+                             batch_size=4, num_clips=k, return_video_index=True)
+  clips, labels, vids = (np.concatenate(x) for x in zip(*_take(ds, -1)))
+  test_ids = sorted(v for v, r in records.items() if r["split1"] == 2)
+  assert len(clips) == k * len(test_ids) == k * pipeline.count_videos(out, 1, "test")
+  assert sorted(set(vids)) == test_ids
+  for i in range(0, len(vids), k):  # a video's K clips come together
+    assert len(set(vids[i:i + k])) == 1
+    v = int(vids[i])
+    assert set(labels[i:i + k]) == {records[v]["label"]}
+    frames = records[v]["frames"]
+    expected = preprocessing.eval_preprocess(sampling.sample_eval_clips(frames, T, k), S).numpy()
+    np.testing.assert_allclose(clips[i:i + k], expected, atol=1e-3)
+  again = np.concatenate([b[0] for b in _take(pipeline.make_dataset(
+      out, 1, "test", training=False, num_frames=T, crop_size=S, batch_size=4, num_clips=k), -1)])
+  np.testing.assert_array_equal(again, clips)
+
+
+def test_input_context_per_replica_batch_and_file_sharding(data):
+  out, _ = data
+  got = []
+  for pid in range(2):
+    ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pid,
+                                     num_replicas_in_sync=2)
+    ds = pipeline.make_dataset(out, 1, "test", training=False, num_frames=T, crop_size=S,
+                               batch_size=4, return_video_index=True, input_context=ctx)
+    batches = _take(ds, -1)
+    assert all(b[0].shape[0] <= 2 for b in batches)
+    got.append([v for b in batches for v in b[2]])
+  assert not set(got[0]) & set(got[1])
+  assert len(got[0]) + len(got[1]) == pipeline.count_videos(out, 1, "test")
+
+
+def test_distribute_datasets_from_function(data):
+  out, _ = data
+  strategy = tf.distribute.get_strategy()
+  dist = strategy.distribute_datasets_from_function(
+      lambda ctx: pipeline.make_dataset(out, 1, "train", num_frames=T, crop_size=S,
+                                        batch_size=2, seed=0, input_context=ctx))
+  clips, labels = next(iter(dist))
+  assert clips.shape == (2, T, S, S, 3) and labels.dtype == tf.int32

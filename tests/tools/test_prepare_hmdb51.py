@@ -1,0 +1,86 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tsnet_tf.data import hmdb51
+from tsnet_tf.data import synthetic
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_TOOL = os.path.join(_ROOT, "tools", "prepare_hmdb51.py")
+
+
+def _run(*flags):
+  return subprocess.run([sys.executable, _TOOL, *flags], capture_output=True, text=True,
+                        timeout=300)
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+  root = str(tmp_path_factory.mktemp("synth") / "hmdb")
+  synthetic.generate_dataset(root, num_classes=2, videos_per_class=3, seed=2, height=32,
+                             width=40, min_seconds=0.4, max_seconds=0.6, fps=(25.0,),
+                             broken=("garbage",))
+  return root
+
+
+def test_helpfull_documents_every_flag():
+  proc = _run("--helpfull")
+  assert proc.returncode == 0, proc.stderr
+  for flag in ("--video_dir", "--split_dir", "--output_dir", "--splits", "--short_side",
+               "--jpeg_quality", "--frame_stride", "--num_workers", "--num_shards",
+               "--[no]overwrite"):
+    assert flag in proc.stdout, flag
+
+
+def test_converts_and_reports(synth, tmp_path):
+  split_dir = tmp_path / "splits"
+  split_dir.mkdir()
+  for name in os.listdir(os.path.join(synth, "splits")):
+    text = open(os.path.join(synth, "splits", name)).read()
+    if name == hmdb51.split_file_name("move_left", 1):
+      text += "ghost.avi 1 \n"
+    (split_dir / name).write_text(text)
+  out = tmp_path / "data"
+  proc = _run(f"--video_dir={synth}/videos", f"--split_dir={split_dir}", f"--output_dir={out}",
+              "--splits=1,2", "--short_side=16", "--num_workers=2", "--num_shards=2")
+  assert proc.returncode == 0, proc.stderr
+  summary = json.loads((out / "summary.json").read_text())
+  assert (out / "labels.txt").read_text().split() == ["move_left", "move_right"]
+  assert sorted(summary["splits"]) == ["1", "2"]
+  assert summary["num_videos"] == 6 and summary["num_skipped"] == 1
+  assert summary["skipped"][0]["video"].startswith("move_left/")
+  assert summary["missing"][0]["video"] == "move_left/ghost.avi"
+  assert sorted(os.listdir(out)) == ["_shard_info", "hmdb51-00000-of-00002.tfrecord",
+                                     "hmdb51-00001-of-00002.tfrecord", "labels.txt", "plan.json",
+                                     "summary.json"]
+  assert "skipped 1 unreadable videos" in proc.stdout
+  assert "move_left/ghost.avi" in proc.stdout
+  for k in ("1", "2"):
+    c = summary["splits"][k]
+    assert f"split {k}: train {c['train']}" in proc.stdout
+    assert c["train"] + c["test"] == 6
+
+
+def test_missing_split_file_is_an_error_before_work(synth, tmp_path):
+  split_dir = tmp_path / "splits"
+  split_dir.mkdir()
+  for name in os.listdir(os.path.join(synth, "splits")):
+    if name != hmdb51.split_file_name("move_right", 3):
+      (split_dir / name).write_text(open(os.path.join(synth, "splits", name)).read())
+  out = tmp_path / "data"
+  proc = _run(f"--video_dir={synth}/videos", f"--split_dir={split_dir}", f"--output_dir={out}")
+  assert proc.returncode == 1
+  assert "move_right_test_split3.txt" in proc.stderr and "missing split file" in proc.stderr
+  assert not out.exists()
+
+
+@pytest.mark.parametrize("flag, match", [("--splits=1,4", "--splits"),
+                                         ("--jpeg_quality=0", "jpeg_quality")])
+def test_bad_flags_are_clear(synth, tmp_path, flag, match):
+  proc = _run(f"--video_dir={synth}/videos", f"--split_dir={synth}/splits",
+              f"--output_dir={tmp_path / 'o'}", flag)
+  assert proc.returncode != 0
+  assert match in proc.stderr

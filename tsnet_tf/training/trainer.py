@@ -315,6 +315,15 @@ def _check_input(model: keras.Model, cfg: config_lib.ExperimentConfig, num_class
         f"{what} has {model.output_shape[-1]} classes but the data directory has {num_classes}")
 
 
+def _uncompiled(model: keras.Model) -> keras.Model:
+  """The same layers and weights in a new, uncompiled functional model.
+
+  Saving it leaves the optimizer (and our schedule class) out of the
+  `.keras` file, so it loads anywhere `tsnet_tf.models` is importable.
+  """
+  return keras.Model(model.inputs, model.outputs, name=model.name)
+
+
 @dataclasses.dataclass
 class _Stage:
   model: keras.Model  # what `fit` trains
@@ -329,10 +338,10 @@ def _build_stage(cfg, stage, num_classes, teacher_dir, rgb_dir, flow_dir) -> _St
   classifier_compile = dict(loss=ce, metrics=["accuracy"])
   if stage == "rgb":
     model = build_rgb(cfg, num_classes, "rgb")
-    return _Stage(model, lambda: model, [], classifier_compile)
+    return _Stage(model, lambda: _uncompiled(model), [], classifier_compile)
   if stage == "teacher":
     model = build_flow(cfg, num_classes, "flow")
-    return _Stage(model, lambda: model, [], classifier_compile)
+    return _Stage(model, lambda: _uncompiled(model), [], classifier_compile)
   if stage == "student":
     teacher = _load_classifier(teacher_dir, "--teacher_dir")
     _check_input(teacher, cfg, num_classes, f"the teacher in {teacher_dir!r}")
@@ -359,7 +368,7 @@ def _build_stage(cfg, stage, num_classes, teacher_dir, rgb_dir, flow_dir) -> _St
       rgb = build_rgb(cfg, num_classes, "rgb")
       flow = build_flow(cfg, num_classes, "flow")
     model = models.build_two_stream(rgb, flow, name="twostream")
-    return _Stage(model, lambda: model, [], classifier_compile)
+    return _Stage(model, lambda: _uncompiled(model), [], classifier_compile)
   raise TrainingError(f"unknown stage {stage!r}")
 
 

@@ -1,0 +1,77 @@
+"""Evaluates a trained model: clip- and video-level accuracy, per class, confusion matrix.
+
+  python tools/evaluate.py --model_dir=runs/student --data_dir=data/synth \
+      [--split=1] [--num_clips=10] [--checkpoint=best.keras]
+  # Two-stream late fusion of separately trained networks at evaluation:
+  python tools/evaluate.py --model_dir=runs/rgb --fuse_with=runs/teacher \
+      --output_dir=runs/fused --data_dir=data/synth
+
+Writes <output_dir or model_dir>/eval.json (top-level clip_accuracy and
+video_accuracy, fractions in [0, 1], plus per-class accuracy and the
+confusion matrix) and confusion_matrix.png. Video level = mean of the K clips'
+softmax per video.
+"""
+
+import sys
+
+from absl import app
+from absl import flags
+
+_MODEL_DIR = flags.DEFINE_string("model_dir", None, "Training output directory.",
+                                 required=True)
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "Output of tools/prepare_hmdb51.py.",
+                                required=True)
+_SPLIT = flags.DEFINE_integer("split", 1, "Official split (1-3).", lower_bound=1,
+                              upper_bound=3)
+_NUM_CLIPS = flags.DEFINE_integer(
+    "num_clips", None, "Clips per video (K); default: eval.num_clips of the model's "
+    "config.yaml, else 10.", lower_bound=1)
+_SUBSET = flags.DEFINE_enum("subset", "test", ["test", "train"], "Subset to evaluate.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Clips per batch.", lower_bound=1)
+_CHECKPOINT = flags.DEFINE_enum("checkpoint", "model.keras", ["model.keras", "best.keras"],
+                                "Final model or the best on validation.")
+_FUSE_WITH = flags.DEFINE_list(
+    "fuse_with", [], "More model dirs whose softmax is averaged with --model_dir's per clip "
+    "(late fusion).")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None,
+                                  "Where eval.json and the PNG go (default: --model_dir).")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  from tsnet_tf.training import evaluation  # pylint: disable=g-import-not-at-top
+  try:
+    result = evaluation.evaluate(
+        _MODEL_DIR.value, _DATA_DIR.value, split=_SPLIT.value, num_clips=_NUM_CLIPS.value,
+        subset=_SUBSET.value, batch_size=_BATCH_SIZE.value, checkpoint=_CHECKPOINT.value,
+        fuse_dirs=_FUSE_WITH.value, output_dir=_OUTPUT_DIR.value)
+  except evaluation.EvaluationError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  print(f"split {result['split']} {result['subset']}: {result['num_videos']} videos, "
+        f"{result['clips_per_video']} clips each")
+  print(f"clip accuracy  {result['clip_accuracy']:.4f}")
+  print(f"video accuracy {result['video_accuracy']:.4f}")
+  width = max(len(n) for n in result["per_class_accuracy"])
+  for name, acc in result["per_class_accuracy"].items():
+    print(f"  {name:<{width}}  {'n/a' if acc is None else f'{acc:.3f}'}")
+  return 0
+
+
+_HELP_FLAGS = ("help", "helpshort", "helpfull", "helpxml", "?")
+
+
+def run():
+  """`app.run(main)`, except that asking for help exits 0 (absl exits 1)."""
+  try:
+    app.run(main)
+  except SystemExit as e:
+    asked_for_help = any(arg.lstrip("-").split("=")[0] in _HELP_FLAGS for arg in sys.argv[1:])
+    if e.code == 1 and asked_for_help:
+      sys.exit(0)
+    raise
+
+
+if __name__ == "__main__":
+  run()

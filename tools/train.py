@@ -1,0 +1,101 @@
+"""Trains one stage of the teacher-student pipeline (or a baseline).
+
+  python tools/train.py --config=configs/synthetic.yaml --stage=teacher \
+      --model_dir=runs/teacher --data_dir=data/synth [--split=1]
+  python tools/train.py --config=configs/synthetic.yaml --stage=student \
+      --model_dir=runs/student --data_dir=data/synth --teacher_dir=runs/teacher
+  python tools/train.py --config=configs/synthetic.yaml --stage=twostream \
+      --model_dir=runs/twostream --data_dir=data/synth \
+      --rgb_dir=runs/rgb --flow_dir=runs/teacher
+
+Stages: teacher (alias flow), student, rgb, twostream. Re-running the same
+command after the process was killed resumes from the last completed epoch.
+Outputs in --model_dir: config.yaml, labels.txt, model.keras, best.keras,
+history.json, training_curves.png, logs/ (TensorBoard), backup/ (while
+training). See docs/training.md.
+"""
+
+import os
+import sys
+
+from absl import app
+from absl import flags
+
+_CONFIG = flags.DEFINE_string("config", None, "YAML config (e.g. configs/synthetic.yaml); "
+                              "omit for the built-in defaults.")
+_PARAMS_OVERRIDE = flags.DEFINE_string(
+    "params_override", "", "Overrides applied last: `a.b=1,c.d=x`, a YAML mapping string, or "
+    "a YAML file; `stages.<stage>.…` keys are allowed.")
+_STAGE = flags.DEFINE_enum("stage", None, ["teacher", "flow", "student", "rgb", "twostream",
+                                           "two_stream"],
+                           "What to train; flow = teacher.", required=True)
+_MODEL_DIR = flags.DEFINE_string("model_dir", None, "Output directory.", required=True)
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "Output of tools/prepare_hmdb51.py.",
+                                required=True)
+_SPLIT = flags.DEFINE_integer("split", 1, "Official split (1-3).", lower_bound=1,
+                              upper_bound=3)
+_TEACHER_DIR = flags.DEFINE_string("teacher_dir", None,
+                                   "student: --model_dir of the trained teacher.")
+_RGB_DIR = flags.DEFINE_string("rgb_dir", None, "twostream: --model_dir of a trained rgb model.")
+_FLOW_DIR = flags.DEFINE_string("flow_dir", None,
+                                "twostream: --model_dir of a trained teacher (flow) model.")
+_STRATEGY = flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
+                              "tf.distribute strategy; multi_worker reads TF_CONFIG.")
+_MIXED_PRECISION = flags.DEFINE_boolean(
+    "mixed_precision", None, "Mixed precision (float16 on GPU, bfloat16 on CPU); "
+    "default: the config's train.mixed_precision.")
+_LOGICAL_CPUS = flags.DEFINE_integer(
+    "logical_cpus", 0, "Split the CPU into N logical devices (to try --strategy=mirrored "
+    "without GPUs); 0 = leave as is.", lower_bound=0)
+_VERBOSE = flags.DEFINE_enum("verbose", "auto", ["auto", "0", "1", "2"],
+                             "Keras progress output: 1 = progress bar, 2 = one line per epoch.")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  # Imported here so --helpfull and flag errors do not pay for TensorFlow.
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tsnet_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.training import trainer  # pylint: disable=g-import-not-at-top
+
+  if _LOGICAL_CPUS.value:
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * _LOGICAL_CPUS.value)
+  try:
+    # The strategy first: multi-worker collectives must be set up before other ops.
+    strategy = trainer.make_strategy(_STRATEGY.value)
+    cfg = config_lib.load_config(_CONFIG.value, _STAGE.value, _PARAMS_OVERRIDE.value)
+    verbose = _VERBOSE.value if _VERBOSE.value == "auto" else int(_VERBOSE.value)
+    result = trainer.train(cfg, _STAGE.value, _MODEL_DIR.value, _DATA_DIR.value,
+                           split=_SPLIT.value, teacher_dir=_TEACHER_DIR.value,
+                           rgb_dir=_RGB_DIR.value, flow_dir=_FLOW_DIR.value,
+                           strategy=strategy, mixed_precision=_MIXED_PRECISION.value,
+                           verbose=verbose)
+  except (config_lib.ConfigError, trainer.TrainingError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  best = "n/a" if result.best_value is None else f"{result.best_value:.4f}"
+  print(f"{result.stage}: {os.path.join(result.model_dir, trainer.MODEL_FILE)} "
+        f"(best {result.best_metric} {best} at epoch "
+        f"{'n/a' if result.best_epoch is None else result.best_epoch + 1})")
+  return 0
+
+
+_HELP_FLAGS = ("help", "helpshort", "helpfull", "helpxml", "?")
+
+
+def run():
+  """`app.run(main)`, except that asking for help exits 0 (absl exits 1)."""
+  try:
+    app.run(main)
+  except SystemExit as e:
+    asked_for_help = any(arg.lstrip("-").split("=")[0] in _HELP_FLAGS for arg in sys.argv[1:])
+    if e.code == 1 and asked_for_help:
+      sys.exit(0)
+    raise
+
+
+if __name__ == "__main__":
+  run()

@@ -50,7 +50,6 @@ def test_generates_dataset_and_reports_broken_files(tmp_path):
     (["--num_classes=13"], "num_classes"),
     (["--broken=empty,bogus"], "bogus"),
     (["--fps=fast"], "--fps"),
-    (["--height=33"], "even"),
 ])
 def test_bad_flags_fail_with_a_clear_error(tmp_path, flags, message):
   proc = _run(f"--output_dir={tmp_path / 'ds'}", *flags)

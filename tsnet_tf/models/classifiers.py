@@ -8,6 +8,7 @@ All classifiers take float32 RGB clips `[B, T, S, S, 3]` with values in
 """
 
 import math
+import warnings
 from typing import Any, Dict, Optional, Sequence
 
 import keras
@@ -288,6 +289,10 @@ def _layer_flops(layer, input_shapes, output_shapes) -> int:
   if isinstance(layer, layers.Dense):
     shape = input_shapes[0]
     return 2 * math.prod(shape[1:]) * layer.units
+  if type(layer).__name__ == "TVL1Flow":
+    warnings.warn(
+        f"layer {layer.name!r} defines no compute_flops(input_shape); its "
+        "TV-L1 cost is not in the count")
   # Normalisation, activations, pooling, adds: elementwise, negligible next to
   # the convolutions and not counted (as in the usual GFLOPs tables).
   return 0

@@ -77,6 +77,13 @@ class DistillationModel(keras.Model):
     self.distill_tracker = keras.metrics.Mean(name="distill_loss")
     self.accuracy_metric = keras.metrics.SparseCategoricalAccuracy(
         name="accuracy")
+    # Everything is built above (sub-models are functional, the projection
+    # explicitly), so Keras need not trace a symbolic build.
+    self.built = True
+
+  def build(self, input_shape=None):
+    del input_shape  # built in __init__
+    self.built = True
 
   @property
   def metrics(self):

@@ -1,1 +1,5 @@
-"""tsnet_tf.layers."""
+"""tsnet_tf.layers: Keras layers of the teacher and student models."""
+
+from tsnet_tf.layers.tvl1_flow import TVL1Flow
+
+__all__ = ["TVL1Flow"]

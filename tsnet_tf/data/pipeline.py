@@ -205,10 +205,9 @@ def make_dataset(data_dir: str, split: int = 1, subset: str = "train", training:
       height, width = _frame_shape(encoded)
       window = preprocessing.random_crop_window(height, width, window_seed, scale_range)
       frames = _decode_frames(encoded, window, num_frames)
-      clip = preprocessing.crop_and_resize(frames, tf.stack([0, 0, window[2], window[3]]),
-                                           crop_size)
-      if flip:
-        clip = preprocessing.random_flip(clip, flip_seed)
+      if flip:  # uint8 window: a quarter of the bytes of the float32 clip
+        frames = preprocessing.random_flip(frames, flip_seed)
+      clip = preprocessing.resize_window(frames, crop_size)
       clip = tf.ensure_shape(clip, [num_frames, crop_size, crop_size, 3])
       return (clip, tf.cast(rec[tfrecords.LABEL_INDEX_KEY], tf.int32),
               tf.cast(rec[tfrecords.VIDEO_INDEX_KEY], tf.int32))

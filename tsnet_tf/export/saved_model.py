@@ -121,7 +121,10 @@ class ServingModule(tf.Module):
         shape[1:4], message="frames must have T, H and W >= 1")]):
       frames = tf.identity(frames)
     clip = resample_frames(frames, self.num_frames)
-    clip = preprocessing.eval_preprocess(clip, self.crop_size)
+    # One clip at a time: eval_preprocess's documented [T, H, W, C] form.
+    clip = tf.map_fn(lambda c: preprocessing.eval_preprocess(c, self.crop_size), clip,
+                     fn_output_signature=tf.TensorSpec(
+                         [self.num_frames, self.crop_size, self.crop_size, 3], tf.float32))
     probabilities, _ = self._probabilities(clip)
     return {"probabilities": probabilities,
             "class_ids": top_k_ids(probabilities, TOP_K)}

@@ -1,0 +1,37 @@
+"""Shared fixtures: a tiny student trained on generated videos, and its export."""
+
+import os
+import sys
+
+import pytest
+
+# --import-mode=importlib: lets test files import the helpers and the test double.
+sys.path.insert(0, os.path.dirname(__file__))
+
+import deploy_data  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tsnet_tf.export import saved_model as sm  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory):
+  """(video_dir, data_dir) of the generated dataset."""
+  return deploy_data.write_dataset(str(tmp_path_factory.mktemp("deploy_data")))
+
+
+@pytest.fixture(scope="session")
+def trained(dataset):
+  """A light student trained for a few dozen steps."""
+  return deploy_data.train_student(dataset[1])
+
+
+@pytest.fixture(scope="session")
+def eval_clips(dataset):
+  """float32 [N, T, S, S, 3] evaluation clips (test videos, 3 clips each)."""
+  return deploy_data.load_clips(dataset[1], "test", num_clips=3)[0]
+
+
+@pytest.fixture(scope="session")
+def export_dir(trained, tmp_path_factory):
+  """The trained student exported as saved_models/student/1."""
+  path = str(tmp_path_factory.mktemp("saved_models") / "student" / "1")
+  return sm.export_saved_model(trained, list(deploy_data.CLASSES), path)

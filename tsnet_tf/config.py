@@ -141,6 +141,8 @@ class TrainConfig:
     mixed_precision: train under the `mixed_float16` policy (GPU) or
       `mixed_bfloat16` (CPU); variables stay float32.
     steps_per_execution: batches per compiled call (speed on accelerators).
+    run_eagerly: run the train/test steps eagerly, without tf.function
+      (debugging; for a handful of steps it also skips the tracing cost).
   """
   epochs: int = 10
   steps_per_epoch: Optional[int] = None
@@ -158,6 +160,7 @@ class TrainConfig:
   seed: int = 0
   mixed_precision: bool = False
   steps_per_execution: int = 1
+  run_eagerly: bool = False
 
 
 @dataclasses.dataclass

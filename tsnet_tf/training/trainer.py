@@ -321,7 +321,7 @@ def _uncompiled(model: keras.Model) -> keras.Model:
   Saving it leaves the optimizer (and our schedule class) out of the
   `.keras` file, so it loads anywhere `tsnet_tf.models` is importable.
   """
-  return keras.Model(model.inputs, model.outputs, name=model.name)
+  return keras.Model(model.input, model.output, name=model.name)
 
 
 @dataclasses.dataclass
@@ -639,6 +639,7 @@ def train(config: config_lib.ExperimentConfig,
       model = built.model
       model.compile(optimizer=make_optimizer(cfg.train, steps_per_epoch),
                     steps_per_execution=cfg.train.steps_per_execution,
+                    run_eagerly=cfg.train.run_eagerly,
                     **built.compile_kwargs)
 
     data_kwargs = dict(data_dir=data_dir, split=split, num_frames=cfg.data.num_frames,

@@ -1,0 +1,138 @@
+"""Tests for tsnet_tf/training/trainer.py: every stage on tiny shapes, resume, errors."""
+
+import json
+import math
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from tsnet_tf.training import trainer
+
+OUTPUTS = ("config.yaml", "labels.txt", "model.keras", "best.keras", "best.json",
+           "history.json", "training_curves.png")
+
+
+def _tiny_config(stage, extra=""):
+  # conftest's helper (conftest modules are not importable by name here).
+  import importlib.util
+  here = os.path.dirname(os.path.abspath(__file__))
+  spec = importlib.util.spec_from_file_location("training_conftest",
+                                                os.path.join(here, "conftest.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.tiny_config(stage, extra)
+
+
+def test_warmup_cosine_and_step_schedules_match_hand_computation():
+  cosine = trainer.WarmupDecay(peak=0.1, total_steps=10, warmup_steps=2, decay="cosine")
+  # Warm-up: linear, reaching the peak at the end of step warmup_steps - 1.
+  assert float(cosine(0)) == pytest.approx(0.05)
+  assert float(cosine(1)) == pytest.approx(0.1)
+  for s in (2, 5, 9):
+    p = (s - 2) / 8
+    assert float(cosine(s)) == pytest.approx(0.05 * (1 + math.cos(math.pi * p)), rel=1e-5)
+  step = trainer.WarmupDecay(peak=0.1, total_steps=10, warmup_steps=0, decay="step",
+                             boundaries=[3, 6], decay_rate=0.1)
+  assert [round(float(step(s)), 6) for s in (0, 2, 3, 5, 6, 9)] == [0.1, 0.1, 0.01, 0.01,
+                                                                    0.001, 0.001]
+  again = trainer.WarmupDecay.from_config(cosine.get_config())
+  assert float(again(5)) == pytest.approx(float(cosine(5)))
+
+
+def test_bad_directories_give_clear_errors(data_dir, tmp_path):
+  cfg = _tiny_config("rgb")
+  with pytest.raises(trainer.TrainingError, match="--data_dir .*missing.* is not a directory"):
+    trainer.train(cfg, "rgb", str(tmp_path / "m"), str(tmp_path / "missing"))
+  empty = tmp_path / "empty"
+  empty.mkdir()
+  with pytest.raises(trainer.TrainingError, match=r"empty.*not found.*prepare_hmdb51"):
+    trainer.train(cfg, "rgb", str(tmp_path / "m"), str(empty))
+  with pytest.raises(trainer.TrainingError, match="--teacher_dir is required"):
+    trainer.train(_tiny_config("student"), "student", str(tmp_path / "m"), data_dir)
+  with pytest.raises(trainer.TrainingError, match="--teacher_dir .* has no model.keras"):
+    trainer.train(_tiny_config("student"), "student", str(tmp_path / "m"), data_dir,
+                  teacher_dir=str(empty))
+
+
+def test_teacher_stage_writes_every_output(teacher_dir):
+  for name in OUTPUTS:
+    assert os.path.isfile(os.path.join(teacher_dir, name)), name
+  assert os.listdir(os.path.join(teacher_dir, "logs", "train"))
+  # Training completed: the resume state is gone.
+  assert not os.path.exists(os.path.join(teacher_dir, "backup"))
+  model = keras.saving.load_model(os.path.join(teacher_dir, "model.keras"))
+  assert model.get_layer("flow") is not None
+  assert model.output_shape == (None, 2)
+  with open(os.path.join(teacher_dir, "labels.txt")) as f:
+    assert f.read().split() == ["move_left", "move_right"]
+
+
+def test_resume_after_kill_continues_from_the_last_epoch(rgb_run):
+  model_dir, info = rgb_run
+  # The kill came in epoch 1 (0-based): epoch 0 was backed up and logged.
+  assert "latest.weights.h5" in info["backup_after_kill"]
+  assert info["history_after_kill"]["epoch"] == [0]
+  # The re-run restored epoch 0's state and went on with epoch 1.
+  assert info["first_epoch"] == 1
+  assert info["iterations_at_start"] == 1  # one step per epoch
+  with open(os.path.join(model_dir, "history.json")) as f:
+    history = json.load(f)
+  assert history["epoch"] == [0, 1]
+  assert all(np.isfinite(history["loss"]))
+  for name in OUTPUTS:
+    assert os.path.isfile(os.path.join(model_dir, name)), name
+  assert not os.path.exists(os.path.join(model_dir, "backup"))
+
+
+def test_student_trains_against_a_frozen_teacher(teacher_dir, data_dir, tmp_path):
+  teacher_file = keras.saving.load_model(os.path.join(teacher_dir, "model.keras"))
+  before = [w.numpy().copy() for w in teacher_file.weights]
+  seen = {}
+
+  class Probe(keras.callbacks.Callback):
+
+    def on_epoch_end(self, epoch, logs=None):
+      seen.setdefault("ce_weight", []).append(float(self.model.ce_weight.numpy()))
+
+    def on_train_end(self, logs=None):
+      seen["teacher"] = [w.numpy().copy() for w in self.model.teacher.weights]
+      seen["student_changed"] = not all(
+          np.array_equal(a, b) for a, b in zip(seen["student_before"],
+                                               [w.numpy() for w in self.model.student.weights]))
+
+    def on_train_begin(self, logs=None):
+      seen["student_before"] = [w.numpy().copy() for w in self.model.student.weights]
+
+  model_dir = str(tmp_path / "student")
+  cfg = _tiny_config("student", "train.epochs=2,train.steps_per_epoch=1,data.validation_subset=none,"
+                     "distill.mse_warmup_epochs=1,distill.lambda=0.5")
+  result = trainer.train(cfg, "student", model_dir, data_dir, teacher_dir=teacher_dir,
+                         verbose=0, callbacks=[Probe()])
+  # MSE-only warm-up epoch, then CE + lambda * MSE.
+  assert seen["ce_weight"] == [0.0, 1.0]
+  assert seen["student_changed"]
+  assert len(seen["teacher"]) == len(before)
+  for a, b in zip(before, seen["teacher"]):
+    np.testing.assert_array_equal(a, b)
+  assert {"ce_loss", "distill_loss", "accuracy"} <= set(result.history)
+  # model.keras is the student alone: RGB in, logits out, no flow layer.
+  student = keras.saving.load_model(os.path.join(model_dir, "model.keras"))
+  assert "flow" not in [layer.name for layer in student.layers]
+  assert student.get_layer("features") is not None
+  assert student.input_shape == (None, 4, 16, 16, 3)
+
+
+def test_twostream_fuses_trained_streams(rgb_run, teacher_dir, data_dir, tmp_path):
+  rgb_dir, _ = rgb_run
+  model_dir = str(tmp_path / "twostream")
+  result = trainer.train(_tiny_config("twostream", "train.epochs=0"), "twostream", model_dir,
+                         data_dir, rgb_dir=rgb_dir, flow_dir=teacher_dir, verbose=0)
+  assert 0.0 <= result.history["val_accuracy"][0] <= 1.0
+  fused = keras.saving.load_model(os.path.join(model_dir, "model.keras"))
+  rgb = keras.saving.load_model(os.path.join(rgb_dir, "model.keras"))
+  flow = keras.saving.load_model(os.path.join(teacher_dir, "model.keras"))
+  clips = np.random.default_rng(0).uniform(0, 255, (2, 4, 16, 16, 3)).astype("float32")
+  expected = (keras.ops.softmax(rgb(clips)) + keras.ops.softmax(flow(clips))) / 2
+  np.testing.assert_allclose(keras.ops.softmax(fused(clips)), expected, atol=1e-5)

@@ -1,0 +1,102 @@
+"""TFLite: edge twin == Keras, fp32/fp16/int8 top-1 agreement, representative data, runner."""
+
+import os
+
+import numpy as np
+import pytest
+
+from tsnet_tf.export import edge
+from tsnet_tf.export import tflite as tfl
+
+from deploy_data import CLASSES, S, T  # pylint: disable=g-bad-import-order
+
+
+def test_edge_twin_matches_keras_and_swaps_every_3d_layer(trained, eval_clips):
+  twin = edge.edge_model(trained)
+  assert edge.unswapped_3d_layers(twin) == []
+  assert edge.count_swapped(twin) > 0
+  x = eval_clips[:4]
+  np.testing.assert_allclose(twin(x).numpy(), trained(x).numpy(), atol=1e-4)
+
+
+def test_edge_pools_match_3d_pools():
+  import keras  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(2, 5, 7, 6, 3)).astype(np.float32)
+  for cls, twin in ((keras.layers.MaxPooling3D, edge.EdgeMaxPooling3D),
+                    (keras.layers.AveragePooling3D, edge.EdgeAveragePooling3D)):
+    for kwargs in ({"pool_size": (2, 3, 3), "strides": (2, 2, 2), "padding": "same"},
+                   {"pool_size": (3, 2, 2), "strides": (1, 2, 1), "padding": "valid"}):
+      ref = cls(**kwargs)(x).numpy()
+      np.testing.assert_allclose(twin(**kwargs)(x).numpy(), ref, atol=1e-5)
+  conv = keras.layers.Conv3D(4, (3, 3, 2), strides=(2, 1, 2), padding="same")
+  ref = conv(x).numpy()
+  twin = edge.EdgeConv3D.from_config(conv.get_config())
+  twin.build(x.shape)
+  twin.set_weights(conv.get_weights())
+  np.testing.assert_allclose(twin(x).numpy(), ref, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def converted(export_dir, dataset, tmp_path_factory):
+  out = tmp_path_factory.mktemp("tflite")
+  infos = {}
+  for q in ("none", "float16", "int8"):
+    infos[q] = tfl.convert_saved_model(export_dir, str(out / f"student_{q}.tflite"), q,
+                                       data_dir=dataset[1], num_calibration_clips=24)
+  return infos
+
+
+def test_files_labels_and_int8_is_full_integer(converted):
+  for q, info in converted.items():
+    assert info["quantize"] == q  # int8 did not fall back to dynamic range
+    assert os.path.getsize(info["output"]) == info["bytes"]
+    with open(info["labels"]) as f:
+      assert f.read().split() == list(CLASSES)
+  runner = tfl.TFLiteRunner(converted["int8"]["output"])
+  assert runner.input_dtype == np.uint8 and runner.input_shape == (1, T, S, S, 3)
+  assert converted["float16"]["bytes"] < 0.7 * converted["none"]["bytes"]
+  assert converted["int8"]["bytes"] < 0.5 * converted["none"]["bytes"]
+
+
+def test_top1_agreement_with_keras(converted, trained, eval_clips):
+  ref = trained(eval_clips).numpy().argmax(-1)
+  assert len(ref) >= 60 and len(set(ref)) == len(CLASSES)  # a meaningful evaluation set
+  agreement = {}
+  for q, info in converted.items():
+    got = tfl.TFLiteRunner(info["output"])(eval_clips)
+    agreement[q] = float((got["logits"].argmax(-1) == ref).mean())
+    np.testing.assert_allclose(got["probabilities"].sum(-1), 1.0, atol=0.02)
+  assert agreement["none"] >= 0.99, agreement
+  assert agreement["float16"] >= 0.99, agreement
+  assert agreement["int8"] >= 0.95, agreement
+
+
+def test_fp32_matches_keras_probabilities(converted, trained, eval_clips):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  got = tfl.TFLiteRunner(converted["none"]["output"])(eval_clips[:8])["probabilities"]
+  np.testing.assert_allclose(got, tf.nn.softmax(trained(eval_clips[:8])).numpy(), atol=1e-4)
+
+
+def test_representative_dataset_comes_from_tfrecords(dataset):
+  gen = tfl.representative_dataset(dataset[1], T, S, num_clips=5)
+  clips = [c for (c,) in gen()]
+  assert len(clips) == 5
+  assert all(c.shape == (1, T, S, S, 3) and c.dtype == np.float32 for c in clips)
+  assert 0 <= min(c.min() for c in clips) and max(c.max() for c in clips) <= 255
+
+
+def test_bad_inputs(export_dir, tmp_path, converted):
+  with pytest.raises(ValueError, match="needs --data_dir"):
+    tfl.convert_saved_model(export_dir, str(tmp_path / "x.tflite"), "int8")
+  with pytest.raises(ValueError, match="must end in .tflite"):
+    tfl.convert_saved_model(export_dir, str(tmp_path / "x.bin"))
+  with pytest.raises(FileNotFoundError, match="neither a SavedModel"):
+    tfl.convert_saved_model(str(tmp_path / "missing"), str(tmp_path / "x.tflite"))
+  bad = tmp_path / "garbage.tflite"
+  bad.write_bytes(b"not a flatbuffer")
+  with pytest.raises(ValueError, match="garbage.tflite"):
+    tfl.TFLiteRunner(str(bad))
+  runner = tfl.TFLiteRunner(converted["none"]["output"])
+  with pytest.raises(ValueError, match="does not match"):
+    runner(np.zeros((1, T, S + 1, S, 3), np.float32))

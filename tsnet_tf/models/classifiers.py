@@ -300,10 +300,14 @@ def _layer_flops(layer, input_shapes, output_shapes) -> int:
 
 def _model_flops(model: keras.Model) -> int:
   total = 0
-  for layer in model.layers:
-    if isinstance(layer, keras.layers.InputLayer):
-      continue
-    for node in layer._inbound_nodes:  # pylint: disable=protected-access
+  # Only this graph's nodes: a layer or nested model shared with other
+  # models has inbound nodes in those graphs too.
+  nodes_by_depth = model._nodes_by_depth  # pylint: disable=protected-access
+  for nodes in nodes_by_depth.values():
+    for node in nodes:
+      layer = node.operation
+      if isinstance(layer, keras.layers.InputLayer):
+        continue
       inputs = [_shape(t) for t in node.input_tensors]
       outputs = [_shape(t) for t in node.output_tensors]
       if any(None in s[1:] for s in inputs + outputs):

@@ -1,0 +1,60 @@
+"""predict: the same top-5 from a SavedModel dir, a .keras and a .tflite file; bad files."""
+
+import os
+
+import numpy as np
+import pytest
+
+from tsnet_tf.data import video
+from tsnet_tf.export import predict
+from tsnet_tf.export import tflite as tfl
+
+from deploy_data import CLASSES, T  # pylint: disable=g-bad-import-order
+
+
+@pytest.fixture(scope="module")
+def short_video(tmp_path_factory):
+  """A 3-frame 50x70 video (shorter than T: looped)."""
+  rng = np.random.default_rng(5)
+  frames = np.clip(np.array([60, 60, 200]) + rng.normal(0, 30, (3, 50, 70, 3)), 0, 255)
+  path = str(tmp_path_factory.mktemp("videos") / "short.avi")
+  video.write_video(path, frames.astype(np.uint8), fps=25)
+  return path
+
+
+def test_same_answer_from_every_artifact(export_dir, short_video, tmp_path):
+  sm_pred = predict.load_predictor(os.path.dirname(export_dir))  # parent: latest version
+  assert sm_pred.kind == "saved_model" and sm_pred.num_frames == T
+  assert sm_pred.labels == list(CLASSES)
+  top_sm = predict.predict_video(sm_pred, short_video)
+  assert len(top_sm) == len(CLASSES) and abs(sum(p for _, p in top_sm) - 1) < 1e-4
+  keras_pred = predict.load_predictor(os.path.join(export_dir, "model.keras"))
+  top_keras = predict.predict_video(keras_pred, short_video)
+  assert [n for n, _ in top_keras] == [n for n, _ in top_sm]
+  np.testing.assert_allclose([p for _, p in top_keras], [p for _, p in top_sm], atol=1e-5)
+  out = str(tmp_path / "s.tflite")
+  tfl.convert_saved_model(export_dir, out)
+  top_lite = predict.predict_video(predict.load_predictor(out), short_video)
+  assert top_lite[0][0] == top_sm[0][0]
+  np.testing.assert_allclose([p for _, p in top_lite], [p for _, p in top_sm], atol=1e-4)
+
+
+def test_video_clip_loops_short_videos(short_video):
+  clip = predict.video_clip(short_video, T)
+  assert clip.shape == (T, 50, 70, 3) and clip.dtype == np.uint8
+  np.testing.assert_array_equal(clip[3], clip[0])
+
+
+def test_clear_errors(tmp_path, export_dir):
+  bad = tmp_path / "broken.avi"
+  bad.write_bytes(b"\x00" * 100)
+  with pytest.raises(video.VideoDecodeError, match="broken.avi"):
+    predict.video_clip(str(bad), T)
+  with pytest.raises(FileNotFoundError, match="does not exist"):
+    predict.load_predictor(str(tmp_path / "missing.tflite"))
+  with pytest.raises(FileNotFoundError, match="without a SavedModel"):
+    predict.load_predictor(str(tmp_path))
+  other = tmp_path / "model.onnx"
+  other.write_bytes(b"x")
+  with pytest.raises(ValueError, match="expected a SavedModel"):
+    predict.load_predictor(str(other))

@@ -79,7 +79,8 @@ def main(argv):
   best = "n/a" if result.best_value is None else f"{result.best_value:.4f}"
   print(f"{result.stage}: {os.path.join(result.model_dir, trainer.MODEL_FILE)} "
         f"(best {result.best_metric} {best} at epoch "
-        f"{'n/a' if result.best_epoch is None else result.best_epoch + 1})")
+        f"{'n/a' if result.best_epoch is None else result.best_epoch + 1}; "
+        f"{result.num_replicas} replica(s))")
   return 0
 
 

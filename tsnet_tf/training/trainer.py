@@ -529,6 +529,7 @@ class TrainResult:
     best_value: its best value (None if no epoch was run).
     best_epoch: 0-based epoch of the best value.
     model: the final classifier (the student alone for `student`).
+    num_replicas: replicas the batch was split over (all workers).
   """
   model_dir: str
   stage: str
@@ -537,6 +538,7 @@ class TrainResult:
   best_value: Optional[float]
   best_epoch: Optional[int]
   model: keras.Model
+  num_replicas: int = 1
 
 
 def _mixed_policy() -> str:
@@ -701,4 +703,5 @@ def train(config: config_lib.ExperimentConfig,
 
   return TrainResult(model_dir=model_dir, stage=stage, history=history_cb.history,
                      best_metric=monitor, best_value=best_cb.best,
-                     best_epoch=best_cb.best_epoch, model=final)
+                     best_epoch=best_cb.best_epoch, model=final,
+                     num_replicas=strategy.num_replicas_in_sync)

@@ -35,4 +35,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  from tsnet_tf.utils import cli  # pylint: disable=g-import-not-at-top
+  cli.run(main)

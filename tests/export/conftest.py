@@ -35,3 +35,13 @@ def export_dir(trained, tmp_path_factory):
   """The trained student exported as saved_models/student/1."""
   path = str(tmp_path_factory.mktemp("saved_models") / "student" / "1")
   return sm.export_saved_model(trained, list(deploy_data.CLASSES), path)
+
+
+@pytest.fixture(scope="session")
+def converted(export_dir, dataset, tmp_path_factory):
+  """{quantize: convert_saved_model info} for none, float16 and int8 (calibrated on the TFRecords)."""
+  from tsnet_tf.export import tflite as tfl  # pylint: disable=g-import-not-at-top
+  out = tmp_path_factory.mktemp("tflite")
+  return {q: tfl.convert_saved_model(export_dir, str(out / f"student_{q}.tflite"), q,
+                                     data_dir=dataset[1], num_calibration_clips=24)
+          for q in ("none", "float16", "int8")}

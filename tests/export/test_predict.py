@@ -7,7 +7,6 @@ import pytest
 
 from tsnet_tf.data import video
 from tsnet_tf.export import predict
-from tsnet_tf.export import tflite as tfl
 
 from deploy_data import CLASSES, T  # pylint: disable=g-bad-import-order
 
@@ -22,7 +21,7 @@ def short_video(tmp_path_factory):
   return path
 
 
-def test_same_answer_from_every_artifact(export_dir, short_video, tmp_path):
+def test_same_answer_from_every_artifact(export_dir, converted, short_video):
   sm_pred = predict.load_predictor(os.path.dirname(export_dir))  # parent: latest version
   assert sm_pred.kind == "saved_model" and sm_pred.num_frames == T
   assert sm_pred.labels == list(CLASSES)
@@ -32,8 +31,7 @@ def test_same_answer_from_every_artifact(export_dir, short_video, tmp_path):
   top_keras = predict.predict_video(keras_pred, short_video)
   assert [n for n, _ in top_keras] == [n for n, _ in top_sm]
   np.testing.assert_allclose([p for _, p in top_keras], [p for _, p in top_sm], atol=1e-5)
-  out = str(tmp_path / "s.tflite")
-  tfl.convert_saved_model(export_dir, out)
+  out = converted["none"]["output"]
   top_lite = predict.predict_video(predict.load_predictor(out), short_video)
   assert top_lite[0][0] == top_sm[0][0]
   np.testing.assert_allclose([p for _, p in top_lite], [p for _, p in top_sm], atol=1e-4)

@@ -101,6 +101,7 @@ def test_keras_file_loads_in_fresh_process(export_dir):
   assert f"(None, {T}, {S}, {S}, 3) (None, {len(CLASSES)})" in out.stdout
 
 
+@pytest.mark.slow
 def test_saved_model_cli_shows_signature(export_dir):
   cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
   if not os.path.exists(cli):

@@ -37,16 +37,6 @@ def test_edge_pools_match_3d_pools():
   np.testing.assert_allclose(twin(x).numpy(), ref, atol=1e-5)
 
 
-@pytest.fixture(scope="module")
-def converted(export_dir, dataset, tmp_path_factory):
-  out = tmp_path_factory.mktemp("tflite")
-  infos = {}
-  for q in ("none", "float16", "int8"):
-    infos[q] = tfl.convert_saved_model(export_dir, str(out / f"student_{q}.tflite"), q,
-                                       data_dir=dataset[1], num_calibration_clips=24)
-  return infos
-
-
 def test_files_labels_and_int8_is_full_integer(converted):
   for q, info in converted.items():
     assert info["quantize"] == q  # int8 did not fall back to dynamic range
@@ -100,3 +90,17 @@ def test_bad_inputs(export_dir, tmp_path, converted):
   runner = tfl.TFLiteRunner(converted["none"]["output"])
   with pytest.raises(ValueError, match="does not match"):
     runner(np.zeros((1, T, S + 1, S, 3), np.float32))
+
+
+@pytest.mark.slow
+def test_flow_layer_converts_and_matches_keras():
+  from tsnet_tf.layers import TVL1Flow  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  base = rng.uniform(0, 255, (3, 24, 24, 3)).astype(np.float32)
+  clip = np.stack([np.roll(base[0], k, axis=1) for k in range(3)])[None]
+  runner = tfl.TFLiteRunner(tfl.convert_flow_layer(3, 24, 24, preset="fast"))
+  assert runner.input_shape == (1, 3, 24, 24, 3)
+  got = runner(clip)["flow"]
+  ref = TVL1Flow(preset="fast")(clip).numpy()
+  assert got.shape == (1, 2, 24, 24, 2)
+  np.testing.assert_allclose(got, ref, atol=1e-3)

@@ -1,0 +1,94 @@
+"""tools/export.py, convert_tflite.py, predict.py, serve_client.py as a user runs them."""
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from tsnet_tf.data import video
+from tsnet_tf.models import build_rgb_model
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+T, S = 4, 16
+CLASSES = ("catch", "hug")
+
+
+def _run(tool, *args, ok=True):
+  proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", tool), *args],
+                        capture_output=True, text=True, timeout=300, cwd=ROOT,
+                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  if ok:
+    assert proc.returncode == 0, proc.stderr[-2000:]
+  else:
+    assert proc.returncode != 0, proc.stdout
+  return proc
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+  """A training-style output directory with an (untrained) tiny student."""
+  path = tmp_path_factory.mktemp("run")
+  keras.utils.set_random_seed(0)
+  build_rgb_model(len(CLASSES), T, S, backbone="light", width=4).save(str(path / "model.keras"))
+  (path / "labels.txt").write_text("\n".join(CLASSES) + "\n")
+  return str(path)
+
+
+@pytest.fixture(scope="module")
+def clip_file(tmp_path_factory):
+  path = str(tmp_path_factory.mktemp("v") / "a.avi")
+  video.write_video(path, np.random.default_rng(0).integers(0, 255, (6, 24, 30, 3), np.uint8),
+                    fps=25)
+  return path
+
+
+def _check_top(out):
+  lines = [l for l in out.splitlines() if l[:2] in ("1.", "2.")]
+  assert len(lines) == 2 and {l.split()[1] for l in lines} == set(CLASSES), out
+
+
+@pytest.fixture(scope="module")
+def export_dir(model_dir, tmp_path_factory):
+  path = str(tmp_path_factory.mktemp("saved_models") / "student" / "1")
+  _run("export.py", f"--model_dir={model_dir}", f"--export_dir={path}")
+  return path
+
+
+@pytest.mark.slow
+def test_export_refuses_overwrite_and_predict(export_dir, model_dir, clip_file):
+  assert os.path.isfile(os.path.join(export_dir, "assets", "labels.txt"))
+  refused = _run("export.py", f"--model_dir={model_dir}", f"--export_dir={export_dir}", ok=False)
+  assert "already exists" in refused.stderr and "--overwrite" in refused.stderr
+  _check_top(_run("predict.py", f"--model={export_dir}", f"--video={clip_file}").stdout)
+
+
+@pytest.mark.slow
+def test_convert_and_predict_tflite(export_dir, clip_file, tmp_path):
+  tflite = str(tmp_path / "student.tflite")
+  _run("convert_tflite.py", f"--saved_model={export_dir}", f"--output={tflite}",
+       "--quantize=float16")
+  _check_top(_run("predict.py", f"--model={tflite}", f"--video={clip_file}").stdout)
+
+
+@pytest.mark.slow
+def test_clear_errors(model_dir, clip_file, tmp_path):
+  bad = _run("export.py", f"--model_dir={model_dir}",
+             f"--export_dir={tmp_path / 'student' / 'latest'}", ok=False)
+  assert "numeric version" in bad.stderr
+  broken = tmp_path / "broken.avi"
+  broken.write_bytes(b"garbage")
+  out = _run("predict.py", f"--model={model_dir}/model.keras", f"--video={broken}", ok=False)
+  assert "broken.avi" in out.stderr
+  out = _run("convert_tflite.py", f"--saved_model={model_dir}/model.keras",
+             f"--output={tmp_path / 'x.tflite'}", "--quantize=int8", ok=False)
+  assert "--data_dir" in out.stderr
+
+
+@pytest.mark.parametrize("tool", ["export.py", "convert_tflite.py", "predict.py",
+                                  "serve_client.py"])
+def test_helpfull(tool):
+  out = _run(tool, "--helpfull").stdout
+  assert "--" in out and "flags" in out.lower()

@@ -85,12 +85,12 @@ def test_mse_warmup_trains_only_below_features():
   x, y = _data()
   _, mse, _ = _expected(model, x, y, 0.0)
   head = [_np(w) for w in model.student.get_layer("logits").weights]
-  stem = _np(model.student.get_layer("stem_spatial_conv").kernel)
+  stem = _np(model.student.get_layer("stem_temporal_conv").kernel)
   logs = model.train_on_batch(x, y, return_dict=True)
   np.testing.assert_allclose(logs["loss"], LAMBDA * mse, rtol=1e-5)
   for before, w in zip(head, model.student.get_layer("logits").weights):
     np.testing.assert_array_equal(before, _np(w))
-  assert not np.allclose(stem, _np(model.student.get_layer("stem_spatial_conv").kernel))
+  assert not np.allclose(stem, _np(model.student.get_layer("stem_temporal_conv").kernel))
 
 
 def test_mse_warmup_callback_sets_phase_per_epoch():
@@ -178,15 +178,15 @@ def test_mixed_precision_with_loss_scale_optimizer():
     model = models.DistillationModel(student, teacher)
     model.compile(optimizer=keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.1)),
                   run_eagerly=True)
-    before = _np(student.get_layer("stem_spatial_conv").kernel)
+    before = _np(student.get_layer("stem_temporal_conv").kernel)
     x, y = _data()
     logs = model.train_on_batch(x, y, return_dict=True)
   finally:
     keras.mixed_precision.set_global_policy(policy)
-  assert student.get_layer("stem_spatial_conv").compute_dtype == "bfloat16"
+  assert student.get_layer("stem_temporal_conv").compute_dtype == "bfloat16"
   assert student.output.dtype == "float32"
   assert np.isfinite(logs["loss"])
-  assert not np.array_equal(before, _np(student.get_layer("stem_spatial_conv").kernel))
+  assert not np.array_equal(before, _np(student.get_layer("stem_temporal_conv").kernel))
 
 
 _MIRRORED = textwrap.dedent("""

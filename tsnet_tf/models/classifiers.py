@@ -279,6 +279,11 @@ def _layer_flops(layer, input_shapes, output_shapes) -> int:
     return int(layer.compute_flops(input_shapes[0]))
   if isinstance(layer, keras.Model):
     return _model_flops(layer)
+  if isinstance(layer, layers.TimeDistributed):
+    steps = input_shapes[0][1]
+    inner_in = [(s[0],) + tuple(s[2:]) for s in input_shapes]
+    inner_out = [(s[0],) + tuple(s[2:]) for s in output_shapes]
+    return steps * _layer_flops(layer.layer, inner_in, inner_out)
   if isinstance(layer, layers.Conv3D) or isinstance(layer, layers.Conv2D) \
       or isinstance(layer, layers.Conv1D):
     cin = input_shapes[0][-1]

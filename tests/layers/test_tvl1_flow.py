@@ -120,3 +120,17 @@ def test_bad_parameters_raise_at_construction():
     TVL1Flow("precise")
   with pytest.raises(ValueError, match="num_warps"):
     TVL1Flow("fast", num_warps=0)
+
+
+def test_compute_flops_scales_with_pairs_and_iterations():
+  full = dict(TINY, finest_scale=0)
+  layer = TVL1Flow("fast", **full)
+  one = layer.compute_flops((1, 2, 32, 32, 3))
+  assert layer.compute_flops((None, 5, 32, 32, 3)) == 4 * one
+  # Dominated by the iterations: 2 levels (32^2 + 16^2 px) x 3 iterations
+  # x 52 operations at least.
+  assert one > 3 * 52 * (32 * 32 + 16 * 16)
+  # finest_scale=1 skips the 32x32 level.
+  assert TVL1Flow("fast", **TINY).compute_flops((1, 2, 32, 32, 3)) < one / 3
+  more = TVL1Flow("fast", **dict(full, num_iters=30))
+  assert more.compute_flops((1, 2, 32, 32, 3)) > 5 * one

@@ -42,7 +42,8 @@ import keras
 from keras import ops
 
 # Named parameter sets. `accurate` keeps OpenCV's defaults where they exist
-# (tau, lambda, theta, 5 scales, 5 warps, 5x5 median) but replaces OpenCV's
+# (tau, lambda, theta, 5 scales, 5 warps, 5x5 median, bicubic warping) but
+# replaces OpenCV's
 # convergence test (up to 300 iterations per warp, stopped on epsilon) by a
 # fixed count, and uses scale_step 0.5 (OpenCV: 0.8) so a 5-level pyramid
 # reaches 1/16 resolution and sees motions of 12+ px. The counts were chosen
@@ -59,6 +60,7 @@ PRESETS: Dict[str, Dict[str, Any]] = {
         median_size=5,
         finest_scale=0,
         normalize=True,
+        interpolation="bicubic",
     ),
     # For training and serving: two warps, few iterations, and the finest
     # level solved at half resolution then upsampled (the flow is smooth).
@@ -73,6 +75,7 @@ PRESETS: Dict[str, Dict[str, Any]] = {
         median_size=3,
         finest_scale=1,
         normalize=True,
+        interpolation="bilinear",
     ),
 }
 
@@ -137,6 +140,9 @@ def resolve_params(preset: str = "accurate", **overrides) -> Dict[str, Any]:
   if not 0.0 < float(params["scale_step"]) < 1.0:
     raise ValueError(f"tvl1: scale_step must be in (0, 1), got "
                      f"{params['scale_step']!r}")
+  if params["interpolation"] not in ("bilinear", "bicubic"):
+    raise ValueError(f"tvl1: interpolation must be 'bilinear' or 'bicubic', "
+                     f"got {params['interpolation']!r}")
   if params["median_size"] not in (0, 1, 3, 5):
     raise ValueError(f"tvl1: median_size must be 0, 1 (off), 3 or 5, got "
                      f"{params['median_size']!r}")
@@ -372,6 +378,61 @@ def warp(images, flow):
   return top + wy * (bottom - top)
 
 
+# Keys' cubic convolution coefficient of OpenCV's INTER_CUBIC.
+_CUBIC_A = -0.75
+
+
+def _cubic_weights(t):
+  """Keys cubic weights of taps -1, 0, 1, 2 for fractional offsets `t`."""
+  a = _CUBIC_A
+  w0 = ((a * (t + 1) - 5 * a) * (t + 1) + 8 * a) * (t + 1) - 4 * a
+  w1 = ((a + 2) * t - (a + 3)) * t * t + 1
+  s = 1 - t
+  w2 = ((a + 2) * s - (a + 3)) * s * s + 1
+  return [w0, w1, w2, 1.0 - w0 - w1 - w2]
+
+
+def warp_bicubic(images, flow):
+  """Bicubic (Keys, a = -0.75, as cv2.INTER_CUBIC) sampling at `p + flow(p)`.
+
+  Sharper than bilinear: bilinear interpolation low-passes the warped image
+  by an amount that depends on the sub-pixel offset, which biases the
+  linearised data term on fine texture. Borders are replicated.
+
+  Args:
+    images: float32 `[B, H, W, K]`.
+    flow: float32 `[2, B, H, W]` displacement in pixels (x, y).
+
+  Returns:
+    float32 `[B, H, W, K]`.
+  """
+  batch, height, width, channels = images.shape
+  if batch is None:
+    batch = ops.shape(images)[0]
+  grid_y = ops.arange(height, dtype="float32")[:, None]
+  grid_x = ops.arange(width, dtype="float32")[None, :]
+  x = ops.clip(grid_x + flow[0], 0.0, width - 1.0)
+  y = ops.clip(grid_y + flow[1], 0.0, height - 1.0)
+  x0, y0 = ops.floor(x), ops.floor(y)
+  wx = [ops.expand_dims(w, -1) for w in _cubic_weights(x - x0)]
+  wy = [ops.expand_dims(w, -1) for w in _cubic_weights(y - y0)]
+  x0 = ops.cast(x0, "int32")
+  y0 = ops.cast(y0, "int32")
+  base = ops.reshape(ops.arange(batch, dtype="int32") * (height * width),
+                     (-1, 1, 1))
+  cols = [ops.clip(x0 + k, 0, width - 1) for k in (-1, 0, 1, 2)]
+  flat = ops.reshape(images, (-1, channels))
+  out = None
+  for dy, w_row in zip((-1, 0, 1, 2), wy):
+    row = base + ops.clip(y0 + dy, 0, height - 1) * width
+    line = None
+    for col, w_col in zip(cols, wx):
+      term = w_col * ops.take(flat, row + col, axis=0)
+      line = term if line is None else line + term
+    out = w_row * line if out is None else out + w_row * line
+  return out
+
+
 def _median_network(n: int) -> List[Tuple[int, int]]:
   """Compare-exchange pairs that leave the median of n values at index n//2.
 
@@ -471,6 +532,7 @@ def _solve_level(image0, image1, flow, params):
   # Warp I1 and its gradient together: one set of gathers for 3 channels.
   stack1 = ops.stack([image1, grad1[0], grad1[1]], axis=-1)
   num_iters, median_size = params["num_iters"], params["median_size"]
+  warp_fn = warp_bicubic if params["interpolation"] == "bicubic" else warp
 
   def iteration(u, p_x, p_y, grad, rho_c, inv_grad_sq):
     rho = rho_c + ops.sum(grad * u, axis=0)
@@ -483,7 +545,7 @@ def _solve_level(image0, image1, flow, params):
     return u, (p_x + taut * u_x) / denom, (p_y + taut * u_y) / denom
 
   def one_warp(flow, p_x, p_y):
-    warped = warp(stack1, flow)
+    warped = warp_fn(stack1, flow)
     grad = ops.stack([warped[..., 1], warped[..., 2]], axis=0)
     grad_sq = ops.sum(ops.square(grad), axis=0)
     # rho(u) = rho_c + grad . u; the constant part is fixed for this warp.
@@ -509,6 +571,46 @@ def _rescale_flow(flow, size: Tuple[int, int]):
   scale = ops.convert_to_tensor(
       [size[1] / width, size[0] / height], dtype=flow.dtype)
   return out * ops.reshape(scale, (2, 1, 1, 1))
+
+
+# Approximate elementwise operations per pixel, counted from the code above
+# (each add, multiply, compare, sqrt or gathered value counts 1).
+_OPS_PER_ITERATION = 52
+# 4 (bilinear) or 16 (bicubic) gathers x 3 channels, weights, rho_c, |grad|^2
+_OPS_PER_WARP = {"bilinear": 55, "bicubic": 130}
+_OPS_PER_LEVEL = 20  # pyramid resize, centred gradient, flow upsampling
+_OPS_GREY = 8  # greyscale and normalisation at full resolution
+
+
+def tvl1_flops(height: int, width: int, preset: str = "accurate",
+               **overrides) -> int:
+  """Approximate operation count of one `tvl1` call on one frame pair.
+
+  An estimate from the per-pixel operation counts of each step (duality
+  iteration, warp, median network, pyramid), for model cost tables; it is
+  what the algorithm computes, not a measurement.
+
+  Args:
+    height: frame height.
+    width: frame width.
+    preset: preset name.
+    **overrides: parameter overrides, as for `tvl1`.
+
+  Returns:
+    int operations for one pair (batch of one).
+  """
+  params = resolve_params(preset, **overrides)
+  sizes = pyramid_sizes(height, width, params["num_scales"],
+                        params["scale_step"])
+  finest = min(int(params["finest_scale"]), len(sizes) - 1)
+  size = params["median_size"]
+  median = 4 * len(_median_network(size * size)) if size > 1 else 0
+  per_warp = (_OPS_PER_WARP[params["interpolation"]] + median
+              + params["num_iters"] * _OPS_PER_ITERATION)
+  total = _OPS_GREY * height * width
+  for h, w in sizes[finest:]:
+    total += h * w * (_OPS_PER_LEVEL + params["num_warps"] * per_warp)
+  return int(total)
 
 
 def check_frames(frame0, frame1, name: str = "tvl1"):
@@ -545,7 +647,7 @@ def tvl1(frame0, frame1, preset: str = "accurate", **overrides):
     preset: `"accurate"` or `"fast"` (see `PRESETS`).
     **overrides: any preset parameter (`tau`, `lambda_`, `theta`,
       `num_scales`, `scale_step`, `num_warps`, `num_iters`, `median_size`,
-      `finest_scale`, `normalize`) and the optional kernels
+      `finest_scale`, `normalize`, `interpolation`) and the optional kernels
       (`gradient_kernel` [2, 3], `forward_kernel` [2, 2],
       `divergence_kernel` [2, 2]). `tau`, `lambda_`, `theta` and the kernels
       may be tensors or variables.

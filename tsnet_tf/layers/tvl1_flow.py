@@ -13,6 +13,7 @@ from tsnet_tf.flow.tvl1 import DEFAULT_GRADIENT_KERNEL
 from tsnet_tf.flow.tvl1 import PRESETS
 from tsnet_tf.flow.tvl1 import resolve_params
 from tsnet_tf.flow.tvl1 import tvl1
+from tsnet_tf.flow.tvl1 import tvl1_flops
 
 _SCALARS = ("tau", "lambda_", "theta")
 _KERNELS = {
@@ -115,6 +116,16 @@ class TVL1Flow(keras.layers.Layer):
     self._check(tuple(clip.shape), clip.dtype)
     return keras.KerasTensor(self.compute_output_shape(clip.shape),
                              dtype="float32")
+
+  def compute_flops(self, input_shape) -> int:
+    """Approximate operations of one call for one clip (batch excluded).
+
+    Args:
+      input_shape: `(B, T, H, W, C)` or `(T, H, W, C)` with static T, H, W.
+    """
+    steps, height, width = tuple(input_shape)[-4:-1]
+    overrides = {k: v for k, v in self.overrides.items()}
+    return (steps - 1) * tvl1_flops(height, width, self.preset, **overrides)
 
   def get_config(self) -> Dict[str, Any]:
     config = super().get_config()

@@ -1,0 +1,51 @@
+"""Tests of tsnet_tf/flow/visualize.py (Middlebury colour wheel)."""
+
+import numpy as np
+import pytest
+
+from tsnet_tf.flow import flow_to_rgb
+from tsnet_tf.flow.visualize import color_wheel
+
+
+def _rgb(u, v, max_flow=1.0):
+  return flow_to_rgb(np.array([[[u, v]]], np.float32), max_flow=max_flow)[0, 0]
+
+
+def test_wheel_has_middlebury_segments():
+  wheel = color_wheel()
+  assert wheel.shape == (55, 3)
+  np.testing.assert_array_equal(wheel[0], [255, 0, 0])     # red
+  np.testing.assert_array_equal(wheel[15], [255, 255, 0])  # yellow
+  np.testing.assert_array_equal(wheel[21], [0, 255, 0])    # green
+  np.testing.assert_array_equal(wheel[25], [0, 255, 255])  # cyan
+  np.testing.assert_array_equal(wheel[36], [0, 0, 255])    # blue
+  np.testing.assert_array_equal(wheel[49], [255, 0, 255])  # magenta
+
+
+def test_directions_follow_middlebury_code():
+  # Values of Middlebury's computeColor (flowToColor) at unit magnitude.
+  # Hand-computed: angle atan2(-v, -u) / pi on the 55-colour wheel.
+  np.testing.assert_allclose(_rgb(1, 0), [255, 0, 0], atol=1)      # right
+  np.testing.assert_allclose(_rgb(-1, 0), [0, 209, 255], atol=1)   # left
+  np.testing.assert_allclose(_rgb(0, 1), [255, 230, 0], atol=1)    # down
+  np.testing.assert_allclose(_rgb(0, -1), [88, 0, 255], atol=1)    # up
+
+
+def test_zero_is_white_and_saturation_grows_with_magnitude():
+  np.testing.assert_array_equal(_rgb(0, 0), [255, 255, 255])
+  half, full = _rgb(0.5, 0), _rgb(1.0, 0)
+  assert half[1] > full[1]  # less saturated: more green in the red
+  np.testing.assert_array_equal(_rgb(5, 0, max_flow=1.0), full)
+
+
+def test_unknown_is_black_and_shapes():
+  flow = np.zeros((2, 4, 5, 2), np.float32)
+  flow[0, 1, 1] = [1e10, 0]
+  flow[1, 2, 2] = [np.nan, 0]
+  flow[1, 0, 0] = [3, 4]
+  rgb = flow_to_rgb(flow)
+  assert rgb.shape == (2, 4, 5, 3) and rgb.dtype == np.uint8
+  np.testing.assert_array_equal(rgb[0, 1, 1], [0, 0, 0])
+  np.testing.assert_array_equal(rgb[1, 2, 2], [0, 0, 0])
+  with pytest.raises(ValueError, match=r"\[\.\.\., H, W, 2\]"):
+    flow_to_rgb(np.zeros((4, 5, 3)))

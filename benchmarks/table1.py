@@ -142,7 +142,7 @@ def main(argv):
         gflops_per_clip=models.count_flops(model) / 1e9,
         params=models.count_params(model), train_seconds=train_seconds.get(name)))
 
-  labels = {"rgb": "R3D on RGB (rgb)", "flow": "R3D on TV-L1 flow (flow, teacher)",
+  labels = {"rgb": "3D CNN on RGB (rgb)", "flow": "3D CNN on TV-L1 flow (flow = teacher)",
             "twostream": "two-stream late fusion", "student": "teacher-student (student)"}
   cfg = config_lib.load_config(os.path.join(runs["student"], trainer.CONFIG_FILE))
   lines = [

@@ -66,6 +66,9 @@ class DataConfig:
       validation and best-model selection off.
     validation_clips: clips per video during validation (1 = centre clip).
     shuffle_seed: seed for shuffling, sampling and augmentation.
+    random_flip: random horizontal flips in training. Turn off when a class
+      is defined by a horizontal direction (the synthetic move_left /
+      move_right / pan_* classes): a flip turns one class into another.
   """
   num_frames: int = 8
   crop_size: int = 64
@@ -74,6 +77,7 @@ class DataConfig:
   validation_subset: str = "test"
   validation_clips: int = 1
   shuffle_seed: int = 0
+  random_flip: bool = True
 
 
 @dataclasses.dataclass

@@ -647,7 +647,7 @@ def train(config: config_lib.ExperimentConfig,
     data_kwargs = dict(data_dir=data_dir, split=split, num_frames=cfg.data.num_frames,
                        crop_size=cfg.data.crop_size)
     train_ds = _dataset(strategy, distribute, batch, subset="train", training=True,
-                        seed=cfg.data.shuffle_seed, **data_kwargs)
+                        seed=cfg.data.shuffle_seed, flip=cfg.data.random_flip, **data_kwargs)
     val_ds = None
     if validation_subset != "none":
       val_ds = _dataset(strategy, distribute, cfg.data.eval_batch_size,

@@ -1,0 +1,56 @@
+"""Tests for tsnet_tf/training/evaluation.py: metrics by hand, eval.json, fusion."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from tsnet_tf.training import evaluation
+
+
+def test_clip_and_video_accuracy_by_hand():
+  # Video 7 (label 0): clips right, wrong, right -> video mean favours 0.
+  # Video 9 (label 1): clips wrong, wrong -> video wrong.
+  probs = np.array([[0.9, 0.1], [0.4, 0.6], [0.8, 0.2], [0.7, 0.3], [0.6, 0.4]])
+  labels = np.array([0, 0, 0, 1, 1])
+  videos = np.array([7, 7, 7, 9, 9])
+  r = evaluation.summarize(probs, labels, videos, ["a", "b"])
+  assert r["clip_accuracy"] == pytest.approx(2 / 5)
+  assert r["video_accuracy"] == pytest.approx(1 / 2)
+  assert (r["num_clips"], r["num_videos"]) == (5, 2)
+  assert r["confusion_matrix"] == [[1, 0], [1, 0]]
+  assert r["per_class_accuracy"] == {"a": 1.0, "b": 0.0}
+  video_probs, video_labels, ids = evaluation.video_level(probs, labels, videos)
+  np.testing.assert_allclose(video_probs[0], probs[:3].mean(axis=0))
+  assert list(video_labels) == [0, 1] and list(ids) == [7, 9]
+  # A class with no test video has no accuracy (not 0).
+  r = evaluation.summarize(probs, labels, videos, ["a", "b", "c"])
+  assert r["per_class_accuracy"]["c"] is None
+
+
+def test_video_with_mixed_labels_is_an_error():
+  with pytest.raises(evaluation.EvaluationError, match="different labels"):
+    evaluation.video_level(np.ones((2, 2)), np.array([0, 1]), np.array([3, 3]))
+
+
+def test_evaluate_writes_eval_json_and_confusion_png(rgb_run, teacher_dir, data_dir, tmp_path):
+  model_dir, _ = rgb_run
+  result = evaluation.evaluate(model_dir, data_dir, num_clips=2, batch_size=4, progress=False)
+  with open(os.path.join(model_dir, "eval.json")) as f:
+    saved = json.load(f)
+  assert saved["clip_accuracy"] == result["clip_accuracy"]
+  for key in ("clip_accuracy", "video_accuracy"):
+    assert 0.0 <= saved[key] <= 1.0
+  # 1 test video per class here, 2 clips each.
+  assert (saved["num_videos"], saved["num_clips"]) == (2, 4)
+  assert sum(map(sum, saved["confusion_matrix"])) == 2
+  assert os.path.getsize(os.path.join(model_dir, "confusion_matrix.png")) > 0
+  # Late fusion of the rgb and flow runs at evaluation, written elsewhere.
+  fused = evaluation.evaluate(model_dir, data_dir, num_clips=2, batch_size=4,
+                              fuse_dirs=[teacher_dir], output_dir=str(tmp_path / "fused"),
+                              progress=False)
+  assert len(fused["models"]) == 2
+  assert os.path.isfile(tmp_path / "fused" / "eval.json")
+  with pytest.raises(evaluation.EvaluationError, match="has no model.keras"):
+    evaluation.evaluate(str(tmp_path), data_dir, progress=False)

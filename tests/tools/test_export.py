@@ -92,3 +92,23 @@ def test_clear_errors(model_dir, clip_file, tmp_path):
 def test_helpfull(tool):
   out = _run(tool, "--helpfull").stdout
   assert "--" in out and "flags" in out.lower()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rest", [False, True])
+def test_serve_client_against_test_double(export_dir, clip_file, rest):
+  sys.path.insert(0, os.path.join(ROOT, "tests", "export"))
+  import fake_model_server  # pylint: disable=g-import-not-at-top
+  start = fake_model_server.start_rest_server if rest else fake_model_server.start_grpc_server
+  server, address = start("student", 1, export_dir)
+  try:
+    args = [f"--server={address}", "--model_name=student", f"--video={clip_file}"]
+    _check_top(_run("serve_client.py", *args, *(["--rest"] if rest else [])).stdout)
+    refused = _run("serve_client.py", f"--server={address}", "--model_name=nope",
+                   f"--video={clip_file}", *(["--rest"] if rest else []), ok=False)
+    assert "refused" in refused.stderr
+  finally:
+    if rest:
+      server.shutdown()
+    else:
+      server.stop(0)

@@ -54,9 +54,14 @@ _VERBOSE = flags.DEFINE_enum("verbose", "auto", ["auto", "0", "1", "2"],
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  # Imported here so --helpfull and flag errors do not pay for TensorFlow.
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tsnet_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  try:
+    cfg = config_lib.load_config(_CONFIG.value, _STAGE.value, _PARAMS_OVERRIDE.value)
+  except config_lib.ConfigError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  # Imported here so --helpfull and config errors do not pay for TensorFlow.
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tsnet_tf.training import trainer  # pylint: disable=g-import-not-at-top
 
   if _LOGICAL_CPUS.value:
@@ -66,7 +71,6 @@ def main(argv):
   try:
     # The strategy first: multi-worker collectives must be set up before other ops.
     strategy = trainer.make_strategy(_STRATEGY.value)
-    cfg = config_lib.load_config(_CONFIG.value, _STAGE.value, _PARAMS_OVERRIDE.value)
     verbose = _VERBOSE.value if _VERBOSE.value == "auto" else int(_VERBOSE.value)
     result = trainer.train(cfg, _STAGE.value, _MODEL_DIR.value, _DATA_DIR.value,
                            split=_SPLIT.value, teacher_dir=_TEACHER_DIR.value,

@@ -23,7 +23,6 @@ import os
 import sys
 import time
 
-from absl import app
 from absl import flags
 import numpy as np
 
@@ -35,6 +34,7 @@ import keras
 from tsnet_tf.flow import read_flo
 from tsnet_tf.flow import tvl1
 from tsnet_tf.flow import valid_mask
+from tsnet_tf.utils import cli
 
 _DEFAULT_MIDDLEBURY = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..",
@@ -148,8 +148,11 @@ def _load_middlebury(root):
 
 def bench_middlebury(results):
   root = FLAGS.middlebury_dir
-  if not root or not os.path.isdir(root) or not FLAGS.middlebury_preset:
-    print(f"middlebury: skipped ({root or 'no --middlebury_dir'})")
+  if not FLAGS.middlebury_preset:
+    print("middlebury: skipped (--middlebury_preset is empty)")
+    return
+  if not root or not os.path.isdir(root):
+    print(f"middlebury: skipped (no directory {root!r})")
     return
   pairs = _load_middlebury(root)
   compiled = {}
@@ -252,4 +255,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -365,6 +365,10 @@ def _build_stage(cfg, stage, num_classes, teacher_dir, rgb_dir, flow_dir) -> _St
       if rgb.name == flow.name:
         flow.name = f"{flow.name}_flow"
     else:
+      if cfg.train.epochs == 0:
+        raise TrainingError(
+            "twostream without --rgb_dir/--flow_dir trains both streams jointly: "
+            "set train.epochs > 0 (e.g. --params_override=train.epochs=10)")
       rgb = build_rgb(cfg, num_classes, "rgb")
       flow = build_flow(cfg, num_classes, "flow")
     model = models.build_two_stream(rgb, flow, name="twostream")

@@ -58,13 +58,14 @@ def test_symbolic_shape_and_config_round_trip():
 def test_keras_file_round_trip(tmp_path):
   model = _model(TVL1Flow("fast", **TINY))
   clip = _clip()
-  expected = model.predict(clip, verbose=0)
+  # Direct calls, not predict(): predict would XLA-compile, which costs
+  # seconds and is tested elsewhere.
+  expected = model(clip)
   path = str(tmp_path / "m1.keras")
   model.save(path)
   loaded = keras.saving.load_model(path)
   assert isinstance(loaded.layers[-1], TVL1Flow)
-  np.testing.assert_allclose(loaded.predict(clip, verbose=0), expected,
-                             atol=1e-5)
+  np.testing.assert_allclose(loaded(clip), expected, atol=1e-5)
 
 
 def test_learnable_parameters_get_gradients():
@@ -88,7 +89,7 @@ def test_learnable_parameters_get_gradients():
 def test_saved_model_and_tflite_conversion(tmp_path):
   model = _model(TVL1Flow("fast", **TINY), channels=1)
   clip = _clip(batch=1, channels=1)
-  expected = model.predict(clip, verbose=0)
+  expected = model(clip)
   export_dir = str(tmp_path / "saved")
   model.export(export_dir, format="tf_saved_model", verbose=False)
   reloaded = tf.saved_model.load(export_dir)

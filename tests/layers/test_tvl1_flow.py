@@ -68,6 +68,18 @@ def test_keras_file_round_trip(tmp_path):
   np.testing.assert_allclose(loaded(clip), expected, atol=1e-5)
 
 
+def test_learned_parameters_survive_keras_file(tmp_path):
+  layer = TVL1Flow("fast", learnable=True, **TINY)
+  model = _model(layer)
+  layer.trainable_weights[0].assign(layer.trainable_weights[0] * 1.5)
+  path = str(tmp_path / "learned.keras")
+  model.save(path)
+  loaded = keras.saving.load_model(path).layers[-1]
+  assert loaded.learnable
+  for a, b in zip(layer.weights, loaded.weights):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
 def test_learnable_parameters_get_gradients():
   layer = TVL1Flow("fast", learnable=True, **TINY)
   clip = tf.constant(_clip(batch=1))

@@ -35,8 +35,7 @@ TensorFlow is never imported at module level, so the function also runs under
 `KERAS_BACKEND=jax` without TensorFlow installed.
 """
 
-import math
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Tuple
 
 import keras
 from keras import ops

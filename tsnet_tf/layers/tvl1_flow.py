@@ -1,6 +1,6 @@
 """`TVL1Flow`: the teacher's M1 stage, TV-L1 optical flow of a clip as a layer."""
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict
 
 import keras
 from keras import ops
@@ -60,7 +60,8 @@ class TVL1Flow(keras.layers.Layer):
     self.learnable = bool(learnable)
     self.overrides = {("lambda_" if k == "lambda" else k): v
                       for k, v in overrides.items()}
-    # The math is float32; the layer does not autocast under mixed precision.
+    # Filled by build() when learnable: tvl1 takes these variables in place
+    # of the preset's numbers.
     self._learned: Dict[str, Any] = {}
 
   def build(self, input_shape):
@@ -124,8 +125,8 @@ class TVL1Flow(keras.layers.Layer):
       input_shape: `(B, T, H, W, C)` or `(T, H, W, C)` with static T, H, W.
     """
     steps, height, width = tuple(input_shape)[-4:-1]
-    overrides = {k: v for k, v in self.overrides.items()}
-    return (steps - 1) * tvl1_flops(height, width, self.preset, **overrides)
+    return (steps - 1) * tvl1_flops(height, width, self.preset,
+                                    **self.overrides)
 
   def get_config(self) -> Dict[str, Any]:
     config = super().get_config()

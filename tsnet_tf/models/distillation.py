@@ -113,8 +113,9 @@ class DistillationModel(keras.Model):
                                   training=True):
     """Returns `(total, ce, mse, logits)`; total excludes regularization.
 
-    Losses are replica-scaled (Keras convention); use
-    `keras.losses.loss.unscale_loss_for_distribution` to report them.
+    Under tf.distribute the losses are already divided by the number of
+    replicas (the Keras loss reduction does it), ready for gradients that the
+    strategy sums; multiply back to report them.
     """
     teacher_features, _ = self._teacher_fl(x, training=False)
     teacher_features = ops.stop_gradient(ops.cast(teacher_features, "float32"))

@@ -77,6 +77,9 @@ def test_missing_split_file_is_an_error_before_work(synth, tmp_path):
   assert not out.exists()
 
 
+# Each run of the tool imports TF (~5-15 s): flag validation is kept out of the
+# default run; tests/data/test_tfrecords.py covers the library's errors in-process.
+@pytest.mark.slow
 @pytest.mark.parametrize("flag, match", [("--splits=1,4", "--splits"),
                                          ("--jpeg_quality=0", "jpeg_quality")])
 def test_bad_flags_are_clear(synth, tmp_path, flag, match):

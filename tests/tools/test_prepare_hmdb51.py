@@ -45,7 +45,7 @@ def test_converts_and_reports(synth, tmp_path):
     (split_dir / name).write_text(text)
   out = tmp_path / "data"
   proc = _run(f"--video_dir={synth}/videos", f"--split_dir={split_dir}", f"--output_dir={out}",
-              "--splits=1,2", "--short_side=16", "--num_workers=2", "--num_shards=2")
+              "--splits=1,2", "--short_side=16", "--num_workers=1", "--num_shards=2")
   assert proc.returncode == 0, proc.stderr
   summary = json.loads((out / "summary.json").read_text())
   assert (out / "labels.txt").read_text().split() == ["move_left", "move_right"]

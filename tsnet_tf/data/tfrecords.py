@@ -342,7 +342,7 @@ def encode_frames(frames: np.ndarray, settings: ConversionSettings):
 
 
 def encode_video(task: VideoTask, settings: ConversionSettings):
-  """Decodes and JPEG-encodes one video (runs in worker processes, without TF).
+  """Decodes and JPEG-encodes one video (runs in worker processes; uses no TF op).
 
   Returns:
     ("ok", jpegs, info) or ("skip", reason): a bad video (empty, truncated before
@@ -405,11 +405,6 @@ def _counting(results: Iterator, bar) -> Iterator:
   for r in results:
     bar.update(1)
     yield r
-
-
-def _init_worker():
-  # Workers never import TF; keep its logging quiet if a dependency does.
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _shard_complete(output_dir: str, name: str) -> Optional[Dict[str, object]]:
@@ -508,11 +503,11 @@ def convert(video_dir: str, split_dir: str, output_dir: str,
       if num_workers <= 1 or len(jobs) <= 1:
         results = map(_encode_video_star, jobs)
       else:
-        # Workers decode and encode (no TF import: fast start); this process
+        # Workers decode and encode (PyAV, PIL); this process
         # writes records in plan order, so the output is deterministic. spawn:
         # TF is not fork-safe once imported, and this process may have imported it.
         pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(
-            min(num_workers, len(jobs)), initializer=_init_worker))
+            min(num_workers, len(jobs))))
         results = pool.imap(_encode_video_star, jobs, chunksize=1)
       results = _counting(results, bar)
       for s, tasks in todo:

@@ -1,4 +1,4 @@
-"""tools/evaluate.py as a command on a tiny data directory and an untrained tiny model."""
+"""tools/evaluate.py as a command on a tiny data directory and an untrained tiny teacher."""
 
 import importlib.util
 import json
@@ -36,7 +36,10 @@ def test_writes_eval_json_with_fractions(tmp_path, tmp_path_factory):
   from tsnet_tf import models
   data_dir = _tiny_data(tmp_path_factory)
   model_dir = tmp_path / "model"
-  model = models.build_rgb_model(2, 4, 16, backbone="light", width=4)
+  # A teacher: loading it in a fresh process needs TVL1Flow registered.
+  model = models.build_teacher(2, 4, 16, backbone="light", width=4,
+                               flow_overrides=dict(num_scales=1, finest_scale=0, num_warps=1,
+                                                   num_iters=2, median_size=0))
   model_dir.mkdir()
   model.save(str(model_dir / "model.keras"))
   proc = _run(f"--model_dir={model_dir}", f"--data_dir={data_dir}", "--num_clips=3",

@@ -21,7 +21,8 @@ $PY tools/make_synthetic.py --output_dir="$OUT/videos_hmdb51" --num_classes=4 \
 
 step "2/9 Convert to TFRecords (broken files are skipped and counted)"
 $PY tools/prepare_hmdb51.py --video_dir="$OUT/videos_hmdb51/videos" \
-  --split_dir="$OUT/videos_hmdb51/splits" --output_dir="$OUT/tfrecords" --splits=1 --overwrite
+  --split_dir="$OUT/videos_hmdb51/splits" --output_dir="$OUT/tfrecords" --splits=1 \
+  --short_side=72 --overwrite
 
 step "3/9 Flow pictures of one generated video (paper Fig. 5)"
 VIDEO=$(find "$OUT/videos_hmdb51/videos" -name '*.avi' -size +1k | sort | head -n 1)

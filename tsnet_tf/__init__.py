@@ -17,18 +17,24 @@ models load with plain `keras.saving.load_model(path)` after `import tsnet_tf`.
 __version__ = "0.1.0"
 
 import importlib
+import os
 
-# Eager: these register the serializable Keras layers and models.
-from tsnet_tf import flow
-from tsnet_tf import layers
-from tsnet_tf import models
-from tsnet_tf.flow import flow_to_rgb
-from tsnet_tf.flow import tvl1
-from tsnet_tf.layers import TVL1Flow
-from tsnet_tf.models import build_rgb_model
-from tsnet_tf.models import build_teacher
-from tsnet_tf.models import build_two_stream
-from tsnet_tf.models import DistillationModel
+# Worker processes that only decode video (tsnet_tf.utils.processes) set this so
+# that importing the package does not load TensorFlow and Keras in each of them.
+KERAS_FREE_ENV = "TSNET_TF_KERAS_FREE"
+
+if os.environ.get(KERAS_FREE_ENV) != "1":
+  # Eager: these register the serializable Keras layers and models.
+  from tsnet_tf import flow
+  from tsnet_tf import layers
+  from tsnet_tf import models
+  from tsnet_tf.flow import flow_to_rgb
+  from tsnet_tf.flow import tvl1
+  from tsnet_tf.layers import TVL1Flow
+  from tsnet_tf.models import build_rgb_model
+  from tsnet_tf.models import build_teacher
+  from tsnet_tf.models import build_two_stream
+  from tsnet_tf.models import DistillationModel
 
 # Lazy: heavier or tool-only submodules load on first attribute access.
 _LAZY_SUBMODULES = ("config", "data", "export", "training", "utils")

@@ -14,6 +14,9 @@ def test_atomic_write_renames_on_success(tmp_path):
     assert not target.exists()
   assert target.read_text() == "{}"
   assert os.listdir(tmp_path) == ["out.json"]
+  umask = os.umask(0)
+  os.umask(umask)
+  assert target.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path):

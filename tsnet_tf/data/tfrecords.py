@@ -39,7 +39,6 @@ import io
 import json
 import logging
 import math
-import multiprocessing
 import os
 import re
 from typing import Dict, Iterator, List, Optional, Sequence
@@ -48,6 +47,7 @@ import numpy as np
 
 from tsnet_tf.data import hmdb51
 from tsnet_tf.utils import io as io_utils
+from tsnet_tf.utils import processes
 
 # Schema keys.
 FRAMES_KEY = "image/encoded"
@@ -503,11 +503,9 @@ def convert(video_dir: str, split_dir: str, output_dir: str,
       if num_workers <= 1 or len(jobs) <= 1:
         results = map(_encode_video_star, jobs)
       else:
-        # Workers decode and encode (PyAV, PIL); this process
-        # writes records in plan order, so the output is deterministic. spawn:
-        # TF is not fork-safe once imported, and this process may have imported it.
-        pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(
-            min(num_workers, len(jobs))))
+        # Workers decode and encode (PyAV, PIL) without loading TF; this process
+        # writes records in plan order, so the output is deterministic.
+        pool = stack.enter_context(processes.keras_free_pool(min(num_workers, len(jobs))))
         results = pool.imap(_encode_video_star, jobs, chunksize=1)
       results = _counting(results, bar)
       for s, tasks in todo:

@@ -22,6 +22,10 @@ def atomic_write(path: str):
   os.close(fd)
   try:
     yield tmp
+    # mkstemp creates 0600; give the file the mode a plain open() would.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):

@@ -7,8 +7,8 @@ set -euo pipefail
 OUT=${1:-demo_out}
 PY=${PY:-.venv/bin/python}
 CONFIG=${CONFIG:-configs/synthetic.yaml}
-EXPORT_DIR=${EXPORT_DIR:-saved_models/synthetic_student/1}
-export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
+EXPORT_DIR=${EXPORT_DIR:-saved_models/student/1}
+export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-3}
 START=$(date +%s)
 step() { echo; echo "== [$(( $(date +%s) - START ))s] $*"; }
 

@@ -59,19 +59,6 @@ def main(argv):
   return 0
 
 
-_HELP_FLAGS = ("help", "helpshort", "helpfull", "helpxml", "?")
-
-
-def run():
-  """`app.run(main)`, except that asking for help exits 0 (absl exits 1)."""
-  try:
-    app.run(main)
-  except SystemExit as e:
-    asked_for_help = any(arg.lstrip("-").split("=")[0] in _HELP_FLAGS for arg in sys.argv[1:])
-    if e.code == 1 and asked_for_help:
-      sys.exit(0)
-    raise
-
-
 if __name__ == "__main__":
-  run()
+  from tsnet_tf.utils import cli  # pylint: disable=g-import-not-at-top
+  cli.run(main)

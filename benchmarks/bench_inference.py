@@ -44,6 +44,13 @@ from tsnet_tf.models import classifiers
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("backbone", "r3d18", ["r3d18", "light"], "Backbone of every network.")
+flags.DEFINE_integer("width", None, "First-stage channels of the student / RGB network "
+                     "(default: the backbone's).")
+flags.DEFINE_enum("teacher_backbone", None, ["r3d18", "light"],
+                  "Backbone of the teacher's flow network and the two-stream flow branch "
+                  "(default: --backbone). A teacher larger than the student is the "
+                  "model-compression setting (e.g. MARS).")
+flags.DEFINE_integer("teacher_width", None, "First-stage channels of the flow networks.")
 flags.DEFINE_integer("num_frames", 16, "T, frames per clip.")
 flags.DEFINE_integer("crop_size", 112, "S, crop side.")
 flags.DEFINE_integer("num_classes", 51, "K (HMDB51).")
@@ -86,11 +93,12 @@ def _size(path):
   return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
 
 
-def _flow_network(num_classes, t, s, backbone):
+def _flow_network(num_classes, t, s, backbone, width=None):
   """M2 alone (flow in): the two-stream's flow branch."""
   flow = keras.Input((t - 1, s, s, 2), name="flow")
   x = classifiers.FlowScaling(20.0)(flow)
-  features = backbones.apply_backbone(x, backbone)
+  multiplier = classifiers._resolve_width(backbone, width, 1.0)  # pylint: disable=protected-access
+  features = backbones.apply_backbone(x, backbone, width_multiplier=multiplier)
   logits = keras.layers.Dense(num_classes)(features)
   return keras.Model(flow, logits, name="flow_net")
 
@@ -103,8 +111,12 @@ def _opencv_flows(frames, threads):
   return np.stack([tvl1.calc(grey[i], grey[i + 1], None) for i in range(len(grey) - 1)])
 
 
+def _width_kwargs(width):
+  return {} if width is None else {"width": width}
+
+
 def run_benchmark(backbone, t, s, num_classes, batch_size, repeats, calibration_clips,
-                  threads, log=print):
+                  threads, log=print, width=None, teacher_backbone=None, teacher_width=None):
   """Runs every measurement; returns the rows and the peak."""
   rng = np.random.default_rng(0)
   raw = rng.integers(0, 256, (batch_size, t, 240, 320, 3), dtype=np.uint8)
@@ -112,9 +124,12 @@ def run_benchmark(backbone, t, s, num_classes, batch_size, repeats, calibration_
                           (s, s)).numpy().reshape(batch_size, t, s, s, 3)
   one = clips[:1]
   keras.utils.set_random_seed(0)
-  student = classifiers.build_rgb_model(num_classes, t, s, backbone=backbone)
-  teacher = classifiers.build_teacher(num_classes, t, s, backbone=backbone, flow_preset="fast")
-  flow_net = _flow_network(num_classes, t, s, backbone)
+  teacher_backbone = teacher_backbone or backbone
+  student = classifiers.build_rgb_model(num_classes, t, s, backbone=backbone,
+                                        **_width_kwargs(width))
+  teacher = classifiers.build_teacher(num_classes, t, s, backbone=teacher_backbone,
+                                     flow_preset="fast", **_width_kwargs(teacher_width))
+  flow_net = _flow_network(num_classes, t, s, teacher_backbone, teacher_width)
   peak = matmul_peak_gflops()
   log(f"fp32 matmul peak: {peak:.1f} GFLOP/s")
   rows = []
@@ -233,9 +248,13 @@ def main(argv):
   threads = FLAGS.threads or os.cpu_count()
   rows, peak = run_benchmark(FLAGS.backbone, FLAGS.num_frames, FLAGS.crop_size,
                              FLAGS.num_classes, FLAGS.batch_size, FLAGS.repeats,
-                             FLAGS.calibration_clips, threads)
+                             FLAGS.calibration_clips, threads, width=FLAGS.width,
+                             teacher_backbone=FLAGS.teacher_backbone,
+                             teacher_width=FLAGS.teacher_width)
   print()
-  print(f"bench_inference: backbone={FLAGS.backbone} T={FLAGS.num_frames} "
+  print(f"bench_inference: backbone={FLAGS.backbone} width={FLAGS.width} "
+        f"teacher_backbone={FLAGS.teacher_backbone or FLAGS.backbone} "
+        f"teacher_width={FLAGS.teacher_width} T={FLAGS.num_frames} "
         f"S={FLAGS.crop_size} K={FLAGS.num_classes} batch={FLAGS.batch_size} "
         f"repeats={FLAGS.repeats} threads={threads} cpus={os.cpu_count()} "
         f"tf={tf.__version__} peak={peak:.1f} GFLOP/s {FLAGS.note}")

@@ -504,13 +504,17 @@ def _fixed_loop(num_iters: int, body, state):
 
   On TensorFlow `maximum_iterations` is what lets XLA compute gradients
   through the loop (fixed-size accumulators); `ops.fori_loop` omits it.
+  Each iteration needs the previous one's state, so running one at a time
+  (`parallel_iterations=1`) loses nothing; it also keeps Grappler's
+  temporary variables from colliding across in-flight iterations (an
+  `AlreadyExistsError` seen once in a student train step, see table1.py).
   """
   if num_iters == 0:
     return state
   if keras.backend.backend() == "tensorflow":
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     return tf.while_loop(lambda *s: True, lambda *s: body(*s), state,
-                         maximum_iterations=num_iters)
+                         maximum_iterations=num_iters, parallel_iterations=1)
   return ops.fori_loop(0, num_iters, lambda _, s: body(*s), state)
 
 

@@ -26,7 +26,7 @@ test-all: install
 	$(PY) -m pytest -q tests
 
 demo: install
-	bash tools/demo.sh $(DEMO_DIR)
+	TF_CPP_MIN_LOG_LEVEL=3 bash tools/demo.sh $(DEMO_DIR)
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache

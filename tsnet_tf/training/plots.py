@@ -86,8 +86,9 @@ def plot_confusion_matrix(matrix: np.ndarray, labels: Sequence[str], path: str,
           ax.text(j, i, f"{int(matrix[i, j])}", ha="center", va="center", fontsize=7,
                   color="white" if normalised[i, j] > 0.5 else "black")
   if title:
-    ax.set_title(title)
+    ax.set_title(title, fontsize=9, wrap=True)
   fig.tight_layout()
   with atomic_write(path) as tmp:
-    fig.savefig(tmp, dpi=100, format="png")
+    # bbox "tight" keeps a title wider than the axes inside the picture.
+    fig.savefig(tmp, dpi=100, format="png", bbox_inches="tight")
   plt.close(fig)

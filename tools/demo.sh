@@ -17,7 +17,7 @@ rm -rf "$OUT/models"
 
 step "1/9 Generate HMDB51-format synthetic videos (motion-only classes)"
 $PY tools/make_synthetic.py --output_dir="$OUT/videos_hmdb51" --num_classes=4 \
-  --videos_per_class=12 --seed=0 --height=120 --width=160 --broken=truncated,garbage --overwrite
+  --videos_per_class=24 --seed=0 --height=120 --width=160 --broken=truncated,garbage --overwrite
 
 step "2/9 Convert to TFRecords (broken files are skipped and counted)"
 $PY tools/prepare_hmdb51.py --video_dir="$OUT/videos_hmdb51/videos" \

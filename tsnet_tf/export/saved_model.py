@@ -198,21 +198,11 @@ def export_saved_model(model: keras.Model, labels: Sequence[str], export_dir: st
   return export_dir
 
 
-def register_custom_objects() -> None:
-  """Imports the modules that register tsnet_tf's Keras layers for loading."""
-  # pylint: disable=g-import-not-at-top,unused-import
-  import tsnet_tf.models  # noqa: F401
-  try:
-    import tsnet_tf.layers.tvl1_flow  # noqa: F401
-  except ImportError:
-    pass
-
-
 def load_keras_model(path: str) -> keras.Model:
   """Loads a `.keras` classifier with tsnet_tf's custom layers registered."""
   if not os.path.isfile(path):
     raise FileNotFoundError(f"Keras model file {path!r} does not exist")
-  register_custom_objects()
+  # tsnet_tf's custom layers are registered by the package's __init__.
   return keras.saving.load_model(path, compile=False)
 
 

@@ -110,9 +110,7 @@ def summarize(probs: np.ndarray, labels: np.ndarray, video_index: np.ndarray,
 
 def _load_model(model_dir: str, checkpoint: str):
   import keras  # pylint: disable=g-import-not-at-top
-  # Registers the custom layers (TVL1Flow, FlowScaling, ...) the file may name.
-  import tsnet_tf.layers  # pylint: disable=g-import-not-at-top,unused-import
-  import tsnet_tf.models  # pylint: disable=g-import-not-at-top,unused-import
+  # The custom layers it may name are registered by `import tsnet_tf` (package init).
   path = os.path.join(model_dir, checkpoint)
   if not os.path.isfile(path):
     raise EvaluationError(f"--model_dir {model_dir!r} has no {checkpoint} (train it first)")

@@ -263,9 +263,7 @@ def _dataset(strategy, distribute: bool, global_batch: int, **kwargs):
 
 def _load_classifier(model_dir: str, flag: str) -> keras.Model:
   """Loads `model_dir/model.keras` (a trained classifier)."""
-  # Registers the custom layers (TVL1Flow, FlowScaling, ...) the file may name.
-  import tsnet_tf.layers  # pylint: disable=g-import-not-at-top,unused-import
-  import tsnet_tf.models  # pylint: disable=g-import-not-at-top,unused-import
+  # The custom layers it may name are registered by `import tsnet_tf` (package init).
   if not model_dir:
     raise TrainingError(f"{flag} is required for this stage")
   path = os.path.join(model_dir, MODEL_FILE)

@@ -29,12 +29,32 @@ def test_edge_pools_match_3d_pools():
                    {"pool_size": (3, 2, 2), "strides": (1, 2, 1), "padding": "valid"}):
       ref = cls(**kwargs)(x).numpy()
       np.testing.assert_allclose(twin(**kwargs)(x).numpy(), ref, atol=1e-5)
-  conv = keras.layers.Conv3D(4, (3, 3, 2), strides=(2, 1, 2), padding="same")
-  ref = conv(x).numpy()
-  twin = edge.EdgeConv3D.from_config(conv.get_config())
-  twin.build(x.shape)
-  twin.set_weights(conv.get_weights())
-  np.testing.assert_allclose(twin(x).numpy(), ref, atol=1e-5)
+  # The general path (taps stacked into channels) and the temporal-only one
+  # (a kt x 1 x 1 kernel as one (kt, 1) Conv2D over [B, T, H*W, C]).
+  for kwargs in ({"kernel_size": (3, 3, 2), "strides": (2, 1, 2), "padding": "same"},
+                 {"kernel_size": (3, 1, 1), "strides": (1, 1, 1), "padding": "same"},
+                 {"kernel_size": (3, 1, 1), "strides": (2, 1, 1), "padding": "same"},
+                 {"kernel_size": (2, 1, 1), "strides": (1, 1, 1), "padding": "valid"}):
+    conv = keras.layers.Conv3D(4, **kwargs)
+    ref = conv(x).numpy()
+    twin = edge.EdgeConv3D.from_config(conv.get_config())
+    twin.build(x.shape)
+    twin.set_weights(conv.get_weights())
+    np.testing.assert_allclose(twin(x).numpy(), ref, atol=1e-5)
+
+
+def test_flatbuffer_does_not_grow_with_clip_length():
+  # Per-frame unrolling (Keras' TimeDistributed on a static time axis) made the
+  # light student's flatbuffer T times the ops; every op now spans all frames.
+  from tsnet_tf.models import classifiers  # pylint: disable=g-import-not-at-top
+  from ai_edge_litert.interpreter import Interpreter  # pylint: disable=g-import-not-at-top
+  counts = []
+  for t in (4, 8):
+    model = classifiers.build_rgb_model(3, t, 16, backbone="light", width=4)
+    flatbuffer, _ = tfl.convert_keras_model(model, "none")
+    counts.append(len(Interpreter(model_content=flatbuffer)._get_ops_details()))  # pylint: disable=protected-access
+  # (A length-1 time axis late in the T=4 network can differ by an op or two.)
+  assert abs(counts[1] - counts[0]) <= 2, counts
 
 
 def test_files_labels_and_int8_is_full_integer(converted):

@@ -7,6 +7,13 @@ builtins at all. `edge_model(model)` clones a functional Keras model, replacing
   Conv3D        -> EdgeConv3D: the `kt` temporal taps are stacked into channels
                    and one Conv2D runs on every output frame (exact: the kernel
                    `[kt, kh, kw, C, O]` is reshaped to `[kh, kw, kt*C, O]`);
+                   a `kt x 1 x 1` kernel is one `(kt, 1)` Conv2D over
+                   `[B, T, H*W, C]`;
+  TimeDistributed(Conv2D) -> EdgeFrameConv2D: time folded into the batch, one
+                   Conv2D for all frames (Keras 3's TimeDistributed unrolls a
+                   static time axis into T convolutions and a stack: T times
+                   the ops and tensors, and a small network's int8 file is
+                   then mostly that per-op overhead);
   MaxPooling3D  -> EdgeMaxPooling3D: spatial 2D pool, then temporal 2D pool;
   AveragePooling3D -> EdgeAveragePooling3D: same (separable, exact for
                    `valid` and for TF's `same`, which excludes padding);
@@ -79,6 +86,8 @@ class EdgeConv3D(keras.layers.Conv3D):
     kt, kh, kw = self.kernel_size
     st, sh, sw = self.strides
     c = inputs.shape[-1]
+    if (kh, kw, sh, sw) == (1, 1, 1, 1):
+      return self._temporal_call(inputs)
     x = _temporal_windows(inputs, kt, st, self.padding)
     t_out = x.shape[1]
     # [kt, kh, kw, C, O] -> [kh, kw, kt*C, O], tap-major like the stacked input.
@@ -86,11 +95,62 @@ class EdgeConv3D(keras.layers.Conv3D):
                          (kh, kw, kt * c, self.filters))
     y = ops.conv(_fold_time(x), kernel, strides=(sh, sw), padding=self.padding)
     y = _unfold_time(y, t_out)
+    return self._finish(y)
+
+  def _temporal_call(self, inputs):
+    """A `kt x 1 x 1` convolution as one `(kt, 1)` Conv2D over `[B, T, H*W, C]`.
+
+    Exact (the spatial kernel and strides are 1, so `same` pads only time),
+    and one op instead of pad + `kt` slices + concat: the int8 flatbuffer of
+    the light (2+1)D backbone is mostly fixed per-op and per-tensor overhead,
+    which this halves.
+    """
+    _, t, h, w, c = inputs.shape
+    x = ops.reshape(inputs, (-1, t, h * w, c))
+    kernel = ops.reshape(self.kernel, (self.kernel_size[0], 1, c, self.filters))
+    y = ops.conv(x, kernel, strides=(self.strides[0], 1), padding=self.padding)
+    return self._finish(ops.reshape(y, (-1, y.shape[1], h, w, self.filters)))
+
+  def _finish(self, y):
     if self.use_bias:
       y = y + self.bias
     if self.activation is not None:
       y = self.activation(y)
     return y
+
+
+@keras.saving.register_keras_serializable(package="tsnet_tf")
+class EdgeFrameConv2D(keras.layers.Conv2D):
+  """`TimeDistributed(Conv2D(...))` as one batched Conv2D over all frames.
+
+  `[B, T, H, W, C] -> [B*T, H, W, C] -> Conv2D -> [B, T, H', W', F]`. Same
+  constructor arguments and weights as the wrapped `Conv2D` (kernel
+  `[kh, kw, C, F]`); `channels_last` only.
+
+  Input: float32 `[B, T, H, W, C]` with static T, H, W, C.
+  Output: float32 `[B, T, H', W', filters]`.
+  """
+
+  def __init__(self, filters, kernel_size, **kwargs):
+    if kwargs.get("data_format", "channels_last") != "channels_last":
+      raise ValueError("EdgeFrameConv2D supports data_format='channels_last' only")
+    super().__init__(filters, kernel_size, **kwargs)
+    self.input_spec = keras.layers.InputSpec(ndim=5)
+
+  def build(self, input_shape):
+    super().build((None,) + tuple(input_shape[2:]))
+    self.input_spec = keras.layers.InputSpec(ndim=5, axes={-1: input_shape[-1]})
+
+  def call(self, inputs, mask=None):  # pylint: disable=unused-argument
+    # `mask` only because the cloned TimeDistributed graph node passes it.
+    y = super().call(_fold_time(inputs))
+    return _unfold_time(y, inputs.shape[1])
+
+  def compute_output_shape(self, input_shape):
+    if len(input_shape) == 4:  # Conv2D.build asks for one frame's shape
+      return super().compute_output_shape(input_shape)
+    frame = super().compute_output_shape((None,) + tuple(input_shape[2:]))
+    return (input_shape[0], input_shape[1]) + tuple(frame[1:])
 
 
 def _separable_pool(x, pool_size, strides, padding, pool_fn):
@@ -165,7 +225,18 @@ _TWINS = {
 }
 
 
+def _is_frame_conv(layer) -> bool:
+  # pylint: disable=unidiomatic-typecheck
+  return (type(layer) is keras.layers.TimeDistributed
+          and type(layer.layer) is keras.layers.Conv2D
+          and layer.layer.get_config().get("data_format") in (None, "channels_last"))
+
+
 def _clone_layer(layer):
+  if _is_frame_conv(layer):
+    config = layer.layer.get_config()
+    config["name"] = layer.name
+    return EdgeFrameConv2D.from_config(config)
   twin = _TWINS.get(type(layer))
   if twin is not None and _swappable(layer):
     return twin.from_config(layer.get_config())
@@ -197,15 +268,15 @@ def count_swapped(model: keras.Model) -> int:
   """Number of Edge* layers in `model` (nested models included)."""
   n = 0
   for layer in model._flatten_layers(include_self=False):  # pylint: disable=protected-access
-    if isinstance(layer, tuple(_TWINS.values())):
+    if isinstance(layer, tuple(_TWINS.values()) + (EdgeFrameConv2D,)):
       n += 1
   return n
 
 
 def unswapped_3d_layers(model: keras.Model):
-  """Names of layers that still run TFLite-unfriendly 3D ops after `edge_model`."""
+  """Layers left TFLite-unfriendly after `edge_model` (3D ops, per-frame unrolling)."""
   names = []
   for layer in model._flatten_layers(include_self=False):  # pylint: disable=protected-access
-    if type(layer) in _TWINS:
+    if type(layer) in _TWINS or _is_frame_conv(layer):
       names.append(layer.name)
   return names

@@ -97,3 +97,14 @@ def test_bad_values_name_the_key():
     config_lib.load_config(None, "rgb", "train.lr_schedule=linear")
   with pytest.raises(config_lib.ConfigError, match=r"'distill\.lambda' must be >= 0"):
     config_lib.load_config(None, "student", "distill.lambda=-1")
+
+
+def test_frame_stride_default_override_bound_and_run_dir(tmp_path):
+  assert config_lib.load_config(None, "rgb").data.frame_stride == 1
+  cfg = config_lib.load_config(None, "rgb", "data.frame_stride=3")
+  assert cfg.data.frame_stride == 3
+  with pytest.raises(config_lib.ConfigError, match=r"'data\.frame_stride' must be >= 1"):
+    config_lib.load_config(None, "rgb", "data.frame_stride=0")
+  assert config_lib.run_frame_stride(str(tmp_path)) == 1  # no config.yaml: 1
+  config_lib.save_config(cfg, str(tmp_path / config_lib.RUN_CONFIG_FILE))
+  assert config_lib.run_frame_stride(str(tmp_path)) == 3

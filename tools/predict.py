@@ -15,6 +15,9 @@ flags.DEFINE_string("model", None, "SavedModel version dir (or its parent), .ker
 flags.DEFINE_string("video", None, "Video file to classify.")
 flags.DEFINE_string("labels", None, "Class names file (default: found next to --model).")
 flags.DEFINE_integer("top_k", 5, "How many classes to print.")
+flags.DEFINE_integer("frame_stride", None,
+                     "Step between the clip's frames (default: the SavedModel's metadata, or "
+                     "config.yaml next to a .keras/.tflite file, else 1).", lower_bound=1)
 flags.mark_flags_as_required(["model", "video"])
 
 
@@ -23,13 +26,15 @@ def main(argv):
   from tsnet_tf.data import video  # pylint: disable=g-import-not-at-top
   from tsnet_tf.export import predict  # pylint: disable=g-import-not-at-top
   try:
-    predictor = predict.load_predictor(FLAGS.model, FLAGS.labels)
+    predictor = predict.load_predictor(FLAGS.model, FLAGS.labels,
+                                       frame_stride=FLAGS.frame_stride)
     top = predict.predict_video(predictor, FLAGS.video, FLAGS.top_k)
   except video.VideoDecodeError as e:
     raise app.UsageError(f"--video: {e}") from e
   except (FileNotFoundError, ValueError) as e:
     raise app.UsageError(str(e)) from e
-  print(f"{FLAGS.video} ({predictor.kind}, T={predictor.num_frames}, S={predictor.crop_size})")
+  print(f"{FLAGS.video} ({predictor.kind}, T={predictor.num_frames}, S={predictor.crop_size}"
+        + (f", frame stride {predictor.frame_stride})" if predictor.frame_stride > 1 else ")"))
   for rank, (name, prob) in enumerate(top, 1):
     print(f"{rank}. {name:<24s} {prob:.4f}")
 

@@ -6,8 +6,8 @@
 
 The clip (T frames, full resolution, short videos looped) is sent as uint8
 `frames` to `serving_default`; resizing and cropping happen in the served graph.
-T and the class names come from the model's `metadata` signature unless
---num_frames / --labels are given.
+T, the frame stride and the class names come from the model's `metadata`
+signature unless --num_frames / --frame_stride / --labels are given.
 """
 
 from absl import app
@@ -21,6 +21,9 @@ flags.DEFINE_string("video", None, "Video file to classify.")
 flags.DEFINE_bool("rest", False, "Use the REST API instead of gRPC.")
 flags.DEFINE_integer("num_frames", None, "Frames to send (default: the model's T).")
 flags.DEFINE_string("labels", None, "Class names file (default: from the model).")
+flags.DEFINE_integer("frame_stride", None,
+                     "Step between the frames sent (default: the model's metadata).",
+                     lower_bound=1)
 flags.DEFINE_float("timeout", 60.0, "Seconds to wait for the server.")
 flags.mark_flags_as_required(["model_name", "video"])
 
@@ -34,12 +37,13 @@ def main(argv):
   call = serving.predict_rest if FLAGS.rest else serving.predict_grpc
   try:
     meta = None
-    if FLAGS.num_frames is None or FLAGS.labels is None:
+    if FLAGS.num_frames is None or FLAGS.labels is None or FLAGS.frame_stride is None:
       meta = serving.fetch_metadata(FLAGS.server, FLAGS.model_name, FLAGS.model_version,
                                     rest=FLAGS.rest, timeout=FLAGS.timeout)
     num_frames = FLAGS.num_frames or meta["num_frames"]
     labels = sm.read_labels(FLAGS.labels) if FLAGS.labels else meta["labels"]
-    frames = predict.video_clip(FLAGS.video, num_frames)[None]
+    frame_stride = FLAGS.frame_stride or meta["frame_stride"]
+    frames = predict.video_clip(FLAGS.video, num_frames, frame_stride)[None]
     probs, ids = call(FLAGS.server, FLAGS.model_name, frames, version=FLAGS.model_version,
                       timeout=FLAGS.timeout)
   except video.VideoDecodeError as e:

@@ -69,6 +69,10 @@ class DataConfig:
     random_flip: random horizontal flips in training. Turn off when a class
       is defined by a horizontal direction (the synthetic move_left /
       move_right / pan_* classes): a flip turns one class into another.
+    frame_stride: step between the T frames of a clip (Model Garden's
+      `temporal_stride`): 1 = consecutive frames; 2 or 3 cover a longer span
+      and make per-step motion larger (the teacher's flow is then between
+      frames `frame_stride` apart). Evaluation and export use the same stride.
   """
   num_frames: int = 8
   crop_size: int = 64
@@ -78,6 +82,7 @@ class DataConfig:
   validation_clips: int = 1
   shuffle_seed: int = 0
   random_flip: bool = True
+  frame_stride: int = 1
 
 
 @dataclasses.dataclass
@@ -289,7 +294,7 @@ _CHOICES = {
 # Keys that must be >= the given minimum.
 _MINIMUM = {
     ("data", "num_frames"): 1, ("data", "crop_size"): 8, ("data", "batch_size"): 1,
-    ("data", "eval_batch_size"): 1, ("data", "validation_clips"): 1,
+    ("data", "eval_batch_size"): 1, ("data", "validation_clips"): 1, ("data", "frame_stride"): 1,
     ("train", "epochs"): 0, ("train", "steps_per_epoch"): 1, ("train", "validation_steps"): 1,
     ("train", "learning_rate"): 0.0, ("train", "weight_decay"): 0.0,
     ("train", "warmup_epochs"): 0.0, ("train", "steps_per_execution"): 1,
@@ -354,6 +359,21 @@ def to_dict(cfg: Any) -> Dict[str, Any]:
 
 def to_yaml(cfg: ExperimentConfig) -> str:
   return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+# The resolved config a training run writes into its --model_dir.
+RUN_CONFIG_FILE = "config.yaml"
+
+
+def run_frame_stride(model_dir: str) -> int:
+  """`data.frame_stride` of the training run in `model_dir` (1 if it has no config).
+
+  Evaluation, export and prediction must sample clips as training did.
+  """
+  path = os.path.join(model_dir, RUN_CONFIG_FILE)
+  if not os.path.isfile(path):
+    return 1
+  return load_config(path).data.frame_stride
 
 
 def save_config(cfg: ExperimentConfig, path: str) -> None:

@@ -1,4 +1,4 @@
-"""EdgeFrameConv2D == TimeDistributed(Conv2D), serialisation, FLOPs."""
+"""Edge twin pieces: EdgeFrameConv2D == TimeDistributed(Conv2D); BatchNorm folding."""
 
 import numpy as np
 import pytest
@@ -53,3 +53,22 @@ def test_wrong_rank_and_channels_first_are_errors():
     FrameConv2D(4, 3, data_format="channels_first")
   with pytest.raises(ValueError):
     FrameConv2D(4, 3)(np.zeros((2, 8, 8, 3), "float32"))
+
+
+@pytest.mark.parametrize("backbone", ["light", "r3d18"])
+def test_batch_norms_fold_into_convolutions(backbone):
+  from tsnet_tf.export import edge  # pylint: disable=g-import-not-at-top
+  model = classifiers.build_rgb_model(3, 4, 16, backbone=backbone, width=4)
+  rng = np.random.default_rng(2)
+  for layer in model.layers:  # non-trivial inference statistics
+    if isinstance(layer, keras.layers.BatchNormalization):
+      c = layer.gamma.shape[0]
+      layer.set_weights([rng.uniform(0.5, 2, c), rng.normal(0, 1, c), rng.normal(0, 1, c),
+                         rng.uniform(0.5, 2, c)])
+  twin = edge.edge_model(model)
+  bns = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
+  folded = [l for l in twin.layers if isinstance(l, edge.EdgeFoldedBatchNorm)]
+  assert bns and len(folded) == len(bns)  # every BN here follows a convolution
+  x = rng.uniform(0, 255, (2, 4, 16, 16, 3)).astype("float32")
+  np.testing.assert_allclose(twin(x).numpy(), model(x, training=False).numpy(),
+                             rtol=1e-4, atol=1e-4)

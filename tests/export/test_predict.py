@@ -56,3 +56,32 @@ def test_clear_errors(tmp_path, export_dir):
   other.write_bytes(b"x")
   with pytest.raises(ValueError, match="expected a SavedModel"):
     predict.load_predictor(str(other))
+
+
+def test_frame_stride_from_export_config_or_flag(trained, tmp_path):
+  from tsnet_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.export import saved_model as sm  # pylint: disable=g-import-not-at-top
+  frames = (5 * np.arange(40, dtype=np.uint8))[:, None, None, None] * np.ones((1, 8, 8, 3),
+                                                                              np.uint8)
+  path = str(tmp_path / "ramp.avi")
+  video.write_video(path, frames, fps=25)
+  clip = predict.video_clip(path, 4, frame_stride=3)
+  # The centre clip of 4 frames 3 apart: span 10 of 40, start 15.
+  # (grey level 5 * frame index; MPEG-4 keeps it within a few levels)
+  np.testing.assert_allclose(clip[:, 4, 4, 0].astype(int), [75, 90, 105, 120], atol=3)
+
+  # A training run's config.yaml decides the stride of everything exported from it.
+  model_dir = tmp_path / "run"
+  model_dir.mkdir()
+  trained.save(str(model_dir / "model.keras"))
+  (model_dir / "labels.txt").write_text("\n".join(CLASSES) + "\n")
+  config_lib.save_config(config_lib.load_config(None, "rgb", "data.frame_stride=2"),
+                         str(model_dir / config_lib.RUN_CONFIG_FILE))
+  export = str(tmp_path / "export" / "1")
+  sm.export_from_model_dir(str(model_dir), export)
+  assert predict.load_predictor(export).frame_stride == 2
+  assert predict.load_predictor(str(model_dir / "model.keras")).frame_stride == 2
+  assert predict.load_predictor(export, frame_stride=1).frame_stride == 1
+  assert predict.load_predictor(os.path.join(export, "model.keras")).frame_stride == 1
+  with pytest.raises(ValueError, match="frame_stride"):
+    predict.load_predictor(export, frame_stride=0)

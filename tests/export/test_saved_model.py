@@ -46,7 +46,7 @@ def test_layout_and_signatures(export_dir):
   assert outs["probabilities"].dtype == tf.float32
   assert outs["class_ids"].dtype == tf.int32 and outs["class_ids"].shape.as_list() == [None, 5]
   assert sm.saved_model_metadata(loaded) == {"num_frames": T, "crop_size": S,
-                                             "labels": list(CLASSES)}
+                                             "frame_stride": 1, "labels": list(CLASSES)}
 
 
 def test_saved_model_equals_keras(export_dir, trained):

@@ -43,7 +43,7 @@ def test_grpc_round_trip(grpc_server, trained, frames):
   assert ids.dtype == np.int32 and ids.shape == (2, 5)
   np.testing.assert_array_equal(ids[:, 0], probs.argmax(-1))
   assert serving.fetch_metadata(grpc_server, "student") == {
-      "num_frames": T, "crop_size": S, "labels": list(CLASSES)}
+      "num_frames": T, "crop_size": S, "frame_stride": 1, "labels": list(CLASSES)}
 
 
 def test_rest_round_trip(rest_server, trained, frames):

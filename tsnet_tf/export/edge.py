@@ -19,12 +19,18 @@ builtins at all. `edge_model(model)` clones a functional Keras model, replacing
                    `valid` and for TF's `same`, which excludes padding);
   GlobalAveragePooling3D -> EdgeGlobalAveragePooling3D: reshape + 1-axis mean;
 
-with the weights copied, so the twin computes the same function (up to float
-summation order) with ops that all have int8 TFLite kernels. The twin is a
+and folds every inference-mode BatchNormalization that is the only consumer of
+a convolution into that convolution's kernel and bias (the BN becomes an
+Identity): TFLite folds BN only when it directly follows a conv op, and the
+reshapes above stand between them; an unfolded BN is a MUL and an ADD per
+layer, which int8 pays with requantisation. Weights are copied (or folded), so
+the twin computes the same function (up to float rounding) with ops that all
+have int8 TFLite kernels. The twin is a
 conversion-time artefact; it is never the model users train or load.
 """
 
 import keras
+import numpy as np
 from keras import ops
 
 
@@ -243,13 +249,78 @@ def _clone_layer(layer):
   return layer.__class__.from_config(layer.get_config())
 
 
+@keras.saving.register_keras_serializable(package="tsnet_tf")
+class EdgeFoldedBatchNorm(keras.layers.Layer):
+  """Where a BatchNormalization was before `edge_model` folded it into its conv.
+
+  Input and output: any tensor, unchanged.
+  """
+
+  def call(self, inputs, training=None, mask=None):  # pylint: disable=unused-argument
+    # The arguments of the BatchNormalization call the cloned graph replays.
+    return inputs
+
+  def compute_output_shape(self, input_shape):
+    return input_shape
+
+
+def _is_linear_conv(layer) -> bool:
+  # pylint: disable=unidiomatic-typecheck
+  conv = layer.layer if _is_frame_conv(layer) else layer
+  if type(conv) not in (keras.layers.Conv2D, keras.layers.Conv3D):
+    return False
+  return conv.get_config().get("activation") in (None, "linear")
+
+
+def _foldable_batch_norms(model: keras.Model):
+  """`{id(conv): bn}` for BatchNormalizations on the channel axis whose input is
+  a linear convolution used nowhere else (both called once)."""
+  pairs = {}
+  for layer in _graph_layers(model):
+    if type(layer) is not keras.layers.BatchNormalization:  # pylint: disable=unidiomatic-typecheck
+      continue
+    nodes = layer._inbound_nodes  # pylint: disable=protected-access
+    if len(nodes) != 1 or len(nodes[0].input_tensors) != 1:
+      continue
+    x = nodes[0].input_tensors[0]
+    if layer.axis not in (-1, len(x.shape) - 1):
+      continue
+    conv = x._keras_history.operation  # pylint: disable=protected-access
+    if (_is_linear_conv(conv) and len(conv._inbound_nodes) == 1  # pylint: disable=protected-access
+        and len(conv._outbound_nodes) == 1):  # pylint: disable=protected-access
+      pairs[id(conv)] = layer
+  return pairs
+
+
+def _folded_weights(conv, bn):
+  """Kernel and bias of `conv` followed by inference-mode `bn`, as one conv."""
+  conv = conv.layer if _is_frame_conv(conv) else conv
+  kernel = np.asarray(conv.kernel)
+  bias = np.asarray(conv.bias) if conv.use_bias else np.zeros(kernel.shape[-1], kernel.dtype)
+  var = np.asarray(bn.moving_variance)
+  gamma = np.asarray(bn.gamma) if bn.scale else np.ones_like(var)
+  beta = np.asarray(bn.beta) if bn.center else np.zeros_like(var)
+  scale = gamma / np.sqrt(var + bn.epsilon)
+  return [kernel * scale, (bias - np.asarray(bn.moving_mean)) * scale + beta]
+
+
+def _graph_layers(model: keras.Model):
+  """The layers of `model`'s graph, nested models' layers in place of them."""
+  for layer in model.layers:
+    if isinstance(layer, keras.Model):
+      yield from _graph_layers(layer)
+    else:
+      yield layer
+
+
 def edge_model(model: keras.Model) -> keras.Model:
   """Returns the TFLite-friendly twin of a functional/sequential Keras model.
 
   Nested functional and sequential models are cloned recursively. Layers that
   are not swapped (including custom layers that hold Conv3D sublayers) are
-  re-created from their config; all weights are then copied in order, so the
-  twin computes the same function as `model`.
+  re-created from their config; weights are then copied layer by layer (a
+  folded BatchNormalization's into its convolution), so the twin computes the
+  same function as `model` in inference mode.
 
   Args:
     model: a built functional or sequential Keras model with static input
@@ -258,9 +329,30 @@ def edge_model(model: keras.Model) -> keras.Model:
   Returns:
     A new `keras.Model` with the same inputs, outputs, layer names and weights.
   """
-  twin = keras.models.clone_model(model, clone_function=_clone_layer,
-                                  recursive=True)
-  twin.set_weights(model.get_weights())
+  folds = _foldable_batch_norms(model)
+  folded_bns = {id(bn) for bn in folds.values()}
+
+  def clone(layer):
+    if id(layer) in folded_bns:
+      return EdgeFoldedBatchNorm(name=layer.name)
+    twin_layer = _clone_layer(layer)
+    if id(layer) in folds and not twin_layer.use_bias:
+      config = twin_layer.get_config()
+      config["use_bias"] = True
+      twin_layer = type(twin_layer).from_config(config)
+    return twin_layer
+
+  twin = keras.models.clone_model(model, clone_function=clone, recursive=True)
+  originals, twins = list(_graph_layers(model)), list(_graph_layers(twin))
+  if len(originals) != len(twins):
+    raise ValueError(f"edge twin has {len(twins)} layers, the model {len(originals)}")
+  for old, new in zip(originals, twins):
+    if old.name != new.name:
+      raise ValueError(f"edge twin layer order differs: {old.name!r} vs {new.name!r}")
+    if id(old) in folds:
+      new.set_weights(_folded_weights(old, folds[id(old)]))
+    elif id(old) not in folded_bns:
+      new.set_weights(old.get_weights())
   return twin
 
 

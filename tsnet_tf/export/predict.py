@@ -28,12 +28,14 @@ class Predictor:
   Attributes:
     num_frames: T the model was trained with.
     crop_size: S.
+    frame_stride: step between the T frames in training (`data.frame_stride`).
     labels: class names in label order.
     kind: `saved_model`, `keras` or `tflite`.
   """
 
   num_frames: int
   crop_size: int
+  frame_stride: int = 1
   labels: List[str]
   kind: str
 
@@ -50,6 +52,7 @@ class _SavedModelPredictor(Predictor):
     meta = sm.saved_model_metadata(loaded)
     self.num_frames, self.crop_size, self.labels = (
         meta["num_frames"], meta["crop_size"], meta["labels"])
+    self.frame_stride = meta["frame_stride"]
     self._serve = loaded.signatures[sm.SERVING_SIGNATURE]
     self._loaded = loaded  # keeps the functions' variables alive
 
@@ -100,7 +103,8 @@ def _labels_for_file(path: str, labels_path: Optional[str]) -> List[str]:
 
 
 def load_predictor(path: str, labels_path: Optional[str] = None,
-                   num_threads: Optional[int] = None) -> Predictor:
+                   num_threads: Optional[int] = None,
+                   frame_stride: Optional[int] = None) -> Predictor:
   """Loads a SavedModel version dir (or its parent), a `.keras` or a `.tflite` file.
 
   Args:
@@ -108,10 +112,24 @@ def load_predictor(path: str, labels_path: Optional[str] = None,
     labels_path: class names file; by default the SavedModel's asset, or for a
       file `x.labels.txt`, `labels.txt` or `assets/labels.txt` next to it.
     num_threads: TFLite interpreter threads.
+    frame_stride: step between clip frames; None = the SavedModel's metadata,
+      or for a file the training run's `config.yaml` next to it, else 1.
 
   Returns:
     A `Predictor`.
   """
+  predictor = _load_predictor(path, labels_path, num_threads)
+  if frame_stride is not None:
+    if int(frame_stride) < 1:
+      raise ValueError(f"--frame_stride must be >= 1, got {frame_stride}")
+    predictor.frame_stride = int(frame_stride)
+  elif predictor.kind != "saved_model":
+    from tsnet_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+    predictor.frame_stride = config_lib.run_frame_stride(os.path.dirname(os.path.abspath(path)))
+  return predictor
+
+
+def _load_predictor(path, labels_path, num_threads) -> Predictor:
   if os.path.isdir(path):
     version = sm.find_export_version(path)
     if version is None:
@@ -131,14 +149,16 @@ def load_predictor(path: str, labels_path: Optional[str] = None,
                    "or a .tflite file")
 
 
-def video_clip(path: str, num_frames: int) -> np.ndarray:
+def video_clip(path: str, num_frames: int, frame_stride: int = 1) -> np.ndarray:
   """The evaluation clip of a video file: uint8 `[T, H, W, 3]` (short videos looped).
+
+  The centre clip of T frames `frame_stride` apart, as evaluation samples it.
 
   Raises:
     video.VideoDecodeError: the file cannot be decoded (names the file).
   """
   frames = video.read_video(path)
-  return sampling.sample_eval_clips(frames, num_frames, num_clips=1)[0]
+  return sampling.sample_eval_clips(frames, num_frames, num_clips=1, stride=frame_stride)[0]
 
 
 def top_k(probabilities: np.ndarray, labels: Sequence[str], k: int = 5
@@ -151,5 +171,5 @@ def top_k(probabilities: np.ndarray, labels: Sequence[str], k: int = 5
 def predict_video(predictor: Predictor, video_path: str, k: int = 5
                   ) -> List[Tuple[str, float]]:
   """Top-k `(class name, probability)` for a video file."""
-  clip = video_clip(video_path, predictor.num_frames)
+  clip = video_clip(video_path, predictor.num_frames, predictor.frame_stride)
   return top_k(predictor.predict_frames(clip), predictor.labels, k)

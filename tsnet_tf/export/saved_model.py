@@ -13,7 +13,7 @@ Signatures:
   classify_clip    clip float32 [B, T0, S, S, 3] in [0, 255] (already
                    preprocessed) -> probabilities [B, K], logits [B, K]
   metadata         (no input) -> num_frames int32 [], crop_size int32 [],
-                   labels string [K]
+                   frame_stride int32 [], labels string [K]
 
 `serving_default` does in the graph what `tsnet_tf.data` does for evaluation:
 when T differs from the trained T0 it picks T0 frames uniformly over the T
@@ -23,6 +23,11 @@ square of side min(H, W), bilinear resize to S), then the model (which
 normalises its [0, 255] input itself) and a softmax. `class_ids` are the top-5
 classes by probability, best first; with fewer than 5 classes the missing
 entries are -1 so the shape stays `[B, 5]`.
+
+A model trained with `data.frame_stride` s > 1 expects frames s apart: send
+its T0 frames already s apart (`predict.video_clip(..., frame_stride=s)`), or
+T0 * s consecutive frames (the uniform pick then takes every s-th);
+`metadata` reports s.
 """
 
 import os
@@ -89,9 +94,11 @@ class ServingModule(tf.Module):
       `[B, K]`, built with static T0 and S.
     labels_path: a text file with the K class names, one a line; it becomes
       the SavedModel asset `assets/labels.txt`.
+    frame_stride: the step between the clip frames the model was trained on
+      (reported by `metadata`).
   """
 
-  def __init__(self, model: keras.Model, labels_path: str):
+  def __init__(self, model: keras.Model, labels_path: str, frame_stride: int = 1):
     super().__init__(name="serving")
     shape = tuple(model.input_shape)
     if len(shape) != 5 or None in shape[1:] or shape[2] != shape[3] or shape[4] != 3:
@@ -101,6 +108,9 @@ class ServingModule(tf.Module):
     self.num_frames = int(shape[1])
     self.crop_size = int(shape[2])
     self.num_classes = int(model.output_shape[-1])
+    if int(frame_stride) < 1:
+      raise ValueError(f"frame_stride must be >= 1, got {frame_stride}")
+    self.frame_stride = int(frame_stride)
     self.labels_asset = tf.saved_model.Asset(labels_path)
 
     self.serve = tf.function(self._serve, input_signature=[
@@ -138,6 +148,7 @@ class ServingModule(tf.Module):
     labels = tf.strings.strip(tf.strings.split(text, "\n"))
     return {"num_frames": tf.constant(self.num_frames, tf.int32),
             "crop_size": tf.constant(self.crop_size, tf.int32),
+            "frame_stride": tf.constant(self.frame_stride, tf.int32),
             "labels": labels}
 
   def signatures(self) -> Dict[str, tf.types.experimental.ConcreteFunction]:
@@ -158,7 +169,8 @@ def read_labels(path: str) -> List[str]:
 
 
 def export_saved_model(model: keras.Model, labels: Sequence[str], export_dir: str,
-                       overwrite: bool = False, save_keras: bool = True) -> str:
+                       overwrite: bool = False, save_keras: bool = True,
+                       frame_stride: int = 1) -> str:
   """Writes `model` as a TF-Serving SavedModel version directory, atomically.
 
   Args:
@@ -167,6 +179,7 @@ def export_saved_model(model: keras.Model, labels: Sequence[str], export_dir: st
     export_dir: the version directory, e.g. `saved_models/student/1`.
     overwrite: replace an existing `export_dir`; otherwise it is an error.
     save_keras: also write `model.keras` into the directory.
+    frame_stride: the training clips' frame step (`data.frame_stride`).
 
   Returns:
     `export_dir`.
@@ -188,7 +201,7 @@ def export_saved_model(model: keras.Model, labels: Sequence[str], export_dir: st
     labels_path = os.path.join(scratch, LABELS_FILE)
     with open(labels_path, "w", encoding="utf-8") as f:
       f.write("\n".join(labels) + "\n")
-    module = ServingModule(model, labels_path)
+    module = ServingModule(model, labels_path, frame_stride)
     with atomic_dir(export_dir, overwrite=overwrite) as tmp:
       # mkdtemp makes it 0700; a model server often runs as another user.
       os.chmod(tmp, 0o755)
@@ -222,9 +235,11 @@ def export_from_model_dir(model_dir: str, export_dir: str,
   """
   if not os.path.isdir(model_dir):
     raise FileNotFoundError(f"--model_dir {model_dir!r} is not a directory")
+  from tsnet_tf import config as config_lib  # pylint: disable=g-import-not-at-top
   model = load_keras_model(os.path.join(model_dir, checkpoint))
   labels = read_labels(os.path.join(model_dir, LABELS_FILE))
-  return export_saved_model(model, labels, export_dir, overwrite=overwrite)
+  return export_saved_model(model, labels, export_dir, overwrite=overwrite,
+                            frame_stride=config_lib.run_frame_stride(model_dir))
 
 
 def load_saved_model(export_dir: str):
@@ -239,9 +254,13 @@ def load_saved_model(export_dir: str):
 
 
 def saved_model_metadata(loaded) -> Dict[str, object]:
-  """`{"num_frames": int, "crop_size": int, "labels": [str]}` of a loaded export."""
+  """`{"num_frames", "crop_size", "frame_stride": int, "labels": [str]}` of a loaded export.
+
+  Exports written before `frame_stride` existed report 1.
+  """
   meta = loaded.signatures[METADATA_SIGNATURE]()
   return {"num_frames": int(meta["num_frames"]), "crop_size": int(meta["crop_size"]),
+          "frame_stride": int(meta["frame_stride"]) if "frame_stride" in meta else 1,
           "labels": [s.decode("utf-8") for s in meta["labels"].numpy() if s]}
 
 

@@ -132,7 +132,8 @@ def fetch_metadata(server: str, model_name: str, version: Optional[int] = None,
   """Runs the export's input-less `metadata` signature on the server.
 
   Returns:
-    `{"num_frames": int, "crop_size": int, "labels": [str]}`.
+    `{"num_frames": int, "crop_size": int, "frame_stride": int, "labels": [str]}`
+    (`frame_stride` 1 for exports that predate it).
 
   Raises:
     ServingError: the server refused (e.g. a model not exported by
@@ -168,4 +169,5 @@ def fetch_metadata(server: str, model_name: str, version: Optional[int] = None,
     labels = [s.decode("utf-8") for s in out["labels"].ravel()]
   return {"num_frames": int(np.asarray(out["num_frames"])),
           "crop_size": int(np.asarray(out["crop_size"])),
+          "frame_stride": int(np.asarray(out.get("frame_stride", 1))),
           "labels": [s for s in labels if s]}

@@ -214,8 +214,14 @@ def evaluate(model_dir: str, data_dir: str, split: int = 1,
   if num_clips is None:
     num_clips = _config_num_clips(model_dir) or 10
   num_frames, crop_size = shape[0], shape[1]
+  from tsnet_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  strides = {d: config_lib.run_frame_stride(d) for d in dirs}
+  frame_stride = strides[model_dir]
+  if len(set(strides.values())) > 1:
+    raise EvaluationError(f"models were trained with different data.frame_stride: {strides}")
   dataset = pipeline.make_dataset(data_dir, split=split, subset=subset, training=False,
                                   num_frames=num_frames, crop_size=crop_size,
+                                  frame_stride=frame_stride,
                                   batch_size=batch_size, num_clips=num_clips,
                                   return_video_index=True)
   total = math.ceil(num_videos * num_clips / batch_size)

@@ -46,7 +46,7 @@ BEST_FILE = "best.keras"
 BEST_INFO_FILE = "best.json"
 HISTORY_FILE = "history.json"
 CURVES_FILE = "training_curves.png"
-CONFIG_FILE = "config.yaml"
+CONFIG_FILE = config_lib.RUN_CONFIG_FILE
 LABELS_FILE = "labels.txt"
 
 
@@ -649,7 +649,7 @@ def train(config: config_lib.ExperimentConfig,
                     **built.compile_kwargs)
 
     data_kwargs = dict(data_dir=data_dir, split=split, num_frames=cfg.data.num_frames,
-                       crop_size=cfg.data.crop_size)
+                       crop_size=cfg.data.crop_size, frame_stride=cfg.data.frame_stride)
     train_ds = _dataset(strategy, distribute, batch, subset="train", training=True,
                         seed=cfg.data.shuffle_seed, flip=cfg.data.random_flip, **data_kwargs)
     val_ds = None

@@ -14,7 +14,11 @@ In one run, on the same cores and the same synthetic HMDB51-format videos
      `sampling.train_indices` and the same `preprocessing.train_preprocess`
      crops and flips, AUTOTUNE-parallel like ours,
   4. clips/s one training step of the light student consumes (batch of
-     `--batch_size`, T x S x S), if tsnet_tf.models is importable.
+     `--batch_size`, T x S x S), if tsnet_tf.models is importable,
+  5. the per-frame costs behind 2 and 3 (single thread, CPU time): decoding a
+     JPEG frame (whole, and only an S x S window), decoding an MPEG-4 frame
+     with PyAV, converting it to RGB; and the ratio they allow at best:
+     (frames decoded up to the clip's end x MPEG-4 + T x RGB) / (T x JPEG).
 Prints a markdown table: clips/s (wall clock, what training sees) and CPU-ms
 per clip (CPU time of this process per clip: less sensitive to other load on a
 shared machine).
@@ -134,6 +138,50 @@ def student_step_rate(num_classes: int, num_frames: int, crop_size: int, batch_s
   return steps * batch_size / (time.perf_counter() - t0)
 
 
+def frame_costs(videos, data_dir: str, crop_size: int, max_videos: int = 12):
+  """Single-thread CPU ms per frame: JPEG (whole / S x S window), MPEG-4 decode, to RGB."""
+  import av  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.data import tfrecords  # pylint: disable=g-import-not-at-top
+
+  def cpu():
+    return time.process_time()
+
+  decode_s = rgb_s = 0.0
+  frames = 0
+  for path, _, _ in videos[:max_videos]:
+    with av.open(path) as container:
+      stream = container.streams.video[0]
+      stream.thread_count = 1
+      t0 = cpu()
+      decoded = list(container.decode(stream))
+      t1 = cpu()
+      for frame in decoded:
+        frame.to_ndarray(format="rgb24")
+      rgb_s += cpu() - t1
+      decode_s += t1 - t0
+      frames += len(decoded)
+  record = next(iter(tf.data.TFRecordDataset(tfrecords.list_shards(data_dir)).take(1)))
+  encoded = tfrecords.parse_sequence_example(record)[tfrecords.FRAMES_KEY][:20]
+  h, w = (int(v) for v in tf.io.extract_jpeg_shape(encoded[0])[:2])
+  s = min(crop_size, h, w)
+  window = tf.constant([(h - s) // 2, (w - s) // 2, s, s])
+  jpeg = {}
+  for name, fn in (("whole", lambda j: tf.io.decode_jpeg(j, channels=3)),
+                   ("window", lambda j: tf.io.decode_and_crop_jpeg(j, window, channels=3))):
+    for j in encoded[:2]:
+      fn(j)
+    t0 = cpu()
+    for _ in range(5):
+      for j in encoded:
+        fn(j)
+    jpeg[name] = (cpu() - t0) / (5 * len(encoded))
+  mean_bytes = float(tf.reduce_mean(tf.cast(tf.strings.length(encoded), tf.float32)))
+  return dict(mpeg4_decode_ms=1000 * decode_s / frames, to_rgb_ms=1000 * rgb_s / frames,
+              jpeg_whole_ms=1000 * jpeg["whole"], jpeg_window_ms=1000 * jpeg["window"],
+              jpeg_kb=mean_bytes / 1000, window=s, frame_shape=(h, w))
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -186,6 +234,7 @@ def main(argv):
     rows.append((configs[0][0], "PyAV, every decoded frame to RGB (MMAction2 PyAVDecode)",
                  rows[0][2], theirs))
     student = student_step_rate(len(labels), t, s, b) if _STUDENT.value else None
+    costs = frame_costs(train, data_dir, s)
 
     frames = summary["num_frames"] / max(summary["num_videos"], 1)
     print()
@@ -202,7 +251,8 @@ def main(argv):
             f"{ours / theirs:.2f}x ({(theirs_cpu / theirs) / (ours_cpu / ours):.2f}x) |")
     print()
     if student is None:
-      print(f"Light student train step (batch {b}): not measured (tsnet_tf.models unavailable)")
+      print(f"Light student train step (batch {b}): not measured (--student=false or "
+            "tsnet_tf.models unavailable)")
     else:
       print(f"Light student (backbone=light) SGD train step, batch {b}: consumes "
             f"{student:.1f} clips/s")
@@ -210,6 +260,29 @@ def main(argv):
     print(f"Conversion (prepare_hmdb51, {_NUM_WORKERS.value} workers, short side 240, "
           f"JPEG q90): {n_videos} videos in {convert_s:.1f} s = "
           f"{n_videos / convert_s:.2f} videos/s")
+    print()
+    # Frames a decode-at-train-time loader decodes: from 0 to the clip's end;
+    # the start is uniform in [0, n - T], so on average (n - T) / 2 + T.
+    n_mean = sum(max(c, t) for _, _, c in train) / len(train)
+    decoded = (n_mean - t) / 2 + t
+    theirs_ms = decoded * costs["mpeg4_decode_ms"] + t * costs["to_rgb_ms"]
+    ours_ms = t * costs["jpeg_window_ms"]
+    h, w = costs["frame_shape"]
+    print(f"Per-frame decode cost (one thread, CPU ms; {h}x{w} frames, JPEG "
+          f"{costs['jpeg_kb']:.0f} kB a frame):")
+    print()
+    print("| step | ms / frame |")
+    print("| --- | ---: |")
+    print(f"| JPEG decode, whole frame | {costs['jpeg_whole_ms']:.3f} |")
+    print(f"| JPEG decode, {costs['window']}x{costs['window']} window only (ours) | "
+          f"{costs['jpeg_window_ms']:.3f} |")
+    print(f"| MPEG-4 Part 2 decode (PyAV) | {costs['mpeg4_decode_ms']:.3f} |")
+    print(f"| YUV -> RGB24 (PyAV to_ndarray) | {costs['to_rgb_ms']:.3f} |")
+    print()
+    print(f"Decode work per clip (T={t}, mean video {n_mean:.0f} frames, {decoded:.0f} decoded "
+          f"by the baseline): baseline {theirs_ms:.1f} ms, ours {ours_ms:.1f} ms; "
+          f"best possible ratio {theirs_ms / ours_ms:.2f}x before the shared crop/resize/"
+          f"batch work, which lowers it further")
   finally:
     if _WORK_DIR.value is None:
       shutil.rmtree(work, ignore_errors=True)

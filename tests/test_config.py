@@ -108,3 +108,13 @@ def test_frame_stride_default_override_bound_and_run_dir(tmp_path):
   assert config_lib.run_frame_stride(str(tmp_path)) == 1  # no config.yaml: 1
   config_lib.save_config(cfg, str(tmp_path / config_lib.RUN_CONFIG_FILE))
   assert config_lib.run_frame_stride(str(tmp_path)) == 3
+
+
+def test_light_stem_choice_reaches_the_model():
+  from tsnet_tf.training import trainer  # pylint: disable=g-import-not-at-top
+  cfg = config_lib.load_config(None, "rgb", "model.backbone=light,model.width=4,model.stem=3d,"
+                               "data.num_frames=4,data.crop_size=16")
+  model = trainer.build_rgb(cfg, 3)
+  assert tuple(model.get_layer("stem_conv").kernel_size) == (3, 3, 3)
+  with pytest.raises(config_lib.ConfigError, match=r"'model\.stem' must be one of"):
+    config_lib.load_config(None, "rgb", "model.stem=2d")

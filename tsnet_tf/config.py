@@ -112,6 +112,8 @@ class ModelConfig:
     feature_dim: if set, the pooled feature is linearly projected to this
       size (the "features" layer that Eq. 7 compares).
     dropout: dropout rate between "features" and the logits.
+    stem: `light` only: `2plus1d` (spatial then temporal conv) or `3d` (one
+      3x3x3 conv, velocity-tuned filters on the pixels).
     flow: the teacher's flow layer settings.
   """
   backbone: str = "r3d18"
@@ -119,6 +121,7 @@ class ModelConfig:
   width: Optional[int] = None
   feature_dim: Optional[int] = None
   dropout: float = 0.0
+  stem: str = "2plus1d"
   flow: FlowConfig = dataclasses.field(default_factory=FlowConfig)
 
 
@@ -287,6 +290,7 @@ def _from_dict(cls, d: Mapping[str, Any], prefix: str, source: str):
 _CHOICES = {
     ("data", "validation_subset"): ("train", "test", "none"),
     ("model", "flow", "preset"): ("fast", "accurate"),
+    ("model", "stem"): ("2plus1d", "3d"),
     ("train", "lr_schedule"): ("cosine", "step", "constant"),
     ("train", "weight_decay_mode"): ("l2", "decoupled"),
     ("eval", "subset"): ("train", "test"),

@@ -86,3 +86,16 @@ def test_bad_options_raise_clear_errors():
     backbones.build_backbone("r3d18", depth=50)
   with pytest.raises(ValueError, match="width_multiplier"):
     backbones.build_backbone("light", width_multiplier=0)
+
+
+def test_light_3d_stem_option():
+  base = backbones.build_backbone("light", input_channels=3, num_frames=8, input_size=32,
+                                  stem="3d")
+  stem = base.get_layer("stem_conv")
+  assert isinstance(stem, keras.layers.Conv3D) and tuple(stem.kernel_size) == (3, 3, 3)
+  assert tuple(stem.strides) == (1, 2, 2)
+  with pytest.raises(ValueError):
+    base.get_layer("stem_temporal_conv")  # the (2+1)D stem's layers are gone
+  assert base(np.zeros((2, 8, 32, 32, 3), "float32")).shape == (2, 128)
+  with pytest.raises(ValueError, match="unknown light stem 'x'"):
+    backbones.build_backbone("light", stem="x")

@@ -135,9 +135,12 @@ def _light_block(x, filters, strides, name, regularizer):
   return layers.ReLU(name=f"{name}_out")(y)
 
 
+LIGHT_STEMS = ("2plus1d", "3d")
+
+
 def _light_trunk(x, width_multiplier, blocks_per_stage, widths, regularizer,
-                 prefix):
-  """Light trunk: (2+1)D stem and 4 stages of (2+1)D residual blocks."""
+                 prefix, stem_type="2plus1d"):
+  """Light trunk: a stem and 4 stages of (2+1)D residual blocks."""
   blocks_per_stage = tuple(blocks_per_stage or LIGHT_BLOCKS)
   widths = tuple(widths or LIGHT_WIDTHS)
   if len(blocks_per_stage) != len(widths) or min(blocks_per_stage) < 1:
@@ -145,11 +148,19 @@ def _light_trunk(x, width_multiplier, blocks_per_stage, widths, regularizer,
         f"blocks_per_stage {blocks_per_stage!r} must be positive and match "
         f"widths {widths!r}")
   stem = _scaled(widths[0], width_multiplier)
-  # A temporal conv already in the stem: motion needs time mixing early.
-  x = _conv_bn(x, stem, (1, 3, 3), (1, 2, 2), f"{prefix}stem_spatial",
-               regularizer)
-  x = _conv_bn(x, stem, (3, 1, 1), (1, 1, 1), f"{prefix}stem_temporal",
-               regularizer)
+  if stem_type == "3d":
+    # One 3x3x3 conv on the pixels: it can be a spatio-temporally oriented
+    # (velocity-tuned) filter, which a spatial conv, ReLU, then temporal conv
+    # cannot; small sub-pixel motions are visible only at full resolution.
+    x = _conv_bn(x, stem, (3, 3, 3), (1, 2, 2), f"{prefix}stem", regularizer)
+  elif stem_type == "2plus1d":
+    # A temporal conv already in the stem: motion needs time mixing early.
+    x = _conv_bn(x, stem, (1, 3, 3), (1, 2, 2), f"{prefix}stem_spatial",
+                 regularizer)
+    x = _conv_bn(x, stem, (3, 1, 1), (1, 1, 1), f"{prefix}stem_temporal",
+                 regularizer)
+  else:
+    raise ValueError(f"unknown light stem {stem_type!r}; expected one of {LIGHT_STEMS}")
   for stage, (width, blocks) in enumerate(zip(widths, blocks_per_stage)):
     filters = _scaled(width, width_multiplier)
     for block in range(blocks):
@@ -173,6 +184,7 @@ def apply_backbone(inputs,
                    widths: Optional[Sequence[int]] = None,
                    feature_dim: Optional[int] = None,
                    stem_pool: bool = False,
+                   stem: str = "2plus1d",
                    weight_decay: float = 0.0,
                    prefix: str = ""):
   """Adds a backbone to a functional graph; returns its pooled features.
@@ -191,6 +203,8 @@ def apply_backbone(inputs,
       pool itself is "features".
     stem_pool: R3D only: 3x3x3 max-pool after the stem (Hara et al.'s
       variant; torchvision's r3d_18 has none).
+    stem: "light" only: "2plus1d" (1x3x3 stride-2 conv, then 3x1x1) or "3d"
+      (one 3x3x3 conv, spatial stride 2).
     weight_decay: L2 on conv/dense kernels, as `weight_decay / 2 * ||w||^2` so
       the gradient is `weight_decay * w` (PyTorch's SGD convention). 0 = none.
     prefix: prepended to every layer name (to place two backbones in one
@@ -216,7 +230,7 @@ def apply_backbone(inputs,
                    stem_pool, regularizer, prefix)
   elif key == "light":
     x = _light_trunk(inputs, width_multiplier, blocks_per_stage, widths,
-                     regularizer, prefix)
+                     regularizer, prefix, stem)
   else:
     raise ValueError(
         f"unknown backbone {name!r}; expected one of {BACKBONES} "

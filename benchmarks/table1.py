@@ -15,7 +15,9 @@ docs/training.md; ~25 min on 2 shared cores, the teacher dominates)
    fusion of the trained rgb and flow networks (no extra training).
 3. Evaluates each on the test subset: clip-level and video-level accuracy (K
    clips per video, mean softmax), inference ms per clip (batch 1, median of
-   --timing_runs on this CPU) and analytic GFLOPs per clip.
+   --timing_runs on this CPU) in TensorFlow and in TFLite (float32, the
+   deployment runtime; the teacher's TV-L1 loops included), and analytic
+   GFLOPs per clip.
 
 Prints a Markdown table and writes it, with the raw numbers, to --work_dir.
 """
@@ -96,6 +98,29 @@ def time_inference(model, shape, runs: int) -> float:
   return 1000.0 * float(np.median(times))
 
 
+def time_tflite(model, shape, runs: int, path: str) -> float:
+  """Median wall time (ms) of one batch-1 float32 TFLite inference, after warm-up.
+
+  The model is converted as tools/convert_tflite.py does (its edge twin); the
+  file is kept at `path`.
+  """
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.export import tflite as tfl  # pylint: disable=g-import-not-at-top
+  flatbuffer, _ = tfl.convert_keras_model(model, "none")
+  with open(path, "wb") as f:
+    f.write(flatbuffer)
+  runner = tfl.TFLiteRunner(path)
+  clip = np.random.default_rng(0).uniform(0, 255, (1,) + shape).astype("float32")
+  for _ in range(2):
+    runner(clip)
+  times = []
+  for _ in range(runs):
+    start = time.perf_counter()
+    runner(clip)
+    times.append(time.perf_counter() - start)
+  return 1000.0 * float(np.median(times))
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -153,6 +178,8 @@ def main(argv):
         model=name, clip_accuracy=result["clip_accuracy"],
         video_accuracy=result["video_accuracy"],
         ms_per_clip=time_inference(model, shape, _TIMING_RUNS.value),
+        tflite_ms_per_clip=time_tflite(model, shape, _TIMING_RUNS.value,
+                                       os.path.join(runs[name], f"{name}.tflite")),
         gflops_per_clip=models.count_flops(model) / 1e9,
         params=models.count_params(model), train_seconds=train_seconds.get(name)))
 
@@ -164,12 +191,14 @@ def main(argv):
       f"{cfg.model.backbone}, {cfg.train.epochs} epochs, lambda {cfg.distill.lambda_}, "
       f"{_NUM_CLIPS.value} clips/video, split 1 test",
       "",
-      "| model | clip acc | video acc | ms / clip (CPU) | GFLOPs / clip | params |",
-      "| --- | ---: | ---: | ---: | ---: | ---: |",
+      "| model | clip acc | video acc | ms / clip (TF, CPU) | ms / clip (TFLite, CPU) | "
+      "GFLOPs / clip | params |",
+      "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
   ]
   for r in rows:
     lines.append(f"| {labels[r['model']]} | {100 * r['clip_accuracy']:.1f} % | "
                  f"{100 * r['video_accuracy']:.1f} % | {r['ms_per_clip']:.1f} | "
+                 f"{r['tflite_ms_per_clip']:.1f} | "
                  f"{r['gflops_per_clip']:.3f} | {r['params'] / 1e6:.2f} M |")
   table = "\n".join(lines)
   print(table)

@@ -79,6 +79,27 @@ def test_loss_is_ce_plus_lambda_mse_by_hand(student_width):
   assert reg > 1e-4 * logs["loss"]  # the regularizer is really in the sum
 
 
+def test_intermediate_feature_map_loss_by_hand_and_shape_check():
+  student, teacher = _pair()
+  model = models.DistillationModel(student, teacher, distill_weight=LAMBDA,
+                                   feature_layer="stage3_block1_out")
+  model.compile(optimizer=keras.optimizers.SGD(0.1), run_eagerly=True)
+  assert model._student_fl.outputs[0].shape[1:-1] == model._teacher_fl.outputs[0].shape[1:-1]  # pylint: disable=protected-access
+  assert model.projection is not None  # 64 vs 32 channels: a 1x1x1 map
+  x, y = _data()
+  s_feat, logits = models.feature_and_logits(student, "stage3_block1_out")(x, training=True)
+  t_feat, _ = models.feature_and_logits(teacher, "stage3_block1_out")(x, training=False)
+  s_feat = _np(s_feat) @ _np(model.projection.kernel) + _np(model.projection.bias)
+  mse = np.mean((s_feat - _np(t_feat)) ** 2)
+  logs = model.train_on_batch(x, y, return_dict=True)
+  np.testing.assert_allclose(logs["distill_loss"], mse, rtol=1e-5)
+  np.testing.assert_allclose(logs["loss"], _ce(_np(logits), y) + LAMBDA * mse, rtol=1e-5)
+  # A teacher whose maps have other positions (here 2 more frames) is refused.
+  longer = models.build_rgb_model(K, T + 2, S, backbone="light", width=8, name="long")
+  with pytest.raises(ValueError, match="stage1_block1_out.*positions"):
+    models.DistillationModel(student, longer, feature_layer="stage1_block1_out")
+
+
 def test_mse_warmup_trains_only_below_features():
   model = _distiller()
   model.ce_weight.assign(0.0)

@@ -25,6 +25,12 @@ class DistillationModel(keras.Model):
   * If the feature sizes differ, a linear Dense `projection` maps student
     features to the teacher's size (trained, used only for the loss);
     otherwise there is none.
+  * `feature_layer` may also name an intermediate block output, e.g.
+    `stage3_block1_out`: F is then the spatio-temporal map `[B, T', H', W', C]`,
+    the MSE is the mean over all its elements and the projection acts on the
+    channel axis (a 1x1x1 linear map). Student and teacher maps must agree in
+    T', H', W'. A spatially resolved target tells the student *where* the
+    motion is; the pooled vector only says what its average is.
   * `ce_weight` and `distill_weight` are non-trainable variables the trainer
     may assign between epochs: `ce_weight = 0` is the paper's MSE-only
     warm-up, which trains the part of the student below "features".
@@ -42,7 +48,8 @@ class DistillationModel(keras.Model):
     teacher: trained classifier with a "features" layer (`build_teacher`).
     distill_weight: lambda of Eq. 7.
     ce_weight: weight of the cross-entropy term (1 normally, 0 in warm-up).
-    feature_layer: name of the feature layer in both networks.
+    feature_layer: name of the feature layer in both networks ("features",
+      the pooled vector, or an intermediate block output).
   """
 
   def __init__(self, student: keras.Model, teacher: keras.Model,
@@ -55,6 +62,13 @@ class DistillationModel(keras.Model):
     self.feature_layer = feature_layer
     self._student_fl = classifiers.feature_and_logits(student, feature_layer)
     self._teacher_fl = classifiers.feature_and_logits(teacher, feature_layer)
+    student_map = tuple(self._student_fl.outputs[0].shape[1:-1])
+    teacher_map = tuple(self._teacher_fl.outputs[0].shape[1:-1])
+    if student_map != teacher_map:
+      raise ValueError(
+          f"feature_layer {feature_layer!r}: the student's output has positions "
+          f"{student_map} but the teacher's {teacher_map} (all but the channel axis must "
+          "match); pick a layer where they agree, e.g. a later stage or 'features'")
     student_dim = int(self._student_fl.outputs[0].shape[-1])
     teacher_dim = int(self._teacher_fl.outputs[0].shape[-1])
     if student_dim != teacher_dim:

@@ -82,20 +82,30 @@ def make_data(work_dir: str) -> str:
   return data_dir
 
 
-def time_inference(model, shape, runs: int) -> float:
-  """Median wall time (ms) of one batch-1 forward pass, after warm-up."""
+def _random_clip(shape):
   import numpy as np  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  clip = tf.constant(np.random.default_rng(0).uniform(0, 255, (1,) + shape).astype("float32"))
-  forward = tf.function(lambda x: model(x, training=False))
+  return np.random.default_rng(0).uniform(0, 255, (1,) + shape).astype("float32")
+
+
+def _median_ms(run_once, runs: int) -> float:
+  """Median wall time (ms) of `run_once()` over `runs` calls, after 2 warm-up calls."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
   for _ in range(2):
-    forward(clip).numpy()
+    run_once()
   times = []
   for _ in range(runs):
     start = time.perf_counter()
-    forward(clip).numpy()
+    run_once()
     times.append(time.perf_counter() - start)
   return 1000.0 * float(np.median(times))
+
+
+def time_inference(model, shape, runs: int) -> float:
+  """Median wall time (ms) of one batch-1 TensorFlow forward pass, after warm-up."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  clip = tf.constant(_random_clip(shape))
+  forward = tf.function(lambda x: model(x, training=False))
+  return _median_ms(lambda: forward(clip).numpy(), runs)
 
 
 def time_tflite(model, shape, runs: int, path: str) -> float:
@@ -104,21 +114,15 @@ def time_tflite(model, shape, runs: int, path: str) -> float:
   The model is converted as tools/convert_tflite.py does (its edge twin); the
   file is kept at `path`.
   """
-  import numpy as np  # pylint: disable=g-import-not-at-top
   from tsnet_tf.export import tflite as tfl  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.utils.io import atomic_write  # pylint: disable=g-import-not-at-top
   flatbuffer, _ = tfl.convert_keras_model(model, "none")
-  with open(path, "wb") as f:
-    f.write(flatbuffer)
+  with atomic_write(path) as tmp:
+    with open(tmp, "wb") as f:
+      f.write(flatbuffer)
   runner = tfl.TFLiteRunner(path)
-  clip = np.random.default_rng(0).uniform(0, 255, (1,) + shape).astype("float32")
-  for _ in range(2):
-    runner(clip)
-  times = []
-  for _ in range(runs):
-    start = time.perf_counter()
-    runner(clip)
-    times.append(time.perf_counter() - start)
-  return 1000.0 * float(np.median(times))
+  clip = _random_clip(shape)
+  return _median_ms(lambda: runner(clip), runs)
 
 
 def main(argv):
@@ -203,10 +207,13 @@ def main(argv):
   table = "\n".join(lines)
   print(table)
   print(f"total {time.time() - t0:.0f} s")
-  with open(os.path.join(work_dir, "table1.md"), "w", encoding="utf-8") as f:
-    f.write(table + "\n")
-  with open(os.path.join(work_dir, "table1.json"), "w", encoding="utf-8") as f:
-    json.dump(rows, f, indent=1)
+  from tsnet_tf.utils.io import atomic_write  # pylint: disable=g-import-not-at-top
+  with atomic_write(os.path.join(work_dir, "table1.md")) as tmp:
+    with open(tmp, "w", encoding="utf-8") as f:
+      f.write(table + "\n")
+  with atomic_write(os.path.join(work_dir, "table1.json")) as tmp:
+    with open(tmp, "w", encoding="utf-8") as f:
+      json.dump(rows, f, indent=1)
   return 0
 
 

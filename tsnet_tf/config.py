@@ -369,15 +369,19 @@ def to_yaml(cfg: ExperimentConfig) -> str:
 RUN_CONFIG_FILE = "config.yaml"
 
 
+def load_run_config(model_dir: str) -> Optional[ExperimentConfig]:
+  """The resolved config a training run saved in `model_dir`, or None if it has none."""
+  path = os.path.join(model_dir, RUN_CONFIG_FILE)
+  return load_config(path) if os.path.isfile(path) else None
+
+
 def run_frame_stride(model_dir: str) -> int:
   """`data.frame_stride` of the training run in `model_dir` (1 if it has no config).
 
   Evaluation, export and prediction must sample clips as training did.
   """
-  path = os.path.join(model_dir, RUN_CONFIG_FILE)
-  if not os.path.isfile(path):
-    return 1
-  return load_config(path).data.frame_stride
+  cfg = load_run_config(model_dir)
+  return cfg.data.frame_stride if cfg is not None else 1
 
 
 def save_config(cfg: ExperimentConfig, path: str) -> None:

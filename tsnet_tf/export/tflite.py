@@ -113,7 +113,8 @@ def convert_keras_model(model: keras.Model, quantize: str = "none",
     model = edge.edge_model(model)
     left = edge.unswapped_3d_layers(model)
     if left:
-      logging.warning("layers left as 3D ops (float-only in TFLite): %s", left)
+      logging.warning("layers the edge twin could not rewrite (3D ops are float-only in "
+                      "TFLite; per-frame TimeDistributed convs multiply the ops): %s", left)
   wrapper = _clip_classifier(model)
 
   def convert(mode):

@@ -117,14 +117,6 @@ def _load_model(model_dir: str, checkpoint: str):
   return keras.saving.load_model(path)
 
 
-def _config_num_clips(model_dir: str) -> Optional[int]:
-  from tsnet_tf import config as config_lib  # pylint: disable=g-import-not-at-top
-  path = os.path.join(model_dir, "config.yaml")
-  if not os.path.isfile(path):
-    return None
-  return config_lib.load_config(path).eval.num_clips
-
-
 def predict_clips(models, dataset, total_batches: Optional[int] = None,
                   progress: bool = True) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Runs every model on every clip; averages their softmax per clip.
@@ -211,10 +203,11 @@ def evaluate(model_dir: str, data_dir: str, split: int = 1,
     if m.output_shape[-1] != len(class_names):
       raise EvaluationError(
           f"{d!r} predicts {m.output_shape[-1]} classes; {data_dir!r} has {len(class_names)}")
-  if num_clips is None:
-    num_clips = _config_num_clips(model_dir) or 10
-  num_frames, crop_size = shape[0], shape[1]
   from tsnet_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  run_config = config_lib.load_run_config(model_dir)
+  if num_clips is None:
+    num_clips = run_config.eval.num_clips if run_config is not None else 10
+  num_frames, crop_size = shape[0], shape[1]
   strides = {d: config_lib.run_frame_stride(d) for d in dirs}
   frame_stride = strides[model_dir]
   if len(set(strides.values())) > 1:

@@ -277,7 +277,7 @@ def _backbone_kwargs(cfg: config_lib.ExperimentConfig) -> Dict[str, Any]:
   kwargs: Dict[str, Any] = dict(backbone=m.backbone, dropout_rate=m.dropout)
   if m.backbone == "r3d18":
     kwargs["depth"] = m.depth
-  elif m.stem != "2plus1d":
+  else:
     kwargs["stem"] = m.stem
   if m.width is not None:
     kwargs["width"] = m.width

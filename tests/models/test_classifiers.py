@@ -133,9 +133,12 @@ def _round_trip(model, tmp_path, x):
 
 def test_rgb_model_round_trip_needs_no_custom_objects(rgb_model, tmp_path):
   loaded = _round_trip(rgb_model, tmp_path, _clip())
-  # Only built-in Keras layers: the student loads in plain Keras/TF Serving.
+  # Built-in Keras layers and FrameConv2D, registered by `import tsnet_tf`:
+  # load_model needs no custom_objects.
   modules = {type(l).__module__.split(".")[0] for l in loaded.layers}
-  assert modules == {"keras"}
+  assert modules == {"keras", "tsnet_tf"}
+  assert {type(l).__name__ for l in loaded.layers
+          if type(l).__module__.startswith("tsnet_tf")} == {"FrameConv2D"}
 
 
 def test_teacher_and_two_stream_round_trip(rgb_model, cheap_teacher, tmp_path):

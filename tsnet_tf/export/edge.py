@@ -9,11 +9,13 @@ builtins at all. `edge_model(model)` clones a functional Keras model, replacing
                    `[kt, kh, kw, C, O]` is reshaped to `[kh, kw, kt*C, O]`);
                    a `kt x 1 x 1` kernel is one `(kt, 1)` Conv2D over
                    `[B, T, H*W, C]`;
-  TimeDistributed(Conv2D) -> EdgeFrameConv2D: time folded into the batch, one
-                   Conv2D for all frames (Keras 3's TimeDistributed unrolls a
-                   static time axis into T convolutions and a stack: T times
-                   the ops and tensors, and a small network's int8 file is
-                   then mostly that per-op overhead);
+  TimeDistributed(Conv2D) -> FrameConv2D (tsnet_tf.layers): time folded into
+                   the batch, one Conv2D for all frames (Keras 3's
+                   TimeDistributed unrolls a static time axis into T
+                   convolutions and a stack: T times the ops and tensors, and
+                   a small network's int8 file is then mostly that per-op
+                   overhead; our backbones use FrameConv2D directly, this is
+                   for models built with TimeDistributed);
   MaxPooling3D  -> EdgeMaxPooling3D: spatial 2D pool, then temporal 2D pool;
   AveragePooling3D -> EdgeAveragePooling3D: same (separable, exact for
                    `valid` and for TF's `same`, which excludes padding);
@@ -32,6 +34,10 @@ conversion-time artefact; it is never the model users train or load.
 import keras
 import numpy as np
 from keras import ops
+
+from tsnet_tf.layers.frame_conv import fold_time
+from tsnet_tf.layers.frame_conv import FrameConv2D
+from tsnet_tf.layers.frame_conv import unfold_time
 
 
 def _same_pad(size: int, kernel: int, stride: int):
@@ -66,16 +72,6 @@ def _temporal_windows(x, kernel: int, stride: int, padding: str):
   return taps[0] if kernel == 1 else ops.concatenate(taps, axis=-1)
 
 
-def _fold_time(x):
-  """`[B, T, H, W, C]` -> `[B*T, H, W, C]` (T, H, W, C static)."""
-  return ops.reshape(x, (-1,) + tuple(x.shape[2:]))
-
-
-def _unfold_time(x, t: int):
-  """`[B*T, H, W, C]` -> `[B, T, H, W, C]`."""
-  return ops.reshape(x, (-1, t) + tuple(x.shape[1:]))
-
-
 @keras.saving.register_keras_serializable(package="tsnet_tf")
 class EdgeConv3D(keras.layers.Conv3D):
   """`keras.layers.Conv3D` computed with one 2D convolution per output frame.
@@ -99,8 +95,8 @@ class EdgeConv3D(keras.layers.Conv3D):
     # [kt, kh, kw, C, O] -> [kh, kw, kt*C, O], tap-major like the stacked input.
     kernel = ops.reshape(ops.transpose(self.kernel, (1, 2, 0, 3, 4)),
                          (kh, kw, kt * c, self.filters))
-    y = ops.conv(_fold_time(x), kernel, strides=(sh, sw), padding=self.padding)
-    y = _unfold_time(y, t_out)
+    y = ops.conv(fold_time(x), kernel, strides=(sh, sw), padding=self.padding)
+    y = unfold_time(y, t_out)
     return self._finish(y)
 
   def _temporal_call(self, inputs):
@@ -125,47 +121,13 @@ class EdgeConv3D(keras.layers.Conv3D):
     return y
 
 
-@keras.saving.register_keras_serializable(package="tsnet_tf")
-class EdgeFrameConv2D(keras.layers.Conv2D):
-  """`TimeDistributed(Conv2D(...))` as one batched Conv2D over all frames.
-
-  `[B, T, H, W, C] -> [B*T, H, W, C] -> Conv2D -> [B, T, H', W', F]`. Same
-  constructor arguments and weights as the wrapped `Conv2D` (kernel
-  `[kh, kw, C, F]`); `channels_last` only.
-
-  Input: float32 `[B, T, H, W, C]` with static T, H, W, C.
-  Output: float32 `[B, T, H', W', filters]`.
-  """
-
-  def __init__(self, filters, kernel_size, **kwargs):
-    if kwargs.get("data_format", "channels_last") != "channels_last":
-      raise ValueError("EdgeFrameConv2D supports data_format='channels_last' only")
-    super().__init__(filters, kernel_size, **kwargs)
-    self.input_spec = keras.layers.InputSpec(ndim=5)
-
-  def build(self, input_shape):
-    super().build((None,) + tuple(input_shape[2:]))
-    self.input_spec = keras.layers.InputSpec(ndim=5, axes={-1: input_shape[-1]})
-
-  def call(self, inputs, mask=None):  # pylint: disable=unused-argument
-    # `mask` only because the cloned TimeDistributed graph node passes it.
-    y = super().call(_fold_time(inputs))
-    return _unfold_time(y, inputs.shape[1])
-
-  def compute_output_shape(self, input_shape):
-    if len(input_shape) == 4:  # Conv2D.build asks for one frame's shape
-      return super().compute_output_shape(input_shape)
-    frame = super().compute_output_shape((None,) + tuple(input_shape[2:]))
-    return (input_shape[0], input_shape[1]) + tuple(frame[1:])
-
-
 def _separable_pool(x, pool_size, strides, padding, pool_fn):
   """A 3D pool as a spatial 2D pool followed by a temporal 2D pool."""
   pt, ph, pw = pool_size
   st, sh, sw = strides
   t = x.shape[1]
   if (ph, pw, sh, sw) != (1, 1, 1, 1):
-    x = _unfold_time(pool_fn(_fold_time(x), (ph, pw), (sh, sw), padding), t)
+    x = unfold_time(pool_fn(fold_time(x), (ph, pw), (sh, sw), padding), t)
   if (pt, st) != (1, 1):
     _, h, w, c = x.shape[1:]
     y = pool_fn(ops.reshape(x, (-1, t, h * w, c)), (pt, 1), (st, 1), padding)
@@ -242,7 +204,7 @@ def _clone_layer(layer):
   if _is_frame_conv(layer):
     config = layer.layer.get_config()
     config["name"] = layer.name
-    return EdgeFrameConv2D.from_config(config)
+    return FrameConv2D.from_config(config)
   twin = _TWINS.get(type(layer))
   if twin is not None and _swappable(layer):
     return twin.from_config(layer.get_config())
@@ -267,7 +229,7 @@ class EdgeFoldedBatchNorm(keras.layers.Layer):
 def _is_linear_conv(layer) -> bool:
   # pylint: disable=unidiomatic-typecheck
   conv = layer.layer if _is_frame_conv(layer) else layer
-  if type(conv) not in (keras.layers.Conv2D, keras.layers.Conv3D):
+  if type(conv) not in (keras.layers.Conv2D, keras.layers.Conv3D, FrameConv2D):
     return False
   return conv.get_config().get("activation") in (None, "linear")
 
@@ -305,11 +267,15 @@ def _folded_weights(conv, bn):
 
 
 def _graph_layers(model: keras.Model):
-  """The layers of `model`'s graph, nested models' layers in place of them."""
+  """The layers of `model`'s graph, nested models' layers in place of them.
+
+  Input layers are left out: they hold no weights, and `clone_model` renames
+  an unnamed one.
+  """
   for layer in model.layers:
     if isinstance(layer, keras.Model):
       yield from _graph_layers(layer)
-    else:
+    elif not isinstance(layer, keras.layers.InputLayer):
       yield layer
 
 
@@ -357,10 +323,10 @@ def edge_model(model: keras.Model) -> keras.Model:
 
 
 def count_swapped(model: keras.Model) -> int:
-  """Number of Edge* layers in `model` (nested models included)."""
+  """Number of Edge* and FrameConv2D layers in `model` (nested models included)."""
   n = 0
   for layer in model._flatten_layers(include_self=False):  # pylint: disable=protected-access
-    if isinstance(layer, tuple(_TWINS.values()) + (EdgeFrameConv2D,)):
+    if isinstance(layer, tuple(_TWINS.values()) + (FrameConv2D,)):
       n += 1
   return n
 

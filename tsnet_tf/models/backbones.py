@@ -18,6 +18,8 @@ from typing import Optional, Sequence
 import keras
 from keras import layers
 
+from tsnet_tf.layers.frame_conv import FrameConv2D
+
 # Blocks per stage of the 3D ResNet with basic blocks, by depth (Hara et al.).
 R3D_DEPTHS = {10: (1, 1, 1, 1), 18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
 R3D_WIDTHS = (64, 128, 256, 512)
@@ -47,10 +49,10 @@ def _conv_bn(x, filters, kernel_size, strides, name, regularizer, relu=True):
   """Conv (no bias) -> BatchNorm -> optional ReLU, on `[B, T, H, W, C]`.
 
   A kernel with no temporal extent (1 x k x k, temporal stride 1) runs as a
-  2D convolution over the frames (`TimeDistributed(Conv2D)`): the same
-  function and weights count, but TF's CPU kernel for the input gradient of
-  a strided Conv3D is ~20x slower than Conv2D's, which made the light
-  backbone's training step 20x its forward pass.
+  2D convolution over all frames at once (`FrameConv2D`): the same function
+  and weights count, but TF's CPU kernel for the input gradient of a strided
+  Conv3D is ~20x slower than Conv2D's, which made the light backbone's
+  training step 20x its forward pass.
   """
   kernel_size = _triple(kernel_size)
   strides = _triple(strides)
@@ -58,10 +60,8 @@ def _conv_bn(x, filters, kernel_size, strides, name, regularizer, relu=True):
                      kernel_initializer=_conv_initializer(),
                      kernel_regularizer=regularizer)
   if kernel_size[0] == 1 and strides[0] == 1:
-    conv = layers.TimeDistributed(
-        layers.Conv2D(filters, kernel_size[1:], strides=strides[1:],
-                      name=f"{name}_conv2d", **conv_kwargs),
-        name=f"{name}_conv")
+    conv = FrameConv2D(filters, kernel_size[1:], strides=strides[1:],
+                       name=f"{name}_conv", **conv_kwargs)
   else:
     conv = layers.Conv3D(filters, kernel_size, strides=strides,
                          name=f"{name}_conv", **conv_kwargs)

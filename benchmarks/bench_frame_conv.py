@@ -5,13 +5,14 @@ The backbones build every 1 x k x k convolution as `tsnet_tf.layers.FrameConv2D`
 a static time axis into T convolutions and a stack. This script builds the
 same model both ways (same weights, same FLOPs: the TimeDistributed copy is a
 clone with each FrameConv2D wrapped back), checks they agree, and times side
-by side in one run, with TensorFlow on this CPU:
+by side in one run, under whatever Keras backend is active (TensorFlow on the
+development CPU; JAX on a GPU machine without TensorFlow):
 
   train step   median ms of one SGD step (`train_on_batch`, cross-entropy)
-  inference    median ms of one batch-1 forward pass (`tf.function`)
+  inference    median ms of `predict_on_batch` at batch 1 and at `--batch_size`
 
   .venv/bin/python benchmarks/bench_frame_conv.py
-  .venv/bin/python benchmarks/bench_frame_conv.py --num_frames=16 --crop_size=112 --batch_size=4
+  KERAS_BACKEND=jax python3 benchmarks/bench_frame_conv.py --num_frames=16 --crop_size=112
 """
 
 import os
@@ -25,7 +26,6 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import keras
-import tensorflow as tf
 
 from tsnet_tf.layers import FrameConv2D
 from tsnet_tf.models import classifiers
@@ -66,14 +66,14 @@ def _median_ms(fn, repeats):
 
 
 def measure(model, clips, labels, repeats):
-  """(train step ms, batch-1 inference ms) of `model`."""
+  """(train step ms, batch-1 inference ms, batch inference ms) of `model`."""
   model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
                 loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
   train = _median_ms(lambda: model.train_on_batch(clips, labels), repeats)
-  forward = tf.function(lambda x: model(x, training=False))
-  one = tf.constant(clips[:1])
-  infer = _median_ms(lambda: forward(one).numpy(), repeats)
-  return train, infer
+  one = clips[:1]
+  infer1 = _median_ms(lambda: np.asarray(model.predict_on_batch(one)), repeats)
+  infer = _median_ms(lambda: np.asarray(model.predict_on_batch(clips)), repeats)
+  return train, infer1, infer
 
 
 def main(argv):
@@ -85,19 +85,23 @@ def main(argv):
   rng = np.random.default_rng(0)
   clips = rng.uniform(0, 255, (b, t, s, s, 3)).astype(np.float32)
   labels = rng.integers(0, 4, b)
-  diff = float(np.max(np.abs(model(clips[:2]).numpy() - unrolled(clips[:2]).numpy())))
+  diff = float(np.max(np.abs(np.asarray(model.predict_on_batch(clips[:2]))
+                             - np.asarray(unrolled.predict_on_batch(clips[:2])))))
   n_frame = sum(type(l) is FrameConv2D for l in model.layers)  # pylint: disable=unidiomatic-typecheck
   print(f"{_BACKBONE.value} width {_WIDTH.value}, clips {t}x{s}x{s}, batch {b}, "
         f"{n_frame} per-frame convs, {classifiers.count_flops(model) / 1e9:.3f} GFLOPs/clip, "
-        f"max |difference| of logits {diff:.1e}, tf {tf.__version__}, {os.cpu_count()} CPUs")
+        f"max |difference| of logits {diff:.1e}, keras {keras.__version__} "
+        f"({keras.backend.backend()}), {os.cpu_count()} CPUs")
   rows = [("FrameConv2D (ours)",) + measure(model, clips, labels, _REPEATS.value),
           ("TimeDistributed(Conv2D)",) + measure(unrolled, clips, labels, _REPEATS.value)]
-  print("| per-frame conv          | train step ms | batch-1 inference ms |")
-  print("|-------------------------|---------------|----------------------|")
-  for name, train, infer in rows:
-    print(f"| {name:23} | {train:13.1f} | {infer:20.1f} |")
-  print(f"FrameConv2D speed-up: train step {rows[1][1] / rows[0][1]:.2f}x, "
-        f"inference {rows[1][2] / rows[0][2]:.2f}x")
+  print(f"| per-frame conv          | train step ms | inference ms, batch 1 | "
+        f"inference ms, batch {b} |")
+  print("|-------------------------|---------------|-----------------------|"
+        "-----------------------|")
+  for name, train, infer1, infer in rows:
+    print(f"| {name:23} | {train:13.1f} | {infer1:21.2f} | {infer:21.2f} |")
+  print(f"FrameConv2D speed-up: train step {rows[1][1] / rows[0][1]:.2f}x, inference "
+        f"{rows[1][2] / rows[0][2]:.2f}x (batch 1), {rows[1][3] / rows[0][3]:.2f}x (batch {b})")
   return 0
 
 

@@ -25,9 +25,9 @@ class FrameConv2D(keras.layers.Conv2D):
   Why not `TimeDistributed`: Keras 3 unrolls a static time axis into T
   convolutions and a stack, so the graph has T times the ops. Folding time
   into the batch makes one larger convolution: the light backbone's training
-  step on 8 clips of 8 x 64 x 64 takes 218 ms instead of 306 ms on 2 CPU cores
-  (benchmarks/bench_frame_conv.py), and its TFLite flatbuffer has one CONV_2D
-  per layer instead of T.
+  step on 8 clips of 8 x 64 x 64 takes 217 ms instead of 299 ms on 2 CPU cores
+  (benchmarks/bench_frame_conv.py; 1.8x on a GPU with JAX), and its TFLite
+  flatbuffer has one CONV_2D per layer instead of T.
 
   Input: float `[B, T, H, W, C]` with static T, H, W, C.
   Output: float `[B, T, H', W', filters]`.

@@ -17,7 +17,6 @@ development CPU; JAX on a GPU machine without TensorFlow):
 
 import os
 import sys
-import time
 
 from absl import app
 from absl import flags
@@ -27,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import keras
 
+from benchmarks._timing import median_ms
 from tsnet_tf.layers import FrameConv2D
 from tsnet_tf.models import classifiers
 
@@ -54,25 +54,14 @@ def time_distributed_twin(model: keras.Model) -> keras.Model:
   return twin
 
 
-def _median_ms(fn, repeats):
-  for _ in range(2):
-    fn()
-  times = []
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - t0)
-  return 1e3 * float(np.median(times))
-
-
 def measure(model, clips, labels, repeats):
   """(train step ms, batch-1 inference ms, batch inference ms) of `model`."""
   model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
                 loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-  train = _median_ms(lambda: model.train_on_batch(clips, labels), repeats)
+  train = median_ms(lambda: model.train_on_batch(clips, labels), repeats)
   one = clips[:1]
-  infer1 = _median_ms(lambda: np.asarray(model.predict_on_batch(one)), repeats)
-  infer = _median_ms(lambda: np.asarray(model.predict_on_batch(clips)), repeats)
+  infer1 = median_ms(lambda: np.asarray(model.predict_on_batch(one)), repeats)
+  infer = median_ms(lambda: np.asarray(model.predict_on_batch(clips)), repeats)
   return train, infer1, infer
 
 

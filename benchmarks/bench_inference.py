@@ -36,6 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras
 import tensorflow as tf
 
+from benchmarks._timing import median_ms
 from tsnet_tf.export import saved_model as sm
 from tsnet_tf.export import tflite as tfl
 from tsnet_tf.flow.tvl1 import tvl1_flops
@@ -62,13 +63,8 @@ flags.DEFINE_string("note", "", "Free text printed with the results (machine, lo
 
 
 def _median_time(fn, repeats):
-  fn()  # warm-up: tracing, allocation
-  times = []
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - t0)
-  return float(np.median(times))
+  """Median seconds of `fn()` after one warm-up call (tracing, allocation)."""
+  return median_ms(fn, repeats, warmup=1) / 1e3
 
 
 def matmul_peak_gflops(n=1024, repeats=10):

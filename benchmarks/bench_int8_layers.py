@@ -25,7 +25,6 @@ import contextlib
 import io
 import os
 import sys
-import time
 
 from absl import app
 from absl import flags
@@ -36,8 +35,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras
 import tensorflow as tf
 
+from benchmarks._timing import median_ms
+
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("frames", 16, "T: frames folded into the batch of every layer.")
+flags.DEFINE_integer("frames", 16, "T: frames folded into the batch of every layer "
+                     "(a multiple of 4: later stages run on T/2 and T/4).", lower_bound=4)
+flags.register_validator("frames", lambda t: t % 4 == 0,
+                         message="--frames must be a multiple of 4 (stages 2-3 use T/2, T/4)")
 flags.DEFINE_integer("repeats", 15, "Timed runs per model (median); one warm-up first.")
 flags.DEFINE_integer("threads", 0, "TFLite threads (0: os.cpu_count()).")
 
@@ -102,13 +106,7 @@ def time_tflite(flatbuffer, threads, repeats):
   runner = Interpreter(model_content=flatbuffer, num_threads=threads).get_signature_runner()
   name, detail = next(iter(runner.get_input_details().items()))
   x = np.zeros(detail["shape"], detail["dtype"])
-  runner(**{name: x})
-  times = []
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    runner(**{name: x})
-    times.append(time.perf_counter() - t0)
-  return 1e3 * float(np.median(times))
+  return median_ms(lambda: runner(**{name: x}), repeats, warmup=1)
 
 
 def main(argv):

@@ -18,7 +18,6 @@ GFLOPs per clip (`tsnet_tf.models.count_flops`, TV-L1 included).
 
 import os
 import sys
-import time
 
 from absl import app
 from absl import flags
@@ -28,6 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import keras
 
+from benchmarks._timing import median_ms
 from tsnet_tf import models
 
 _BACKBONE = flags.DEFINE_enum("backbone", "r3d18", ["r3d18", "light"], "Student backbone.")
@@ -42,17 +42,6 @@ _BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["1"], "Batch sizes to time.")
 _PRESETS = flags.DEFINE_list("presets", ["fast", "accurate"], "TV-L1 presets of the teacher.")
 _REPEATS = flags.DEFINE_integer("repeats", 10, "Timed runs per measurement (median).")
 _NOTE = flags.DEFINE_string("note", "", "Free text printed with the results (machine, load).")
-
-
-def median_ms(fn, repeats):
-  fn()  # compile / warm up
-  fn()
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return 1e3 * float(np.median(times))
 
 
 def _width(width):

@@ -32,6 +32,9 @@ from absl import app
 from absl import flags
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from benchmarks._timing import median_ms
 
 _WORK_DIR = flags.DEFINE_string("work_dir", "/tmp/tsnet_table1", "Dataset and runs go here.")
 _CONFIG = flags.DEFINE_string("config", os.path.join(REPO, "configs", "synthetic_table1.yaml"),
@@ -87,25 +90,12 @@ def _random_clip(shape):
   return np.random.default_rng(0).uniform(0, 255, (1,) + shape).astype("float32")
 
 
-def _median_ms(run_once, runs: int) -> float:
-  """Median wall time (ms) of `run_once()` over `runs` calls, after 2 warm-up calls."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  for _ in range(2):
-    run_once()
-  times = []
-  for _ in range(runs):
-    start = time.perf_counter()
-    run_once()
-    times.append(time.perf_counter() - start)
-  return 1000.0 * float(np.median(times))
-
-
 def time_inference(model, shape, runs: int) -> float:
   """Median wall time (ms) of one batch-1 TensorFlow forward pass, after warm-up."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   clip = tf.constant(_random_clip(shape))
   forward = tf.function(lambda x: model(x, training=False))
-  return _median_ms(lambda: forward(clip).numpy(), runs)
+  return median_ms(lambda: forward(clip).numpy(), runs)
 
 
 def time_tflite(model, shape, runs: int, path: str) -> float:
@@ -122,7 +112,7 @@ def time_tflite(model, shape, runs: int, path: str) -> float:
       f.write(flatbuffer)
   runner = tfl.TFLiteRunner(path)
   clip = _random_clip(shape)
-  return _median_ms(lambda: runner(clip), runs)
+  return median_ms(lambda: runner(clip), runs)
 
 
 def main(argv):

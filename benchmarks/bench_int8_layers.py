@@ -36,6 +36,8 @@ import keras
 import tensorflow as tf
 
 from benchmarks._timing import median_ms
+from tsnet_tf.export import tflite as tfl
+from tsnet_tf.models import classifiers
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("frames", 16, "T: frames folded into the batch of every layer "
@@ -72,13 +74,8 @@ def _layer_model(h, c_in, c_out, kernel, stride, batch, frames):
 
 
 def _macs(model):
-  total = 0
-  for layer in model.layers:
-    if isinstance(layer, keras.layers.Conv2D):
-      out = layer.output.shape
-      kh, kw = layer.kernel_size
-      total += int(np.prod(out)) * kh * kw * layer.input.shape[-1]
-  return total
+  """Multiply-adds of one call of `model`, its whole (fixed) batch included."""
+  return classifiers.count_flops(model) // 2 * model.input_shape[0]
 
 
 def _convert(model, int8):
@@ -91,9 +88,9 @@ def _convert(model, int8):
       for _ in range(3):
         yield [rng.uniform(0, 1, shape).astype(np.float32)]
 
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = rep
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    # The shipped recipe (tools/convert_tflite.py), with int8 rather than
+    # uint8 pixels in and int8 out: a lone layer has neither pixels nor logits.
+    tfl._configure(conv, "int8", rep)  # pylint: disable=protected-access
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
   with contextlib.redirect_stdout(io.StringIO()):

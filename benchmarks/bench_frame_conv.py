@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import keras
 
-from benchmarks._timing import median_ms
+from tsnet_tf.utils.timing import median_ms
 from tsnet_tf.layers import FrameConv2D
 from tsnet_tf.models import classifiers
 

@@ -36,7 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras
 import tensorflow as tf
 
-from benchmarks._timing import median_ms
+from tsnet_tf.utils.timing import median_ms
 from tsnet_tf.export import saved_model as sm
 from tsnet_tf.export import tflite as tfl
 from tsnet_tf.flow.tvl1 import tvl1_flops

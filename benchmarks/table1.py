@@ -22,7 +22,6 @@ docs/training.md; ~25 min on 2 shared cores, the teacher dominates)
 Prints a Markdown table and writes it, with the raw numbers, to --work_dir.
 """
 
-import json
 import os
 import subprocess
 import sys
@@ -33,9 +32,6 @@ from absl import flags
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
-# pylint: disable=g-import-not-at-top,wrong-import-position
-from benchmarks._timing import median_ms
-
 _WORK_DIR = flags.DEFINE_string("work_dir", "/tmp/tsnet_table1", "Dataset and runs go here.")
 _CONFIG = flags.DEFINE_string("config", os.path.join(REPO, "configs", "synthetic_table1.yaml"),
                               "Training config (all stages).")
@@ -85,43 +81,11 @@ def make_data(work_dir: str) -> str:
   return data_dir
 
 
-def _random_clip(shape):
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  return np.random.default_rng(0).uniform(0, 255, (1,) + shape).astype("float32")
-
-
-def time_inference(model, shape, runs: int) -> float:
-  """Median wall time (ms) of one batch-1 TensorFlow forward pass, after warm-up."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  clip = tf.constant(_random_clip(shape))
-  forward = tf.function(lambda x: model(x, training=False))
-  return median_ms(lambda: forward(clip).numpy(), runs)
-
-
-def time_tflite(model, shape, runs: int, path: str) -> float:
-  """Median wall time (ms) of one batch-1 float32 TFLite inference, after warm-up.
-
-  The model is converted as tools/convert_tflite.py does (its edge twin); the
-  file is kept at `path`.
-  """
-  from tsnet_tf.export import tflite as tfl  # pylint: disable=g-import-not-at-top
-  from tsnet_tf.utils.io import atomic_write  # pylint: disable=g-import-not-at-top
-  flatbuffer, _ = tfl.convert_keras_model(model, "none")
-  with atomic_write(path) as tmp:
-    with open(tmp, "wb") as f:
-      f.write(flatbuffer)
-  runner = tfl.TFLiteRunner(path)
-  clip = _random_clip(shape)
-  return median_ms(lambda: runner(clip), runs)
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  import keras  # pylint: disable=g-import-not-at-top
   from tsnet_tf import config as config_lib  # pylint: disable=g-import-not-at-top
-  from tsnet_tf import models  # pylint: disable=g-import-not-at-top
-  from tsnet_tf.training import evaluation  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.training import comparison  # pylint: disable=g-import-not-at-top
   from tsnet_tf.training import trainer  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   # Grappler's AddOpsRewrite turns sums inside the teacher's TV-L1 while loops
@@ -155,55 +119,16 @@ def main(argv):
     trainer.train(cfg, stage, runs[stage], data_dir, teacher_dir=runs["flow"], verbose=2)
     train_seconds[stage] = time.time() - start
 
-  rows = []
-  for name in ("rgb", "flow", "twostream", "student"):
-    fuse = [runs["flow"]] if name == "twostream" else []
-    model_dir = runs["rgb"] if name == "twostream" else runs[name]
-    result = evaluation.evaluate(model_dir, data_dir, num_clips=_NUM_CLIPS.value,
-                                 fuse_dirs=fuse, output_dir=runs[name], progress=False)
-    if name == "twostream":
-      model = models.build_two_stream(
-          keras.saving.load_model(os.path.join(runs["rgb"], trainer.MODEL_FILE)),
-          keras.saving.load_model(os.path.join(runs["flow"], trainer.MODEL_FILE)))
-    else:
-      model = keras.saving.load_model(os.path.join(runs[name], trainer.MODEL_FILE))
-    shape = tuple(model.input_shape[1:])
-    rows.append(dict(
-        model=name, clip_accuracy=result["clip_accuracy"],
-        video_accuracy=result["video_accuracy"],
-        ms_per_clip=time_inference(model, shape, _TIMING_RUNS.value),
-        tflite_ms_per_clip=time_tflite(model, shape, _TIMING_RUNS.value,
-                                       os.path.join(runs[name], f"{name}.tflite")),
-        gflops_per_clip=models.count_flops(model) / 1e9,
-        params=models.count_params(model), train_seconds=train_seconds.get(name)))
-
-  labels = {"rgb": "3D CNN on RGB (rgb)", "flow": "3D CNN on TV-L1 flow (flow = teacher)",
-            "twostream": "two-stream late fusion", "student": "teacher-student (student)"}
-  cfg = config_lib.load_config(os.path.join(runs["student"], trainer.CONFIG_FILE))
-  lines = [
-      f"clips {cfg.data.num_frames}x{cfg.data.crop_size}x{cfg.data.crop_size}, backbone "
-      f"{cfg.model.backbone}, {cfg.train.epochs} epochs, lambda {cfg.distill.lambda_}, "
-      f"{_NUM_CLIPS.value} clips/video, split 1 test",
-      "",
-      "| model | clip acc | video acc | ms / clip (TF, CPU) | ms / clip (TFLite, CPU) | "
-      "GFLOPs / clip | params |",
-      "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-  ]
-  for r in rows:
-    lines.append(f"| {labels[r['model']]} | {100 * r['clip_accuracy']:.1f} % | "
-                 f"{100 * r['video_accuracy']:.1f} % | {r['ms_per_clip']:.1f} | "
-                 f"{r['tflite_ms_per_clip']:.1f} | "
-                 f"{r['gflops_per_clip']:.3f} | {r['params'] / 1e6:.2f} M |")
-  table = "\n".join(lines)
-  print(table)
+  rows = comparison.compare(
+      {name: runs[name] for name in ("rgb", "flow", "student")}, data_dir, work_dir,
+      num_clips=_NUM_CLIPS.value, timing_runs=_TIMING_RUNS.value)
+  for row in rows:
+    row["train_seconds"] = train_seconds.get(row["model"])
+  caption = comparison.describe_protocol(runs, _NUM_CLIPS.value, split=1)
+  print(comparison.write_results(rows, caption, work_dir))
+  print(comparison.format_ratios(rows))
+  print("(issue #5 target: the student >= 10x cheaper than flow and two-stream)")
   print(f"total {time.time() - t0:.0f} s")
-  from tsnet_tf.utils.io import atomic_write  # pylint: disable=g-import-not-at-top
-  with atomic_write(os.path.join(work_dir, "table1.md")) as tmp:
-    with open(tmp, "w", encoding="utf-8") as f:
-      f.write(table + "\n")
-  with atomic_write(os.path.join(work_dir, "table1.json")) as tmp:
-    with open(tmp, "w", encoding="utf-8") as f:
-      json.dump(rows, f, indent=1)
   return 0
 
 

@@ -1,4 +1,4 @@
-"""The timing rule every benchmark here uses: median wall time after warm-up."""
+"""The timing rule of every benchmark and results table: median wall time after warm-up."""
 
 import time
 

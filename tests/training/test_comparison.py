@@ -1,0 +1,77 @@
+"""Tests for tsnet_tf/training/comparison.py: Table 1 rows, ratios, table and files."""
+
+import json
+import os
+
+import pytest
+
+from tsnet_tf.training import comparison
+from tsnet_tf.training import evaluation
+
+
+def _row(model, ms, tflite_ms, gflops, acc=0.5):
+  return dict(model=model, clip_accuracy=acc, video_accuracy=acc, ms_per_clip=ms,
+              tflite_ms_per_clip=tflite_ms, gflops_per_clip=gflops, params=1_000_000)
+
+
+def test_cost_ratios_and_table_by_hand():
+  rows = [_row("rgb", 10.0, 3.0, 0.1), _row("flow", 200.0, 150.0, 2.0),
+          _row("twostream", 210.0, None, 2.1), _row("student", 8.0, 2.5, 0.1, acc=0.75)]
+  ratios = comparison.cost_ratios(rows)
+  assert ratios["flow"] == pytest.approx(
+      {"ms_per_clip": 25.0, "tflite_ms_per_clip": 60.0, "gflops_per_clip": 20.0})
+  assert ratios["twostream"]["ms_per_clip"] == pytest.approx(26.25)
+  assert ratios["twostream"]["tflite_ms_per_clip"] is None  # not measured
+  assert comparison.cost_ratios(rows[:3]) == {}  # no student row
+  lines = comparison.format_ratios(rows).splitlines()
+  assert lines[0] == ("student vs flow: 25.0x cheaper in TF ms, 60.0x in TFLite ms, "
+                      "20.0x in GFLOPs")
+  assert "n/a in TFLite ms" in lines[1]
+  table = comparison.format_table(rows, "caption line").splitlines()
+  assert table[0] == "caption line"
+  assert len(table) == 4 + len(rows)
+  assert table[-1] == "| teacher-student (student) | 75.0 % | 75.0 % | 8.0 | 2.5 | 0.100 | 1.00 M |"
+  assert "| n/a |" in table[-2]
+
+
+def test_compare_evaluates_times_and_writes_every_row(rgb_run, teacher_dir, data_dir, tmp_path):
+  rgb_dir, _ = rgb_run
+  out = str(tmp_path / "table")
+  # The rgb run stands in for the student too: the same network must give the same row.
+  rows = comparison.compare({"rgb": rgb_dir, "flow": teacher_dir, "student": rgb_dir},
+                            data_dir, out, num_clips=2, timing_runs=1, tflite=True)
+  by_name = {r["model"]: r for r in rows}
+  assert [r["model"] for r in rows] == list(comparison.ROWS)
+  for name, row in by_name.items():
+    assert 0.0 <= row["clip_accuracy"] <= 1.0 and 0.0 <= row["video_accuracy"] <= 1.0
+    assert row["ms_per_clip"] > 0 and row["tflite_ms_per_clip"] > 0
+    assert os.path.getsize(os.path.join(out, f"{name}.tflite")) > 0
+    with open(os.path.join(out, name, "eval.json")) as f:
+      assert json.load(f)["clip_accuracy"] == row["clip_accuracy"]
+  assert by_name["student"]["clip_accuracy"] == by_name["rgb"]["clip_accuracy"]
+  assert by_name["student"]["gflops_per_clip"] == by_name["rgb"]["gflops_per_clip"]
+  # Two-stream runs both networks (the fusion itself has no FLOPs counted).
+  assert by_name["twostream"]["gflops_per_clip"] == pytest.approx(
+      by_name["rgb"]["gflops_per_clip"] + by_name["flow"]["gflops_per_clip"])
+  assert by_name["twostream"]["params"] == by_name["rgb"]["params"] + by_name["flow"]["params"]
+  caption = comparison.describe_protocol({"rgb": rgb_dir}, 2, 1)
+  assert caption.startswith("clips 4x16x16, backbone light") and "2 clips/video" in caption
+  table = comparison.write_results(rows, caption, out)
+  with open(os.path.join(out, comparison.TABLE_FILE)) as f:
+    assert f.read() == table + "\n"
+  with open(os.path.join(out, comparison.ROWS_FILE)) as f:
+    assert [r["model"] for r in json.load(f)] == list(comparison.ROWS)
+
+
+def test_compare_without_flow_has_no_twostream_and_rejects_bad_input(rgb_run, data_dir,
+                                                                      tmp_path):
+  rgb_dir, _ = rgb_run
+  rows = comparison.compare({"rgb": rgb_dir}, data_dir, str(tmp_path / "t"), num_clips=1,
+                            timing_runs=1, tflite=False)
+  assert [r["model"] for r in rows] == ["rgb"] and rows[0]["tflite_ms_per_clip"] is None
+  with pytest.raises(ValueError, match="twostream"):
+    comparison.compare({"twostream": rgb_dir}, data_dir, str(tmp_path / "t"))
+  with pytest.raises(ValueError, match="timing_runs"):
+    comparison.compare({"rgb": rgb_dir}, data_dir, str(tmp_path / "t"), timing_runs=0)
+  with pytest.raises(evaluation.EvaluationError, match="does not exist"):
+    comparison.compare({"rgb": str(tmp_path / "missing")}, data_dir, str(tmp_path / "t"))

@@ -1,0 +1,64 @@
+"""Prints the paper's Table 1 for trained runs: accuracy and inference cost side by side.
+
+  python tools/results_table.py --rgb_dir=runs/rgb --flow_dir=runs/teacher \
+      --student_dir=runs/student --data_dir=data/synth --output_dir=runs/table1 \
+      [--split=1] [--num_clips=4] [--timing_runs=10] [--notflite]
+
+Evaluates each given run on the test subset (clip and video accuracy, K clips
+per video), adds two-stream late fusion when both --rgb_dir and --flow_dir are
+given, and measures batch-1 milliseconds per clip in TensorFlow and in float32
+TFLite on this machine, and GFLOPs per clip. Writes <output_dir>/table1.md,
+table1.json, <row>/eval.json, <row>/confusion_matrix.png and <row>.tflite.
+For timings worth quoting, run it with nothing else on the machine.
+"""
+
+import sys
+
+from absl import app
+from absl import flags
+
+_RGB_DIR = flags.DEFINE_string("rgb_dir", None, "Training directory of the rgb baseline.")
+_FLOW_DIR = flags.DEFINE_string("flow_dir", None,
+                                "Training directory of the flow network (the teacher).")
+_STUDENT_DIR = flags.DEFINE_string("student_dir", None, "Training directory of the student.")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "Output of tools/prepare_hmdb51.py.",
+                                required=True)
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where the table and per-row results go.",
+                                  required=True)
+_SPLIT = flags.DEFINE_integer("split", 1, "Official split (1-3).", lower_bound=1,
+                              upper_bound=3)
+_NUM_CLIPS = flags.DEFINE_integer("num_clips", 4, "Test clips per video.", lower_bound=1)
+_TIMING_RUNS = flags.DEFINE_integer("timing_runs", 10,
+                                    "Timed batch-1 inferences per model and runtime.",
+                                    lower_bound=1)
+_TFLITE = flags.DEFINE_bool("tflite", True, "Also convert each model to TFLite and time it.")
+_PROGRESS = flags.DEFINE_bool("progress", True, "Show evaluation progress bars.")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  run_dirs = {name: flag.value for name, flag in
+              (("rgb", _RGB_DIR), ("flow", _FLOW_DIR), ("student", _STUDENT_DIR)) if flag.value}
+  if not run_dirs:
+    raise app.UsageError("give at least one of --rgb_dir, --flow_dir, --student_dir")
+  from tsnet_tf.training import comparison  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.training import evaluation  # pylint: disable=g-import-not-at-top
+  try:
+    rows = comparison.compare(run_dirs, _DATA_DIR.value, _OUTPUT_DIR.value, split=_SPLIT.value,
+                              num_clips=_NUM_CLIPS.value, timing_runs=_TIMING_RUNS.value,
+                              tflite=_TFLITE.value, progress=_PROGRESS.value)
+  except evaluation.EvaluationError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  caption = comparison.describe_protocol(run_dirs, _NUM_CLIPS.value, _SPLIT.value)
+  print(comparison.write_results(rows, caption, _OUTPUT_DIR.value))
+  ratios = comparison.format_ratios(rows)
+  if ratios:
+    print(ratios)
+  return 0
+
+
+if __name__ == "__main__":
+  from tsnet_tf.utils import cli  # pylint: disable=g-import-not-at-top
+  cli.run(main)

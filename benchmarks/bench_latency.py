@@ -19,7 +19,6 @@ GFLOPs per clip (`tsnet_tf.models.count_flops`, TV-L1 included).
 import os
 import sys
 
-from absl import app
 from absl import flags
 import numpy as np
 

@@ -2,9 +2,10 @@
 
   python benchmarks/table1.py --work_dir=/tmp/t1x
 
-(defaults: configs/synthetic_table1.yaml, a width-64 teacher and width-16 rgb /
-student light backbones, 4 classes x 80 videos of 64x80, 1-1.5 s; the table in
-docs/training.md; ~25 min on 2 shared cores, the teacher dominates)
+(defaults: configs/synthetic_table1.yaml, a width-64 teacher on `accurate` TV-L1
+and width-16 rgb / student light backbones, 12 epochs, 4 classes x 80 videos of
+64x80, 1-1.5 s; the tables in README.md and docs/training.md; 31-37 min on 2
+cores, the teacher's training dominates)
 
 1. Generates an HMDB51-format dataset whose classes differ only by motion
    (tools/make_synthetic.py) and converts split 1 (tools/prepare_hmdb51.py),
@@ -13,8 +14,9 @@ docs/training.md; ~25 min on 2 shared cores, the teacher dominates)
    3D CNN), `flow` (the teacher: in-graph TV-L1 + 3D CNN) and `student` (RGB
    3D CNN trained with Eq. 7 against that teacher). `twostream` is the late
    fusion of the trained rgb and flow networks (no extra training).
-3. Evaluates each on the test subset: clip-level and video-level accuracy (K
-   clips per video, mean softmax), inference ms per clip (batch 1, median of
+3. Evaluates each on the test subset with `tsnet_tf.training.comparison` (as
+   tools/results_table.py does): clip-level and video-level accuracy (K clips
+   per video, mean softmax), inference ms per clip (batch 1, median of
    --timing_runs on this CPU) in TensorFlow and in TFLite (float32, the
    deployment runtime; the teacher's TV-L1 loops included), and analytic
    GFLOPs per clip.

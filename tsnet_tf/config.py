@@ -61,9 +61,9 @@ class DataConfig:
     batch_size: global training batch size (split over replicas).
     eval_batch_size: global batch size for validation and evaluation.
     validation_subset: subset used for per-epoch validation and best-model
-      selection. HMDB51 has only `train` and `test` subsets per split, so the
-      default is `test` (the usual practice for this dataset); `none` turns
-      validation and best-model selection off.
+      selection: `validation` (training groups held out by the converter,
+      `hmdb51.carve_validation`), never `test`, whose accuracy is reported;
+      `none` turns validation and best-model selection off.
     validation_clips: clips per video during validation (1 = centre clip).
     shuffle_seed: seed for shuffling, sampling and augmentation.
     random_flip: random horizontal flips in training. Turn off when a class
@@ -78,7 +78,7 @@ class DataConfig:
   crop_size: int = 64
   batch_size: int = 8
   eval_batch_size: int = 8
-  validation_subset: str = "test"
+  validation_subset: str = "validation"
   validation_clips: int = 1
   shuffle_seed: int = 0
   random_flip: bool = True
@@ -288,12 +288,12 @@ def _from_dict(cls, d: Mapping[str, Any], prefix: str, source: str):
 
 # Keys with a closed set of values; checked when a config is built.
 _CHOICES = {
-    ("data", "validation_subset"): ("train", "test", "none"),
+    ("data", "validation_subset"): ("train", "validation", "test", "none"),
     ("model", "flow", "preset"): ("fast", "accurate"),
     ("model", "stem"): ("2plus1d", "3d"),
     ("train", "lr_schedule"): ("cosine", "step", "constant"),
     ("train", "weight_decay_mode"): ("l2", "decoupled"),
-    ("eval", "subset"): ("train", "test"),
+    ("eval", "subset"): ("train", "validation", "test"),
 }
 # Keys that must be >= the given minimum.
 _MINIMUM = {

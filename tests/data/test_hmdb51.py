@@ -48,3 +48,40 @@ def test_list_class_dirs(tmp_path):
   assert hmdb51.list_class_dirs(str(tmp_path)) == ["clap", "wave"]
   with pytest.raises(hmdb51.LayoutError, match="not a directory"):
     hmdb51.list_class_dirs(str(tmp_path / "nope"))
+
+
+def test_video_group_is_the_source_before_the_class():
+  assert hmdb51.video_group("April_09_brush_hair_u_nm_np1_ba_goo_0.avi",
+                            "brush_hair") == "April_09"
+  assert hmdb51.video_group("Synth0003_move_left_f_nm_np1_fr_goo_0.avi",
+                            "move_left") == "Synth0003"
+  # No class in the name: the name less its clip number.
+  assert hmdb51.video_group("clipA_7.avi", "walk") == "clipA"
+
+
+def test_carve_validation_holds_out_whole_groups():
+  entries = [hmdb51.SplitEntry(f"{src}_walk_f_nm_np1_fr_goo_{i}.avi", sid)
+             for src, sid in [("A", 1), ("B", 1), ("C", 1), ("D", 1), ("E", 1),
+                              ("T", 2), ("U", 0)] for i in range(3)]
+  carved = hmdb51.carve_validation(entries, "walk", 0.2)
+  held = {hmdb51.video_group(e.video, "walk") for e in carved
+          if e.subset_id == hmdb51.VALIDATION}
+  assert len(held) == 1  # round(0.2 * 5 groups)
+  for e, c in zip(entries, carved):
+    group = hmdb51.video_group(e.video, "walk")
+    # Every clip of a held-out group moves; test and unused entries never do.
+    expected = hmdb51.VALIDATION if group in held else e.subset_id
+    assert c.subset_id == expected
+  # Deterministic, and the same groups for another class listing the same sources.
+  assert hmdb51.carve_validation(entries, "walk", 0.2) == carved
+  other = [hmdb51.SplitEntry(e.video.replace("_walk_", "_run_"), e.subset_id)
+           for e in entries]
+  held_run = {hmdb51.video_group(e.video, "run") for e in
+              hmdb51.carve_validation(other, "run", 0.2) if e.subset_id == hmdb51.VALIDATION}
+  assert held_run == held
+  # Never the last training group; none when the fraction is 0.
+  two = entries[:6]
+  assert sum(e.subset_id == 1 for e in hmdb51.carve_validation(two, "walk", 0.9)) == 3
+  assert hmdb51.carve_validation(entries, "walk", 0.0) == entries
+  with pytest.raises(ValueError, match="validation_fraction"):
+    hmdb51.carve_validation(entries, "walk", 1.0)

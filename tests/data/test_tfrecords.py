@@ -91,17 +91,24 @@ def test_counts_labels_and_skips_match_split_files(synth, converted):
   assert all(r for r in skipped.values())
   recs = _records(data_dir)
   assert len(recs) == summary["num_videos"] == 15 - len(skipped)
-  # Counts per split and subset: split-file entries minus skipped files.
+  # Counts per split and subset: split-file entries minus skipped files, with
+  # the converter's validation carve (whole groups of training videos).
+  fraction = tfrecords.ConversionSettings().validation_fraction
   for k in hmdb51.SPLITS:
-    expect = {"train": 0, "test": 0}
+    expect = dict.fromkeys(hmdb51.SUBSETS, 0)
     for cls in synth.classes:
-      for e in hmdb51.parse_split_file(
-          os.path.join(synth.output_dir, "splits", hmdb51.split_file_name(cls, k))):
-        if f"{cls}/{e.video}" not in skipped and e.subset_id:
-          expect["train" if e.subset_id == 1 else "test"] += 1
+      entries = hmdb51.parse_split_file(
+          os.path.join(synth.output_dir, "splits", hmdb51.split_file_name(cls, k)))
+      carved = hmdb51.carve_validation(entries, cls, fraction)
+      assert [e.video for e in carved] == [e.video for e in entries]
+      for e, c in zip(entries, carved):
+        assert c.subset_id == e.subset_id or (e.subset_id, c.subset_id) == (1, 3)
+        if f"{cls}/{e.video}" not in skipped and c.subset_id:
+          expect[{1: "train", 2: "test", 3: "validation"}[c.subset_id]] += 1
     assert summary["splits"][str(k)] == expect
-    got = {"train": sum(r[f"clip/split{k}"] == 1 for r in recs),
-           "test": sum(r[f"clip/split{k}"] == 2 for r in recs)}
+    assert expect["validation"] > 0
+    got = {name: sum(r[f"clip/split{k}"] == i for r in recs)
+           for name, i in hmdb51.SUBSET_IDS.items()}
     assert got == expect
   for r in recs:
     cls = r[tfrecords.LABEL_TEXT_KEY].decode()

@@ -7,9 +7,15 @@ Layout:
   <video_dir>/<class>/<name>.avi
   <split_dir>/<class>_test_split<k>.txt   (k = 1, 2, 3; lines "<name> <id>")
 Split ids: 1 = training, 2 = testing, 0 = not used in that split.
+
+Validation: the release has none, so `carve_validation` holds out whole groups of
+training videos (a group is the source a clip was cut from, e.g. one movie), the
+same rule for HMDB51 and for the project's generated sets. Held-out videos get the
+internal id 3; split files never contain it.
 """
 
 import dataclasses
+import hashlib
 import os
 import re
 from typing import Dict, Iterable, List, Sequence
@@ -26,8 +32,9 @@ CLASSES = (
 )
 
 SPLITS = (1, 2, 3)
-UNUSED, TRAIN, TEST = 0, 1, 2
-SUBSET_IDS = {"train": TRAIN, "test": TEST}
+UNUSED, TRAIN, TEST, VALIDATION = 0, 1, 2, 3
+SUBSET_IDS = {"train": TRAIN, "validation": VALIDATION, "test": TEST}
+SUBSETS = tuple(SUBSET_IDS)
 
 _SPLIT_FILE_RE = re.compile(r"^(?P<cls>.+)_test_split(?P<k>[0-9]+)\.txt$")
 
@@ -111,3 +118,54 @@ def read_splits(split_dir: str, class_names: Sequence[str],
         raise LayoutError(f"missing split file {path!r} for class {cls!r}, split {k}")
       result[k][cls] = parse_split_file(path)
   return result
+
+
+def video_group(file_name: str, class_name: str) -> str:
+  """The group (source) a clip was cut from: clips of one group share a subset.
+
+  HMDB51 names clips `<source>_<class>_<tags>_<k>.avi` (e.g.
+  `April_09_brush_hair_u_nm_np1_ba_goo_0.avi` -> `April_09`); the source is the
+  movie or web video. A name without `_<class>_` in it is its own group, less a
+  trailing clip number.
+  """
+  stem = os.path.splitext(os.path.basename(file_name))[0]
+  marker = f"_{class_name}_"
+  cut = stem.find(marker)
+  if cut > 0:
+    return stem[:cut]
+  return re.sub(r"_[0-9]+$", "", stem) or stem
+
+
+def _group_rank(group: str) -> str:
+  # A hash, not the name, so the held-out groups are spread over sources; the
+  # same for every class, so a source listed in two classes is held out in both.
+  return hashlib.sha1(group.encode("utf-8")).hexdigest()
+
+
+def carve_validation(entries: Sequence[SplitEntry], class_name: str,
+                     fraction: float) -> List[SplitEntry]:
+  """Moves whole groups of a class's training videos to the validation subset.
+
+  round(fraction * number of training groups) groups are held out (at least one
+  when fraction > 0 and the class has two or more training groups), chosen by a
+  hash of the group name: deterministic, independent of the other videos.
+
+  Args:
+    entries: one class's split entries.
+    class_name: the class (to find each name's group).
+    fraction: share of training groups held out, in [0, 1).
+
+  Returns:
+    The entries in the same order, held-out ones with `subset_id` VALIDATION.
+  """
+  if not 0.0 <= fraction < 1.0:
+    raise ValueError(f"--validation_fraction must be in [0, 1), got {fraction}")
+  groups = sorted({video_group(e.video, class_name) for e in entries if e.subset_id == TRAIN},
+                  key=_group_rank)
+  count = int(round(fraction * len(groups)))
+  if fraction > 0 and len(groups) >= 2:
+    count = min(max(count, 1), len(groups) - 1)
+  held = set(groups[:count])
+  return [SplitEntry(e.video, VALIDATION)
+          if e.subset_id == TRAIN and video_group(e.video, class_name) in held else e
+          for e in entries]

@@ -47,7 +47,7 @@ from tsnet_tf.data import tfrecords
 
 log = logging.getLogger(__name__)
 
-SUBSETS = ("train", "test")
+SUBSETS = hmdb51.SUBSETS
 # Records are ~1.5 MB for HMDB51 at short side 240: 64 records is ~100 MB of
 # shuffle buffer, on top of the shuffled shard order and the mixed shards.
 DEFAULT_SHUFFLE_BUFFER = 64
@@ -90,7 +90,8 @@ def count_videos(data_dir: str, split: int, subset: str) -> int:
   """Number of videos (records) of `subset` ("train"/"test") in official split `split`."""
   summary = load_summary(data_dir)
   _check_split_subset(summary, data_dir, split, subset)
-  return int(summary["splits"][str(int(split))][subset])
+  # Conversions made before the validation subset existed have no such count.
+  return int(summary["splits"][str(int(split))].get(subset, 0))
 
 
 def _decode_frames(encoded: tf.Tensor, window: tf.Tensor, num_frames: int) -> tf.Tensor:

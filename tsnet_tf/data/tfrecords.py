@@ -15,7 +15,8 @@ MediaSequence key names, so their loaders read our records and ours read theirs)
     image/height         int64   stored frame height
     image/width          int64   stored frame width
     image/format         bytes   b"jpeg"
-    clip/split1..3       int64   0 unused, 1 train, 2 test in that official split
+    clip/split1..3       int64   0 unused, 1 train, 2 test, 3 validation (training
+                                 videos held out by group, hmdb51.carve_validation)
 
 Each video is decoded and encoded once, whatever the number of splits: the
 three splits differ only in `clip/split<k>`, so the pipeline reads the same
@@ -213,8 +214,13 @@ class ConversionSettings:
   short_side: int = 240
   jpeg_quality: int = 90
   frame_stride: int = 1
+  # Share of each class's training groups held out for validation.
+  validation_fraction: float = 0.2
 
   def validate(self) -> None:
+    if not 0.0 <= self.validation_fraction < 1.0:
+      raise ValueError(
+          f"--validation_fraction must be in [0, 1), got {self.validation_fraction}")
     if self.short_side < 0:
       raise ValueError(f"--short_side must be >= 0 (0 keeps the size), got {self.short_side}")
     if not 1 <= self.jpeg_quality <= 100:
@@ -233,13 +239,16 @@ class Plan:
   unused: List[str]
 
 
-def build_plan(video_dir: str, split_dir: str, splits: Sequence[int] = hmdb51.SPLITS) -> Plan:
+def build_plan(video_dir: str, split_dir: str, splits: Sequence[int] = hmdb51.SPLITS,
+               validation_fraction: float = 0.0) -> Plan:
   """Reads the layout and split files; every layout error is raised here, before work.
 
   Args:
     video_dir: class folders of videos.
     split_dir: the `<class>_test_split<k>.txt` files.
     splits: official splits to record.
+    validation_fraction: share of each class's training groups moved to the
+      validation subset (`hmdb51.carve_validation`).
 
   Returns:
     Plan: videos used (listed with id 1 or 2 in at least one of `splits` and present),
@@ -255,6 +264,10 @@ def build_plan(video_dir: str, split_dir: str, splits: Sequence[int] = hmdb51.SP
     raise hmdb51.LayoutError("--splits is empty")
   classes = hmdb51.list_class_dirs(video_dir)
   split_entries = hmdb51.read_splits(split_dir, classes, splits)
+  if validation_fraction:
+    split_entries = {k: {cls: hmdb51.carve_validation(entries, cls, validation_fraction)
+                         for cls, entries in per_class.items()}
+                     for k, per_class in split_entries.items()}
   videos, missing, unused = [], [], []
   for label, cls in enumerate(classes):
     folder = os.path.join(video_dir, cls)
@@ -479,7 +492,7 @@ def convert(video_dir: str, split_dir: str, output_dir: str,
   settings.validate()
   if num_shards < 0:
     raise ValueError(f"--num_shards must be >= 0, got {num_shards}")
-  plan = build_plan(video_dir, split_dir, splits)
+  plan = build_plan(video_dir, split_dir, splits, settings.validation_fraction)
   if not plan.videos:
     raise hmdb51.LayoutError(
         f"no video in {video_dir!r} is listed as train or test in splits {plan.splits}")
@@ -524,9 +537,9 @@ def convert(video_dir: str, split_dir: str, output_dir: str,
 
 
 def _summarize(plan: Plan, settings: ConversionSettings, infos: List[Dict]) -> Dict[str, object]:
-  counts = {str(k): {"train": 0, "test": 0} for k in plan.splits}
-  listed = {str(k): {"train": 0, "test": 0} for k in plan.splits}
-  names = {hmdb51.TRAIN: "train", hmdb51.TEST: "test"}
+  names = {i: name for name, i in hmdb51.SUBSET_IDS.items()}
+  counts = {str(k): dict.fromkeys(hmdb51.SUBSETS, 0) for k in plan.splits}
+  listed = {str(k): dict.fromkeys(hmdb51.SUBSETS, 0) for k in plan.splits}
   for v in plan.videos:
     for k, sid in v.split_ids.items():
       if sid in names:

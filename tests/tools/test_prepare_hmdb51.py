@@ -30,7 +30,7 @@ def test_helpfull_documents_every_flag():
   proc = _run("--helpfull")
   assert proc.returncode == 0, proc.stderr
   for flag in ("--video_dir", "--split_dir", "--output_dir", "--splits", "--short_side",
-               "--jpeg_quality", "--frame_stride", "--num_workers", "--num_shards",
+               "--jpeg_quality", "--frame_stride", "--validation_fraction", "--num_workers", "--num_shards",
                "--[no]overwrite"):
     assert flag in proc.stdout, flag
 
@@ -61,7 +61,9 @@ def test_converts_and_reports(synth, tmp_path):
   for k in ("1", "2"):
     c = summary["splits"][k]
     assert f"split {k}: train {c['train']}" in proc.stdout
-    assert c["train"] + c["test"] == 6
+    assert c["train"] + c["validation"] + c["test"] == 6
+    assert c["validation"] >= 1
+    assert f"validation {c['validation']}" in proc.stdout
 
 
 def test_missing_split_file_is_an_error_before_work(synth, tmp_path):

@@ -1,7 +1,9 @@
-"""Writes a synthetic HMDB51-format dataset whose classes differ only by motion.
+"""Writes a synthetic HMDB51-format dataset: classes by motion or appearance x motion.
 
   python tools/make_synthetic.py --output_dir=/tmp/synth --num_classes=4 \
       --videos_per_class=10 --seed=0 [--broken=empty,truncated,garbage]
+  python tools/make_synthetic.py --output_dir=/tmp/am --num_classes=2 \
+      --appearances=red,green,blue     # 6 classes: red_move_left, ..., blue_move_right
 
 Layout: <output_dir>/videos/<class>/<name>.avi, <output_dir>/splits/
 <class>_test_split{1,2,3}.txt (HMDB51's formats), <output_dir>/manifest.json.
@@ -21,6 +23,10 @@ _NUM_CLASSES = flags.DEFINE_integer(
     "num_classes", 4, f"Number of motion classes, the first N of: "
     f"{', '.join(synthetic.MOTION_CLASSES)}.", lower_bound=1,
     upper_bound=len(synthetic.MOTION_CLASSES))
+_APPEARANCES = flags.DEFINE_list(
+    "appearances", [], "Object colour families (" + ", ".join(synthetic.APPEARANCES) + "): "
+    "if given, each class is an appearance x motion pair, e.g. red_move_left, so a single "
+    "frame tells the colour and only motion tells the direction.")
 _VIDEOS_PER_CLASS = flags.DEFINE_integer(
     "videos_per_class", 10, "Good videos per class (broken ones come on top).", lower_bound=2)
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed; the same flags give the same bytes.")
@@ -58,7 +64,8 @@ def main(argv):
     broken = synthetic.parse_broken(_BROKEN.value)
   except ValueError as e:
     raise app.UsageError(str(e))
-  total = _NUM_CLASSES.value * _VIDEOS_PER_CLASS.value + len(broken)
+  total = (_NUM_CLASSES.value * max(1, len(_APPEARANCES.value)) * _VIDEOS_PER_CLASS.value
+           + len(broken))
   with tqdm.tqdm(total=total, unit="video", desc="make_synthetic") as bar:
     try:
       summary = synthetic.generate_dataset(
@@ -66,7 +73,8 @@ def main(argv):
           videos_per_class=_VIDEOS_PER_CLASS.value, seed=_SEED.value, height=_HEIGHT.value,
           width=_WIDTH.value, min_seconds=_MIN_SECONDS.value, max_seconds=_MAX_SECONDS.value,
           fps=_parse_fps(_FPS.value), broken=broken, overwrite=_OVERWRITE.value,
-          num_workers=_NUM_WORKERS.value, progress=bar.update)
+          num_workers=_NUM_WORKERS.value, progress=bar.update,
+          appearances=tuple(_APPEARANCES.value))
     except ValueError as e:  # a bad flag value; the message names the flag
       raise app.UsageError(str(e))
     except FileExistsError as e:

@@ -184,10 +184,20 @@ class DistillConfig:
     mse_warmup_epochs: first epochs trained on the MSE term alone (the paper
       trains the early part of the student on MSE first); 0 = none.
     feature_layer: name of the layer whose output is F (both networks).
+    projection: `auto` maps student features to the teacher's channels with a
+      trained linear map only when their sizes differ; `always` uses one even
+      when they agree (a FitNets-style regressor: the student's features need
+      only contain the teacher's, linearly, not equal them, which leaves room
+      for what the teacher does not see, e.g. appearance).
+    confidence_weighting: weight each clip's MSE by the teacher's softmax
+      probability of the true class, so a clip the teacher gets wrong pulls
+      the student less.
   """
   lambda_: float = dataclasses.field(default=1.0, metadata={"yaml": "lambda"})
   mse_warmup_epochs: int = 0
   feature_layer: str = "features"
+  projection: str = "auto"
+  confidence_weighting: bool = False
 
 
 @dataclasses.dataclass
@@ -294,6 +304,7 @@ _CHOICES = {
     ("train", "lr_schedule"): ("cosine", "step", "constant"),
     ("train", "weight_decay_mode"): ("l2", "decoupled"),
     ("eval", "subset"): ("train", "validation", "test"),
+    ("distill", "projection"): ("auto", "always"),
 }
 # Keys that must be >= the given minimum.
 _MINIMUM = {

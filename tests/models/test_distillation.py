@@ -79,6 +79,34 @@ def test_loss_is_ce_plus_lambda_mse_by_hand(student_width):
   assert reg > 1e-4 * logs["loss"]  # the regularizer is really in the sum
 
 
+def test_confidence_weighted_mse_and_forced_projection_by_hand():
+  student, teacher = _pair(student_width=8, teacher_width=8)
+  model = models.DistillationModel(student, teacher, distill_weight=LAMBDA,
+                                   projection="always", confidence_weighting=True)
+  model.compile(optimizer=keras.optimizers.SGD(0.1), run_eagerly=True)
+  # Same sizes, but "always" still maps the student's features.
+  assert model.projection is not None
+  x, y = _data()
+  ce, _, _ = _expected(model, x, y, 0.0)
+  s_feat, _ = models.feature_and_logits(model.student)(x, training=True)
+  t_feat, t_logits = models.feature_and_logits(model.teacher)(x, training=False)
+  s_feat = _np(s_feat) @ _np(model.projection.kernel) + _np(model.projection.bias)
+  z = _np(t_logits) - _np(t_logits).max(axis=-1, keepdims=True)
+  p = np.exp(z) / np.exp(z).sum(axis=-1, keepdims=True)
+  confidence = p[np.arange(len(y)), y]
+  per_clip = np.mean((s_feat - _np(t_feat)) ** 2, axis=-1)
+  mse = np.mean(confidence * per_clip)
+  # The weights differ between clips, so the weighted MSE is not the plain one.
+  assert abs(mse - confidence.mean() * per_clip.mean()) > 1e-6 * mse
+  logs = model.train_on_batch(x, y, return_dict=True)
+  np.testing.assert_allclose(logs["distill_loss"], mse, rtol=1e-5)
+  np.testing.assert_allclose(logs["loss"], ce + LAMBDA * mse, rtol=1e-5)
+  config = model.get_config()
+  assert config["projection"] == "always" and config["confidence_weighting"] is True
+  with pytest.raises(ValueError, match="projection"):
+    models.DistillationModel(student, teacher, projection="sometimes")
+
+
 def test_intermediate_feature_map_loss_by_hand_and_shape_check():
   student, teacher = _pair()
   model = models.DistillationModel(student, teacher, distill_weight=LAMBDA,

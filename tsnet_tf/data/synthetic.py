@@ -1,4 +1,4 @@
-"""Synthetic HMDB51-format videos whose classes differ only by motion.
+"""Synthetic HMDB51-format videos: classes by motion, or by appearance x motion.
 
 Each video shows one textured object over a textured background. Textures,
 colours, the object's shape, size and position, the camera jitter and the sensor
@@ -11,6 +11,13 @@ how things move:
   pan_{left,right,up,down}    the camera pans while tracking the object: the
                               background moves the opposite way (camera turns
                               left -> scene moves right), the object stays.
+
+With `appearances` (e.g. red, green, blue), each class is an appearance x
+motion pair, e.g. `red_move_left`: the object's colours come from the
+appearance's hue family, everything else as above. A single frame then tells
+the appearance but not the direction, and optical flow tells the direction but
+not the colour, as in HMDB51, where RGB and flow are each partly right and
+their fusion beats both.
 
 The scene lives on a torus (the background tiles, the object wraps around the
 frame edges), so the object's position in any single frame, the first included,
@@ -47,6 +54,11 @@ MOTION_CLASSES = (
     "rotate_cw", "rotate_ccw", "zoom_in", "zoom_out",
     "pan_left", "pan_right", "pan_up", "pan_down",
 )
+
+# Object hue families (HSV hue in [0, 1)) for appearance x motion classes.
+APPEARANCES = {"red": 0.0, "yellow": 1 / 6, "green": 1 / 3, "cyan": 1 / 2, "blue": 2 / 3,
+               "purple": 5 / 6}
+_HUE_JITTER = 0.04
 
 # Unit image-space directions (x right, y down) of the moving content.
 _DIRECTIONS = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "up": (0.0, -1.0), "down": (0.0, 1.0)}
@@ -117,12 +129,44 @@ class SyntheticSummary:
 # Appearance: periodic textures (tile seamlessly, so the scene is a torus).
 
 
-def periodic_texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+def split_class(class_name: str) -> Tuple[Optional[str], str]:
+  """`red_move_left` -> ("red", "move_left"); `move_left` -> (None, "move_left").
+
+  Raises:
+    ValueError: neither a motion class nor an appearance x motion class.
+  """
+  head, _, rest = class_name.partition("_")
+  if head in APPEARANCES and rest in MOTION_CLASSES:
+    return head, rest
+  if class_name in MOTION_CLASSES:
+    return None, class_name
+  raise ValueError(f"unknown class {class_name!r}: a motion class ({', '.join(MOTION_CLASSES)}) "
+                   f"or <appearance>_<motion> with an appearance in {', '.join(APPEARANCES)}")
+
+
+def appearance_colours(rng: np.random.Generator, appearance: str) -> np.ndarray:
+  """Two RGB colours of the appearance's hue family (saturated, light and dark).
+
+  Returns:
+    float32 `[2, 3]`, values in [0, 255].
+  """
+  import colorsys  # pylint: disable=g-import-not-at-top
+  hue = APPEARANCES[appearance]
+  colours = []
+  for value in (rng.uniform(0.75, 1.0), rng.uniform(0.3, 0.55)):
+    h = (hue + rng.uniform(-_HUE_JITTER, _HUE_JITTER)) % 1.0
+    colours.append(colorsys.hsv_to_rgb(h, rng.uniform(0.65, 0.95), value))
+  return np.asarray(colours, np.float32) * 255.0
+
+
+def periodic_texture(rng: np.random.Generator, height: int, width: int,
+                     colours: Optional[np.ndarray] = None) -> np.ndarray:
   """A random colour texture that tiles seamlessly.
 
   Two colours blended by a 1/f^beta noise field (random beta: blotchy to fine),
   modulated by a finer luminance noise so that every region has texture for
-  motion to be seen against.
+  motion to be seen against. `colours` (float32 `[2, 3]`) fixes the two
+  colours; by default they are drawn uniformly.
 
   Returns:
     float32 `[height, width, 3]`, values in [0, 255].
@@ -143,7 +187,8 @@ def periodic_texture(rng: np.random.Generator, height: int, width: int) -> np.nd
 
   blend = 1.0 / (1.0 + np.exp(-1.5 * field(rng.uniform(2.0, 3.5), 0.01)))
   detail = field(rng.uniform(0.5, 1.5), 0.05)
-  colours = rng.uniform(0, 255, size=(2, 3)).astype(np.float32)
+  drawn = rng.uniform(0, 255, size=(2, 3)).astype(np.float32)
+  colours = drawn if colours is None else np.asarray(colours, np.float32)
   tex = colours[0] + blend[..., None] * (colours[1] - colours[0])
   tex *= (1.0 + rng.uniform(0.08, 0.2) * detail)[..., None]
   return np.clip(tex, 0, 255)
@@ -333,7 +378,7 @@ def render_video(class_name: str, rng: np.random.Generator, num_frames: int, hei
   """Renders one synthetic video.
 
   Args:
-    class_name: one of MOTION_CLASSES.
+    class_name: one of MOTION_CLASSES, or `<appearance>_<motion>` (APPEARANCES).
     rng: the video's own generator; every random choice comes from it.
     num_frames: T >= 2.
     height, width: frame size (even, >= 16).
@@ -341,12 +386,12 @@ def render_video(class_name: str, rng: np.random.Generator, num_frames: int, hei
   Returns:
     (frames uint8 `[T, height, width, 3]` RGB, motion ground truth dict).
   """
-  if class_name not in MOTION_CLASSES:
-    raise ValueError(f"unknown motion class {class_name!r}; known: {MOTION_CLASSES}")
-  traj = _trajectory(class_name, rng, num_frames, height, width)
+  appearance, motion_class = split_class(class_name)
+  traj = _trajectory(motion_class, rng, num_frames, height, width)
   background = periodic_texture(rng, height, width)
   tex_size = 2 ** math.ceil(math.log2(max(16, 2 * max(height, width) * _ZOOM_RADIUS_RANGE[1])))
-  obj_tex = _PeriodicSampler(periodic_texture(rng, tex_size, tex_size))
+  colours = appearance_colours(rng, appearance) if appearance else None
+  obj_tex = _PeriodicSampler(periodic_texture(rng, tex_size, tex_size, colours))
   aspect = rng.uniform(0.6, 1.0)
   power = int(rng.choice([2, 4]))
   noise_sigma = rng.uniform(*_NOISE_SIGMA)
@@ -417,7 +462,7 @@ def video_name(class_name: str, index: int, rng: np.random.Generator) -> str:
   body = rng.choice(["f", "u", "h"])
   view = rng.choice(["fr", "ba", "le", "ri"])
   quality = rng.choice(["goo", "med"])
-  camera = "cm" if class_name.startswith("pan_") else "nm"
+  camera = "cm" if split_class(class_name)[1].startswith("pan_") else "nm"
   return (f"Synth{index:04d}_{class_name}_{body}_{camera}_np1_{view}_{quality}_0.avi")
 
 
@@ -499,7 +544,8 @@ def generate_dataset(output_dir: str, num_classes: int = 4, videos_per_class: in
                      min_seconds: float = 1.0, max_seconds: float = 3.0,
                      fps: Sequence[float] = DEFAULT_FPS, broken: Sequence[str] = (),
                      overwrite: bool = False, num_workers: int = 1,
-                     progress: Optional[Callable[[int], None]] = None) -> SyntheticSummary:
+                     progress: Optional[Callable[[int], None]] = None,
+                     appearances: Sequence[str] = ()) -> SyntheticSummary:
   """Writes a synthetic HMDB51-format dataset (videos, split files, manifest).
 
   The whole directory is built under a temporary name and renamed when complete.
@@ -518,6 +564,9 @@ def generate_dataset(output_dir: str, num_classes: int = 4, videos_per_class: in
     num_workers: threads rendering/encoding videos in parallel (does not change
       the output).
     progress: called with 1 after each file is written (e.g. tqdm's `update`).
+    appearances: names from APPEARANCES; if given, the classes are every
+      appearance x motion pair (`red_move_left`, ...) of the first
+      `num_classes` motions.
 
   Returns:
     SyntheticSummary.
@@ -548,7 +597,14 @@ def generate_dataset(output_dir: str, num_classes: int = 4, videos_per_class: in
     raise FileExistsError(f"--output_dir {output_dir!r} already exists; pass --overwrite "
                           f"to replace it")
 
+  bad = [a for a in appearances if a not in APPEARANCES]
+  if bad or len(set(appearances)) != len(appearances):
+    raise ValueError(f"--appearances must be distinct names from {', '.join(APPEARANCES)}, "
+                     f"got {', '.join(appearances)}")
   chosen = MOTION_CLASSES[:num_classes]
+  if appearances:
+    chosen = tuple(f"{a}_{m}" for a in appearances for m in chosen)
+  num_classes = len(chosen)
   jobs = []
   for ci, cls in enumerate(chosen):
     kinds = [k for j, k in enumerate(broken) if j % num_classes == ci]
@@ -591,7 +647,8 @@ def generate_dataset(output_dir: str, num_classes: int = 4, videos_per_class: in
                                     "unused": ids.count(hmdb51.UNUSED)}
     summary = SyntheticSummary(output_dir=output_dir, classes=tuple(sorted(chosen)),
                                videos=tuple(records), split_counts=split_counts)
-    manifest = dict(summary.to_json(), seed=seed, generator="tsnet_tf.data.synthetic")
+    manifest = dict(summary.to_json(), seed=seed, generator="tsnet_tf.data.synthetic",
+                    appearances=list(appearances))
     with open(os.path.join(root, "manifest.json"), "w", encoding="utf-8") as f:
       json.dump(manifest, f, indent=1)
   return summary

@@ -22,9 +22,12 @@ class DistillationModel(keras.Model):
 
   * `teacher` is set `trainable = False` and always called with
     `training=False` (BatchNorm uses its moving statistics, dropout is off).
-  * If the feature sizes differ, a linear Dense `projection` maps student
-    features to the teacher's size (trained, used only for the loss);
-    otherwise there is none.
+  * If the feature sizes differ, or `projection="always"`, a linear Dense
+    `projection` maps student features to the teacher's size (trained, used
+    only for the loss); otherwise there is none.
+  * `confidence_weighting`: each clip's MSE is weighted by the teacher's
+    softmax probability of the true class (no gradient through it), so clips
+    the teacher gets wrong pull the student less.
   * `feature_layer` may also name an intermediate block output, e.g.
     `stage3_block1_out`: F is then the spatio-temporal map `[B, T', H', W', C]`,
     the MSE is the mean over all its elements and the projection acts on the
@@ -50,12 +53,20 @@ class DistillationModel(keras.Model):
     ce_weight: weight of the cross-entropy term (1 normally, 0 in warm-up).
     feature_layer: name of the feature layer in both networks ("features",
       the pooled vector, or an intermediate block output).
+    projection: "auto" (only when sizes differ) or "always".
+    confidence_weighting: weight each clip's MSE by the teacher's probability
+      of its label.
   """
 
   def __init__(self, student: keras.Model, teacher: keras.Model,
                distill_weight: float = 1.0, ce_weight: float = 1.0,
-               feature_layer: str = "features", **kwargs):
+               feature_layer: str = "features", projection: str = "auto",
+               confidence_weighting: bool = False, **kwargs):
     super().__init__(**kwargs)
+    if projection not in ("auto", "always"):
+      raise ValueError(f"projection must be 'auto' or 'always', got {projection!r}")
+    self.projection_mode = projection
+    self.confidence_weighting = bool(confidence_weighting)
     self.student = student
     self.teacher = teacher
     self.teacher.trainable = False
@@ -71,7 +82,7 @@ class DistillationModel(keras.Model):
           "match); pick a layer where they agree, e.g. a later stage or 'features'")
     student_dim = int(self._student_fl.outputs[0].shape[-1])
     teacher_dim = int(self._teacher_fl.outputs[0].shape[-1])
-    if student_dim != teacher_dim:
+    if student_dim != teacher_dim or projection == "always":
       self.projection = layers.Dense(teacher_dim, dtype="float32",
                                      name="distill_projection")
       # Built now, not on the first step: variables cannot be created inside
@@ -131,15 +142,27 @@ class DistillationModel(keras.Model):
     replicas (the Keras loss reduction does it), ready for gradients that the
     strategy sums; multiply back to report them.
     """
-    teacher_features, _ = self._teacher_fl(x, training=False)
+    teacher_features, teacher_logits = self._teacher_fl(x, training=False)
     teacher_features = ops.stop_gradient(ops.cast(teacher_features, "float32"))
     student_features, logits = self._student_fl(x, training=training)
     student_features = ops.cast(student_features, "float32")
     if self.projection is not None:
       student_features = self.projection(student_features)
     ce = self._ce(y, logits, sample_weight=sample_weight)
-    mse = self._mse(teacher_features, student_features,
-                    sample_weight=sample_weight)
+    mse_weight = sample_weight
+    if self.confidence_weighting:
+      probs = ops.softmax(ops.cast(teacher_logits, "float32"), axis=-1)
+      labels = ops.reshape(ops.cast(y, "int32"), (-1,))
+      confidence = ops.stop_gradient(ops.take_along_axis(
+          probs, ops.expand_dims(labels, -1), axis=-1)[:, 0])
+      mse_weight = confidence if sample_weight is None else confidence * ops.reshape(
+          ops.cast(sample_weight, "float32"), (-1,))
+    # Flattened to [B, D]: the per-clip MSE is the mean over every element of
+    # F (a vector or a map), and a per-clip weight applies to all of it.
+    batch = ops.shape(student_features)[0]
+    mse = self._mse(ops.reshape(teacher_features, (batch, -1)),
+                    ops.reshape(student_features, (batch, -1)),
+                    sample_weight=mse_weight)
     total = self.ce_weight * ce + self.distill_weight * mse
     return total, ce, mse, logits
 
@@ -192,7 +215,9 @@ class DistillationModel(keras.Model):
         teacher=keras.saving.serialize_keras_object(self.teacher),
         distill_weight=float(keras.ops.convert_to_numpy(self.distill_weight)),
         ce_weight=float(keras.ops.convert_to_numpy(self.ce_weight)),
-        feature_layer=self.feature_layer)
+        feature_layer=self.feature_layer,
+        projection=self.projection_mode,
+        confidence_weighting=self.confidence_weighting)
     return config
 
   @classmethod
@@ -229,8 +254,11 @@ class MseWarmup(keras.callbacks.Callback):
 def build_distillation_model(student: keras.Model, teacher: keras.Model,
                              distill_weight: float = 1.0,
                              feature_layer: str = "features",
-                             name: Optional[str] = "distillation"
-                             ) -> DistillationModel:
-  """Convenience constructor of `DistillationModel` (teacher gets frozen)."""
+                             name: Optional[str] = "distillation",
+                             **kwargs) -> DistillationModel:
+  """Convenience constructor of `DistillationModel` (teacher gets frozen).
+
+  `kwargs` go to `DistillationModel` (projection, confidence_weighting).
+  """
   return DistillationModel(student, teacher, distill_weight=distill_weight,
-                           feature_layer=feature_layer, name=name)
+                           feature_layer=feature_layer, name=name, **kwargs)

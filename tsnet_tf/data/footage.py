@@ -1,0 +1,218 @@
+"""A real-footage benchmark in HMDB51's layout: each class is one clip, forwards or backwards.
+
+Real action footage has what generated videos lack: camera motion, frame-rate
+conversion (repeated frames), compression noise, small moving regions. This
+module turns any set of real videos into a benchmark where appearance and motion
+are both needed: class `<source>_fwd` is windows of the source played as
+recorded, `<source>_bwd` the same windows played backwards. A single frame
+tells the source (appearance) but not the direction; only motion tells the
+direction, as in HMDB51 where RGB and flow are each partly right.
+
+Each source is cut into `windows_per_source` temporally disjoint windows (a gap
+between them). Split k tests on windows {k-1, k-1 + W/2} (rotating over the
+three splits, so every window is tested once when W = 6) and trains on the
+others; `tools/prepare_hmdb51.py` then holds out whole windows of the training
+list as validation (a window is a group: `hmdb51.video_group`), the same
+windows for both directions. Train, validation and test never share a frame.
+
+Output layout (`tsnet_tf.data.hmdb51`):
+  <out>/videos/<source>_<fwd|bwd>/<source>-wNN_<class>_nm_np1_fr_goo_0.avi
+  <out>/splits/<class>_test_split{1,2,3}.txt
+  <out>/manifest.json   sources, windows (frame ranges), skipped sources
+"""
+
+import dataclasses
+import json
+import os
+import re
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from tsnet_tf.data import hmdb51
+from tsnet_tf.data import video as video_lib
+from tsnet_tf.utils import io as io_utils
+
+DIRECTIONS = ("fwd", "bwd")
+VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg")
+
+
+@dataclasses.dataclass(frozen=True)
+class FootageSummary:
+  """What `build_direction_dataset` wrote.
+
+  Attributes:
+    output_dir: the dataset root.
+    classes: class names in label order (sorted).
+    windows: {source: [(first frame, end frame), ...]} in the source's frames.
+    skipped: {video path: reason} for sources that could not be used.
+    split_counts: {split: {"train": n, "test": n}} over all classes.
+  """
+  output_dir: str
+  classes: Tuple[str, ...]
+  windows: Dict[str, List[Tuple[int, int]]]
+  skipped: Dict[str, str]
+  split_counts: Dict[int, Dict[str, int]]
+
+
+def source_name(path: str) -> str:
+  """`kinetics/tai_chi.mp4` -> `tai_chi`: lower case, `[a-z0-9_]` only."""
+  stem = os.path.splitext(os.path.basename(path))[0].lower()
+  return re.sub(r"[^a-z0-9]+", "_", stem).strip("_") or "video"
+
+
+def find_videos(video_dir: str) -> List[str]:
+  """Video files under `video_dir` (recursively), sorted."""
+  if not os.path.isdir(video_dir):
+    raise ValueError(f"--video_dir {video_dir!r} is not a directory")
+  found = []
+  for root, dirs, files in os.walk(video_dir):
+    dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+    found += [os.path.join(root, f) for f in files
+              if f.lower().endswith(VIDEO_EXTENSIONS) and not f.startswith(".")]
+  return sorted(found)
+
+
+def plan_windows(num_frames: int, windows: int, gap: int,
+                 max_frames: int) -> List[Tuple[int, int]]:
+  """`windows` disjoint `[start, end)` frame ranges spread over a video.
+
+  The video is cut into `windows` equal spans; each window is centred in its
+  span and at most `span - gap` frames long, so neighbours are >= `gap` apart.
+  """
+  span = num_frames // windows
+  length = min(span - gap, max_frames)
+  if length < 1:
+    return []
+  return [(i * span + (span - length) // 2, i * span + (span - length) // 2 + length)
+          for i in range(windows)]
+
+
+def test_windows(split: int, windows: int) -> Tuple[int, ...]:
+  """Windows tested in `split` (1-based): k-1 and k-1 + W/2, rotating over the splits."""
+  first = (split - 1) % windows
+  return tuple(sorted({first, (first + windows // 2) % windows}))
+
+
+def _even_size(height: int, width: int, short_side: int) -> Tuple[int, int]:
+  scale = min(1.0, short_side / min(height, width)) if short_side > 0 else 1.0
+  return (max(2, int(round(height * scale / 2)) * 2), max(2, int(round(width * scale / 2)) * 2))
+
+
+def _resize(frames: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
+  if frames.shape[1:3] == size:
+    return frames
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  return np.stack([np.asarray(Image.fromarray(f).resize((size[1], size[0]), Image.BILINEAR))
+                   for f in frames])
+
+
+def build_direction_dataset(video_paths: Sequence[str], output_dir: str,
+                            windows_per_source: int = 6, gap_frames: int = 2,
+                            min_window_frames: int = 12, max_window_frames: int = 64,
+                            short_side: int = 240, overwrite: bool = False,
+                            progress: Optional[Callable[[int], None]] = None
+                            ) -> FootageSummary:
+  """Writes the clip x direction benchmark (videos, split files, manifest).
+
+  The whole directory is built under a temporary name and renamed when complete.
+
+  Args:
+    video_paths: real videos, one class pair each (names must differ after
+      `source_name`).
+    output_dir: dataset root to create.
+    windows_per_source: disjoint windows cut from each video (>= 4: two test
+      windows, and training windows left for validation).
+    gap_frames: frames left out between neighbouring windows.
+    min_window_frames: a video whose windows would be shorter is skipped.
+    max_window_frames: longest window.
+    short_side: frames larger than this are scaled down (0 keeps the size).
+    overwrite: replace an existing `output_dir`.
+    progress: called with 1 after each source video is done.
+
+  Returns:
+    FootageSummary.
+
+  Raises:
+    ValueError: a bad argument (named as the tool's flag), or fewer than two
+      usable videos.
+    FileExistsError: `output_dir` exists and `overwrite` is False.
+  """
+  if windows_per_source < 4:
+    raise ValueError(f"--windows_per_source must be >= 4, got {windows_per_source}")
+  if gap_frames < 0 or min_window_frames < 2 or max_window_frames < min_window_frames:
+    raise ValueError("need --gap_frames >= 0 and 2 <= --min_window_frames <= "
+                     f"--max_window_frames, got {gap_frames}, {min_window_frames}, "
+                     f"{max_window_frames}")
+  names = [source_name(p) for p in video_paths]
+  dupes = sorted({n for n in names if names.count(n) > 1})
+  if dupes:
+    raise ValueError(f"videos share a source name after cleaning: {', '.join(dupes)}")
+  output_dir = os.fspath(output_dir)
+  if os.path.exists(output_dir) and not overwrite:
+    raise FileExistsError(f"--output_dir {output_dir!r} already exists; pass --overwrite "
+                          f"to replace it")
+
+  windows, skipped, fps_of = {}, {}, {}
+  with io_utils.atomic_dir(output_dir, overwrite=overwrite) as root:
+    for path, source in zip(video_paths, names):
+      try:
+        info = video_lib.probe_video(path)
+        frames = video_lib.read_video(path)
+      except video_lib.VideoDecodeError as e:
+        skipped[path] = e.reason
+        if progress is not None:
+          progress(1)
+        continue
+      spans = plan_windows(len(frames), windows_per_source, gap_frames, max_window_frames)
+      if not spans or spans[0][1] - spans[0][0] < min_window_frames:
+        skipped[path] = (f"{len(frames)} frames give windows shorter than "
+                         f"--min_window_frames={min_window_frames}")
+        if progress is not None:
+          progress(1)
+        continue
+      size = _even_size(frames.shape[1], frames.shape[2], short_side)
+      for direction in DIRECTIONS:
+        os.makedirs(os.path.join(root, "videos", f"{source}_{direction}"))
+      for w, (start, end) in enumerate(spans):
+        clip = _resize(frames[start:end], size)
+        for direction in DIRECTIONS:
+          cls = f"{source}_{direction}"
+          ordered = clip if direction == "fwd" else clip[::-1]
+          name = f"{source}-w{w:02d}_{cls}_nm_np1_fr_goo_0.avi"
+          video_lib.write_video(os.path.join(root, "videos", cls, name), ordered, info.fps)
+      del frames
+      windows[source] = spans
+      fps_of[source] = info.fps
+      if progress is not None:
+        progress(1)
+    if len(windows) < 2:
+      raise ValueError(f"need at least two usable videos, got {len(windows)} "
+                       f"(skipped: {skipped})")
+
+    classes = tuple(sorted(f"{s}_{d}" for s in windows for d in DIRECTIONS))
+    os.makedirs(os.path.join(root, "splits"))
+    split_counts = {}
+    for split in hmdb51.SPLITS:
+      tested = test_windows(split, windows_per_source)
+      counts = {"train": 0, "test": 0}
+      for cls in classes:
+        source = cls.rsplit("_", 1)[0]
+        entries = []
+        for w in range(len(windows[source])):
+          sid = hmdb51.TEST if w in tested else hmdb51.TRAIN
+          counts["test" if sid == hmdb51.TEST else "train"] += 1
+          entries.append(hmdb51.SplitEntry(f"{source}-w{w:02d}_{cls}_nm_np1_fr_goo_0.avi", sid))
+        with open(os.path.join(root, "splits", hmdb51.split_file_name(cls, split)), "w",
+                  encoding="utf-8") as f:
+          f.write(hmdb51.format_split_lines(entries))
+      split_counts[split] = counts
+    manifest = {"generator": "tsnet_tf.data.footage", "classes": list(classes),
+                "sources": {s: {"fps": fps_of[s], "windows": [list(w) for w in windows[s]]}
+                            for s in windows},
+                "skipped": skipped, "windows_per_source": windows_per_source,
+                "split_counts": {str(k): v for k, v in split_counts.items()}}
+    with open(os.path.join(root, "manifest.json"), "w", encoding="utf-8") as f:
+      json.dump(manifest, f, indent=1)
+  return FootageSummary(output_dir=output_dir, classes=classes, windows=windows,
+                        skipped=skipped, split_counts=split_counts)

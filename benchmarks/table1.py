@@ -89,12 +89,6 @@ def main(argv):
   from tsnet_tf import config as config_lib  # pylint: disable=g-import-not-at-top
   from tsnet_tf.training import comparison  # pylint: disable=g-import-not-at-top
   from tsnet_tf.training import trainer  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  # Grappler's AddOpsRewrite turns sums inside the teacher's TV-L1 while loops
-  # into TemporaryVariable ops that collide across parallel loop iterations
-  # (AlreadyExistsError in the student's train step, seen with a width-64
-  # teacher); the rewrite only saves memory, so it is switched off here.
-  tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
 
   work_dir = _WORK_DIR.value
   os.makedirs(work_dir, exist_ok=True)

@@ -3,7 +3,7 @@ r"""Writes a real-footage benchmark in HMDB51's layout: each class is one clip, 
   python tools/make_footage_set.py --video_dir=../shared/data/video --output_dir=/tmp/footage
 
 Every video under --video_dir (recursively) gives two classes, `<name>_fwd` and
-`<name>_bwd`, cut into --windows_per_source temporally disjoint windows; split k
+`<name>_bwd` (or, with --factor=speed, `<name>_x1` and `<name>_x2`), cut into --windows_per_source temporally disjoint windows; split k
 tests on two of them (rotating), the converter holds out validation windows
 from the rest. See tsnet_tf/data/footage.py. Then:
 
@@ -31,6 +31,9 @@ _MIN_FRAMES = flags.DEFINE_integer("min_window_frames", 12, "Skip a video whose 
 _MAX_FRAMES = flags.DEFINE_integer("max_window_frames", 64, "Longest window.", lower_bound=2)
 _SHORT_SIDE = flags.DEFINE_integer("short_side", 240, "Scale larger frames down to this short "
                                    "side (0 keeps the size).", lower_bound=0)
+_FACTOR = flags.DEFINE_enum("factor", "direction", list(footage.FACTORS),
+                            "What tells the two classes of a video apart: direction "
+                            "(<name>_fwd / <name>_bwd) or speed (<name>_x1 / <name>_x2).")
 _OVERWRITE = flags.DEFINE_boolean("overwrite", False, "Replace --output_dir if it exists.")
 
 
@@ -46,7 +49,7 @@ def main(argv):
       summary = footage.build_direction_dataset(
           paths, _OUTPUT_DIR.value, windows_per_source=_WINDOWS.value, gap_frames=_GAP.value,
           min_window_frames=_MIN_FRAMES.value, max_window_frames=_MAX_FRAMES.value,
-          short_side=_SHORT_SIDE.value, overwrite=_OVERWRITE.value, progress=bar.update)
+          short_side=_SHORT_SIDE.value, factor=_FACTOR.value, overwrite=_OVERWRITE.value, progress=bar.update)
   except (ValueError, FileExistsError) as e:
     sys.exit(f"make_footage_set: error: {e}")
   print(f"wrote {summary.output_dir}: {len(summary.classes)} classes from "

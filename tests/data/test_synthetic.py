@@ -289,3 +289,45 @@ def test_appearance_does_not_predict_class_but_motion_does(all_classes):
               "zoom_in": (div, 1), "zoom_out": (div, -1)}
   for cls, (feature, sign) in expected.items():
     assert np.sign(mean[cls][feature]) == sign, (cls, mean[cls])
+
+
+def test_split_class_and_appearance_colours():
+  assert synthetic.split_class("red_move_left") == ("red", "move_left")
+  assert synthetic.split_class("move_left") == (None, "move_left")
+  for bad in ("red", "red_jump", "mauve_move_left"):
+    with pytest.raises(ValueError):
+      synthetic.split_class(bad)
+  import colorsys  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  for name, hue in synthetic.APPEARANCES.items():
+    for colour in synthetic.appearance_colours(rng, name):
+      h, s, _ = colorsys.rgb_to_hsv(*(colour / 255.0))
+      assert min(abs(h - hue), 1 - abs(h - hue)) <= synthetic._HUE_JITTER + 1e-6, name
+      assert s >= 0.6
+
+
+def test_appearance_changes_only_the_objects_colour():
+  def render(cls):
+    return synthetic.render_video(cls, np.random.default_rng(3), 6, 48, 64)
+
+  red, motion_red = render("red_move_right")
+  blue, motion_blue = render("blue_move_right")
+  assert motion_red == motion_blue  # same draws: same trajectory and background
+  differs = np.abs(red.astype(int) - blue.astype(int)).sum(-1) > 30
+  # Only the object (a minority of the frame) changes, in every frame.
+  assert 0.02 < differs.mean() < 0.4 and differs.any(axis=(1, 2)).all()
+  r, b = red[differs].astype(float), blue[differs].astype(float)
+  assert r[:, 0].mean() > r[:, 2].mean() + 40 and b[:, 2].mean() > b[:, 0].mean() + 40
+
+
+def test_dataset_of_appearance_x_motion_classes(tmp_path):
+  summary = synthetic.generate_dataset(str(tmp_path / "am"), num_classes=2, videos_per_class=2,
+                                       height=32, width=32, min_seconds=0.3,
+                                       max_seconds=0.4, appearances=("green", "red"))
+  assert summary.classes == ("green_move_left", "green_move_right", "red_move_left",
+                             "red_move_right")
+  assert sorted(os.listdir(tmp_path / "am" / "videos")) == list(summary.classes)
+  with pytest.raises(ValueError, match="appearances"):
+    synthetic.generate_dataset(str(tmp_path / "x"), appearances=("red", "red"))
+  with pytest.raises(ValueError, match="appearances"):
+    synthetic.generate_dataset(str(tmp_path / "x"), appearances=("mauve",))

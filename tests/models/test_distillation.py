@@ -276,3 +276,11 @@ def test_mirrored_strategy_matches_single_device():
   result = subprocess.run([sys.executable, "-c", _MIRRORED], env=env,
                           capture_output=True, text=True, timeout=300)
   assert result.returncode == 0 and "OK" in result.stdout, result.stderr[-3000:]
+
+
+def test_compile_switches_off_the_rewrite_that_breaks_tvl1_loops():
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  tf.config.optimizer.set_experimental_options({"arithmetic_optimization": True})
+  model = _distiller()
+  assert tf.config.optimizer.get_experimental_options()["arithmetic_optimization"] is False
+  assert model.compiled

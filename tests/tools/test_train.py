@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOOL = os.path.join(REPO, "tools", "train.py")
 
@@ -35,3 +37,24 @@ def test_unknown_config_key_names_key_and_file(tmp_path):
               "--params_override=model.widht=2")
   assert proc.returncode == 2
   assert "--params_override" in proc.stderr and "'model.widht'" in proc.stderr
+
+
+@pytest.mark.slow
+def test_student_trains_from_an_accurate_preset_teacher(tmp_path, tiny_data_dir):
+  # The shapes of configs/synthetic_table1.yaml (8x64x64 clips, width-64 teacher,
+  # `accurate` TV-L1): there the student's first step died with Grappler's
+  # AddOpsRewrite AlreadyExistsError inside the teacher's while loops.
+  override = ("train.epochs=1,train.steps_per_epoch=2,train.warmup_epochs=0,"
+              "data.batch_size=8,train.validation_steps=1")
+  config = os.path.join(REPO, "configs", "synthetic_table1.yaml")
+  teacher = tmp_path / "teacher"
+  proc = _run(f"--config={config}", "--stage=teacher", f"--model_dir={teacher}",
+              f"--data_dir={tiny_data_dir}", f"--params_override={override}")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  student = tmp_path / "student"
+  proc = _run(f"--config={config}", "--stage=student", f"--model_dir={student}",
+              f"--data_dir={tiny_data_dir}", f"--teacher_dir={teacher}",
+              f"--params_override={override},distill.mse_warmup_epochs=0")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "AlreadyExistsError" not in proc.stderr
+  assert (student / "model.keras").is_file()

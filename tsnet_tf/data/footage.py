@@ -1,4 +1,4 @@
-"""A real-footage benchmark in HMDB51's layout: each class is one clip, forwards or backwards.
+"""A real-footage benchmark in HMDB51's layout: each class is one clip x a playback change.
 
 Real action footage has what generated videos lack: camera motion, frame-rate
 conversion (repeated frames), compression noise, small moving regions. This
@@ -6,7 +6,15 @@ module turns any set of real videos into a benchmark where appearance and motion
 are both needed: class `<source>_fwd` is windows of the source played as
 recorded, `<source>_bwd` the same windows played backwards. A single frame
 tells the source (appearance) but not the direction; only motion tells the
-direction, as in HMDB51 where RGB and flow are each partly right.
+direction, as in HMDB51 where RGB and flow are each partly right. With
+`factor="speed"`, the pair is `<source>_x1` (the window's central half, as
+recorded) and `<source>_x2` (the whole window, every second frame: twice the
+speed, same frame rate, same length).
+
+Direction is the harder factor for optical flow: reversing a clip negates its
+flow, and most motion (gestures, ballistic paths, camera pans) is as plausible
+backwards, so a flow network must learn each source's typical direction;
+speed scales the flow's magnitude, which flow shows directly.
 
 Each source is cut into `windows_per_source` temporally disjoint windows (a gap
 between them). Split k tests on windows {k-1, k-1 + W/2} (rotating over the
@@ -34,6 +42,27 @@ from tsnet_tf.data import video as video_lib
 from tsnet_tf.utils import io as io_utils
 
 DIRECTIONS = ("fwd", "bwd")
+SPEEDS = ("x1", "x2")
+FACTORS = {"direction": DIRECTIONS, "speed": SPEEDS}
+
+
+def playback(clip: np.ndarray, variant: str) -> np.ndarray:
+  """The window `clip` `[N, H, W, 3]` played as `variant` (see FACTORS).
+
+  fwd: as recorded; bwd: reversed; x1: the central N // 2 frames; x2: every
+  second frame (N // 2 frames at twice the speed).
+  """
+  half = len(clip) // 2
+  if variant == "fwd":
+    return clip
+  if variant == "bwd":
+    return clip[::-1]
+  if variant == "x1":
+    start = (len(clip) - half) // 2
+    return clip[start:start + half]
+  if variant == "x2":
+    return clip[0:2 * half:2]
+  raise ValueError(f"unknown playback variant {variant!r}")
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg")
 
 
@@ -110,7 +139,8 @@ def _resize(frames: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
 def build_direction_dataset(video_paths: Sequence[str], output_dir: str,
                             windows_per_source: int = 6, gap_frames: int = 2,
                             min_window_frames: int = 12, max_window_frames: int = 64,
-                            short_side: int = 240, overwrite: bool = False,
+                            short_side: int = 240, factor: str = "direction",
+                            overwrite: bool = False,
                             progress: Optional[Callable[[int], None]] = None
                             ) -> FootageSummary:
   """Writes the clip x direction benchmark (videos, split files, manifest).
@@ -127,6 +157,8 @@ def build_direction_dataset(video_paths: Sequence[str], output_dir: str,
     min_window_frames: a video whose windows would be shorter is skipped.
     max_window_frames: longest window.
     short_side: frames larger than this are scaled down (0 keeps the size).
+    factor: "direction" (fwd / bwd) or "speed" (x1 / x2; windows are twice as
+      long, so that both variants have half a window's frames).
     overwrite: replace an existing `output_dir`.
     progress: called with 1 after each source video is done.
 
@@ -144,6 +176,11 @@ def build_direction_dataset(video_paths: Sequence[str], output_dir: str,
     raise ValueError("need --gap_frames >= 0 and 2 <= --min_window_frames <= "
                      f"--max_window_frames, got {gap_frames}, {min_window_frames}, "
                      f"{max_window_frames}")
+  if factor not in FACTORS:
+    raise ValueError(f"--factor must be one of {', '.join(FACTORS)}, got {factor!r}")
+  variants = FACTORS[factor]
+  # Frames a window needs for its variants to have `max_window_frames` each.
+  window_scale = 2 if factor == "speed" else 1
   names = [source_name(p) for p in video_paths]
   dupes = sorted({n for n in names if names.count(n) > 1})
   if dupes:
@@ -164,23 +201,24 @@ def build_direction_dataset(video_paths: Sequence[str], output_dir: str,
         if progress is not None:
           progress(1)
         continue
-      spans = plan_windows(len(frames), windows_per_source, gap_frames, max_window_frames)
-      if not spans or spans[0][1] - spans[0][0] < min_window_frames:
+      spans = plan_windows(len(frames), windows_per_source, gap_frames,
+                           window_scale * max_window_frames)
+      if not spans or (spans[0][1] - spans[0][0]) // window_scale < min_window_frames:
         skipped[path] = (f"{len(frames)} frames give windows shorter than "
                          f"--min_window_frames={min_window_frames}")
         if progress is not None:
           progress(1)
         continue
       size = _even_size(frames.shape[1], frames.shape[2], short_side)
-      for direction in DIRECTIONS:
-        os.makedirs(os.path.join(root, "videos", f"{source}_{direction}"))
+      for variant in variants:
+        os.makedirs(os.path.join(root, "videos", f"{source}_{variant}"))
       for w, (start, end) in enumerate(spans):
         clip = _resize(frames[start:end], size)
-        for direction in DIRECTIONS:
-          cls = f"{source}_{direction}"
-          ordered = clip if direction == "fwd" else clip[::-1]
+        for variant in variants:
+          cls = f"{source}_{variant}"
           name = f"{source}-w{w:02d}_{cls}_nm_np1_fr_goo_0.avi"
-          video_lib.write_video(os.path.join(root, "videos", cls, name), ordered, info.fps)
+          video_lib.write_video(os.path.join(root, "videos", cls, name),
+                                playback(clip, variant), info.fps)
       del frames
       windows[source] = spans
       fps_of[source] = info.fps
@@ -190,7 +228,7 @@ def build_direction_dataset(video_paths: Sequence[str], output_dir: str,
       raise ValueError(f"need at least two usable videos, got {len(windows)} "
                        f"(skipped: {skipped})")
 
-    classes = tuple(sorted(f"{s}_{d}" for s in windows for d in DIRECTIONS))
+    classes = tuple(sorted(f"{s}_{v}" for s in windows for v in variants))
     os.makedirs(os.path.join(root, "splits"))
     split_counts = {}
     for split in hmdb51.SPLITS:
@@ -207,7 +245,8 @@ def build_direction_dataset(video_paths: Sequence[str], output_dir: str,
                   encoding="utf-8") as f:
           f.write(hmdb51.format_split_lines(entries))
       split_counts[split] = counts
-    manifest = {"generator": "tsnet_tf.data.footage", "classes": list(classes),
+    manifest = {"generator": "tsnet_tf.data.footage", "factor": factor,
+                "classes": list(classes),
                 "sources": {s: {"fps": fps_of[s], "windows": [list(w) for w in windows[s]]}
                             for s in windows},
                 "skipped": skipped, "windows_per_source": windows_per_source,

@@ -14,6 +14,7 @@ from keras import layers
 from keras import ops
 
 from tsnet_tf.models import classifiers
+from tsnet_tf.utils import tf_graph
 
 
 @keras.saving.register_keras_serializable(package="tsnet_tf")
@@ -109,6 +110,13 @@ class DistillationModel(keras.Model):
   def build(self, input_shape=None):
     del input_shape  # built in __init__
     self.built = True
+
+  def compile(self, *args, **kwargs):
+    # The frozen teacher's TV-L1 while loops break under one Grappler rewrite
+    # inside a training step (tsnet_tf/utils/tf_graph.py); every student graph
+    # is compiled here, so this is the one place that needs to say so.
+    tf_graph.disable_add_ops_rewrite()
+    super().compile(*args, **kwargs)
 
   @property
   def metrics(self):

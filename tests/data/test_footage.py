@@ -1,0 +1,126 @@
+"""The real-footage benchmark builder: windows, playback variants, splits, layout."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from tsnet_tf.data import footage
+from tsnet_tf.data import hmdb51
+from tsnet_tf.data import tfrecords
+from tsnet_tf.data import video
+
+SHARED_VIDEO = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "..", "shared", "data", "video")
+
+
+def _ramp_video(path, num_frames, size=(32, 48)):
+  """Frame t is a flat grey of level 8 * t: the frame index reads back from pixels."""
+  assert num_frames <= 32
+  frames = np.zeros((num_frames,) + size + (3,), np.uint8)
+  frames += (8 * np.arange(num_frames, dtype=np.uint8))[:, None, None, None]
+  video.write_video(path, frames, 25)
+
+
+def _levels(path):
+  return np.round(video.read_video(path).mean(axis=(1, 2, 3)) / 8).astype(int)
+
+
+def test_windows_are_disjoint_and_every_window_is_tested_once():
+  spans = footage.plan_windows(300, 6, gap=2, max_frames=64)
+  assert len(spans) == 6
+  for (s0, e0), (s1, e1) in zip(spans, spans[1:]):
+    assert e0 + 2 <= s1  # a gap between neighbours
+  assert all(e - s == 48 for s, e in spans)  # 300 // 6 - 2
+  assert footage.plan_windows(300, 6, gap=2, max_frames=20)[0] == (15, 35)  # centred
+  tested = [footage.test_windows(k, 6) for k in hmdb51.SPLITS]
+  assert tested == [(0, 3), (1, 4), (2, 5)]
+  assert sorted(w for t in tested for w in t) == list(range(6))
+
+
+def test_playback_variants():
+  clip = np.arange(10)
+  np.testing.assert_array_equal(footage.playback(clip, "fwd"), clip)
+  np.testing.assert_array_equal(footage.playback(clip, "bwd"), clip[::-1])
+  np.testing.assert_array_equal(footage.playback(clip, "x1"), [2, 3, 4, 5, 6])
+  np.testing.assert_array_equal(footage.playback(clip, "x2"), [0, 2, 4, 6, 8])
+  with pytest.raises(ValueError):
+    footage.playback(clip, "sideways")
+
+
+@pytest.mark.parametrize("factor", ["direction", "speed"])
+def test_builds_layout_splits_and_playback(tmp_path, factor):
+  src = tmp_path / "src"
+  src.mkdir()
+  _ramp_video(str(src / "Clip A.avi"), 30)
+  _ramp_video(str(src / "clip_b.avi"), 32)
+  _ramp_video(str(src / "short.avi"), 12)  # too short for 6 windows of >= 2 frames
+  (src / "notes.txt").write_text("not a video")
+  out = tmp_path / "set"
+  summary = footage.build_direction_dataset(
+      footage.find_videos(str(src)), str(out), windows_per_source=6, gap_frames=1,
+      min_window_frames=2, max_window_frames=64, factor=factor)
+  variants = footage.FACTORS[factor]
+  assert summary.classes == tuple(sorted(f"{s}_{v}" for s in ("clip_a", "clip_b")
+                                         for v in variants))
+  assert list(summary.skipped) == [str(src / "short.avi")]
+  manifest = json.loads((out / "manifest.json").read_text())
+  assert manifest["factor"] == factor
+  spans = summary.windows["clip_a"]  # 30 // 6 - 1 = 4 frames each
+  assert [e - s for s, e in spans] == [4] * 6
+  for w, (start, end) in enumerate(spans):
+    name = f"clip_a-w{w:02d}_clip_a_{variants[0]}_nm_np1_fr_goo_0.avi"
+    first = _levels(str(out / "videos" / f"clip_a_{variants[0]}" / name))
+    second = _levels(str(out / "videos" / f"clip_a_{variants[1]}" /
+                          name.replace(variants[0], variants[1])))
+    window = np.arange(start, end)
+    np.testing.assert_array_equal(first, footage.playback(window, variants[0]))
+    np.testing.assert_array_equal(second, footage.playback(window, variants[1]))
+  # Split k tests windows (k-1, k+2); the rest are training; both variants alike.
+  for k in hmdb51.SPLITS:
+    entries = hmdb51.parse_split_file(
+        str(out / "splits" / hmdb51.split_file_name(f"clip_b_{variants[1]}", k)))
+    tested = [int(e.video.split("-w")[1][:2]) for e in entries if e.subset_id == hmdb51.TEST]
+    assert tuple(tested) == footage.test_windows(k, 6)
+    assert sum(e.subset_id == hmdb51.TRAIN for e in entries) == 4
+  with pytest.raises(FileExistsError):
+    footage.build_direction_dataset(footage.find_videos(str(src)), str(out))
+
+
+def test_converter_holds_out_the_same_windows_for_both_variants(tmp_path):
+  src = tmp_path / "src"
+  src.mkdir()
+  for name in ("a", "b"):
+    _ramp_video(str(src / f"{name}.avi"), 30)
+  out = tmp_path / "set"
+  footage.build_direction_dataset(footage.find_videos(str(src)), str(out),
+                                  windows_per_source=6, min_window_frames=2)
+  plan = tfrecords.build_plan(str(out / "videos"), str(out / "splits"), [1],
+                              validation_fraction=0.25)
+  held = {}
+  for v in plan.videos:
+    if v.split_ids[1] == hmdb51.VALIDATION:
+      held.setdefault(v.class_name, set()).add(v.file_name.split("_")[0])
+  assert held["a_fwd"] == held["a_bwd"] and len(held["a_fwd"]) == 1
+  # Never a tested window.
+  tested = {f"a-w{w:02d}" for w in footage.test_windows(1, 6)}
+  assert not held["a_fwd"] & tested
+
+
+def test_bad_arguments(tmp_path):
+  with pytest.raises(ValueError, match="windows_per_source"):
+    footage.build_direction_dataset([], str(tmp_path / "x"), windows_per_source=3)
+  with pytest.raises(ValueError, match="factor"):
+    footage.build_direction_dataset([], str(tmp_path / "x"), factor="colour")
+  with pytest.raises(ValueError, match="source name"):
+    footage.build_direction_dataset(["a/x.avi", "b/X.mp4"], str(tmp_path / "x"))
+  with pytest.raises(ValueError, match="not a directory"):
+    footage.find_videos(str(tmp_path / "missing"))
+
+
+@pytest.mark.skipif(not os.path.isdir(SHARED_VIDEO), reason="needs ../shared/data/video")
+def test_shared_real_clips_are_found():
+  names = {footage.source_name(p) for p in footage.find_videos(SHARED_VIDEO)}
+  assert {"tai_chi", "skateboarding", "arm_wrestling", "cleaning_pool", "clean_and_jerk",
+          "flipping_pancake", "bikes"} <= names

@@ -34,6 +34,23 @@ def test_cost_ratios_and_table_by_hand():
   assert "| n/a |" in table[-2]
 
 
+def test_standard_error_and_student_gain_by_hand():
+  assert comparison.standard_error(0.5, 100) == pytest.approx(0.05)
+  assert comparison.standard_error(1.0, 10) == 0.0
+  rgb = dict(_row("rgb", 1, 1, 1, acc=0.5), num_videos=100, video_accuracy_se=0.05)
+  student = dict(_row("student", 1, 1, 1, acc=0.7), num_videos=100,
+                 video_accuracy_se=comparison.standard_error(0.7, 100))
+  line = comparison.student_gain([rgb, student])
+  # sqrt(0.05^2 + 0.0458^2) = 0.0678
+  assert line.startswith("student - rgb: +20.0 points of video accuracy ± 6.8 ")
+  assert line.endswith("beyond one SE")
+  close = dict(student, video_accuracy=0.52)
+  assert comparison.student_gain([rgb, close]).endswith("within one SE")
+  assert comparison.student_gain([rgb]) is None
+  table = comparison.format_table([rgb, student])
+  assert "| 50.0 ± 5.0 % |" in table and "| 70.0 ± 4.6 % |" in table
+
+
 def test_compare_evaluates_times_and_writes_every_row(rgb_run, teacher_dir, data_dir, tmp_path):
   rgb_dir, _ = rgb_run
   out = str(tmp_path / "table")
@@ -44,6 +61,8 @@ def test_compare_evaluates_times_and_writes_every_row(rgb_run, teacher_dir, data
   assert [r["model"] for r in rows] == list(comparison.ROWS)
   for name, row in by_name.items():
     assert 0.0 <= row["clip_accuracy"] <= 1.0 and 0.0 <= row["video_accuracy"] <= 1.0
+    assert row["video_accuracy_se"] == pytest.approx(comparison.standard_error(
+        row["video_accuracy"], row["num_videos"]))
     assert row["ms_per_clip"] > 0 and row["tflite_ms_per_clip"] > 0
     assert os.path.getsize(os.path.join(out, f"{name}.tflite")) > 0
     with open(os.path.join(out, name, "eval.json")) as f:
@@ -72,6 +91,12 @@ def test_compare_without_flow_has_no_twostream_and_rejects_bad_input(rgb_run, da
   with pytest.raises(ValueError, match="twostream"):
     comparison.compare({"twostream": rgb_dir}, data_dir, str(tmp_path / "t"))
   with pytest.raises(ValueError, match="timing_runs"):
-    comparison.compare({"rgb": rgb_dir}, data_dir, str(tmp_path / "t"), timing_runs=0)
+    comparison.compare({"rgb": rgb_dir}, data_dir, str(tmp_path / "t"), timing_runs=-1)
+  # Accuracy only, on validation (how choices are made before the test set).
+  rows = comparison.compare({"rgb": rgb_dir}, data_dir, str(tmp_path / "v"), num_clips=1,
+                            timing_runs=0, subset="validation")
+  assert rows[0]["ms_per_clip"] is None and rows[0]["tflite_ms_per_clip"] is None
+  with open(os.path.join(tmp_path, "v", "rgb", "eval.json")) as f:
+    assert json.load(f)["subset"] == "validation"
   with pytest.raises(evaluation.EvaluationError, match="does not exist"):
     comparison.compare({"rgb": str(tmp_path / "missing")}, data_dir, str(tmp_path / "t"))

@@ -78,9 +78,17 @@ def describe_protocol(run_dirs: Mapping[str, str], num_clips: int, split: int) -
           f"{num_clips} clips/video, split {split} test")
 
 
+def standard_error(accuracy: float, num_videos: int) -> float:
+  """Binomial standard error of an accuracy measured on `num_videos` videos."""
+  if num_videos <= 0:
+    return float("nan")
+  return float(np.sqrt(accuracy * (1.0 - accuracy) / num_videos))
+
+
 def compare(run_dirs: Mapping[str, str], data_dir: str, output_dir: str,
             split: int = 1, num_clips: int = 4, timing_runs: int = 10,
-            tflite: bool = True, progress: bool = False) -> List[Dict[str, object]]:
+            tflite: bool = True, progress: bool = False,
+            subset: str = "test") -> List[Dict[str, object]]:
   """Evaluates and times trained runs; returns one dict per Table 1 row.
 
   Args:
@@ -89,16 +97,21 @@ def compare(run_dirs: Mapping[str, str], data_dir: str, output_dir: str,
     data_dir: output of tools/prepare_hmdb51.py.
     output_dir: each row's eval.json and confusion_matrix.png go to
       `output_dir/<row>/`, its TFLite file to `output_dir/<row>.tflite`.
-    split: official split; the test subset is evaluated.
-    num_clips: test clips per video (video level = mean softmax).
-    timing_runs: timed batch-1 inferences per model and runtime.
+    split: official split.
+    num_clips: clips per video (video level = mean softmax).
+    timing_runs: timed batch-1 inferences per model and runtime; 0 skips
+      timing (accuracy only, e.g. for choosing on validation).
     tflite: also convert each model to float32 TFLite and time it.
     progress: show evaluation progress bars.
+    subset: the subset evaluated: `test` for the table, `validation` for
+      choices made before it.
 
   Returns:
     In `ROWS` order, dicts with `model`, `clip_accuracy`, `video_accuracy`
-    (fractions), `ms_per_clip` (TensorFlow), `tflite_ms_per_clip` (None
-    without `tflite`), `gflops_per_clip` and `params`.
+    (fractions), `num_videos`, `video_accuracy_se` (binomial standard
+    error), `ms_per_clip` (TensorFlow; None without timing),
+    `tflite_ms_per_clip` (None without `tflite` or timing),
+    `gflops_per_clip` and `params`.
 
   Raises:
     ValueError: no runs, or a key other than rgb/flow/student.
@@ -109,8 +122,8 @@ def compare(run_dirs: Mapping[str, str], data_dir: str, output_dir: str,
   unknown = sorted(set(run_dirs) - set(_TRAINED_ROWS))
   if unknown or not run_dirs:
     raise ValueError(f"run_dirs needs keys among {_TRAINED_ROWS}, got {sorted(run_dirs)}")
-  if timing_runs < 1:
-    raise ValueError(f"timing_runs must be >= 1, got {timing_runs}")
+  if timing_runs < 0:
+    raise ValueError(f"timing_runs must be >= 0, got {timing_runs}")
   names = [n for n in ROWS if n in run_dirs
            or (n == "twostream" and "rgb" in run_dirs and "flow" in run_dirs)]
   loaded = {}
@@ -121,8 +134,8 @@ def compare(run_dirs: Mapping[str, str], data_dir: str, output_dir: str,
     else:
       model_dir, fuse = run_dirs[name], []
     result = evaluation.evaluate(model_dir, data_dir, split=split, num_clips=num_clips,
-                                 fuse_dirs=fuse, output_dir=os.path.join(output_dir, name),
-                                 progress=progress)
+                                 subset=subset, fuse_dirs=fuse,
+                                 output_dir=os.path.join(output_dir, name), progress=progress)
     if name == "twostream":
       model = models.build_two_stream(loaded["rgb"], loaded["flow"])
     else:
@@ -131,11 +144,12 @@ def compare(run_dirs: Mapping[str, str], data_dir: str, output_dir: str,
       loaded[name] = model
     rows.append(dict(
         model=name, clip_accuracy=result["clip_accuracy"],
-        video_accuracy=result["video_accuracy"],
-        ms_per_clip=time_tensorflow(model, timing_runs),
+        video_accuracy=result["video_accuracy"], num_videos=result["num_videos"],
+        video_accuracy_se=standard_error(result["video_accuracy"], result["num_videos"]),
+        ms_per_clip=time_tensorflow(model, timing_runs) if timing_runs else None,
         tflite_ms_per_clip=(time_tflite(model, timing_runs,
                                         os.path.join(output_dir, f"{name}.tflite"))
-                            if tflite else None),
+                            if tflite and timing_runs else None),
         gflops_per_clip=models.count_flops(model) / 1e9,
         params=models.count_params(model)))
   return rows
@@ -149,13 +163,15 @@ def format_table(rows: List[Dict[str, object]], caption: str = "") -> str:
   lines = [
       caption,
       "",
-      "| model | clip acc | video acc | ms / clip (TF, CPU) | ms / clip (TFLite, CPU) | "
+      "| model | clip acc | video acc ± SE | ms / clip (TF, CPU) | ms / clip (TFLite, CPU) | "
       "GFLOPs / clip | params |",
       "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
   ]
   for r in rows:
+    se = r.get("video_accuracy_se")
+    se_text = "" if se is None else f" ± {100 * se:.1f}"
     lines.append(f"| {LABELS[r['model']]} | {100 * r['clip_accuracy']:.1f} % | "
-                 f"{100 * r['video_accuracy']:.1f} % | {ms(r['ms_per_clip'])} | "
+                 f"{100 * r['video_accuracy']:.1f}{se_text} % | {ms(r['ms_per_clip'])} | "
                  f"{ms(r['tflite_ms_per_clip'])} | "
                  f"{r['gflops_per_clip']:.3f} | {r['params'] / 1e6:.2f} M |")
   return "\n".join(lines)
@@ -182,6 +198,25 @@ def cost_ratios(rows: List[Dict[str, object]]) -> Dict[str, Dict[str, Optional[f
               else by_name[name][key] / student[key])
         for key in ("ms_per_clip", "tflite_ms_per_clip", "gflops_per_clip")}
   return ratios
+
+
+def student_gain(rows: List[Dict[str, object]]) -> Optional[str]:
+  """One line: the student's video-accuracy gain over rgb and its standard error.
+
+  The two rows are scored on the same videos; the error of the difference is
+  taken as sqrt(SE_rgb^2 + SE_student^2), which overstates it when the models'
+  mistakes are correlated (a conservative bound for a single run).
+  """
+  by_name = {r["model"]: r for r in rows}
+  if "rgb" not in by_name or "student" not in by_name:
+    return None
+  rgb, student = by_name["rgb"], by_name["student"]
+  gain = student["video_accuracy"] - rgb["video_accuracy"]
+  se = float(np.hypot(rgb.get("video_accuracy_se", 0.0) or 0.0,
+                      student.get("video_accuracy_se", 0.0) or 0.0))
+  verdict = "beyond" if gain > se else "within"
+  return (f"student - rgb: {100 * gain:+.1f} points of video accuracy ± {100 * se:.1f} "
+          f"(standard error, {student.get('num_videos', '?')} videos): {verdict} one SE")
 
 
 def format_ratios(rows: List[Dict[str, object]]) -> str:

@@ -1,29 +1,36 @@
-"""The paper's Table 1 on a synthetic motion-only dataset: rgb, flow, two-stream, student.
+"""The paper's Table 1 on three benchmarks, several seeds, choices on validation, test once.
 
-  python benchmarks/table1.py --work_dir=/tmp/t1x
+  python benchmarks/table1.py --work_dir=/tmp/t1 [--benchmarks=appearance_motion,footage,motion]
+      [--seeds=0,1,2] [--lambdas=0,10]
 
-(defaults: configs/synthetic_table1.yaml, a width-64 teacher on `accurate` TV-L1
-and width-16 rgb / student light backbones, 12 epochs, 4 classes x 80 videos of
-64x80, 1-1.5 s; the tables in README.md and docs/training.md; 31-37 min on 2
-cores, the teacher's training dominates)
+Benchmarks (HMDB51 layout, so every tool runs on them unchanged; each with
+train / validation / test, validation held out of the training list by
+tools/prepare_hmdb51.py):
+  appearance_motion  generated: object colour (red, green, blue) x direction
+                     (move_left, move_right), 6 classes. A frame tells the
+                     colour, only motion the direction: rgb and flow are each
+                     partly right, as on HMDB51.
+  footage            real clips (../shared/data/video, every video) x playback
+                     direction (forwards / backwards), 20 classes, temporally
+                     disjoint windows (tools/make_footage_set.py).
+  motion             generated, classes differ only by motion (4 classes).
 
-1. Generates an HMDB51-format dataset whose classes differ only by motion
-   (tools/make_synthetic.py) and converts split 1 (tools/prepare_hmdb51.py),
-   unless --work_dir already holds them.
-2. Trains, with the same config, budget (epochs x steps) and seed: `rgb` (RGB
-   3D CNN), `flow` (the teacher: in-graph TV-L1 + 3D CNN) and `student` (RGB
-   3D CNN trained with Eq. 7 against that teacher). `twostream` is the late
-   fusion of the trained rgb and flow networks (no extra training).
-3. Evaluates each on the test subset with `tsnet_tf.training.comparison` (as
-   tools/results_table.py does): clip-level and video-level accuracy (K clips
-   per video, mean softmax), inference ms per clip (batch 1, median of
-   --timing_runs on this CPU) in TensorFlow and in TFLite (float32, the
-   deployment runtime; the teacher's TV-L1 loops included), and analytic
-   GFLOPs per clip.
+For each benchmark and seed (the data are the same for every seed; the seed
+changes initialisation, sampling and augmentation):
+1. Trains `rgb`, `flow` (the teacher) and, for each lambda > 0 of --lambdas, a
+   `student` (Eq. 7 against that teacher), all with --config.
+2. Chooses the student's lambda on the validation subset (video accuracy;
+   lambda = 0 is the rgb run itself: a student that distillation would make
+   worse than rgb on validation is not distilled).
+3. Evaluates rgb, flow, two-stream (late fusion) and the chosen student on the
+   test subset, once (tsnet_tf.training.comparison, as tools/results_table.py),
+   and times them (batch-1 TF and float32 TFLite ms, GFLOPs) on the first seed.
 
-Prints a Markdown table and writes it, with the raw numbers, to --work_dir.
+Prints, per benchmark, every seed's rows and the mean ± std over seeds, the
+targets of issue #12, and writes everything to --work_dir/table1.{md,json}.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -31,32 +38,29 @@ import time
 
 from absl import app
 from absl import flags
+import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-_WORK_DIR = flags.DEFINE_string("work_dir", "/tmp/tsnet_table1", "Dataset and runs go here.")
-_CONFIG = flags.DEFINE_string("config", os.path.join(REPO, "configs", "synthetic_table1.yaml"),
+SHARED_VIDEO = os.path.join(os.path.dirname(REPO), "shared", "data", "video")
+
+BENCHMARKS = ("appearance_motion", "footage", "motion")
+_WORK_DIR = flags.DEFINE_string("work_dir", "/tmp/tsnet_table1", "Datasets and runs go here "
+                                "(reused: trained runs are not retrained).")
+_CONFIG = flags.DEFINE_string("config", os.path.join(REPO, "configs", "table1.yaml"),
                               "Training config (all stages).")
+_BENCHMARKS = flags.DEFINE_list("benchmarks", list(BENCHMARKS),
+                                f"Benchmarks to run, of: {', '.join(BENCHMARKS)}.")
+_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Training seeds.")
+_LAMBDAS = flags.DEFINE_list("lambdas", ["0", "10"], "Student lambdas chosen among on "
+                             "validation; 0 stands for the rgb run (no distillation).")
 _PARAMS_OVERRIDE = flags.DEFINE_string("params_override", "",
                                        "Config overrides for every stage (see tools/train.py).")
-_STUDENT_OVERRIDE = flags.DEFINE_string("student_override", "",
-                                        "Extra overrides for the student only (e.g. "
-                                        "distill.lambda=10).")
-_EPOCHS = flags.DEFINE_integer("epochs", None, "Epochs per trained model (default: config).")
-_STEPS = flags.DEFINE_integer("steps_per_epoch", None,
-                              "Steps per epoch (default: training videos // batch).")
-_NUM_CLASSES = flags.DEFINE_integer("num_classes", 4, "Motion classes to generate.")
-_VIDEOS_PER_CLASS = flags.DEFINE_integer("videos_per_class", 80, "Videos per class.")
-_MIN_SECONDS = flags.DEFINE_float("min_seconds", 1.0, "Shortest generated video (s).")
-_MAX_SECONDS = flags.DEFINE_float("max_seconds", 1.5, "Longest generated video (s).")
-_HEIGHT = flags.DEFINE_integer("height", 64, "Generated frame height.")
-_WIDTH = flags.DEFINE_integer("width", 80, "Generated frame width.")
-_SEED = flags.DEFINE_integer("seed", 0, "Dataset and training seed.")
-_NUM_CLIPS = flags.DEFINE_integer("num_clips", 4, "Test clips per video.")
-_TIMING_RUNS = flags.DEFINE_integer("timing_runs", 10, "Timed batch-1 inferences per model.")
-_STAGES = flags.DEFINE_list("stages", ["rgb", "flow", "student"],
-                            "Stages to (re)train; trained runs in --work_dir are reused.")
-_RETRAIN = flags.DEFINE_boolean("retrain", False, "Retrain even if a run exists.")
+_VIDEOS_PER_CLASS = flags.DEFINE_integer("videos_per_class", 40,
+                                         "Generated videos per class.")
+_FOOTAGE_DIR = flags.DEFINE_string("footage_dir", SHARED_VIDEO, "Real videos for `footage`.")
+_NUM_CLIPS = flags.DEFINE_integer("num_clips", 4, "Clips per video (validation and test).")
+_TIMING_RUNS = flags.DEFINE_integer("timing_runs", 10, "Timed batch-1 inferences per model "
+                                    "(first seed of each benchmark).")
 
 
 def _run_tool(args):
@@ -65,68 +69,191 @@ def _run_tool(args):
   subprocess.run(cmd, check=True, cwd=REPO)
 
 
-def make_data(work_dir: str) -> str:
-  """Generates and converts the dataset with the real tools (reused if present)."""
-  videos = os.path.join(work_dir, "videos")
-  data_dir = os.path.join(work_dir, "data")
+def make_data(benchmark: str, root: str) -> str:
+  """Generates and converts a benchmark's dataset with the real tools (reused if present)."""
+  videos = os.path.join(root, "videos")
+  data_dir = os.path.join(root, "data")
+  synthetic = ["--videos_per_class=%d" % _VIDEOS_PER_CLASS.value, "--seed=0", "--height=64",
+               "--width=80", "--min_seconds=1", "--max_seconds=1.5", "--num_workers=2"]
   if not os.path.isdir(videos):
-    _run_tool(["tools/make_synthetic.py", f"--output_dir={videos}",
-               f"--num_classes={_NUM_CLASSES.value}",
-               f"--videos_per_class={_VIDEOS_PER_CLASS.value}", f"--seed={_SEED.value}",
-               f"--height={_HEIGHT.value}", f"--width={_WIDTH.value}",
-               f"--min_seconds={_MIN_SECONDS.value}", f"--max_seconds={_MAX_SECONDS.value}",
-               "--num_workers=2"])
+    if benchmark == "appearance_motion":
+      _run_tool(["tools/make_synthetic.py", f"--output_dir={videos}", "--num_classes=2",
+                 "--appearances=red,green,blue"] + synthetic)
+    elif benchmark == "motion":
+      _run_tool(["tools/make_synthetic.py", f"--output_dir={videos}", "--num_classes=4"]
+                + synthetic)
+    else:
+      _run_tool(["tools/make_footage_set.py", f"--video_dir={_FOOTAGE_DIR.value}",
+                 f"--output_dir={videos}", "--factor=direction"])
   if not os.path.isfile(os.path.join(data_dir, "summary.json")):
+    # Generated frames are stored as made (64x80); real footage at 72 px, the
+    # same scale for a 64x64 crop.
+    short_side = "72" if benchmark == "footage" else "0"
     _run_tool(["tools/prepare_hmdb51.py", f"--video_dir={os.path.join(videos, 'videos')}",
                f"--split_dir={os.path.join(videos, 'splits')}", f"--output_dir={data_dir}",
-               "--splits=1", "--short_side=0", "--num_workers=2"])
+               "--splits=1", f"--short_side={short_side}", "--num_workers=2"])
   return data_dir
+
+
+def _train(stage, run_dir, data_dir, seed, teacher_dir=None, extra=""):
+  from tsnet_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.training import trainer  # pylint: disable=g-import-not-at-top
+  if os.path.isfile(os.path.join(run_dir, trainer.MODEL_FILE)):
+    return None
+  override = [o for o in (_PARAMS_OVERRIDE.value, extra) if o]
+  override.append(f"train.seed={seed},data.shuffle_seed={seed}")
+  cfg = config_lib.load_config(_CONFIG.value, stage, ",".join(override))
+  start = time.time()
+  print(f"== train {stage} -> {run_dir}", flush=True)
+  trainer.train(cfg, stage, run_dir, data_dir, teacher_dir=teacher_dir, verbose=2)
+  return time.time() - start
+
+
+def run_seed(benchmark, data_dir, seed, out, timing_runs):
+  """Trains, chooses lambda on validation, evaluates on test; returns the record."""
+  from tsnet_tf.training import comparison  # pylint: disable=g-import-not-at-top
+  runs = {name: os.path.join(out, name) for name in ("rgb", "flow")}
+  seconds = {"rgb": _train("rgb", runs["rgb"], data_dir, seed),
+             "flow": _train("teacher", runs["flow"], data_dir, seed)}
+  validation = {}
+  candidates = {}
+  for lam in _LAMBDAS.value:
+    if float(lam) == 0:
+      candidates[lam] = runs["rgb"]
+      continue
+    run_dir = os.path.join(out, f"student_lambda{lam}")
+    seconds[f"student_lambda{lam}"] = _train("student", run_dir, data_dir, seed,
+                                             teacher_dir=runs["flow"],
+                                             extra=f"distill.lambda={lam}")
+    candidates[lam] = run_dir
+  for lam, run_dir in candidates.items():
+    row, = comparison.compare({"rgb": run_dir}, data_dir,
+                              os.path.join(out, "validation", f"lambda{lam}"),
+                              num_clips=_NUM_CLIPS.value, timing_runs=0, subset="validation")
+    validation[lam] = row["video_accuracy"]
+  # Highest validation accuracy; ties go to the larger lambda (the method).
+  chosen = max(validation, key=lambda lam: (validation[lam], float(lam)))
+  runs["student"] = candidates[chosen]
+  rows = comparison.compare(runs, data_dir, os.path.join(out, "test"),
+                            num_clips=_NUM_CLIPS.value, timing_runs=timing_runs,
+                            tflite=bool(timing_runs))
+  caption = comparison.describe_protocol(runs, _NUM_CLIPS.value, split=1)
+  comparison.write_results(rows, caption, os.path.join(out, "test"))
+  return {"benchmark": benchmark, "seed": seed, "validation_video_accuracy": validation,
+          "chosen_lambda": float(chosen), "rows": rows, "train_seconds": seconds}
+
+
+def summarize(records):
+  """Mean and std (over seeds) of each row's video accuracy, per benchmark."""
+  summary = {}
+  for rec in records:
+    bench = summary.setdefault(rec["benchmark"], {})
+    for row in rec["rows"]:
+      bench.setdefault(row["model"], []).append(row["video_accuracy"])
+  return {b: {m: (float(np.mean(v)), float(np.std(v)), len(v)) for m, v in rows.items()}
+          for b, rows in summary.items()}
+
+
+def check_targets(records, summary):
+  """Issue #12's targets, one line each: 'met' or 'MISSED' with the numbers."""
+  lines = []
+
+  def line(ok, text):
+    lines.append(f"- [{'met' if ok else 'MISSED'}] {text}")
+
+  for bench, rows in summary.items():
+    mean = {m: 100 * v[0] for m, v in rows.items()}
+    if bench in ("appearance_motion", "footage"):
+      best_single = max(mean["rgb"], mean["flow"])
+      line(mean["twostream"] >= best_single + 5,
+           f"{bench}: two-stream {mean['twostream']:.1f} >= max(rgb, flow) + 5 = "
+           f"{best_single + 5:.1f}")
+      line(mean["student"] >= mean["twostream"] - 2,
+           f"{bench}: student {mean['student']:.1f} >= two-stream - 2 = "
+           f"{mean['twostream'] - 2:.1f}")
+      line(mean["student"] >= mean["rgb"] + 15,
+           f"{bench}: student {mean['student']:.1f} >= rgb + 15 = {mean['rgb'] + 15:.1f}")
+    if bench == "motion":
+      line(mean["student"] >= 0.9 * mean["flow"],
+           f"motion: student {mean['student']:.1f} >= 0.9 x teacher = {0.9 * mean['flow']:.1f}")
+  for rec in records:
+    acc = {r["model"]: 100 * r["video_accuracy"] for r in rec["rows"]}
+    line(acc["student"] >= acc["rgb"] - 1,
+         f"{rec['benchmark']} seed {rec['seed']}: student {acc['student']:.1f} >= rgb - 1 = "
+         f"{acc['rgb'] - 1:.1f} (lambda {rec['chosen_lambda']:g})")
+  return "\n".join(lines)
+
+
+def format_report(records, summary):
+  from tsnet_tf.training import comparison  # pylint: disable=g-import-not-at-top
+  out = []
+  for bench in summary:
+    recs = [r for r in records if r["benchmark"] == bench]
+    n = recs[0]["rows"][0]["num_videos"]
+    out.append(f"### {bench}: test video accuracy, mean ± std over {len(recs)} seeds "
+               f"({n} test videos)")
+    out.append("")
+    seeds = " | ".join(f"seed {r['seed']}" for r in recs)
+    out.append(f"| model | mean ± std | {seeds} |")
+    out.append("| --- | ---: |" + " ---: |" * len(recs))
+    for model in comparison.ROWS:
+      mean, std, _ = summary[bench][model]
+      per_seed = " | ".join(
+          f"{100 * next(x for x in r['rows'] if x['model'] == model)['video_accuracy']:.1f}"
+          for r in recs)
+      out.append(f"| {comparison.LABELS[model]} | {100 * mean:.1f} ± {100 * std:.1f} | "
+                 f"{per_seed} |")
+    chosen = ", ".join(f"seed {r['seed']}: {r['chosen_lambda']:g}" for r in recs)
+    out.append(f"\nstudent lambda chosen on validation: {chosen}")
+    timed = next((r for r in recs if r["rows"][0]["ms_per_clip"] is not None), None)
+    if timed is not None:
+      out.append("\n" + comparison.format_table(timed["rows"], f"costs (seed {timed['seed']})"))
+      out.append(comparison.format_ratios(timed["rows"]))
+    out.append("")
+  return "\n".join(out)
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  from tsnet_tf import config as config_lib  # pylint: disable=g-import-not-at-top
-  from tsnet_tf.training import comparison  # pylint: disable=g-import-not-at-top
-  from tsnet_tf.training import trainer  # pylint: disable=g-import-not-at-top
-
+  unknown = [b for b in _BENCHMARKS.value if b not in BENCHMARKS]
+  if unknown:
+    raise app.UsageError(f"--benchmarks: unknown {unknown}; known: {', '.join(BENCHMARKS)}")
+  from tsnet_tf.utils.io import atomic_write  # pylint: disable=g-import-not-at-top
   work_dir = _WORK_DIR.value
   os.makedirs(work_dir, exist_ok=True)
   t0 = time.time()
-  data_dir = make_data(work_dir)
-  print(f"data ready in {time.time() - t0:.0f} s", flush=True)
-
-  override = [o for o in (_PARAMS_OVERRIDE.value,) if o]
-  if _EPOCHS.value is not None:
-    override.append(f"train.epochs={_EPOCHS.value}")
-  if _STEPS.value is not None:
-    override.append(f"train.steps_per_epoch={_STEPS.value}")
-  override.append(f"train.seed={_SEED.value},data.shuffle_seed={_SEED.value}")
-  runs = {name: os.path.join(work_dir, name) for name in ("rgb", "flow", "student", "twostream")}
-  train_seconds = {}
-  for stage in ("rgb", "flow", "student"):
-    done = os.path.isfile(os.path.join(runs[stage], trainer.MODEL_FILE))
-    if done and not (_RETRAIN.value and stage in _STAGES.value):
-      continue
-    extra = [_STUDENT_OVERRIDE.value] if stage == "student" and _STUDENT_OVERRIDE.value else []
-    cfg = config_lib.load_config(_CONFIG.value, stage, ",".join(override + extra))
-    start = time.time()
-    print(f"== train {stage}", flush=True)
-    trainer.train(cfg, stage, runs[stage], data_dir, teacher_dir=runs["flow"], verbose=2)
-    train_seconds[stage] = time.time() - start
-
-  rows = comparison.compare(
-      {name: runs[name] for name in ("rgb", "flow", "student")}, data_dir, work_dir,
-      num_clips=_NUM_CLIPS.value, timing_runs=_TIMING_RUNS.value)
-  for row in rows:
-    row["train_seconds"] = train_seconds.get(row["model"])
-  caption = comparison.describe_protocol(runs, _NUM_CLIPS.value, split=1)
-  print(comparison.write_results(rows, caption, work_dir))
-  print(comparison.format_ratios(rows))
-  print("(issue #5 target: the student >= 10x cheaper than flow and two-stream)")
+  records = []
+  for bench in _BENCHMARKS.value:
+    data_dir = make_data(bench, os.path.join(work_dir, bench))
+    for i, seed in enumerate(int(s) for s in _SEEDS.value):
+      out = os.path.join(work_dir, bench, f"seed{seed}")
+      record_path = os.path.join(out, "record.json")
+      if os.path.isfile(record_path):
+        with open(record_path, encoding="utf-8") as f:
+          records.append(json.load(f))
+        continue
+      record = run_seed(bench, data_dir, seed, out, _TIMING_RUNS.value if i == 0 else 0)
+      with atomic_write(record_path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+          json.dump(record, f, indent=1)
+      records.append(record)
+      print(f"[{time.time() - t0:.0f} s] {bench} seed {seed} done", flush=True)
+  summary = summarize(records)
+  report = format_report(records, summary)
+  targets = check_targets(records, summary)
+  text = f"{report}\nTargets (issue #12):\n{targets}\n"
+  with atomic_write(os.path.join(work_dir, "table1.md")) as tmp:
+    with open(tmp, "w", encoding="utf-8") as f:
+      f.write(text)
+  with atomic_write(os.path.join(work_dir, "table1.json")) as tmp:
+    with open(tmp, "w", encoding="utf-8") as f:
+      json.dump({"records": records, "summary": summary}, f, indent=1)
+  print(text)
   print(f"total {time.time() - t0:.0f} s")
   return 0
 
 
 if __name__ == "__main__":
+  sys.path.insert(0, REPO)
   app.run(main)

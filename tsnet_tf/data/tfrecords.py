@@ -327,18 +327,31 @@ def encode_frames(frames: np.ndarray, settings: ConversionSettings):
   Returns:
     (list of JPEG bytes, height, width) of the stored frames.
   """
-  from PIL import Image  # pylint: disable=g-import-not-at-top
   height, width = frames.shape[1:3]
   out_h, out_w = output_size(height, width, settings.short_side)
   encoded = []
-  for f in frames:
-    img = Image.fromarray(f)
-    if (out_h, out_w) != (height, width):
-      img = img.resize((out_w, out_h), Image.BILINEAR)
+  for img in _resized_images(frames, settings.short_side):
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=settings.jpeg_quality)
     encoded.append(buf.getvalue())
   return encoded, out_h, out_w
+
+
+def _resized_images(frames: np.ndarray, short_side: int):
+  """PIL images of `frames` scaled to `short_side` (PIL bilinear, antialiased)."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  height, width = frames.shape[1:3]
+  out_h, out_w = output_size(height, width, short_side)
+  for f in frames:
+    img = Image.fromarray(f)
+    if (out_h, out_w) != (height, width):
+      img = img.resize((out_w, out_h), Image.BILINEAR)
+    yield img
+
+
+def resize_frames(frames: np.ndarray, short_side: int) -> np.ndarray:
+  """uint8 [T, h, w, 3]: `encode_frames`' resize without the JPEG encoding."""
+  return np.stack([np.asarray(img) for img in _resized_images(frames, short_side)])
 
 
 def encode_video(task: VideoTask, settings: ConversionSettings):

@@ -47,6 +47,7 @@ import numpy as np
 
 from tsnet_tf.data import hmdb51
 from tsnet_tf.utils import io as io_utils
+from tsnet_tf.utils import labels as labels_lib
 from tsnet_tf.utils import processes
 
 # Schema keys.
@@ -70,7 +71,7 @@ def split_key(split: int) -> str:
 SHARD_PREFIX = "hmdb51"
 SHARD_INFO_DIR = "_shard_info"
 SUMMARY_FILE = "summary.json"
-LABELS_FILE = "labels.txt"
+LABELS_FILE = labels_lib.LABELS_FILE
 PLAN_FILE = "plan.json"
 _SHARD_RE = re.compile(rf"^{SHARD_PREFIX}-(\d{{5}})-of-(\d{{5}})\.tfrecord$")
 # Shard sizes of ~100 videos keep HMDB51 at ~70 shards of ~150 MB; small
@@ -527,9 +528,7 @@ def convert(video_dir: str, split_dir: str, output_dir: str,
   summary = _summarize(plan, settings, [infos[s] for s in range(num_shards)])
   for s in summary["skipped"]:
     log.warning("skipped %s: %s", s["video"], s["reason"])
-  with io_utils.atomic_write(os.path.join(output_dir, LABELS_FILE)) as t:
-    with open(t, "w", encoding="utf-8") as f:
-      f.write("".join(c + "\n" for c in plan.classes))
+  labels_lib.write_labels(os.path.join(output_dir, LABELS_FILE), plan.classes)
   with io_utils.atomic_write(os.path.join(output_dir, SUMMARY_FILE)) as t:
     with open(t, "w", encoding="utf-8") as f:
       json.dump(summary, f, indent=1)

@@ -11,6 +11,7 @@ fractions in [0, 1]) and `model_dir/confusion_matrix.png` (video level).
 """
 
 import json
+import logging
 import math
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -18,6 +19,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from tsnet_tf.utils.io import atomic_write
+
+log = logging.getLogger(__name__)
 
 EVAL_FILE = "eval.json"
 CONFUSION_FILE = "confusion_matrix.png"
@@ -109,12 +112,24 @@ def summarize(probs: np.ndarray, labels: np.ndarray, video_index: np.ndarray,
 
 
 def _load_model(model_dir: str, checkpoint: str):
-  import keras  # pylint: disable=g-import-not-at-top
-  # The custom layers it may name are registered by `import tsnet_tf` (package init).
-  path = os.path.join(model_dir, checkpoint)
-  if not os.path.isfile(path):
-    raise EvaluationError(f"--model_dir {model_dir!r} has no {checkpoint} (train it first)")
-  return keras.saving.load_model(path)
+  from tsnet_tf.training import run_dir  # pylint: disable=g-import-not-at-top
+  try:
+    return run_dir.load_classifier(model_dir, checkpoint)
+  except FileNotFoundError as e:
+    raise EvaluationError(str(e)) from e
+
+
+def check_stored_frames(spec, data_dir: str) -> None:
+  """Warns when `data_dir`'s frames are not stored as the model's were in training."""
+  from tsnet_tf.data import clip_spec  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.data import pipeline  # pylint: disable=g-import-not-at-top
+  settings = pipeline.load_summary(data_dir).get("settings")
+  if settings is None:
+    return
+  stored = clip_spec.StoredFrames.from_conversion(settings)
+  if stored != spec.stored_frames:
+    log.warning("%s stores frames as %s, the model was trained on %s: clips and pixels "
+                "differ from training", data_dir, stored, spec.stored_frames)
 
 
 def predict_clips(models, dataset, total_batches: Optional[int] = None,
@@ -156,8 +171,9 @@ def evaluate(model_dir: str, data_dir: str, split: int = 1,
              progress: bool = True) -> Dict[str, object]:
   """Evaluates `model_dir/<checkpoint>` (optionally fused with others) on a subset.
 
-  Clip length and crop size come from the model's input shape, the class
-  names from `data_dir/labels.txt`.
+  The clips (length, stride, crop size) are the ones the model's clip contract
+  names (`clip_spec`; runs saved before it: the model's input shape and the
+  run's `data.frame_stride`), the class names come from `data_dir/labels.txt`.
 
   Args:
     model_dir: a training output directory.
@@ -204,24 +220,28 @@ def evaluate(model_dir: str, data_dir: str, split: int = 1,
       raise EvaluationError(
           f"{d!r} predicts {m.output_shape[-1]} classes; {data_dir!r} has {len(class_names)}")
   from tsnet_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.training import run_dir  # pylint: disable=g-import-not-at-top
   run_config = config_lib.load_run_config(model_dir)
   if num_clips is None:
     num_clips = run_config.eval.num_clips if run_config is not None else 10
-  num_frames, crop_size = shape[0], shape[1]
-  strides = {d: config_lib.run_frame_stride(d) for d in dirs}
-  frame_stride = strides[model_dir]
-  if len(set(strides.values())) > 1:
-    raise EvaluationError(f"models were trained with different data.frame_stride: {strides}")
+  # The clip each model expects comes from the model itself (its clip contract).
+  specs = {d: run_dir.clip_contract(d, m)[0] for d, m in zip(dirs, models)}
+  spec = specs[model_dir]
+  if len(set(specs.values())) > 1:
+    raise EvaluationError("models expect different clips: " + "; ".join(
+        f"{d}: {s.describe()}" for d, s in specs.items()))
+  check_stored_frames(spec, data_dir)
   dataset = pipeline.make_dataset(data_dir, split=split, subset=subset, training=False,
-                                  num_frames=num_frames, crop_size=crop_size,
-                                  frame_stride=frame_stride,
+                                  num_frames=spec.num_frames, crop_size=spec.crop_size,
+                                  frame_stride=spec.frame_stride,
                                   batch_size=batch_size, num_clips=num_clips,
                                   return_video_index=True)
   total = math.ceil(num_videos * num_clips / batch_size)
   probs, labels, videos = predict_clips(models, dataset, total, progress)
   result = summarize(probs, labels, videos, class_names)
   result.update(split=int(split), subset=subset, clips_per_video=int(num_clips),
-                checkpoint=checkpoint, models=[os.path.abspath(d) for d in dirs])
+                checkpoint=checkpoint, models=[os.path.abspath(d) for d in dirs],
+                clip_spec=spec.to_dict())
   out = output_dir or model_dir
   os.makedirs(out, exist_ok=True)
   with atomic_write(os.path.join(out, EVAL_FILE)) as tmp:

@@ -12,6 +12,7 @@ import os
 import keras
 import numpy as np
 
+from tsnet_tf.data import clip_spec
 from tsnet_tf.data import pipeline
 from tsnet_tf.data import tfrecords
 from tsnet_tf.data import video
@@ -74,3 +75,9 @@ def train_student(data_dir, epochs=2):
                 keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=False)
   model.fit(x, y, batch_size=8, epochs=epochs, verbose=0)
   return model
+
+
+def spec(data_dir, frame_stride=1):
+  """The clip spec of a model trained on `data_dir` with `load_clips`' clips."""
+  return clip_spec.ClipSpec(T, S, frame_stride, clip_spec.StoredFrames.from_conversion(
+      pipeline.load_summary(data_dir)["settings"]))

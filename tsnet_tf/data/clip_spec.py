@@ -48,11 +48,14 @@ tools/serve_client.py therefore sees exactly the pixels evaluation sees.
 
 import dataclasses
 import json
+import logging
 import math
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import keras
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 VERSION = 1
 METADATA_NAME = "tsnet_tf.clip_spec"  # TFLite metadata buffer name
@@ -320,6 +323,21 @@ class ClipSpec:
     if fmt.jpeg_quality:
       parts.append(f"JPEG q{fmt.jpeg_quality}")
     return ", ".join(parts)
+
+
+def warn_if_stored_differently(spec: ClipSpec, data_dir: str) -> bool:
+  """Logs a warning (and returns True) when `data_dir`'s TFRecords store frames
+  other than the model's training data did: its clips and pixels would differ."""
+  from tsnet_tf.data import pipeline  # pylint: disable=g-import-not-at-top
+  settings = pipeline.load_summary(data_dir).get("settings")
+  if settings is None:
+    return False
+  stored = StoredFrames.from_conversion(settings)
+  if stored == spec.stored_frames:
+    return False
+  log.warning("%s stores frames as %s; the model was trained on %s: its clips and pixels "
+              "differ from training", data_dir, stored, spec.stored_frames)
+  return True
 
 
 # ----------------------------------------------------------------------------

@@ -11,7 +11,6 @@ fractions in [0, 1]) and `model_dir/confusion_matrix.png` (video level).
 """
 
 import json
-import logging
 import math
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -19,8 +18,6 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from tsnet_tf.utils.io import atomic_write
-
-log = logging.getLogger(__name__)
 
 EVAL_FILE = "eval.json"
 CONFUSION_FILE = "confusion_matrix.png"
@@ -119,19 +116,6 @@ def _load_model(model_dir: str, checkpoint: str):
     raise EvaluationError(str(e)) from e
 
 
-def check_stored_frames(spec, data_dir: str) -> None:
-  """Warns when `data_dir`'s frames are not stored as the model's were in training."""
-  from tsnet_tf.data import clip_spec  # pylint: disable=g-import-not-at-top
-  from tsnet_tf.data import pipeline  # pylint: disable=g-import-not-at-top
-  settings = pipeline.load_summary(data_dir).get("settings")
-  if settings is None:
-    return
-  stored = clip_spec.StoredFrames.from_conversion(settings)
-  if stored != spec.stored_frames:
-    log.warning("%s stores frames as %s, the model was trained on %s: clips and pixels "
-                "differ from training", data_dir, stored, spec.stored_frames)
-
-
 def predict_clips(models, dataset, total_batches: Optional[int] = None,
                   progress: bool = True) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Runs every model on every clip; averages their softmax per clip.
@@ -220,6 +204,7 @@ def evaluate(model_dir: str, data_dir: str, split: int = 1,
       raise EvaluationError(
           f"{d!r} predicts {m.output_shape[-1]} classes; {data_dir!r} has {len(class_names)}")
   from tsnet_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.data import clip_spec  # pylint: disable=g-import-not-at-top
   from tsnet_tf.training import run_dir  # pylint: disable=g-import-not-at-top
   run_config = config_lib.load_run_config(model_dir)
   if num_clips is None:
@@ -230,7 +215,7 @@ def evaluate(model_dir: str, data_dir: str, split: int = 1,
   if len(set(specs.values())) > 1:
     raise EvaluationError("models expect different clips: " + "; ".join(
         f"{d}: {s.describe()}" for d, s in specs.items()))
-  check_stored_frames(spec, data_dir)
+  clip_spec.warn_if_stored_differently(spec, data_dir)
   dataset = pipeline.make_dataset(data_dir, split=split, subset=subset, training=False,
                                   num_frames=spec.num_frames, crop_size=spec.crop_size,
                                   frame_stride=spec.frame_stride,

@@ -36,6 +36,7 @@ import keras
 import tensorflow as tf
 
 from tsnet_tf.utils.timing import median_ms
+from tsnet_tf.data import clip_spec
 from tsnet_tf.export import saved_model as sm
 from tsnet_tf.export import tflite as tfl
 from tsnet_tf.flow.tvl1 import tvl1_flops
@@ -147,7 +148,9 @@ def run_benchmark(backbone, t, s, num_classes, batch_size, repeats, calibration_
 
     log("student, SavedModel (export)")
     export_dir = os.path.join(scratch, "student", "1")
-    sm.export_saved_model(student, [f"c{i}" for i in range(num_classes)], export_dir)
+    # Raw frames in; a spec without a stored size: the graph samples, crops and resizes.
+    sm.export_saved_model(student, [f"c{i}" for i in range(num_classes)], export_dir,
+                          spec=clip_spec.ClipSpec.for_model(student))
     serve = tf.saved_model.load(export_dir).signatures[sm.SERVING_SIGNATURE]
     raw1, rawb = tf.constant(raw[:1]), tf.constant(raw)
     lat = _median_time(lambda: serve(frames=raw1)["probabilities"].numpy(), repeats)

@@ -4,7 +4,9 @@
   python tools/predict.py --model=student_int8.tflite --video=clap.avi
   python tools/predict.py --model=runs/student/model.keras --video=clap.avi
 
-Any resolution or length (short videos are looped).
+Any resolution or length (short videos are looped). The clip (T, frame stride,
+crop, the frame format trained on) and the class names come from the artifact
+itself; --frame_stride and --labels override them.
 """
 
 from absl import app
@@ -13,11 +15,11 @@ from absl import flags
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "SavedModel version dir (or its parent), .keras or .tflite.")
 flags.DEFINE_string("video", None, "Video file to classify.")
-flags.DEFINE_string("labels", None, "Class names file (default: found next to --model).")
+flags.DEFINE_string("labels", None, "Class names file (default: those --model carries).")
 flags.DEFINE_integer("top_k", 5, "How many classes to print.")
 flags.DEFINE_integer("frame_stride", None,
-                     "Step between the clip's frames (default: the SavedModel's metadata, or "
-                     "config.yaml next to a .keras/.tflite file, else 1).", lower_bound=1)
+                     "Step between the clip's frames, in the stored frames the model was "
+                     "trained on (default: the model's clip spec).", lower_bound=1)
 flags.mark_flags_as_required(["model", "video"])
 
 
@@ -33,8 +35,7 @@ def main(argv):
     raise app.UsageError(f"--video: {e}") from e
   except (FileNotFoundError, ValueError) as e:
     raise app.UsageError(str(e)) from e
-  print(f"{FLAGS.video} ({predictor.kind}, T={predictor.num_frames}, S={predictor.crop_size}"
-        + (f", frame stride {predictor.frame_stride})" if predictor.frame_stride > 1 else ")"))
+  print(f"{FLAGS.video} ({predictor.kind}, {predictor.spec.describe()})")
   for rank, (name, prob) in enumerate(top, 1):
     print(f"{rank}. {name:<24s} {prob:.4f}")
 

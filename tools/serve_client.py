@@ -4,14 +4,17 @@
   python tools/serve_client.py --rest --server=localhost:8501 --model_name=student \
       --video=clap.avi
 
-The clip (T frames, full resolution, short videos looped) is sent as uint8
-`frames` to `serving_default`; resizing and cropping happen in the served graph.
-T, the frame stride and the class names come from the model's `metadata`
-signature unless --num_frames / --frame_stride / --labels are given.
+The model's clip spec and class names come from its `metadata` signature on the
+server. The client sends the run of consecutive frames that holds the video's
+centre clip, in the frame format the model was trained on (size, JPEG quality);
+the served graph samples and crops the clip exactly as evaluation does.
+--labels overrides the class names; --num_frames / --frame_stride are used only
+for exports that predate the clip spec (their graph takes the T frames as sent).
 """
 
 from absl import app
 from absl import flags
+from absl import logging
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("server", "localhost:8500", "host:port of the gRPC (or REST) endpoint.")
@@ -19,10 +22,12 @@ flags.DEFINE_string("model_name", None, "Model name on the server.")
 flags.DEFINE_integer("model_version", None, "Model version (default: the server's latest).")
 flags.DEFINE_string("video", None, "Video file to classify.")
 flags.DEFINE_bool("rest", False, "Use the REST API instead of gRPC.")
-flags.DEFINE_integer("num_frames", None, "Frames to send (default: the model's T).")
+flags.DEFINE_integer("num_frames", None,
+                     "Exports without a clip spec only: frames to send (default: the model's T).")
 flags.DEFINE_string("labels", None, "Class names file (default: from the model).")
 flags.DEFINE_integer("frame_stride", None,
-                     "Step between the frames sent (default: the model's metadata).",
+                     "Exports without a clip spec only: step between the frames sent "
+                     "(default: the model's metadata).",
                      lower_bound=1)
 flags.DEFINE_float("timeout", 60.0, "Seconds to wait for the server.")
 flags.mark_flags_as_required(["model_name", "video"])
@@ -31,29 +36,31 @@ flags.mark_flags_as_required(["model_name", "video"])
 def main(argv):
   del argv
   from tsnet_tf.data import video  # pylint: disable=g-import-not-at-top
-  from tsnet_tf.export import predict  # pylint: disable=g-import-not-at-top
-  from tsnet_tf.export import saved_model as sm  # pylint: disable=g-import-not-at-top
   from tsnet_tf.export import serving  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.utils import labels as labels_lib  # pylint: disable=g-import-not-at-top
   call = serving.predict_rest if FLAGS.rest else serving.predict_grpc
   try:
-    meta = None
-    if FLAGS.num_frames is None or FLAGS.labels is None or FLAGS.frame_stride is None:
-      meta = serving.fetch_metadata(FLAGS.server, FLAGS.model_name, FLAGS.model_version,
-                                    rest=FLAGS.rest, timeout=FLAGS.timeout)
-    num_frames = FLAGS.num_frames or meta["num_frames"]
-    labels = sm.read_labels(FLAGS.labels) if FLAGS.labels else meta["labels"]
-    frame_stride = FLAGS.frame_stride or meta["frame_stride"]
-    frames = predict.video_clip(FLAGS.video, num_frames, frame_stride)[None]
+    meta = serving.fetch_metadata(FLAGS.server, FLAGS.model_name, FLAGS.model_version,
+                                  rest=FLAGS.rest, timeout=FLAGS.timeout)
+    if meta["clip_spec"] is None:
+      meta["num_frames"] = FLAGS.num_frames or meta["num_frames"]
+      meta["frame_stride"] = FLAGS.frame_stride or meta["frame_stride"]
+    elif FLAGS.num_frames is not None or FLAGS.frame_stride is not None:
+      logging.warning("the model's clip spec decides the clip (%s); --num_frames and "
+                      "--frame_stride are ignored", meta["clip_spec"].describe())
+    labels = labels_lib.read_labels(FLAGS.labels) if FLAGS.labels else meta["labels"]
+    frames = serving.frames_to_send(meta, video.read_video(FLAGS.video))
     probs, ids = call(FLAGS.server, FLAGS.model_name, frames, version=FLAGS.model_version,
                       timeout=FLAGS.timeout)
   except video.VideoDecodeError as e:
     raise app.UsageError(f"--video: {e}") from e
   except serving.ServingError as e:
     raise SystemExit(f"server {FLAGS.server} refused the request: {e}") from e
-  except FileNotFoundError as e:
+  except (FileNotFoundError, ValueError) as e:
     raise app.UsageError(str(e)) from e
+  spec = meta["clip_spec"]
   print(f"{FLAGS.video} via {'REST' if FLAGS.rest else 'gRPC'} {FLAGS.server} "
-        f"model {FLAGS.model_name}")
+        f"model {FLAGS.model_name}" + (f" ({spec.describe()})" if spec else ""))
   for rank, i in enumerate(ids[0], 1):
     if i >= 0:
       print(f"{rank}. {labels[i]:<24s} {probs[0][i]:.4f}")

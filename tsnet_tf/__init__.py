@@ -28,6 +28,7 @@ if os.environ.get(KERAS_FREE_ENV) != "1":
   from tsnet_tf import flow
   from tsnet_tf import layers
   from tsnet_tf import models
+  from tsnet_tf.data import clip_spec  # registers the ClipContract layer
   from tsnet_tf.flow import flow_to_rgb
   from tsnet_tf.flow import tvl1
   from tsnet_tf.layers import TVL1Flow

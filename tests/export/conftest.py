@@ -31,10 +31,11 @@ def eval_clips(dataset):
 
 
 @pytest.fixture(scope="session")
-def export_dir(trained, tmp_path_factory):
+def export_dir(trained, dataset, tmp_path_factory):
   """The trained student exported as saved_models/student/1."""
   path = str(tmp_path_factory.mktemp("saved_models") / "student" / "1")
-  return sm.export_saved_model(trained, list(deploy_data.CLASSES), path)
+  return sm.export_saved_model(trained, list(deploy_data.CLASSES), path,
+                               spec=deploy_data.spec(dataset[1]))
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ import os
 import keras
 import numpy as np
 
+from tsnet_tf.data import clip_spec
 from tsnet_tf.data import pipeline
 from tsnet_tf.data import tfrecords
 from tsnet_tf.data import video
@@ -23,9 +24,9 @@ TRAIN_PER_CLASS, TEST_PER_CLASS = 8, 8
 COLOURS = np.array([[200, 60, 60], [60, 200, 60], [60, 60, 200]], np.float32)
 
 
-def _video(label, rng):
+def _video(label, rng, lengths=(10, 15)):
   """uint8 [10..14, 36, 44, 3]: class colour, random brightness, noise, a moving bar."""
-  n = int(rng.integers(10, 15))
+  n = int(rng.integers(*lengths))
   base = COLOURS[label] * rng.uniform(0.6, 1.1) + rng.uniform(-30, 30, 3)
   frames = base + rng.normal(0, 45, (n, 36, 44, 3))
   for t in range(n):
@@ -34,8 +35,14 @@ def _video(label, rng):
   return np.clip(frames, 0, 255).astype(np.uint8)
 
 
-def write_dataset(root):
-  """Writes videos + split files and converts them; returns (video_dir, data_dir)."""
+def write_dataset(root, lengths=(10, 15), short_side=0):
+  """Writes videos + split files and converts them; returns (video_dir, data_dir).
+
+  Args:
+    root: directory to write into.
+    lengths: [min, max) frames per video.
+    short_side: the converter's `--short_side` (0 keeps 36x44).
+  """
   rng = np.random.default_rng(0)
   video_dir, split_dir = os.path.join(root, "videos"), os.path.join(root, "splits")
   os.makedirs(split_dir)
@@ -44,14 +51,15 @@ def write_dataset(root):
     lines = []
     for i in range(TRAIN_PER_CLASS + TEST_PER_CLASS):
       name = f"{cls}_v{i:02d}.avi"
-      video.write_video(os.path.join(video_dir, cls, name), _video(label, rng), fps=25)
+      video.write_video(os.path.join(video_dir, cls, name), _video(label, rng, lengths),
+                        fps=25)
       lines.append(f"{name} {1 if i < TRAIN_PER_CLASS else 2}")
     for k in (1,):
       with open(os.path.join(split_dir, f"{cls}_test_split{k}.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
   out = os.path.join(root, "data")
   tfrecords.convert(video_dir, split_dir, out, splits=(1,),
-                    settings=tfrecords.ConversionSettings(short_side=0),
+                    settings=tfrecords.ConversionSettings(short_side=short_side),
                     num_workers=1, num_shards=2, progress=False)
   return video_dir, out
 
@@ -74,3 +82,9 @@ def train_student(data_dir, epochs=2):
                 keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=False)
   model.fit(x, y, batch_size=8, epochs=epochs, verbose=0)
   return model
+
+
+def spec(data_dir, frame_stride=1):
+  """The clip spec of a model trained on `data_dir` with `load_clips`' clips."""
+  return clip_spec.ClipSpec(T, S, frame_stride, clip_spec.StoredFrames.from_conversion(
+      pipeline.load_summary(data_dir)["settings"]))

@@ -83,7 +83,8 @@ class _Model:
 
 def _jsonable(value):
   """ndarray -> nested lists; bytes become str as in TF-Serving's JSON."""
-  if value.dtype == object:
+  value = np.asarray(value)  # a string scalar's .numpy() is plain bytes
+  if value.dtype == object or value.dtype.kind == "S":
     return np.vectorize(lambda b: b.decode("utf-8"), otypes=[object])(value).tolist() \
         if value.ndim else value.item().decode("utf-8")
   return value.tolist()

@@ -8,20 +8,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tsnet_tf.data import clip_spec
 from tsnet_tf.data import preprocessing
 from tsnet_tf.export import saved_model as sm
 
 from deploy_data import CLASSES, S, T  # pylint: disable=g-bad-import-order
-
-
-def test_resample_frames_identity_and_uniform():
-  x = tf.reshape(tf.range(2 * 10), (2, 10, 1, 1, 1))
-  np.testing.assert_array_equal(sm.resample_frames(x[:, :4], 4)[0, :, 0, 0, 0], [0, 1, 2, 3])
-  # 10 -> 4: centres of 4 segments of 2.5 frames: floor(1.25), floor(3.75), ...
-  np.testing.assert_array_equal(sm.resample_frames(x, 4)[0, :, 0, 0, 0], [1, 3, 6, 8])
-  # 2 -> 4 repeats frames.
-  np.testing.assert_array_equal(sm.resample_frames(x[:, :2], 4)[1, :, 0, 0, 0],
-                                [10, 10, 11, 11])
 
 
 def test_top_k_ids_pads_with_minus_one():
@@ -45,8 +36,15 @@ def test_layout_and_signatures(export_dir):
   assert set(outs) == {"probabilities", "class_ids"}
   assert outs["probabilities"].dtype == tf.float32
   assert outs["class_ids"].dtype == tf.int32 and outs["class_ids"].shape.as_list() == [None, 5]
-  assert sm.saved_model_metadata(loaded) == {"num_frames": T, "crop_size": S,
-                                             "frame_stride": 1, "labels": list(CLASSES)}
+  meta = sm.saved_model_metadata(loaded)
+  assert meta == {"num_frames": T, "crop_size": S, "frame_stride": 1, "labels": list(CLASSES),
+                  "clip_spec": meta["clip_spec"]}
+  with open(os.path.join(export_dir, "assets", "clip_spec.json")) as f:
+    assert clip_spec.ClipSpec.from_json(f.read()) == meta["clip_spec"]
+  assert meta["clip_spec"].stored_frames.jpeg_quality == 90
+  # The export's model.keras carries the same contract.
+  keras_meta = clip_spec.from_model(sm.load_keras_model(os.path.join(export_dir, "model.keras")))
+  assert keras_meta == (meta["clip_spec"], list(CLASSES))
 
 
 def test_saved_model_equals_keras(export_dir, trained):
@@ -61,12 +59,15 @@ def test_saved_model_equals_keras(export_dir, trained):
   np.testing.assert_array_equal(out["class_ids"].numpy()[:, :3],
                                 np.argsort(-ref, axis=1, kind="stable"))
   np.testing.assert_array_equal(out["class_ids"].numpy()[:, 3:], -1)
-  # Another T: the graph resamples uniformly.
-  long = rng.integers(0, 256, (1, 20, 32, 32, 3), dtype=np.uint8)
-  out = fn(frames=tf.constant(long))["probabilities"].numpy()
-  picked = sm.resample_frames(long, T)
-  ref = tf.nn.softmax(trained(preprocessing.eval_preprocess(picked, S))).numpy()
-  np.testing.assert_allclose(out, ref, atol=1e-5)
+  # Another number of frames: the graph takes the centre clip (looped when short),
+  # the one sampling rule of evaluation.
+  spec = sm.saved_model_metadata(loaded)["clip_spec"]
+  for n in (20, 3):
+    video = rng.integers(0, 256, (1, n, 32, 32, 3), dtype=np.uint8)
+    out = fn(frames=tf.constant(video))["probabilities"].numpy()
+    picked = video[:, spec.video_indices(n)[0]]
+    ref = tf.nn.softmax(trained(preprocessing.eval_preprocess(picked, S))).numpy()
+    np.testing.assert_allclose(out, ref, atol=1e-5)
   # classify_clip is the model on preprocessed clips.
   clip = rng.uniform(0, 255, (2, T, S, S, 3)).astype(np.float32)
   got = loaded.signatures["classify_clip"](clip=tf.constant(clip))
@@ -83,11 +84,14 @@ def test_bad_frames_raise_invalid_argument(export_dir):
     fn(frames=tf.zeros((4, 8, 8, 3), tf.uint8))
 
 
-def test_refuses_to_overwrite_and_checks_labels(export_dir, trained):
+def test_refuses_to_overwrite_and_checks_labels(export_dir, trained, dataset):
+  from deploy_data import spec  # pylint: disable=g-import-not-at-top
   with pytest.raises(FileExistsError, match="overwrite"):
-    sm.export_saved_model(trained, list(CLASSES), export_dir)
+    sm.export_saved_model(trained, list(CLASSES), export_dir, spec=spec(dataset[1]))
   with pytest.raises(ValueError, match="2 labels"):
-    sm.export_saved_model(trained, ["a", "b"], export_dir + "_x")
+    sm.export_saved_model(trained, ["a", "b"], export_dir + "_x", spec=spec(dataset[1]))
+  with pytest.raises(clip_spec.ClipSpecError, match="carries no clip spec"):
+    sm.export_saved_model(trained, list(CLASSES), export_dir + "_x")
   assert not os.path.exists(export_dir + "_x")
 
 

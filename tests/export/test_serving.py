@@ -42,15 +42,18 @@ def test_grpc_round_trip(grpc_server, trained, frames):
   np.testing.assert_allclose(probs, _expected(trained, frames), atol=1e-5)
   assert ids.dtype == np.int32 and ids.shape == (2, 5)
   np.testing.assert_array_equal(ids[:, 0], probs.argmax(-1))
-  assert serving.fetch_metadata(grpc_server, "student") == {
-      "num_frames": T, "crop_size": S, "frame_stride": 1, "labels": list(CLASSES)}
+  meta = serving.fetch_metadata(grpc_server, "student")
+  assert meta == {"num_frames": T, "crop_size": S, "frame_stride": 1, "labels": list(CLASSES),
+                  "clip_spec": meta["clip_spec"]}
+  assert (meta["clip_spec"].num_frames, meta["clip_spec"].crop_size) == (T, S)
 
 
 def test_rest_round_trip(rest_server, trained, frames):
   probs, ids = serving.predict_rest(rest_server, "student", frames, version=1)
   np.testing.assert_allclose(probs, _expected(trained, frames), atol=1e-5)
   np.testing.assert_array_equal(ids[:, 0], probs.argmax(-1))
-  assert serving.fetch_metadata(rest_server, "student", rest=True)["labels"] == list(CLASSES)
+  meta = serving.fetch_metadata(rest_server, "student", rest=True)
+  assert meta["labels"] == list(CLASSES) and meta["clip_spec"].num_frames == T
 
 
 def _raw_predict(address, request):

@@ -60,6 +60,8 @@ def test_flatbuffer_does_not_grow_with_clip_length():
 def test_files_labels_and_int8_is_full_integer(converted):
   for q, info in converted.items():
     assert info["quantize"] == q  # int8 did not fall back to dynamic range
+    # The file carries its clip spec and class names.
+    assert tfl.read_metadata(info["output"]) == (info["clip_spec"], list(CLASSES))
     assert os.path.getsize(info["output"]) == info["bytes"]
     with open(info["labels"]) as f:
       assert f.read().split() == list(CLASSES)
@@ -100,7 +102,8 @@ def test_fp32_matches_keras_probabilities(converted, trained, eval_clips):
 
 
 def test_representative_dataset_comes_from_tfrecords(dataset):
-  gen = tfl.representative_dataset(dataset[1], T, S, num_clips=5)
+  from deploy_data import spec  # pylint: disable=g-import-not-at-top
+  gen = tfl.representative_dataset(dataset[1], spec(dataset[1]), num_clips=5)
   clips = [c for (c,) in gen()]
   assert len(clips) == 5
   assert all(c.shape == (1, T, S, S, 3) and c.dtype == np.float32 for c in clips)

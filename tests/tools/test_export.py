@@ -1,5 +1,6 @@
 """tools/export.py, convert_tflite.py, predict.py, serve_client.py as a user runs them."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -8,12 +9,19 @@ import keras
 import numpy as np
 import pytest
 
+from tsnet_tf.data import clip_spec
 from tsnet_tf.data import video
 from tsnet_tf.models import build_rgb_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 T, S = 4, 16
-CLASSES = ("catch", "hug")
+CLASSES = ("catch", "hug", "run")
+# The model's logits are these constants (zero kernel), so every tool must print
+# hug, run, catch with softmax([0, 2, 1]) = 0.6652, 0.2447, 0.0900.
+BIAS = np.array([0.0, 2.0, 1.0], np.float32)
+EXPECTED = [("hug", 0.6652), ("run", 0.2447), ("catch", 0.0900)]
+SPEC = clip_spec.ClipSpec(T, S, frame_stride=2,
+                          stored_frames=clip_spec.StoredFrames(short_side=20, jpeg_quality=90))
 
 
 def _run(tool, *args, ok=True):
@@ -29,10 +37,13 @@ def _run(tool, *args, ok=True):
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-  """A training-style output directory with an (untrained) tiny student."""
+  """A training-style output directory with a tiny student of known output."""
   path = tmp_path_factory.mktemp("run")
   keras.utils.set_random_seed(0)
-  build_rgb_model(len(CLASSES), T, S, backbone="light", width=4).save(str(path / "model.keras"))
+  model = build_rgb_model(len(CLASSES), T, S, backbone="light", width=4)
+  logits = model.get_layer("logits")
+  logits.set_weights([np.zeros_like(logits.get_weights()[0]), BIAS])
+  clip_spec.attach(model, SPEC, CLASSES).save(str(path / "model.keras"))
   (path / "labels.txt").write_text("\n".join(CLASSES) + "\n")
   return str(path)
 
@@ -45,9 +56,13 @@ def clip_file(tmp_path_factory):
   return path
 
 
-def _check_top(out):
-  lines = [l for l in out.splitlines() if l[:2] in ("1.", "2.")]
-  assert len(lines) == 2 and {l.split()[1] for l in lines} == set(CLASSES), out
+def _check_top(out, atol=1e-3):
+  """The tool printed the model's ranking and probabilities (and its frame stride)."""
+  lines = [l.split() for l in out.splitlines() if l[:2] in ("1.", "2.", "3.", "4.")]
+  assert [l[1] for l in lines] == [name for name, _ in EXPECTED], out
+  np.testing.assert_allclose([float(l[2]) for l in lines], [p for _, p in EXPECTED],
+                             atol=atol, err_msg=out)
+  assert "frame stride 2" in out, out
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +85,7 @@ def test_convert_and_predict_tflite(export_dir, clip_file, tmp_path):
   tflite = str(tmp_path / "student.tflite")
   _run("convert_tflite.py", f"--saved_model={export_dir}", f"--output={tflite}",
        "--quantize=float16")
-  _check_top(_run("predict.py", f"--model={tflite}", f"--video={clip_file}").stdout)
+  _check_top(_run("predict.py", f"--model={tflite}", f"--video={clip_file}").stdout, atol=2e-3)
 
 
 @pytest.mark.slow
@@ -97,8 +112,10 @@ def test_helpfull(tool):
 @pytest.mark.slow
 @pytest.mark.parametrize("rest", [False, True])
 def test_serve_client_against_test_double(export_dir, clip_file, rest):
-  sys.path.insert(0, os.path.join(ROOT, "tests", "export"))
-  import fake_model_server  # pylint: disable=g-import-not-at-top
+  spec = importlib.util.spec_from_file_location(
+      "fake_model_server", os.path.join(ROOT, "tests", "export", "fake_model_server.py"))
+  fake_model_server = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(fake_model_server)
   start = fake_model_server.start_rest_server if rest else fake_model_server.start_grpc_server
   server, address = start("student", 1, export_dir)
   try:

@@ -44,6 +44,7 @@ from tsnet_tf.data import hmdb51
 from tsnet_tf.data import preprocessing
 from tsnet_tf.data import sampling
 from tsnet_tf.data import tfrecords
+from tsnet_tf.utils import labels as labels_lib
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +71,7 @@ def load_labels(data_dir: str) -> List[str]:
   if not os.path.isfile(path):
     raise FileNotFoundError(
         f"{path!r} not found: --data_dir must be the output of tools/prepare_hmdb51.py")
-  with open(path, encoding="utf-8") as f:
-    labels = [line.strip() for line in f if line.strip()]
-  if not labels:
-    raise ValueError(f"{path!r} lists no classes")
-  return labels
+  return labels_lib.read_labels(path)
 
 
 def _check_split_subset(summary: dict, data_dir: str, split: int, subset: str) -> None:

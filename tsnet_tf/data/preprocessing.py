@@ -212,6 +212,60 @@ def train_window_and_flip_seeds(seed: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
   return window_seed, flip_seed
 
 
+def short_side_size(height, width, short_side: int):
+  """(height, width) int32 scalars after scaling the short side to `short_side`.
+
+  The same arithmetic as `tfrecords.output_size` (float64, round half to even),
+  so an in-graph resize lands on the size the converter stored.
+  """
+  h = tf.cast(height, tf.float64)
+  w = tf.cast(width, tf.float64)
+  scale = float(short_side) / tf.minimum(h, w)
+  long_h = tf.maximum(tf.round(h * scale), 1.0)
+  long_w = tf.maximum(tf.round(w * scale), 1.0)
+  out_h = tf.where(h <= w, tf.constant(float(short_side), tf.float64), long_h)
+  out_w = tf.where(h <= w, long_w, tf.constant(float(short_side), tf.float64))
+  return tf.cast(out_h, tf.int32), tf.cast(out_w, tf.int32)
+
+
+def resize_short_side(clip: tf.Tensor, short_side: int) -> tf.Tensor:
+  """Scales frames so their short side is `short_side` (antialiased bilinear).
+
+  The in-graph counterpart of the converter's frame resize (PIL bilinear with
+  antialiasing, `tfrecords.encode_frames`) for frames that do not come from the
+  TFRecords: frames whose short side already is `short_side` (e.g. frames in
+  the stored format, `clip_spec.ClipSpec.stored_frames`) pass unchanged, so
+  they are never resized twice.
+
+  Args:
+    clip: [T, H, W, C] or [B, T, H, W, C], uint8 or float.
+    short_side: target short side; 0 keeps the size.
+
+  Returns:
+    The clip with the same rank and dtype (uint8 values rounded, as stored).
+  """
+  clip = tf.convert_to_tensor(clip)
+  if not short_side:
+    return clip
+  images, lead = _as_images(clip)
+  shape = tf.shape(images)
+  out_h, out_w = short_side_size(shape[1], shape[2], short_side)
+
+  def resize():
+    out = tf.image.resize(images, tf.stack([out_h, out_w]), method="bilinear", antialias=True)
+    if clip.dtype == tf.uint8:
+      out = tf.cast(tf.round(tf.clip_by_value(out, 0.0, 255.0)), tf.uint8)
+    return tf.cast(out, clip.dtype)
+
+  same = tf.logical_and(tf.equal(out_h, shape[1]), tf.equal(out_w, shape[2]))
+  images = tf.cond(same, lambda: images, resize)
+  out = tf.reshape(images, tf.concat([lead, tf.shape(images)[1:]], axis=0))
+  static = clip.shape.as_list()
+  static[-3] = static[-2] = None
+  out.set_shape(static)
+  return out
+
+
 def eval_preprocess(clip: tf.Tensor, crop_size: int) -> tf.Tensor:
   """Resize short side to `crop_size`, centre crop `crop_size` (see module doc).
 

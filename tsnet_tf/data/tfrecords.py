@@ -48,6 +48,7 @@ import numpy as np
 
 from tsnet_tf.data import hmdb51
 from tsnet_tf.utils import io as io_utils
+from tsnet_tf.utils import labels as labels_lib
 from tsnet_tf.utils import processes
 
 # Schema keys.
@@ -71,7 +72,7 @@ def split_key(split: int) -> str:
 SHARD_PREFIX = "hmdb51"
 SHARD_INFO_DIR = "_shard_info"
 SUMMARY_FILE = "summary.json"
-LABELS_FILE = "labels.txt"
+LABELS_FILE = labels_lib.LABELS_FILE
 PLAN_FILE = "plan.json"
 _SHARD_RE = re.compile(rf"^{SHARD_PREFIX}-(\d{{5}})-of-(\d{{5}})\.tfrecord$")
 # Shard sizes of ~100 videos keep HMDB51 at ~70 shards of ~150 MB; small
@@ -340,18 +341,31 @@ def encode_frames(frames: np.ndarray, settings: ConversionSettings):
   Returns:
     (list of JPEG bytes, height, width) of the stored frames.
   """
-  from PIL import Image  # pylint: disable=g-import-not-at-top
   height, width = frames.shape[1:3]
   out_h, out_w = output_size(height, width, settings.short_side)
   encoded = []
-  for f in frames:
-    img = Image.fromarray(f)
-    if (out_h, out_w) != (height, width):
-      img = img.resize((out_w, out_h), Image.BILINEAR)
+  for img in _resized_images(frames, settings.short_side):
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=settings.jpeg_quality)
     encoded.append(buf.getvalue())
   return encoded, out_h, out_w
+
+
+def _resized_images(frames: np.ndarray, short_side: int):
+  """PIL images of `frames` scaled to `short_side` (PIL bilinear, antialiased)."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  height, width = frames.shape[1:3]
+  out_h, out_w = output_size(height, width, short_side)
+  for f in frames:
+    img = Image.fromarray(f)
+    if (out_h, out_w) != (height, width):
+      img = img.resize((out_w, out_h), Image.BILINEAR)
+    yield img
+
+
+def resize_frames(frames: np.ndarray, short_side: int) -> np.ndarray:
+  """uint8 [T, h, w, 3]: `encode_frames`' resize without the JPEG encoding."""
+  return np.stack([np.asarray(img) for img in _resized_images(frames, short_side)])
 
 
 def encode_video(task: VideoTask, settings: ConversionSettings):
@@ -527,9 +541,7 @@ def convert(video_dir: str, split_dir: str, output_dir: str,
   summary = _summarize(plan, settings, [infos[s] for s in range(num_shards)])
   for s in summary["skipped"]:
     log.warning("skipped %s: %s", s["video"], s["reason"])
-  with io_utils.atomic_write(os.path.join(output_dir, LABELS_FILE)) as t:
-    with open(t, "w", encoding="utf-8") as f:
-      f.write("".join(c + "\n" for c in plan.classes))
+  labels_lib.write_labels(os.path.join(output_dir, LABELS_FILE), plan.classes)
   with io_utils.atomic_write(os.path.join(output_dir, SUMMARY_FILE)) as t:
     with open(t, "w", encoding="utf-8") as f:
       json.dump(summary, f, indent=1)

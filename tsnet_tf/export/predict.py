@@ -3,44 +3,68 @@
   predictor = load_predictor("saved_models/student/1")   # or x.keras, x.tflite
   top5 = predict_video(predictor, "clap.avi")            # [(name, prob), ...]
 
-Every artifact sees the same clip: `read_video` decodes the file, the centre
-evaluation clip of T frames is taken with `sampling.sample_eval_clips` (short
-videos are looped), and `eval_preprocess` resizes and crops (in the SavedModel
-graph for SavedModels; here for `.keras` and `.tflite`).
+Every artifact sees the clip evaluation sees, as the artifact's own clip spec
+(`tsnet_tf.data.clip_spec`) says: `read_video` decodes the file; the centre
+clip is taken by `ClipSpec.video_indices` (the converter's frame stride, then
+T frames `frame_stride` apart; short videos looped); its frames are put in the
+stored format of the TFRecords the model was trained on (`ClipSpec.stored_frames_of`:
+the converter's resize and JPEG quality) and preprocessed by `ClipSpec.preprocess`
+(centre square, resize to S). For a SavedModel the sampling and preprocessing
+run in its serving graph on the video's `ClipSpec.window` (the same frames).
+
+The clip spec and the class names come from the artifact itself (SavedModel
+`metadata` signature, the `.keras` model's `ClipContract`, the `.tflite`
+metadata buffer); `labels_path` and `frame_stride` override them.
 """
 
+import logging
 import os
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
-from tsnet_tf.data import preprocessing
-from tsnet_tf.data import sampling
+from tsnet_tf.data import clip_spec as clip_spec_lib
 from tsnet_tf.data import video
 from tsnet_tf.export import saved_model as sm
 from tsnet_tf.export import tflite as tfl
+from tsnet_tf.utils import labels as labels_lib
+
+log = logging.getLogger(__name__)
 
 
 class Predictor:
-  """Clip -> class probabilities for one artifact.
+  """Video frames -> class probabilities for one artifact.
 
   Attributes:
-    num_frames: T the model was trained with.
-    crop_size: S.
-    frame_stride: step between the T frames in training (`data.frame_stride`).
+    spec: the clip the model expects (`clip_spec.ClipSpec`).
     labels: class names in label order.
     kind: `saved_model`, `keras` or `tflite`.
   """
 
-  num_frames: int
-  crop_size: int
-  frame_stride: int = 1
+  spec: clip_spec_lib.ClipSpec
   labels: List[str]
   kind: str
 
-  def predict_frames(self, frames: np.ndarray) -> np.ndarray:
-    """uint8 `[T, H, W, 3]` clip (T = `num_frames`) -> float32 probabilities `[K]`."""
+  @property
+  def num_frames(self) -> int:
+    return self.spec.num_frames
+
+  @property
+  def crop_size(self) -> int:
+    return self.spec.crop_size
+
+  @property
+  def frame_stride(self) -> int:
+    return self.spec.frame_stride
+
+  def predict_video_frames(self, frames: np.ndarray) -> np.ndarray:
+    """uint8 `[N, H, W, 3]` decoded video -> float32 probabilities `[K]` of its centre clip."""
+    clip = self.spec.clip_of_video(frames)  # [1, T, h, w, 3], stored format
+    return self.predict_clips(np.asarray(self.spec.preprocess(clip)))[0]
+
+  def predict_clips(self, clips: np.ndarray) -> np.ndarray:
+    """float32 `[B, T, S, S, 3]` preprocessed clips -> probabilities `[B, K]`."""
     raise NotImplementedError
 
 
@@ -50,44 +74,67 @@ class _SavedModelPredictor(Predictor):
     self.kind = "saved_model"
     loaded = sm.load_saved_model(export_dir)
     meta = sm.saved_model_metadata(loaded)
-    self.num_frames, self.crop_size, self.labels = (
-        meta["num_frames"], meta["crop_size"], meta["labels"])
-    self.frame_stride = meta["frame_stride"]
+    self.labels = meta["labels"]
+    # Exports written before the clip contract take the T sampled frames.
+    self.legacy = meta["clip_spec"] is None
+    self.spec = meta["clip_spec"] or clip_spec_lib.ClipSpec(
+        meta["num_frames"], meta["crop_size"], meta["frame_stride"])
+    self.overridden = False
     self._serve = loaded.signatures[sm.SERVING_SIGNATURE]
+    self._classify = loaded.signatures[sm.CLIP_SIGNATURE]
     self._loaded = loaded  # keeps the functions' variables alive
 
-  def predict_frames(self, frames):
-    out = self._serve(**{sm.INPUT_NAME: tf.constant(frames[None], tf.uint8)})
+  def predict_video_frames(self, frames):
+    if self.overridden:  # the graph samples by its own spec: send the clip itself
+      return super().predict_video_frames(frames)
+    if self.legacy:
+      sent = self.spec.clip_of_video(frames)
+    else:
+      sent = self.spec.window_of_video(frames)[None]
+    out = self._serve(**{sm.INPUT_NAME: tf.constant(sent, tf.uint8)})
     return out["probabilities"].numpy()[0]
+
+  def predict_clips(self, clips):
+    return self._classify(clip=tf.constant(clips, tf.float32))["probabilities"].numpy()
+
+
+def _carried_or_legacy(path: str, carried, shape, labels_path: Optional[str]):
+  """(spec, labels) from the artifact, or a stride-1 spec and a labels file beside it."""
+  if carried is not None and labels_path is None and carried[1]:
+    return carried
+  if carried is None:
+    log.warning("%s carries no clip spec (written before the clip contract): assuming "
+                "T=%d, S=%d, frame stride 1 and raw frames; pass --frame_stride if it "
+                "was trained otherwise", path, shape[1], shape[2])
+    spec = clip_spec_lib.ClipSpec(num_frames=int(shape[1]), crop_size=int(shape[2]))
+  else:
+    spec = carried[0]
+  return spec, _labels_for_file(path, labels_path)
 
 
 class _KerasPredictor(Predictor):
 
-  def __init__(self, path: str, labels: Sequence[str]):
+  def __init__(self, path: str, labels_path: Optional[str]):
     self.kind = "keras"
     self._model = sm.load_keras_model(path)
-    self.num_frames = int(self._model.input_shape[1])
-    self.crop_size = int(self._model.input_shape[2])
-    self.labels = list(labels)
+    self.spec, self.labels = _carried_or_legacy(
+        path, clip_spec_lib.from_model(self._model), self._model.input_shape, labels_path)
 
-  def predict_frames(self, frames):
-    clip = preprocessing.eval_preprocess(frames[None], self.crop_size)
-    logits = self._model(clip, training=False)
-    return tf.nn.softmax(tf.cast(logits, tf.float32)).numpy()[0]
+  def predict_clips(self, clips):
+    logits = self._model(tf.constant(clips, tf.float32), training=False)
+    return tf.nn.softmax(tf.cast(logits, tf.float32)).numpy()
 
 
 class _TFLitePredictor(Predictor):
 
-  def __init__(self, path: str, labels: Sequence[str], num_threads: Optional[int] = None):
+  def __init__(self, path: str, labels_path: Optional[str], num_threads: Optional[int] = None):
     self.kind = "tflite"
     self._runner = tfl.TFLiteRunner(path, num_threads=num_threads)
-    shape = self._runner.input_shape
-    self.num_frames, self.crop_size = shape[1], shape[2]
-    self.labels = list(labels)
+    self.spec, self.labels = _carried_or_legacy(
+        path, self._runner.metadata, self._runner.input_shape, labels_path)
 
-  def predict_frames(self, frames):
-    clip = preprocessing.eval_preprocess(frames[None], self.crop_size).numpy()
-    return self._runner(clip)["probabilities"][0]
+  def predict_clips(self, clips):
+    return self._runner(clips)["probabilities"]
 
 
 def _labels_for_file(path: str, labels_path: Optional[str]) -> List[str]:
@@ -97,8 +144,8 @@ def _labels_for_file(path: str, labels_path: Optional[str]) -> List[str]:
       os.path.join(os.path.dirname(path), "assets", sm.LABELS_FILE)]
   for candidate in candidates:
     if candidate and os.path.isfile(candidate):
-      return sm.read_labels(candidate)
-  raise FileNotFoundError(f"no class names for {path!r}: looked for {candidates}; "
+      return labels_lib.read_labels(candidate)
+  raise FileNotFoundError(f"no class names in or for {path!r}: looked for {candidates}; "
                           "pass --labels")
 
 
@@ -109,11 +156,10 @@ def load_predictor(path: str, labels_path: Optional[str] = None,
 
   Args:
     path: the artifact.
-    labels_path: class names file; by default the SavedModel's asset, or for a
-      file `x.labels.txt`, `labels.txt` or `assets/labels.txt` next to it.
+    labels_path: class names file overriding the names the artifact carries.
     num_threads: TFLite interpreter threads.
-    frame_stride: step between clip frames; None = the SavedModel's metadata,
-      or for a file the training run's `config.yaml` next to it, else 1.
+    frame_stride: overrides the artifact's clip spec `frame_stride` (the step
+      between clip frames, in the stored frames it was trained on).
 
   Returns:
     A `Predictor`.
@@ -122,10 +168,9 @@ def load_predictor(path: str, labels_path: Optional[str] = None,
   if frame_stride is not None:
     if int(frame_stride) < 1:
       raise ValueError(f"--frame_stride must be >= 1, got {frame_stride}")
-    predictor.frame_stride = int(frame_stride)
-  elif predictor.kind != "saved_model":
-    from tsnet_tf import config as config_lib  # pylint: disable=g-import-not-at-top
-    predictor.frame_stride = config_lib.run_frame_stride(os.path.dirname(os.path.abspath(path)))
+    if int(frame_stride) != predictor.spec.frame_stride:
+      predictor.spec = predictor.spec.replace(frame_stride=int(frame_stride))
+      predictor.overridden = True
   return predictor
 
 
@@ -137,28 +182,16 @@ def _load_predictor(path, labels_path, num_threads) -> Predictor:
                               "(saved_model.pb) or numeric version subdirectories")
     predictor = _SavedModelPredictor(version)
     if labels_path:
-      predictor.labels = sm.read_labels(labels_path)
+      predictor.labels = labels_lib.read_labels(labels_path)
     return predictor
   if not os.path.isfile(path):
     raise FileNotFoundError(f"--model {path!r} does not exist")
   if path.endswith(".keras"):
-    return _KerasPredictor(path, _labels_for_file(path, labels_path))
+    return _KerasPredictor(path, labels_path)
   if path.endswith(".tflite"):
-    return _TFLitePredictor(path, _labels_for_file(path, labels_path), num_threads)
+    return _TFLitePredictor(path, labels_path, num_threads)
   raise ValueError(f"--model {path!r}: expected a SavedModel directory, a .keras "
                    "or a .tflite file")
-
-
-def video_clip(path: str, num_frames: int, frame_stride: int = 1) -> np.ndarray:
-  """The evaluation clip of a video file: uint8 `[T, H, W, 3]` (short videos looped).
-
-  The centre clip of T frames `frame_stride` apart, as evaluation samples it.
-
-  Raises:
-    video.VideoDecodeError: the file cannot be decoded (names the file).
-  """
-  frames = video.read_video(path)
-  return sampling.sample_eval_clips(frames, num_frames, num_clips=1, stride=frame_stride)[0]
 
 
 def top_k(probabilities: np.ndarray, labels: Sequence[str], k: int = 5
@@ -170,6 +203,10 @@ def top_k(probabilities: np.ndarray, labels: Sequence[str], k: int = 5
 
 def predict_video(predictor: Predictor, video_path: str, k: int = 5
                   ) -> List[Tuple[str, float]]:
-  """Top-k `(class name, probability)` for a video file."""
-  clip = video_clip(video_path, predictor.num_frames, predictor.frame_stride)
-  return top_k(predictor.predict_frames(clip), predictor.labels, k)
+  """Top-k `(class name, probability)` for a video file.
+
+  Raises:
+    video.VideoDecodeError: the file cannot be decoded (names the file).
+  """
+  frames = video.read_video(video_path)
+  return top_k(predictor.predict_video_frames(frames), predictor.labels, k)

@@ -4,40 +4,46 @@ The exported directory is one TF-Serving version, `saved_models/<name>/<v>/`:
 
   saved_model.pb, variables/   the serving graph and the weights
   assets/labels.txt            class names, one a line, label order
-  model.keras                  the same classifier as a Keras file
+  assets/clip_spec.json        the clip the model expects (`clip_spec.ClipSpec`)
+  model.keras                  the same classifier as a Keras file, carrying
+                               the clip spec and class names (`ClipContract`)
 
 Signatures:
 
-  serving_default  frames uint8 [B, T, H, W, 3] (any T, H, W >= 1)
-                   -> probabilities float32 [B, K], class_ids int32 [B, 5]
-  classify_clip    clip float32 [B, T0, S, S, 3] in [0, 255] (already
-                   preprocessed) -> probabilities [B, K], logits [B, K]
-  metadata         (no input) -> num_frames int32 [], crop_size int32 [],
-                   frame_stride int32 [], labels string [K]
+  serving_default  frames uint8 [B, N, H, W, 3]: consecutive decoded video
+                   frames (a whole video or its `ClipSpec.window`), any N, H,
+                   W >= 1 -> probabilities float32 [B, K], class_ids int32 [B, 5]
+  classify_clip    clip float32 [B, T, S, S, 3] in [0, 255] (already sampled
+                   and preprocessed) -> probabilities [B, K], logits [B, K]
+  metadata         (no input) -> clip_spec string [] (`ClipSpec.to_json`),
+                   num_frames, crop_size, frame_stride, stored_frame_stride,
+                   short_side, jpeg_quality int32 [], labels string [K]
 
-`serving_default` does in the graph what `tsnet_tf.data` does for evaluation:
-when T differs from the trained T0 it picks T0 frames uniformly over the T
-given (the centre frame of each of T0 equal segments, so T = T0 is the
-identity and a shorter clip repeats frames), then `eval_preprocess` (centre
-square of side min(H, W), bilinear resize to S), then the model (which
-normalises its [0, 255] input itself) and a softmax. `class_ids` are the top-5
-classes by probability, best first; with fewer than 5 classes the missing
-entries are -1 so the shape stays `[B, 5]`.
+`serving_default` does in the graph what evaluation does to a video: the clip
+spec's sampling (`ClipSpec.sample`: keep one frame in the converter's stride,
+then the centre clip of T frames `frame_stride` apart, looping short videos)
+and preprocessing (`ClipSpec.preprocess`: short side to the stored frames'
+size when it differs, centre square, bilinear resize to S), then the model
+(which normalises its [0, 255] input itself) and a softmax. `class_ids` are the
+top-5 classes by probability, best first; with fewer than 5 classes the
+missing entries are -1 so the shape stays `[B, 5]`.
 
-A model trained with `data.frame_stride` s > 1 expects frames s apart: send
-its T0 frames already s apart (`predict.video_clip(..., frame_stride=s)`), or
-T0 * s consecutive frames (the uniform pick then takes every s-th);
-`metadata` reports s.
+Frames at the stored size and JPEG quality (`ClipSpec.window_of_video`, what
+tools/predict.py and tools/serve_client.py send) give exactly the pixels
+evaluation sees; raw frames of another size are resized in the graph with
+TF's antialiased bilinear, without the JPEG round trip (docs/deploy.md gives
+the measured difference).
 """
 
 import os
 import tempfile
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import keras
 import tensorflow as tf
 
-from tsnet_tf.data import preprocessing
+from tsnet_tf.data import clip_spec as clip_spec_lib
+from tsnet_tf.utils import labels as labels_lib
 from tsnet_tf.utils.io import atomic_dir
 
 SERVING_SIGNATURE = "serving_default"
@@ -45,27 +51,10 @@ CLIP_SIGNATURE = "classify_clip"
 METADATA_SIGNATURE = "metadata"
 INPUT_NAME = "frames"
 TOP_K = 5
-LABELS_FILE = "labels.txt"
+LABELS_FILE = labels_lib.LABELS_FILE
+SPEC_FILE = clip_spec_lib.ASSET_FILE
 KERAS_FILE = "model.keras"
-
-
-def resample_frames(frames: tf.Tensor, num_frames: int) -> tf.Tensor:
-  """Picks `num_frames` frames uniformly along axis 1.
-
-  Frame `i` of the output is input frame `floor((2i + 1) * T / (2 * num_frames))`,
-  the centre of the i-th of `num_frames` equal segments.
-
-  Args:
-    frames: `[B, T, H, W, C]`, any dtype, T >= 1.
-    num_frames: output length T0.
-
-  Returns:
-    `[B, T0, H, W, C]`, same dtype; `frames` itself when T == T0.
-  """
-  t = tf.shape(frames, out_type=tf.int64)[1]
-  i = tf.range(num_frames, dtype=tf.int64)
-  idx = (2 * i + 1) * t // (2 * num_frames)
-  return tf.gather(frames, idx, axis=1)
+read_labels = labels_lib.read_labels
 
 
 def top_k_ids(probabilities: tf.Tensor, k: int = TOP_K) -> tf.Tensor:
@@ -90,28 +79,27 @@ class ServingModule(tf.Module):
   """The serving graph around a Keras classifier (see the module doc).
 
   Args:
-    model: Keras classifier, float32 `[B, T0, S, S, 3]` in [0, 255] -> logits
-      `[B, K]`, built with static T0 and S.
+    model: Keras classifier, float32 `[B, T, S, S, 3]` in [0, 255] -> logits
+      `[B, K]`, built with static T and S.
     labels_path: a text file with the K class names, one a line; it becomes
       the SavedModel asset `assets/labels.txt`.
-    frame_stride: the step between the clip frames the model was trained on
-      (reported by `metadata`).
+    spec: the clip the model expects (`clip_spec.ClipSpec`, checked against
+      the model's input).
+    spec_path: a file holding `spec.to_json()`; it becomes the asset
+      `assets/clip_spec.json`.
   """
 
-  def __init__(self, model: keras.Model, labels_path: str, frame_stride: int = 1):
+  def __init__(self, model: keras.Model, labels_path: str, spec: clip_spec_lib.ClipSpec,
+               spec_path: str):
     super().__init__(name="serving")
-    shape = tuple(model.input_shape)
-    if len(shape) != 5 or None in shape[1:] or shape[2] != shape[3] or shape[4] != 3:
-      raise ValueError(
-          f"model input must be [B, T, S, S, 3] with static T and S, got {shape}")
+    spec.check_model(model)
     self.model = model
-    self.num_frames = int(shape[1])
-    self.crop_size = int(shape[2])
+    self.spec = spec
+    self.num_frames = spec.num_frames
+    self.crop_size = spec.crop_size
     self.num_classes = int(model.output_shape[-1])
-    if int(frame_stride) < 1:
-      raise ValueError(f"frame_stride must be >= 1, got {frame_stride}")
-    self.frame_stride = int(frame_stride)
     self.labels_asset = tf.saved_model.Asset(labels_path)
+    self.spec_asset = tf.saved_model.Asset(spec_path)
 
     self.serve = tf.function(self._serve, input_signature=[
         tf.TensorSpec([None, None, None, None, 3], tf.uint8, name=INPUT_NAME)])
@@ -130,11 +118,8 @@ class ServingModule(tf.Module):
     with tf.control_dependencies([tf.debugging.assert_positive(
         shape[1:4], message="frames must have T, H and W >= 1")]):
       frames = tf.identity(frames)
-    clip = resample_frames(frames, self.num_frames)
-    # One clip at a time: eval_preprocess's documented [T, H, W, C] form.
-    clip = tf.map_fn(lambda c: preprocessing.eval_preprocess(c, self.crop_size), clip,
-                     fn_output_signature=tf.TensorSpec(
-                         [self.num_frames, self.crop_size, self.crop_size, 3], tf.float32))
+    clip = self.spec.preprocess(self.spec.sample(frames))
+    clip = tf.ensure_shape(clip, [None, self.num_frames, self.crop_size, self.crop_size, 3])
     probabilities, _ = self._probabilities(clip)
     return {"probabilities": probabilities,
             "class_ids": top_k_ids(probabilities, TOP_K)}
@@ -146,9 +131,14 @@ class ServingModule(tf.Module):
   def _metadata(self):
     text = tf.strings.strip(tf.io.read_file(self.labels_asset.asset_path))
     labels = tf.strings.strip(tf.strings.split(text, "\n"))
-    return {"num_frames": tf.constant(self.num_frames, tf.int32),
+    stored = self.spec.stored_frames
+    return {"clip_spec": tf.strings.strip(tf.io.read_file(self.spec_asset.asset_path)),
+            "num_frames": tf.constant(self.num_frames, tf.int32),
             "crop_size": tf.constant(self.crop_size, tf.int32),
-            "frame_stride": tf.constant(self.frame_stride, tf.int32),
+            "frame_stride": tf.constant(self.spec.frame_stride, tf.int32),
+            "stored_frame_stride": tf.constant(stored.stride, tf.int32),
+            "short_side": tf.constant(stored.short_side, tf.int32),
+            "jpeg_quality": tf.constant(stored.jpeg_quality, tf.int32),
             "labels": labels}
 
   def signatures(self) -> Dict[str, tf.types.experimental.ConcreteFunction]:
@@ -157,37 +147,37 @@ class ServingModule(tf.Module):
             METADATA_SIGNATURE: self.metadata.get_concrete_function()}
 
 
-def read_labels(path: str) -> List[str]:
-  """Class names from a labels file (one a line; blank lines ignored)."""
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f"labels file {path!r} does not exist")
-  with open(path, encoding="utf-8") as f:
-    labels = [line.strip() for line in f if line.strip()]
-  if not labels:
-    raise ValueError(f"labels file {path!r} lists no classes")
-  return labels
-
-
-def export_saved_model(model: keras.Model, labels: Sequence[str], export_dir: str,
+def export_saved_model(model: keras.Model, labels: Optional[Sequence[str]], export_dir: str,
                        overwrite: bool = False, save_keras: bool = True,
-                       frame_stride: int = 1) -> str:
+                       spec: Optional[clip_spec_lib.ClipSpec] = None) -> str:
   """Writes `model` as a TF-Serving SavedModel version directory, atomically.
 
   Args:
     model: Keras classifier (see `ServingModule`).
-    labels: K class names in label order.
+    labels: K class names in label order; None = the names the model carries.
     export_dir: the version directory, e.g. `saved_models/student/1`.
     overwrite: replace an existing `export_dir`; otherwise it is an error.
-    save_keras: also write `model.keras` into the directory.
-    frame_stride: the training clips' frame step (`data.frame_stride`).
+    save_keras: also write `model.keras` (with the clip contract) into the directory.
+    spec: the clip the model expects; None = the spec the model carries
+      (`clip_spec.attach`, as every classifier tools/train.py saves).
 
   Returns:
     `export_dir`.
 
   Raises:
     FileExistsError: `export_dir` exists and `overwrite` is False.
-    ValueError: the labels do not match the model's number of classes.
+    ValueError: the labels do not match the model's number of classes, or
+      there is no clip spec (a model that carries none and no `spec`).
   """
+  carried = clip_spec_lib.from_model(model)
+  if spec is None:
+    if carried is None:
+      raise clip_spec_lib.ClipSpecError(
+          f"model {model.name!r} carries no clip spec: pass spec= (clip_spec.ClipSpec) or "
+          "export a classifier saved by tools/train.py")
+    spec = carried[0]
+  if labels is None:
+    labels = carried[1] if carried is not None else []
   labels = [str(l).strip() for l in labels]
   num_classes = int(model.output_shape[-1])
   if len(labels) != num_classes or any(not l or "\n" in l for l in labels):
@@ -197,11 +187,14 @@ def export_saved_model(model: keras.Model, labels: Sequence[str], export_dir: st
     raise FileExistsError(
         f"export_dir {export_dir!r} already exists; pass overwrite=True "
         "(--overwrite) or choose a new version number")
+  model = clip_spec_lib.attach(model, spec, labels)
   with tempfile.TemporaryDirectory() as scratch:
     labels_path = os.path.join(scratch, LABELS_FILE)
-    with open(labels_path, "w", encoding="utf-8") as f:
-      f.write("\n".join(labels) + "\n")
-    module = ServingModule(model, labels_path, frame_stride)
+    labels_lib.write_labels(labels_path, labels)
+    spec_path = os.path.join(scratch, SPEC_FILE)
+    with open(spec_path, "w", encoding="utf-8") as f:
+      f.write(spec.to_json() + "\n")
+    module = ServingModule(model, labels_path, spec, spec_path)
     with atomic_dir(export_dir, overwrite=overwrite) as tmp:
       # mkdtemp makes it 0700; a model server often runs as another user.
       os.chmod(tmp, 0o755)
@@ -215,7 +208,7 @@ def load_keras_model(path: str) -> keras.Model:
   """Loads a `.keras` classifier with tsnet_tf's custom layers registered."""
   if not os.path.isfile(path):
     raise FileNotFoundError(f"Keras model file {path!r} does not exist")
-  # tsnet_tf's custom layers are registered by the package's __init__.
+  import tsnet_tf  # pylint: disable=g-import-not-at-top,unused-import
   return keras.saving.load_model(path, compile=False)
 
 
@@ -224,8 +217,11 @@ def export_from_model_dir(model_dir: str, export_dir: str,
                           overwrite: bool = False) -> str:
   """Exports a training output directory's classifier (see `export_saved_model`).
 
+  The clip spec and class names are the ones the classifier carries (a run
+  saved before the clip contract: its config.yaml and labels.txt).
+
   Args:
-    model_dir: training `--model_dir` holding `checkpoint` and `labels.txt`.
+    model_dir: training `--model_dir` (`training.run_dir`).
     export_dir: version directory to write.
     checkpoint: `model.keras` (final) or `best.keras` (best on validation).
     overwrite: replace an existing `export_dir`.
@@ -233,13 +229,12 @@ def export_from_model_dir(model_dir: str, export_dir: str,
   Returns:
     `export_dir`.
   """
-  if not os.path.isdir(model_dir):
-    raise FileNotFoundError(f"--model_dir {model_dir!r} is not a directory")
-  from tsnet_tf import config as config_lib  # pylint: disable=g-import-not-at-top
-  model = load_keras_model(os.path.join(model_dir, checkpoint))
-  labels = read_labels(os.path.join(model_dir, LABELS_FILE))
-  return export_saved_model(model, labels, export_dir, overwrite=overwrite,
-                            frame_stride=config_lib.run_frame_stride(model_dir))
+  from tsnet_tf.training import run_dir  # pylint: disable=g-import-not-at-top
+  model = run_dir.load_classifier(model_dir, checkpoint)
+  spec, labels = run_dir.clip_contract(model_dir, model)
+  if labels is None:
+    labels = run_dir.read_labels(model_dir)
+  return export_saved_model(model, labels, export_dir, overwrite=overwrite, spec=spec)
 
 
 def load_saved_model(export_dir: str):
@@ -253,15 +248,30 @@ def load_saved_model(export_dir: str):
   return tf.saved_model.load(export_dir)
 
 
-def saved_model_metadata(loaded) -> Dict[str, object]:
-  """`{"num_frames", "crop_size", "frame_stride": int, "labels": [str]}` of a loaded export.
+def metadata_from_outputs(out: Dict[str, object], labels: Sequence[str]) -> Dict[str, object]:
+  """`{"clip_spec": ClipSpec or None, "num_frames", "crop_size", "frame_stride", "labels"}`.
 
-  Exports written before `frame_stride` existed report 1.
+  From the outputs of the `metadata` signature (numpy values, any server).
+  `clip_spec` is None for exports written before the clip contract: their
+  `serving_default` takes exactly the T frames of the clip (sampled by the
+  client with `frame_stride`, 1 when not reported).
   """
-  meta = loaded.signatures[METADATA_SIGNATURE]()
-  return {"num_frames": int(meta["num_frames"]), "crop_size": int(meta["crop_size"]),
-          "frame_stride": int(meta["frame_stride"]) if "frame_stride" in meta else 1,
-          "labels": [s.decode("utf-8") for s in meta["labels"].numpy() if s]}
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  spec = None
+  if "clip_spec" in out:
+    raw = np.asarray(out["clip_spec"]).reshape(()).item()
+    spec = clip_spec_lib.ClipSpec.from_json(raw, "the model's metadata clip_spec")
+  return {"clip_spec": spec,
+          "num_frames": int(np.asarray(out["num_frames"])),
+          "crop_size": int(np.asarray(out["crop_size"])),
+          "frame_stride": int(np.asarray(out.get("frame_stride", 1))),
+          "labels": [l for l in labels if l]}
+
+
+def saved_model_metadata(loaded) -> Dict[str, object]:
+  """`metadata_from_outputs` of a loaded export's `metadata` signature."""
+  meta = {k: v.numpy() for k, v in loaded.signatures[METADATA_SIGNATURE]().items()}
+  return metadata_from_outputs(meta, [s.decode("utf-8") for s in meta["labels"]])
 
 
 def find_export_version(path: str) -> Optional[str]:

@@ -1,11 +1,13 @@
 """TF-Serving client helpers: Predict requests over gRPC and REST.
 
-  frames = predict.video_clip("clap.avi", num_frames=8)[None]   # uint8 [1,T,H,W,3]
+  meta = fetch_metadata("localhost:8500", "student")        # clip spec, labels
+  frames = frames_to_send(meta, video.read_video("clap.avi"))
   probs, ids = predict_grpc("localhost:8500", "student", frames)
   probs, ids = predict_rest("http://localhost:8501", "student", frames)
 
 Requests use the `serving_default` signature of `saved_model.py`: input
-`frames` uint8 `[B, T, H, W, 3]`, outputs `probabilities` `[B, K]` and
+`frames` uint8 `[B, N, H, W, 3]` (consecutive video frames; the served graph
+samples the clip by the model's clip spec), outputs `probabilities` `[B, K]` and
 `class_ids` `[B, 5]`.
 """
 
@@ -132,8 +134,9 @@ def fetch_metadata(server: str, model_name: str, version: Optional[int] = None,
   """Runs the export's input-less `metadata` signature on the server.
 
   Returns:
-    `{"num_frames": int, "crop_size": int, "frame_stride": int, "labels": [str]}`
-    (`frame_stride` 1 for exports that predate it).
+    `saved_model.metadata_from_outputs`: `{"clip_spec": ClipSpec (None for
+    exports that predate it), "num_frames", "crop_size", "frame_stride": int,
+    "labels": [str]}`.
 
   Raises:
     ServingError: the server refused (e.g. a model not exported by
@@ -167,7 +170,19 @@ def fetch_metadata(server: str, model_name: str, version: Optional[int] = None,
         raise ServingError(e.code().name, e.details()) from e
     out = {k: tf.make_ndarray(v) for k, v in response.outputs.items()}
     labels = [s.decode("utf-8") for s in out["labels"].ravel()]
-  return {"num_frames": int(np.asarray(out["num_frames"])),
-          "crop_size": int(np.asarray(out["crop_size"])),
-          "frame_stride": int(np.asarray(out.get("frame_stride", 1))),
-          "labels": [s for s in labels if s]}
+  return sm.metadata_from_outputs(out, labels)
+
+
+def frames_to_send(meta: dict, frames: np.ndarray) -> np.ndarray:
+  """uint8 `[1, N, h, w, 3]`: what to send `serving_default` for a decoded video.
+
+  For an export with a clip spec: the video's `ClipSpec.window` in the stored
+  frame format (the graph samples and preprocesses it as evaluation does); for
+  an older export: its T frames, sampled here with `frame_stride`.
+  """
+  spec = meta["clip_spec"]
+  if spec is None:
+    from tsnet_tf.data import clip_spec  # pylint: disable=g-import-not-at-top
+    spec = clip_spec.ClipSpec(meta["num_frames"], meta["crop_size"], meta["frame_stride"])
+    return spec.clip_of_video(frames)
+  return spec.window_of_video(frames)[None]

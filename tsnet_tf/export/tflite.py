@@ -4,7 +4,12 @@ The converted classifier takes one preprocessed clip, float32 `[1, T, S, S, 3]`
 in [0, 255] (uint8 for `int8`: raw pixel values, see below), and outputs
 `probabilities` and `logits` `[1, K]`. Spatial preprocessing and frame sampling
 stay outside the TFLite graph (`tsnet_tf.export.predict` does them with the
-same functions as training), so the edge model has one fixed input shape.
+same functions as evaluation), so the edge model has one fixed input shape.
+
+The file carries what it expects: a metadata buffer named
+`clip_spec.METADATA_NAME` holds `{"clip_spec": ClipSpec.to_dict(), "labels":
+[K names]}` (JSON), so a `.tflite` file moved anywhere predicts the same
+(`read_metadata`; `TFLiteRunner.metadata`).
 
 Before conversion the Keras model is replaced by its `edge.edge_model` twin
 (3D convolutions and pools as 2D ops) because TFLite's CONV_3D kernel is
@@ -22,16 +27,19 @@ Quantisation modes:
 
 import contextlib
 import io
+import json
 import logging
 import os
-from typing import Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from tsnet_tf.data import clip_spec as clip_spec_lib
 from tsnet_tf.export import edge
 from tsnet_tf.export import saved_model as sm
+from tsnet_tf.utils import labels as labels_lib
 from tsnet_tf.utils.io import atomic_write
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
@@ -40,14 +48,14 @@ CLIP_INPUT = "clip"
 RepresentativeDataset = Callable[[], Iterator[List[np.ndarray]]]
 
 
-def representative_dataset(data_dir: str, num_frames: int, crop_size: int,
+def representative_dataset(data_dir: str, spec: clip_spec_lib.ClipSpec,
                            num_clips: int = 64, split: int = 1,
                            subset: str = "train") -> RepresentativeDataset:
-  """Calibration clips for int8 from the TFRecords (evaluation preprocessing).
+  """Calibration clips for int8 from the TFRecords, sampled as `spec` says.
 
   Args:
     data_dir: output of tools/prepare_hmdb51.py.
-    num_frames, crop_size: the model's T and S.
+    spec: the model's clip spec (T, S and the frame stride).
     num_clips: clips to draw (the first `num_clips` videos of the subset,
       centre clip each).
     split, subset: which videos.
@@ -56,8 +64,10 @@ def representative_dataset(data_dir: str, num_frames: int, crop_size: int,
     A generator function yielding `[clip]`, clip float32 `[1, T, S, S, 3]`.
   """
   from tsnet_tf.data import pipeline  # pylint: disable=g-import-not-at-top
+  clip_spec_lib.warn_if_stored_differently(spec, data_dir)
   ds = pipeline.make_dataset(data_dir, split=split, subset=subset, training=False,
-                             num_frames=num_frames, crop_size=crop_size, batch_size=1)
+                             num_frames=spec.num_frames, crop_size=spec.crop_size,
+                             frame_stride=spec.frame_stride, batch_size=1)
 
   def gen():
     for clip, _ in ds.take(num_clips):
@@ -94,6 +104,9 @@ def convert_keras_model(model: keras.Model, quantize: str = "none",
                         use_edge_twin: bool = True):
   """Converts a Keras clip classifier to a TFLite flatbuffer.
 
+  A model that carries a clip contract (`clip_spec.attach`) gets it as the
+  file's metadata (`add_metadata`).
+
   Args:
     model: float32 `[B, T, S, S, 3]` in [0, 255] -> logits `[B, K]`.
     quantize: one of `QUANTIZATIONS`.
@@ -109,6 +122,7 @@ def convert_keras_model(model: keras.Model, quantize: str = "none",
   if quantize == "int8" and rep is None:
     raise ValueError("int8 quantisation needs a representative dataset "
                      "(--data_dir with TFRecords)")
+  carried = clip_spec_lib.from_model(model)
   if use_edge_twin:
     model = edge.edge_model(model)
     left = edge.unswapped_3d_layers(model)
@@ -121,7 +135,10 @@ def convert_keras_model(model: keras.Model, quantize: str = "none",
     conv = tf.lite.TFLiteConverter.from_keras_model(wrapper)
     # Keras' export prints every captured variable to stdout; keep tools' output readable.
     with contextlib.redirect_stdout(io.StringIO()):
-      return _configure(conv, mode, rep).convert()
+      flatbuffer = _configure(conv, mode, rep).convert()
+    if carried is not None:
+      flatbuffer = add_metadata(flatbuffer, *carried)
+    return flatbuffer
 
   if quantize == "int8":
     try:
@@ -134,6 +151,65 @@ def convert_keras_model(model: keras.Model, quantize: str = "none",
   return convert(quantize), quantize
 
 
+def add_metadata(flatbuffer: bytes, spec: clip_spec_lib.ClipSpec,
+                 labels: Sequence[str]) -> bytes:
+  """The flatbuffer with the clip spec and class names as a metadata buffer.
+
+  Args:
+    flatbuffer: a TFLite model.
+    spec: the clip the model expects.
+    labels: its class names in label order.
+
+  Returns:
+    The model with metadata `clip_spec.METADATA_NAME` = JSON
+    `{"clip_spec": spec.to_dict(), "labels": labels}` (an existing entry of
+    that name is replaced).
+  """
+  import flatbuffers  # pylint: disable=g-import-not-at-top
+  from tensorflow.lite.python import schema_py_generated as schema  # pylint: disable=g-import-not-at-top
+  payload = json.dumps({"clip_spec": spec.to_dict(), "labels": list(labels)},
+                       sort_keys=True).encode("utf-8")
+  model = schema.ModelT.InitFromPackedBuf(bytearray(flatbuffer), 0)
+  model.metadata = [m for m in (model.metadata or [])
+                    if _name(m.name) != clip_spec_lib.METADATA_NAME]
+  buffer = schema.BufferT()
+  buffer.data = np.frombuffer(payload, np.uint8)
+  model.buffers.append(buffer)
+  entry = schema.MetadataT()
+  entry.name = clip_spec_lib.METADATA_NAME
+  entry.buffer = len(model.buffers) - 1
+  model.metadata.append(entry)
+  builder = flatbuffers.Builder(len(flatbuffer) + len(payload) + 1024)
+  builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+  return bytes(builder.Output())
+
+
+def _name(value) -> str:
+  return value.decode("utf-8") if isinstance(value, bytes) else str(value or "")
+
+
+def read_metadata(model) -> Optional[Tuple[clip_spec_lib.ClipSpec, List[str]]]:
+  """`(spec, labels)` stored by `add_metadata` in a `.tflite` path or flatbuffer; else None."""
+  from tensorflow.lite.python import schema_py_generated as schema  # pylint: disable=g-import-not-at-top
+  where = "the TFLite flatbuffer"
+  if not isinstance(model, (bytes, bytearray)):
+    where = repr(model)
+    with open(model, "rb") as f:
+      model = f.read()
+  try:
+    root = schema.Model.GetRootAs(bytearray(model), 0)
+    for i in range(root.MetadataLength()):
+      entry = root.Metadata(i)
+      if _name(entry.Name()) == clip_spec_lib.METADATA_NAME:
+        payload = root.Buffers(entry.Buffer()).DataAsNumpy().tobytes()
+        d = json.loads(payload.decode("utf-8"))
+        spec = clip_spec_lib.ClipSpec.from_dict(d["clip_spec"], f"{where} metadata")
+        return spec, [str(l) for l in d.get("labels", [])]
+  except (ValueError, KeyError, IndexError, AttributeError, TypeError) as e:
+    raise ValueError(f"{where}: unreadable {clip_spec_lib.METADATA_NAME} metadata: {e}") from e
+  return None
+
+
 def convert_saved_model(path: str, output: str, quantize: str = "none",
                         data_dir: Optional[str] = None, num_calibration_clips: int = 64,
                         split: int = 1, labels: Optional[Sequence[str]] = None) -> Dict:
@@ -141,22 +217,23 @@ def convert_saved_model(path: str, output: str, quantize: str = "none",
 
   An export of `tools/export.py` carries `model.keras` next to the SavedModel
   graph; that Keras model is converted (through its edge twin), so the TFLite
-  file and the SavedModel hold the same weights.
+  file and the SavedModel hold the same weights. Its clip spec and class names
+  go into the file's metadata; int8 calibration samples clips by that spec.
 
   Args:
     path: SavedModel version directory written by `export_saved_model`, or a
       `.keras` file.
-    output: `.tflite` path, written atomically; class names go to
-      `labels_path_for(output)`.
+    output: `.tflite` path, written atomically; the class names are also
+      written to `labels_path_for(output)` for people.
     quantize: one of `QUANTIZATIONS`.
     data_dir: TFRecords for the int8 representative dataset.
     num_calibration_clips: clips in the representative dataset.
     split: split whose training videos calibrate.
-    labels: class names; default from the export's assets or the `.keras`
-      file's directory.
+    labels: class names; default those the model carries (else the export's
+      assets or the `.keras` file's directory).
 
   Returns:
-    `{"output", "labels", "quantize" (mode used), "bytes"}`.
+    `{"output", "labels", "quantize" (mode used), "bytes", "clip_spec"}`.
   """
   if not output.endswith(".tflite"):
     raise ValueError(f"--output {output!r} must end in .tflite")
@@ -174,25 +251,30 @@ def convert_saved_model(path: str, output: str, quantize: str = "none",
   else:
     raise FileNotFoundError(f"--saved_model {path!r} is neither a SavedModel "
                             "directory nor a .keras file")
-  if labels is None:
-    labels = sm.read_labels(labels_path)
   if quantize == "int8" and not data_dir:
     raise ValueError("--quantize=int8 needs --data_dir (TFRecords for calibration); "
                      "use --quantize=dynamic for weight-only int8")
   model = sm.load_keras_model(keras_path)
+  carried = clip_spec_lib.from_model(model)
+  if carried is not None:
+    spec, carried_labels = carried
+  else:
+    logging.warning("%s carries no clip spec (saved before the clip contract): frame "
+                    "stride 1 and raw frames assumed", keras_path)
+    spec, carried_labels = clip_spec_lib.ClipSpec.for_model(model), []
+  if labels is None:
+    labels = carried_labels or sm.read_labels(labels_path)
+  model = clip_spec_lib.attach(model, spec, labels)
   rep = None
   if quantize == "int8":
-    rep = representative_dataset(data_dir, int(model.input_shape[1]),
-                                 int(model.input_shape[2]), num_calibration_clips, split)
+    rep = representative_dataset(data_dir, spec, num_calibration_clips, split)
   flatbuffer, used = convert_keras_model(model, quantize, rep)
   with atomic_write(output) as tmp:
     with open(tmp, "wb") as f:
       f.write(flatbuffer)
-  with atomic_write(labels_path_for(output)) as tmp:
-    with open(tmp, "w", encoding="utf-8") as f:
-      f.write("\n".join(labels) + "\n")
+  labels_lib.write_labels(labels_path_for(output), labels)
   return {"output": output, "labels": labels_path_for(output), "quantize": used,
-          "bytes": len(flatbuffer)}
+          "bytes": len(flatbuffer), "clip_spec": spec}
 
 
 def labels_path_for(tflite_path: str) -> str:
@@ -247,9 +329,15 @@ class TFLiteRunner:
         interp = Interpreter(model_path=model, num_threads=num_threads)
       except ValueError as e:
         raise ValueError(f"{model!r} is not a valid TFLite model: {e}") from e
+    self._model = model
     self._runner = interp.get_signature_runner()
     self._input = self._runner.get_input_details()[CLIP_INPUT]
     self._outputs = self._runner.get_output_details()
+
+  @property
+  def metadata(self) -> Optional[Tuple[clip_spec_lib.ClipSpec, List[str]]]:
+    """`(clip spec, class names)` the file carries (`read_metadata`), or None."""
+    return read_metadata(self._model)
 
   @property
   def input_shape(self):

@@ -109,12 +109,11 @@ def summarize(probs: np.ndarray, labels: np.ndarray, video_index: np.ndarray,
 
 
 def _load_model(model_dir: str, checkpoint: str):
-  import keras  # pylint: disable=g-import-not-at-top
-  # The custom layers it may name are registered by `import tsnet_tf` (package init).
-  path = os.path.join(model_dir, checkpoint)
-  if not os.path.isfile(path):
-    raise EvaluationError(f"--model_dir {model_dir!r} has no {checkpoint} (train it first)")
-  return keras.saving.load_model(path)
+  from tsnet_tf.training import run_dir  # pylint: disable=g-import-not-at-top
+  try:
+    return run_dir.load_classifier(model_dir, checkpoint)
+  except FileNotFoundError as e:
+    raise EvaluationError(str(e)) from e
 
 
 def predict_clips(models, dataset, total_batches: Optional[int] = None,
@@ -156,8 +155,9 @@ def evaluate(model_dir: str, data_dir: str, split: int = 1,
              progress: bool = True) -> Dict[str, object]:
   """Evaluates `model_dir/<checkpoint>` (optionally fused with others) on a subset.
 
-  Clip length and crop size come from the model's input shape, the class
-  names from `data_dir/labels.txt`.
+  The clips (length, stride, crop size) are the ones the model's clip contract
+  names (`clip_spec`; runs saved before it: the model's input shape and the
+  run's `data.frame_stride`), the class names come from `data_dir/labels.txt`.
 
   Args:
     model_dir: a training output directory.
@@ -204,24 +204,29 @@ def evaluate(model_dir: str, data_dir: str, split: int = 1,
       raise EvaluationError(
           f"{d!r} predicts {m.output_shape[-1]} classes; {data_dir!r} has {len(class_names)}")
   from tsnet_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.data import clip_spec  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.training import run_dir  # pylint: disable=g-import-not-at-top
   run_config = config_lib.load_run_config(model_dir)
   if num_clips is None:
     num_clips = run_config.eval.num_clips if run_config is not None else 10
-  num_frames, crop_size = shape[0], shape[1]
-  strides = {d: config_lib.run_frame_stride(d) for d in dirs}
-  frame_stride = strides[model_dir]
-  if len(set(strides.values())) > 1:
-    raise EvaluationError(f"models were trained with different data.frame_stride: {strides}")
+  # The clip each model expects comes from the model itself (its clip contract).
+  specs = {d: run_dir.clip_contract(d, m)[0] for d, m in zip(dirs, models)}
+  spec = specs[model_dir]
+  if len(set(specs.values())) > 1:
+    raise EvaluationError("models expect different clips: " + "; ".join(
+        f"{d}: {s.describe()}" for d, s in specs.items()))
+  clip_spec.warn_if_stored_differently(spec, data_dir)
   dataset = pipeline.make_dataset(data_dir, split=split, subset=subset, training=False,
-                                  num_frames=num_frames, crop_size=crop_size,
-                                  frame_stride=frame_stride,
+                                  num_frames=spec.num_frames, crop_size=spec.crop_size,
+                                  frame_stride=spec.frame_stride,
                                   batch_size=batch_size, num_clips=num_clips,
                                   return_video_index=True)
   total = math.ceil(num_videos * num_clips / batch_size)
   probs, labels, videos = predict_clips(models, dataset, total, progress)
   result = summarize(probs, labels, videos, class_names)
   result.update(split=int(split), subset=subset, clips_per_video=int(num_clips),
-                checkpoint=checkpoint, models=[os.path.abspath(d) for d in dirs])
+                checkpoint=checkpoint, models=[os.path.abspath(d) for d in dirs],
+                clip_spec=spec.to_dict())
   out = output_dir or model_dir
   os.makedirs(out, exist_ok=True)
   with atomic_write(os.path.join(out, EVAL_FILE)) as tmp:

@@ -36,18 +36,21 @@ import numpy as np
 import tensorflow as tf
 
 from tsnet_tf import config as config_lib
+from tsnet_tf.data import clip_spec as clip_spec_lib
+from tsnet_tf.training import run_dir
 from tsnet_tf.utils.io import atomic_write
 
 log = logging.getLogger(__name__)
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
-MODEL_FILE = "model.keras"
-BEST_FILE = "best.keras"
-BEST_INFO_FILE = "best.json"
-HISTORY_FILE = "history.json"
-CURVES_FILE = "training_curves.png"
-CONFIG_FILE = config_lib.RUN_CONFIG_FILE
-LABELS_FILE = "labels.txt"
+# The run directory's file names (owned by run_dir).
+MODEL_FILE = run_dir.MODEL_FILE
+BEST_FILE = run_dir.BEST_FILE
+BEST_INFO_FILE = run_dir.BEST_INFO_FILE
+HISTORY_FILE = run_dir.HISTORY_FILE
+CURVES_FILE = run_dir.CURVES_FILE
+CONFIG_FILE = run_dir.CONFIG_FILE
+LABELS_FILE = run_dir.LABELS_FILE
 
 
 class TrainingError(ValueError):
@@ -263,13 +266,12 @@ def _dataset(strategy, distribute: bool, global_batch: int, **kwargs):
 
 def _load_classifier(model_dir: str, flag: str) -> keras.Model:
   """Loads `model_dir/model.keras` (a trained classifier)."""
-  # The custom layers it may name are registered by `import tsnet_tf` (package init).
   if not model_dir:
     raise TrainingError(f"{flag} is required for this stage")
-  path = os.path.join(model_dir, MODEL_FILE)
-  if not os.path.isfile(path):
-    raise TrainingError(f"{flag} {model_dir!r} has no {MODEL_FILE} (train that stage first)")
-  return keras.saving.load_model(path)
+  try:
+    return run_dir.load_classifier(model_dir, MODEL_FILE, flag)
+  except FileNotFoundError as e:
+    raise TrainingError(str(e)) from e
 
 
 def _backbone_kwargs(cfg: config_lib.ExperimentConfig) -> Dict[str, Any]:
@@ -377,6 +379,13 @@ def _build_stage(cfg, stage, num_classes, teacher_dir, rgb_dir, flow_dir) -> _St
     model = models.build_two_stream(rgb, flow, name="twostream")
     return _Stage(model, lambda: _uncompiled(model), [], classifier_compile)
   raise TrainingError(f"unknown stage {stage!r}")
+
+
+def _with_contract(built: _Stage, spec, labels: Sequence[str]) -> _Stage:
+  """The stage whose exported classifier carries the run's clip spec and class names."""
+  export = built.export
+  return dataclasses.replace(
+      built, export=lambda: clip_spec_lib.attach(export(), spec, labels))
 
 
 # ----------------------------------------------------------------------------
@@ -631,11 +640,13 @@ def train(config: config_lib.ExperimentConfig,
     validation_steps = max(1, math.ceil(num_val * cfg.data.validation_clips
                                         / cfg.data.eval_batch_size))
 
+  # The clip contract every classifier saved by this run carries.
+  spec = clip_spec_lib.ClipSpec.from_training(
+      cfg.data, pipeline.load_summary(data_dir).get("settings", {}))
+
   if is_chief:
     config_lib.save_config(cfg, os.path.join(out_dir, CONFIG_FILE))
-    with atomic_write(os.path.join(out_dir, LABELS_FILE)) as tmp:
-      with open(tmp, "w", encoding="utf-8") as f:
-        f.write("".join(name + "\n" for name in labels))
+    run_dir.write_labels(out_dir, labels)
 
   use_mixed = cfg.train.mixed_precision if mixed_precision is None else mixed_precision
   previous_policy = keras.config.dtype_policy()
@@ -645,6 +656,7 @@ def train(config: config_lib.ExperimentConfig,
     keras.utils.set_random_seed(cfg.train.seed)
     with strategy.scope():
       built = _build_stage(cfg, stage, num_classes, teacher_dir, rgb_dir, flow_dir)
+      built = _with_contract(built, spec, labels)
       model = built.model
       model.compile(optimizer=make_optimizer(cfg.train, steps_per_epoch),
                     steps_per_execution=cfg.train.steps_per_execution,

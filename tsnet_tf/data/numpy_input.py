@@ -248,7 +248,7 @@ class GeneratedClips(keras.utils.PyDataset):
   def __init__(self, num_batches: int, batch_size: int, num_frames: int, size: int,
                num_classes: int, seed: int = 0, **kwargs):
     super().__init__(**kwargs)
-    self.num_batches = int(num_batches)
+    self._num_batches = int(num_batches)
     self.batch_size = int(batch_size)
     self.num_frames = int(num_frames)
     self.size = int(size)
@@ -256,10 +256,10 @@ class GeneratedClips(keras.utils.PyDataset):
     self.seed = int(seed)
 
   def __len__(self) -> int:
-    return self.num_batches
+    return self._num_batches
 
   def __getitem__(self, index: int):
-    if not 0 <= index < self.num_batches:
-      raise IndexError(f"batch {index} of {self.num_batches}")
+    if not 0 <= index < self._num_batches:
+      raise IndexError(f"batch {index} of {self._num_batches}")
     return generated_clips(self.batch_size, self.num_frames, self.size, self.num_classes,
                            self.seed + index)

@@ -37,26 +37,16 @@ def _backend_param(name):
 BACKENDS = [_backend_param("jax"), _backend_param("torch")]
 
 
-def block_tensorflow(directory):
-  """A sitecustomize.py that makes `import tensorflow` fail, as where it is absent."""
-  os.makedirs(directory, exist_ok=True)
-  with open(os.path.join(directory, "sitecustomize.py"), "w", encoding="utf-8") as f:
-    f.write(
-        "import sys\n"
-        "class _NoTensorFlow:\n"
-        "  def find_spec(self, name, path=None, target=None):\n"
-        "    if name == 'tensorflow' or name.startswith('tensorflow.'):\n"
-        "      raise ImportError('no tensorflow here: ' + name)\n"
-        "sys.meta_path.insert(0, _NoTensorFlow())\n")
-  return directory
+# A sitecustomize.py that makes `import tensorflow` fail, as where it is absent.
+NO_TENSORFLOW = os.path.join(os.path.dirname(_HERE), "no_tensorflow")
 
 
-def run_checks(backend, args, timeout=600, block_tf_dir=None, **env):
+def run_checks(backend, args, timeout=600, block_tf=False, **env):
   environ = dict(os.environ, KERAS_BACKEND=backend, CUDA_VISIBLE_DEVICES="",
                  TF_CPP_MIN_LOG_LEVEL="3", **env)
-  if block_tf_dir:
+  if block_tf:
     environ["PYTHONPATH"] = os.pathsep.join(
-        [block_tf_dir] + [p for p in [environ.get("PYTHONPATH")] if p])
+        [NO_TENSORFLOW] + [p for p in [environ.get("PYTHONPATH")] if p])
   proc = subprocess.run([sys.executable, CHECKS] + list(args), env=environ,
                         capture_output=True, text=True, timeout=timeout, check=False)
   assert proc.returncode == 0, proc.stderr[-4000:]
@@ -160,12 +150,12 @@ def test_jax_data_parallel_equals_one_device(backend_run):
   assert result["max_weight_diff"] < 1e-5
 
 
-def test_jax_without_tensorflow_trains_from_videos(data_dir, tmp_path):
+def test_jax_without_tensorflow_trains_from_videos(data_dir):
   pytest.importorskip("jax")
   videos = os.path.join(os.path.dirname(data_dir), "videos")
   result = run_checks("jax", ["tf_free", os.path.join(videos, "videos"),
                               os.path.join(videos, "splits")],
-                      block_tf_dir=block_tensorflow(str(tmp_path / "no_tf")))
+                      block_tf=True)
   assert not result["tensorflow_imported"]
   assert result["batch_shape"] == [2, checks.T, checks.S, checks.S, 3]
   assert result["batch_dtype"] == "float32"

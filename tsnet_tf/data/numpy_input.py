@@ -27,7 +27,6 @@ import numpy as np
 
 from tsnet_tf.data import hmdb51
 from tsnet_tf.data import sampling
-from tsnet_tf.data import video as video_lib
 
 DEFAULT_SCALE_RANGE = (0.8, 1.0)  # as preprocessing.DEFAULT_SCALE_RANGE
 
@@ -108,6 +107,13 @@ def eval_clips(frames: np.ndarray, num_frames: int, crop_size: int, num_clips: i
   clips = sampling.sample_eval_clips(frames, num_frames, num_clips, stride=frame_stride)
   window = centre_window(clips.shape[2], clips.shape[3])
   return np.stack([crop_and_resize(c, window, crop_size) for c in clips])
+
+
+def _read_video(path: str) -> np.ndarray:
+  # PyAV only where videos are read: generated clips need no `av` (the GPU
+  # machine's image has none).
+  from tsnet_tf.data import video as video_lib  # pylint: disable=g-import-not-at-top
+  return video_lib.read_video(path)
 
 
 def hmdb51_videos(video_dir: str, split_dir: str, split: int = 1, subset: str = "train",
@@ -197,7 +203,7 @@ class VideoClips(keras.utils.PyDataset):
       for position in range(index * self.batch_size, (index + 1) * self.batch_size):
         path, label = self.videos[self._order[position]]
         rng = np.random.default_rng([self.seed, self._epoch, position])
-        clips.append(train_clip(video_lib.read_video(path), self.num_frames, self.crop_size,
+        clips.append(train_clip(_read_video(path), self.num_frames, self.crop_size,
                                 rng, self.frame_stride, self.scale_range, self.flip))
         labels.append(label)
       return np.stack(clips), np.asarray(labels, np.int32)
@@ -208,7 +214,7 @@ class VideoClips(keras.utils.PyDataset):
       path, label = self.videos[video_index]
       ks = [k for k in range(self.num_clips)
             if first <= video_index * self.num_clips + k < last]
-      all_clips = eval_clips(video_lib.read_video(path), self.num_frames, self.crop_size,
+      all_clips = eval_clips(_read_video(path), self.num_frames, self.crop_size,
                              self.num_clips, self.frame_stride)
       clips.extend(all_clips[ks])
       labels.extend([label] * len(ks))

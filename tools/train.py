@@ -40,7 +40,8 @@ _RGB_DIR = flags.DEFINE_string("rgb_dir", None, "twostream: --model_dir of a tra
 _FLOW_DIR = flags.DEFINE_string("flow_dir", None,
                                 "twostream: --model_dir of a trained teacher (flow) model.")
 _STRATEGY = flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
-                              "tf.distribute strategy; multi_worker reads TF_CONFIG.")
+                              "tf.distribute strategy (TensorFlow backend; multi_worker reads "
+                              "TF_CONFIG); under JAX, mirrored = keras.distribution.DataParallel.")
 _MIXED_PRECISION = flags.DEFINE_boolean(
     "mixed_precision", None, "Mixed precision (float16 on GPU, bfloat16 on CPU); "
     "default: the config's train.mixed_precision.")
@@ -61,14 +62,12 @@ def main(argv):
     print(f"error: {e}", file=sys.stderr)
     return 2
   # Imported here so --helpfull and config errors do not pay for TensorFlow.
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.training import backend  # pylint: disable=g-import-not-at-top
   from tsnet_tf.training import trainer  # pylint: disable=g-import-not-at-top
 
-  if _LOGICAL_CPUS.value:
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration()] * _LOGICAL_CPUS.value)
   try:
+    if _LOGICAL_CPUS.value:
+      backend.split_cpu(_LOGICAL_CPUS.value)
     # The strategy first: multi-worker collectives must be set up before other ops.
     strategy = trainer.make_strategy(_STRATEGY.value)
     verbose = _VERBOSE.value if _VERBOSE.value == "auto" else int(_VERBOSE.value)
@@ -77,7 +76,7 @@ def main(argv):
                            rgb_dir=_RGB_DIR.value, flow_dir=_FLOW_DIR.value,
                            strategy=strategy, mixed_precision=_MIXED_PRECISION.value,
                            verbose=verbose)
-  except (config_lib.ConfigError, trainer.TrainingError) as e:
+  except (config_lib.ConfigError, trainer.TrainingError, backend.BackendError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   best = "n/a" if result.best_value is None else f"{result.best_value:.4f}"

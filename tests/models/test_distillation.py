@@ -278,9 +278,8 @@ def test_mirrored_strategy_matches_single_device():
   assert result.returncode == 0 and "OK" in result.stdout, result.stderr[-3000:]
 
 
-def test_compile_switches_off_the_rewrite_that_breaks_tvl1_loops():
+def test_the_rewrite_that_breaks_tvl1_loops_is_switched_off():
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   tf.config.optimizer.set_experimental_options({"arithmetic_optimization": True})
-  model = _distiller()
+  _distiller()
   assert tf.config.optimizer.get_experimental_options()["arithmetic_optimization"] is False
-  assert model.compiled

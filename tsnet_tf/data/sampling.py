@@ -20,12 +20,18 @@ TF versions run inside the tf.data graph (and in a SavedModel); numpy twins
 Both compute the same integers; tests check they agree.
 """
 
+from __future__ import annotations
+
 from typing import Union
 
 import numpy as np
-import tensorflow as tf
 
-IntLike = Union[int, tf.Tensor]
+try:
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+except ImportError:  # the numpy twins also serve TF-free input (numpy_input.py)
+  tf = None
+
+IntLike = Union[int, "tf.Tensor"]
 
 
 def _check_static(num_frames: int, stride: int, num_clips: int = 1) -> None:

@@ -5,9 +5,13 @@
 `F` is the output of the layer named "features" of each network; MSE is the
 mean over the feature dimension and the batch (the paper's squared norm
 `||F_rgb - F_of||^2` is D times this: `lambda_sum = distill_weight / D`).
+
+The loss is defined once, in `DistillationModel.compute_distillation_losses`,
+and reaches the optimizer through Keras' own training step (`compute_loss`),
+so `fit` trains the student under the TensorFlow, JAX and PyTorch backends.
 """
 
-from typing import Optional
+from typing import Dict, Optional
 
 import keras
 from keras import layers
@@ -16,10 +20,30 @@ from keras import ops
 from tsnet_tf.models import classifiers
 from tsnet_tf.utils import tf_graph
 
+# The forward pass in training returns these (see `DistillationModel.call`).
+LOGITS = "logits"
+FEATURES = "features"
+TEACHER_LOGITS = "teacher_logits"
+TEACHER_FEATURES = "teacher_features"
+
+
+def _replicas_in_sync() -> int:
+  """Replicas that each compute a share of one step's global batch.
+
+  The only backend-specific code of Eq. 7. Under TensorFlow, Keras' trainer
+  sums the gradients of the replicas of a `tf.distribute` strategy, so each
+  replica's loss is divided by their number (as Keras' own losses do). JAX
+  (`keras.distribution`) and PyTorch compute one loss over the global batch.
+  """
+  if keras.backend.backend() != "tensorflow":
+    return 1
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return tf.distribute.get_strategy().num_replicas_in_sync
+
 
 @keras.saving.register_keras_serializable(package="tsnet_tf")
 class DistillationModel(keras.Model):
-  """Student + frozen teacher with the Eq. 7 `train_step` (TF backend).
+  """Student + frozen teacher trained with Eq. 7 by Keras' own `fit`.
 
   * `teacher` is set `trainable = False` and always called with
     `training=False` (BatchNorm uses its moving statistics, dropout is off).
@@ -38,11 +62,18 @@ class DistillationModel(keras.Model):
   * `ce_weight` and `distill_weight` are non-trainable variables the trainer
     may assign between epochs: `ce_weight = 0` is the paper's MSE-only
     warm-up, which trains the part of the student below "features".
-  * `test_step` and `call` run the student alone (`val_loss` is its CE).
-  * Metrics: `loss`, `ce_loss`, `distill_loss`, `accuracy` (student).
+  * `call(x)` (inference) runs the student alone and returns its logits
+    `[B, K]`; `call(x, training=True)` (what `fit` runs) returns a dict with
+    the student's `logits` and `features` and the teacher's `teacher_logits`
+    and `teacher_features`, all float32, in one forward pass of each network.
+  * `compute_loss` (which Keras' trainer calls on every backend) turns that
+    dict into Eq. 7 plus the student's weight regularizers; in evaluation
+    (`training=False`) the loss is the student's CE alone (`val_loss`).
+  * Metrics: `loss`, `ce_loss`, `distill_loss`, `accuracy` (student);
+    `evaluate` reports `loss`, `ce_loss`, `accuracy`.
   * Under `tf.distribute`, losses follow Keras' convention: the per-replica
     mean divided by the number of replicas, so summed gradients equal the
-    global-batch mean; a `LossScaleOptimizer` scales the loss.
+    global-batch mean; a `LossScaleOptimizer` scales the loss (all backends).
 
   Save `model.student` for inference; it loads with plain
   `keras.saving.load_model` after `import tsnet_tf`.
@@ -64,6 +95,10 @@ class DistillationModel(keras.Model):
                feature_layer: str = "features", projection: str = "auto",
                confidence_weighting: bool = False, **kwargs):
     super().__init__(**kwargs)
+    # The frozen teacher's TV-L1 while loops break under one Grappler rewrite
+    # inside a training step (tsnet_tf/utils/tf_graph.py); every student's
+    # training graph belongs to a DistillationModel, so it is said once, here.
+    tf_graph.disable_add_ops_rewrite()
     if projection not in ("auto", "always"):
       raise ValueError(f"projection must be 'auto' or 'always', got {projection!r}")
     self.projection_mode = projection
@@ -87,7 +122,7 @@ class DistillationModel(keras.Model):
       self.projection = layers.Dense(teacher_dim, dtype="float32",
                                      name="distill_projection")
       # Built now, not on the first step: variables cannot be created inside
-      # a replica context under tf.distribute.
+      # a replica context under tf.distribute, nor inside a traced JAX step.
       self.projection.build((None, student_dim))
     else:
       self.projection = None
@@ -96,9 +131,9 @@ class DistillationModel(keras.Model):
         name="distill_weight")
     self.ce_weight = keras.Variable(
         float(ce_weight), trainable=False, dtype="float32", name="ce_weight")
-    self._ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    self._mse = keras.losses.MeanSquaredError()
-    self.loss_tracker = keras.metrics.Mean(name="loss")
+    self._ce = keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True, reduction="none")
+    self._mse = keras.losses.MeanSquaredError(reduction="none")
     self.ce_tracker = keras.metrics.Mean(name="ce_loss")
     self.distill_tracker = keras.metrics.Mean(name="distill_loss")
     self.accuracy_metric = keras.metrics.SparseCategoricalAccuracy(
@@ -111,110 +146,90 @@ class DistillationModel(keras.Model):
     del input_shape  # built in __init__
     self.built = True
 
-  def compile(self, *args, **kwargs):
-    # The frozen teacher's TV-L1 while loops break under one Grappler rewrite
-    # inside a training step (tsnet_tf/utils/tf_graph.py); every student graph
-    # is compiled here, so this is the one place that needs to say so.
-    tf_graph.disable_add_ops_rewrite()
-    super().compile(*args, **kwargs)
-
-  @property
-  def metrics(self):
-    return [self.loss_tracker, self.ce_tracker, self.distill_tracker,
-            self.accuracy_metric]
-
   def call(self, inputs, training=False):
-    return self.student(inputs, training=training)
+    """Student logits `[B, K]`; with `training=True`, the dict of Eq. 7's inputs."""
+    if not training:
+      return self.student(inputs, training=False)
+    features, logits = self._student_fl(inputs, training=True)
+    teacher_features, teacher_logits = self._teacher_fl(inputs, training=False)
+    return {
+        LOGITS: ops.cast(logits, "float32"),
+        FEATURES: ops.cast(features, "float32"),
+        TEACHER_LOGITS: ops.stop_gradient(ops.cast(teacher_logits, "float32")),
+        TEACHER_FEATURES: ops.stop_gradient(ops.cast(teacher_features, "float32")),
+    }
 
-  def _student_trainable(self):
-    weights = list(self.student.trainable_weights)
-    if self.projection is not None:
-      weights += self.projection.trainable_weights
-    return weights
+  def loss_weights(self) -> Dict[str, keras.Variable]:
+    """The weight of each term `compute_distillation_losses` returns."""
+    return {"ce_loss": self.ce_weight, "distill_loss": self.distill_weight}
 
-  def _regularization(self):
-    """Weight regularizers of the student and projection, replica-scaled."""
-    losses = []
-    for variable in self._student_trainable():
-      if variable.regularizer is not None:
-        # Keras' TF trainer divides additional losses by the replica count.
-        losses.append(self._aggregate_additional_loss(
-            variable.regularizer(variable)))
-    return ops.sum(ops.stack(losses)) if losses else ops.zeros(())
+  def compute_distillation_losses(self, y, outputs, sample_weight=None
+                                  ) -> Dict[str, "keras.KerasTensor"]:
+    """The terms of Eq. 7, each a float32 scalar mean over the local batch.
 
-  def compute_distillation_losses(self, x, y, sample_weight=None,
-                                  training=True):
-    """Returns `(total, ce, mse, logits)`; total excludes regularization.
+    The one place that defines the distillation loss; `compute_loss` weights
+    the terms with `loss_weights()` and adds the regularizers.
 
-    Under tf.distribute the losses are already divided by the number of
-    replicas (the Keras loss reduction does it), ready for gradients that the
-    strategy sums; multiply back to report them.
+    Args:
+      y: int labels `[B]`.
+      outputs: `call(x, training=True)`'s dict.
+      sample_weight: optional `[B]` weights (a weighted sum over the batch
+        divided by the batch size, Keras' `sum_over_batch_size`).
+
+    Returns:
+      `{"ce_loss": CE(P_rgb, T), "distill_loss": MSE(P(F_rgb), F_of)}`, not
+      divided by the replica count.
     """
-    teacher_features, teacher_logits = self._teacher_fl(x, training=False)
-    teacher_features = ops.stop_gradient(ops.cast(teacher_features, "float32"))
-    student_features, logits = self._student_fl(x, training=training)
-    student_features = ops.cast(student_features, "float32")
+    student_features = outputs[FEATURES]
     if self.projection is not None:
       student_features = self.projection(student_features)
-    ce = self._ce(y, logits, sample_weight=sample_weight)
-    mse_weight = sample_weight
-    if self.confidence_weighting:
-      probs = ops.softmax(ops.cast(teacher_logits, "float32"), axis=-1)
-      labels = ops.reshape(ops.cast(y, "int32"), (-1,))
-      confidence = ops.stop_gradient(ops.take_along_axis(
-          probs, ops.expand_dims(labels, -1), axis=-1)[:, 0])
-      mse_weight = confidence if sample_weight is None else confidence * ops.reshape(
-          ops.cast(sample_weight, "float32"), (-1,))
+    ce = self._ce(y, outputs[LOGITS], sample_weight=sample_weight)
     # Flattened to [B, D]: the per-clip MSE is the mean over every element of
     # F (a vector or a map), and a per-clip weight applies to all of it.
     batch = ops.shape(student_features)[0]
-    mse = self._mse(ops.reshape(teacher_features, (batch, -1)),
+    mse = self._mse(ops.reshape(outputs[TEACHER_FEATURES], (batch, -1)),
                     ops.reshape(student_features, (batch, -1)),
-                    sample_weight=mse_weight)
-    total = self.ce_weight * ce + self.distill_weight * mse
-    return total, ce, mse, logits
+                    sample_weight=sample_weight)
+    if self.confidence_weighting:
+      probs = ops.softmax(outputs[TEACHER_LOGITS], axis=-1)
+      labels = ops.reshape(ops.cast(y, "int32"), (-1, 1))
+      mse = mse * ops.stop_gradient(ops.take_along_axis(probs, labels, axis=-1)[:, 0])
+    return {"ce_loss": ops.mean(ce), "distill_loss": ops.mean(mse)}
 
-  def train_step(self, data):
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    from keras.src.losses import loss as loss_module  # pylint: disable=g-import-not-at-top
+  def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
+                   training=True):
+    """Eq. 7 + regularizers in training, the student's CE in evaluation."""
+    del x  # the forward pass is in y_pred
+    if isinstance(y_pred, dict):
+      terms = self.compute_distillation_losses(y, y_pred, sample_weight)
+      weights = self.loss_weights()
+      total = sum(weights[name] * value for name, value in terms.items())
+      batch_logits = y_pred[LOGITS]
+    else:
+      ce = self._ce(y, y_pred, sample_weight=sample_weight)
+      terms = {"ce_loss": ops.mean(ce)}
+      total = terms["ce_loss"]
+      batch_logits = y_pred
+    batch = ops.shape(batch_logits)[0]
+    trackers = {"ce_loss": self.ce_tracker, "distill_loss": self.distill_tracker}
+    for name, value in terms.items():
+      trackers[name].update_state(value, sample_weight=batch)
+    total = total / _replicas_in_sync()
+    if training and isinstance(y_pred, dict):
+      # Weight regularizers of the student and projection (the frozen
+      # teacher's are not in `self.losses`), replica-scaled by Keras.
+      for loss in self.losses:
+        total = total + self._aggregate_additional_loss(loss)
+    return total
 
-    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-    weights = self._student_trainable()
-    with tf.GradientTape() as tape:
-      total, ce, mse, logits = self.compute_distillation_losses(
-          x, y, sample_weight, training=True)
-      loss = total + self._regularization()
-      scaled = (self.optimizer.scale_loss(loss)
-                if self.optimizer is not None else loss)
-    gradients = tape.gradient(scaled, weights)
-    self.optimizer.apply_gradients(zip(gradients, weights))
-
-    batch = ops.shape(logits)[0]
-    unscale = loss_module.unscale_loss_for_distribution
-    self.loss_tracker.update_state(unscale(loss), sample_weight=batch)
-    self.ce_tracker.update_state(unscale(ce), sample_weight=batch)
-    self.distill_tracker.update_state(unscale(mse), sample_weight=batch)
+  def compute_metrics(self, x, y, y_pred, sample_weight=None):
+    logits = y_pred[LOGITS] if isinstance(y_pred, dict) else y_pred
     self.accuracy_metric.update_state(y, logits, sample_weight=sample_weight)
-    return {m.name: m.result() for m in self.metrics}
-
-  def test_step(self, data):
-    from keras.src.losses import loss as loss_module  # pylint: disable=g-import-not-at-top
-
-    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-    logits = self.student(x, training=False)
-    ce = loss_module.unscale_loss_for_distribution(
-        self._ce(y, logits, sample_weight=sample_weight))
-    batch = ops.shape(logits)[0]
-    self.loss_tracker.update_state(ce, sample_weight=batch)
-    self.ce_tracker.update_state(ce, sample_weight=batch)
-    self.accuracy_metric.update_state(y, logits, sample_weight=sample_weight)
-    # Only what the student alone can measure: no distill_loss here.
-    return {m.name: m.result() for m in
-            (self.loss_tracker, self.ce_tracker, self.accuracy_metric)}
-
-  def predict_step(self, data):
-    x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-    return self.student(x, training=False)
+    logs = super().compute_metrics(x, y, logits, sample_weight=sample_weight)
+    if not isinstance(y_pred, dict):
+      # Only what the student alone can measure: no distill_loss in evaluation.
+      logs.pop("distill_loss", None)
+    return logs
 
   def get_config(self):
     config = super().get_config()

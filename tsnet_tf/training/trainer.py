@@ -21,6 +21,9 @@ Distribution: `default` (one device), `mirrored` (all local devices) or
 `multi_worker` (`TF_CONFIG`); the batch size in the config is global. Under
 `multi_worker` the chief writes `model_dir`; other workers keep their resume
 state in `model_dir/.worker-<type>-<index>/` and delete it when done.
+That is tf.distribute under the TensorFlow backend; under JAX, `mirrored` is
+`keras.distribution.DataParallel`, and torch trains on one device
+(tsnet_tf/training/backend.py). The input is tf.data on every backend.
 """
 
 import dataclasses
@@ -37,6 +40,7 @@ import tensorflow as tf
 
 from tsnet_tf import config as config_lib
 from tsnet_tf.data import clip_spec as clip_spec_lib
+from tsnet_tf.training import backend
 from tsnet_tf.training import run_dir
 from tsnet_tf.utils.io import atomic_write
 
@@ -160,8 +164,14 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
   """`default` (current strategy), `mirrored` (local devices) or `multi_worker`.
 
   `multi_worker` reads the cluster from `TF_CONFIG`; create it before any other
-  TF operation of the process (a `tf.distribute` requirement).
+  TF operation of the process (a `tf.distribute` requirement). Under the JAX
+  and torch backends: `backend.make_distribution` (keras.distribution).
   """
+  if name in STRATEGIES and not backend.uses_tf_distribute():
+    try:
+      return backend.make_distribution(name)
+    except backend.BackendError as e:
+      raise TrainingError(str(e)) from e
   if name == "default":
     return tf.distribute.get_strategy()
   if name == "mirrored":
@@ -557,10 +567,6 @@ class TrainResult:
   num_replicas: int = 1
 
 
-def _mixed_policy() -> str:
-  return "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
-
-
 def train(config: config_lib.ExperimentConfig,
           stage: str,
           model_dir: str,
@@ -613,7 +619,8 @@ def train(config: config_lib.ExperimentConfig,
     strategy = make_strategy(strategy or "default")
   is_chief, role = _worker_role(strategy)
   multi_worker = _is_multi_worker(strategy)
-  distribute = strategy.num_replicas_in_sync > 1 or multi_worker
+  distribute = isinstance(strategy, tf.distribute.Strategy) and (
+      strategy.num_replicas_in_sync > 1 or multi_worker)
   # Non-chief workers keep their own resume state; everything else they write
   # is thrown away when training completes.
   out_dir = model_dir if is_chief else os.path.join(model_dir, f".worker-{role}")
@@ -651,7 +658,8 @@ def train(config: config_lib.ExperimentConfig,
   use_mixed = cfg.train.mixed_precision if mixed_precision is None else mixed_precision
   previous_policy = keras.config.dtype_policy()
   if use_mixed:
-    keras.config.set_dtype_policy(_mixed_policy())
+    keras.config.set_dtype_policy(backend.mixed_policy())
+  previous_distribution = backend.enter(strategy)
   try:
     keras.utils.set_random_seed(cfg.train.seed)
     with strategy.scope():
@@ -659,7 +667,8 @@ def train(config: config_lib.ExperimentConfig,
       built = _with_contract(built, spec, labels)
       model = built.model
       model.compile(optimizer=make_optimizer(cfg.train, steps_per_epoch),
-                    steps_per_execution=cfg.train.steps_per_execution,
+                    steps_per_execution=backend.steps_per_execution(
+                        cfg.train.steps_per_execution),
                     run_eagerly=cfg.train.run_eagerly,
                     **built.compile_kwargs)
 
@@ -719,6 +728,7 @@ def train(config: config_lib.ExperimentConfig,
       shutil.rmtree(out_dir, ignore_errors=True)
   finally:
     keras.config.set_dtype_policy(previous_policy)
+    backend.exit(previous_distribution)
 
   return TrainResult(model_dir=model_dir, stage=stage, history=history_cb.history,
                      best_metric=monitor, best_value=best_cb.best,

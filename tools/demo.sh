@@ -18,14 +18,17 @@ step() { echo; echo "== [$(( $(date +%s) - START ))s] $*"; }
 mkdir -p "$OUT"
 rm -rf "$OUT/models" "$OUT/table1" "$OUT/saved_models"
 
-step "1/10 Generate HMDB51-format synthetic videos (motion-only classes)"
-$PY tools/make_synthetic.py --output_dir="$OUT/videos_hmdb51" --num_classes=4 \
-  --videos_per_class=24 --seed=0 --height=120 --width=160 --broken=truncated,garbage --overwrite
+step "1/10 Generate HMDB51-format synthetic videos (colour x direction classes)"
+# Six classes, red/green/blue x move_left/move_right: a frame tells the colour,
+# only motion tells the direction (rgb and flow each partly right, as on HMDB51).
+$PY tools/make_synthetic.py --output_dir="$OUT/videos_hmdb51" --num_classes=2 \
+  --appearances=red,green,blue --videos_per_class=30 --seed=0 --height=64 --width=80 \
+  --min_seconds=1 --max_seconds=1.5 --broken=truncated,garbage --overwrite
 
-step "2/10 Convert to TFRecords (broken files are skipped and counted)"
+step "2/10 Convert to TFRecords (broken files are skipped and counted; validation held out)"
 $PY tools/prepare_hmdb51.py --video_dir="$OUT/videos_hmdb51/videos" \
   --split_dir="$OUT/videos_hmdb51/splits" --output_dir="$OUT/tfrecords" --splits=1 \
-  --short_side=72 --overwrite
+  --short_side=0 --overwrite
 
 step "3/10 Flow pictures of one generated video (paper Fig. 5)"
 VIDEO=$(find "$OUT/videos_hmdb51/videos" -name '*.avi' -size +1k | sort | head -n 1)

@@ -231,8 +231,15 @@ def format_ratios(rows: List[Dict[str, object]]) -> str:
 
 
 def write_results(rows: List[Dict[str, object]], caption: str, output_dir: str) -> str:
-  """Writes `table1.md` and `table1.json` (the rows) atomically; returns the table."""
+  """Writes `table1.md` and `table1.json` (the rows) atomically; returns the table.
+
+  The Markdown ends with the student's gain over rgb and its standard error
+  (`student_gain`) when both rows are present.
+  """
   table = format_table(rows, caption)
+  gain = student_gain(rows)
+  if gain:
+    table += "\n\n" + gain
   os.makedirs(output_dir, exist_ok=True)
   with atomic_write(os.path.join(output_dir, TABLE_FILE)) as tmp:
     with open(tmp, "w", encoding="utf-8") as f:

@@ -654,8 +654,9 @@ def train(config: config_lib.ExperimentConfig,
     mixed_precision: overrides `config.train.mixed_precision`.
     verbose: Keras progress bar setting (`auto`, 0, 1, 2).
     callbacks: extra Keras callbacks (run after the built-in ones).
-    overwrite: delete the files a previous run (finished, or interrupted under
-      another config) wrote in `model_dir` and start afresh; other files stay.
+    overwrite: start afresh: delete the files a previous run (finished or
+      interrupted) wrote in `model_dir` (`run_dir.remove_training_outputs`);
+      other files stay.
 
   Returns:
     TrainResult.

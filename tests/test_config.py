@@ -118,3 +118,13 @@ def test_light_stem_choice_reaches_the_model():
   assert tuple(model.get_layer("stem_conv").kernel_size) == (3, 3, 3)
   with pytest.raises(config_lib.ConfigError, match=r"'model\.stem' must be one of"):
     config_lib.load_config(None, "rgb", "model.stem=2d")
+
+
+def test_config_differences_name_dotted_keys():
+  a = config_lib.load_config(None, "rgb", "train.learning_rate=0.5")
+  b = config_lib.load_config(None, "rgb", "train.learning_rate=0.375,model.width=8")
+  assert config_lib.config_differences(a, a) == []
+  assert config_lib.config_differences(a, b) == [("model.width", None, 8),
+                                                  ("train.learning_rate", 0.5, 0.375)]
+  c = config_lib.load_config(None, "teacher", "train.learning_rate=0.5")
+  assert [k for k, _, _ in config_lib.config_differences(a, c)] == ["stage"]

@@ -9,6 +9,7 @@ per video), adds two-stream late fusion when both --rgb_dir and --flow_dir are
 given, and measures batch-1 milliseconds per clip in TensorFlow and in float32
 TFLite on this machine, and GFLOPs per clip. Writes <output_dir>/table1.md,
 table1.json, <row>/eval.json, <row>/confusion_matrix.png and <row>.tflite.
+Each directory must hold a run of its row's stage (its config.yaml says so).
 For timings worth quoting, run it with nothing else on the machine.
 """
 
@@ -33,6 +34,9 @@ _TIMING_RUNS = flags.DEFINE_integer("timing_runs", 10,
                                     lower_bound=1)
 _TFLITE = flags.DEFINE_bool("tflite", True, "Also convert each model to TFLite and time it.")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show evaluation progress bars.")
+# The stage each row's run must have trained (its config.yaml), so swapped
+# directories do not print mislabelled rows.
+_EXPECTED_STAGES = {"rgb": ("rgb",), "flow": ("teacher",), "student": ("student",)}
 
 
 def main(argv):
@@ -44,6 +48,13 @@ def main(argv):
     raise app.UsageError("give at least one of --rgb_dir, --flow_dir, --student_dir")
   from tsnet_tf.training import comparison  # pylint: disable=g-import-not-at-top
   from tsnet_tf.training import evaluation  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.training import run_dir  # pylint: disable=g-import-not-at-top
+  try:
+    for name, directory in run_dirs.items():
+      run_dir.check_stage(directory, f"--{name}_dir", _EXPECTED_STAGES[name])
+  except run_dir.RunDirError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
   try:
     rows = comparison.compare(run_dirs, _DATA_DIR.value, _OUTPUT_DIR.value, split=_SPLIT.value,
                               num_clips=_NUM_CLIPS.value, timing_runs=_TIMING_RUNS.value,

@@ -9,7 +9,10 @@
       --rgb_dir=runs/rgb --flow_dir=runs/teacher
 
 Stages: teacher (alias flow), student, rgb, twostream. Re-running the same
-command after the process was killed resumes from the last completed epoch.
+command after the process was killed resumes from the last completed epoch
+(a changed config is refused, naming the keys). A --model_dir holding a
+finished run is refused unless --overwrite. --teacher_dir must hold a teacher
+run, --rgb_dir an rgb (or student) run, --flow_dir a teacher run.
 Outputs in --model_dir: config.yaml, labels.txt, model.keras, best.keras,
 history.json, training_curves.png, logs/ (TensorBoard), backup/ (while
 training). See docs/training.md.
@@ -48,6 +51,11 @@ _MIXED_PRECISION = flags.DEFINE_boolean(
 _LOGICAL_CPUS = flags.DEFINE_integer(
     "logical_cpus", 0, "Split the CPU into N logical devices (to try --strategy=mirrored "
     "without GPUs); 0 = leave as is.", lower_bound=0)
+_OVERWRITE = flags.DEFINE_bool(
+    "overwrite", False, "Train afresh in a --model_dir that holds a finished run, or an "
+    "interrupted one under another config: deletes the files training writes there "
+    "(config.yaml, labels.txt, model.keras, best.*, history.json, training_curves.png, "
+    "logs/{train,validation}, backup/), nothing else.")
 _VERBOSE = flags.DEFINE_enum("verbose", "auto", ["auto", "0", "1", "2"],
                              "Keras progress output: 1 = progress bar, 2 = one line per epoch.")
 
@@ -75,7 +83,7 @@ def main(argv):
                            split=_SPLIT.value, teacher_dir=_TEACHER_DIR.value,
                            rgb_dir=_RGB_DIR.value, flow_dir=_FLOW_DIR.value,
                            strategy=strategy, mixed_precision=_MIXED_PRECISION.value,
-                           verbose=verbose)
+                           verbose=verbose, overwrite=_OVERWRITE.value)
   except (config_lib.ConfigError, trainer.TrainingError, backend.BackendError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

@@ -22,7 +22,7 @@ import copy
 import dataclasses
 import os
 import typing
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import yaml
 
@@ -384,6 +384,27 @@ def load_run_config(model_dir: str) -> Optional[ExperimentConfig]:
   """The resolved config a training run saved in `model_dir`, or None if it has none."""
   path = os.path.join(model_dir, RUN_CONFIG_FILE)
   return load_config(path) if os.path.isfile(path) else None
+
+
+def _flatten(d: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
+  out = {}
+  for key, value in d.items():
+    if isinstance(value, Mapping) and value:
+      out.update(_flatten(value, f"{prefix}{key}."))
+    else:
+      out[f"{prefix}{key}"] = value
+  return out
+
+
+def config_differences(a: ExperimentConfig, b: ExperimentConfig) -> List[Tuple[str, Any, Any]]:
+  """`(dotted key, value in a, value in b)` for every key where `a` and `b` differ.
+
+  Compared as their YAML forms (what `save_config` writes), sorted by key; a
+  key missing on one side has the value None there.
+  """
+  fa = _flatten(yaml.safe_load(to_yaml(a)))
+  fb = _flatten(yaml.safe_load(to_yaml(b)))
+  return [(k, fa.get(k), fb.get(k)) for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)]
 
 
 def run_frame_stride(model_dir: str) -> int:

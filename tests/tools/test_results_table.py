@@ -44,3 +44,23 @@ def test_table_for_a_flow_network(tmp_path, tiny_data_dir, run_tool):
   assert [r["model"] for r in rows] == ["flow"]
   assert rows[0]["tflite_ms_per_clip"] is None and rows[0]["ms_per_clip"] > 0
   assert json.loads((out / "flow" / "eval.json").read_text())["num_clips"] == 4
+
+
+def test_swapped_run_directories_are_refused(tmp_path, run_tool):
+  from tsnet_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  for name, stage in (("rgb", "rgb"), ("teacher", "teacher")):
+    (tmp_path / name).mkdir()
+    config_lib.save_config(config_lib.load_config(None, stage),
+                           str(tmp_path / name / "config.yaml"))
+  out = tmp_path / "out"
+  proc = run_tool("results_table.py", f"--rgb_dir={tmp_path / 'teacher'}",
+                  f"--flow_dir={tmp_path / 'rgb'}", f"--data_dir={tmp_path}",
+                  f"--output_dir={out}", "--progress=false")
+  assert proc.returncode == 2, proc.stderr[-3000:]
+  assert "Traceback" not in proc.stderr
+  assert "--rgb_dir" in proc.stderr and "holds a teacher run" in proc.stderr
+  assert not out.exists()
+  proc = run_tool("results_table.py", f"--student_dir={tmp_path / 'rgb'}",
+                  f"--data_dir={tmp_path}", f"--output_dir={out}", "--progress=false")
+  assert proc.returncode == 2
+  assert "--student_dir" in proc.stderr and "holds a rgb run" in proc.stderr

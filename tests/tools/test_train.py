@@ -22,7 +22,7 @@ def test_helpfull_documents_every_flag():
   assert proc.returncode == 0
   for flag in ("--config", "--params_override", "--stage", "--model_dir", "--data_dir",
                "--split", "--teacher_dir", "--rgb_dir", "--flow_dir", "--strategy",
-               "mixed_precision"):
+               "mixed_precision", "--[no]overwrite"):
     assert flag in proc.stdout, flag
 
 
@@ -58,3 +58,37 @@ def test_student_trains_from_an_accurate_preset_teacher(tmp_path, tiny_data_dir)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "AlreadyExistsError" not in proc.stderr
   assert (student / "model.keras").is_file()
+
+
+def _fake_finished_run(directory, stage):
+  from tsnet_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  directory.mkdir()
+  config_lib.save_config(config_lib.load_config(None, stage), str(directory / "config.yaml"))
+  for name in ("model.keras", "best.keras", "history.json"):
+    (directory / name).write_text(name)
+  (directory / "notes.txt").write_text("mine")
+
+
+def test_finished_run_is_refused_with_one_line(tmp_path, tiny_data_dir):
+  import hashlib  # pylint: disable=g-import-not-at-top
+  model_dir = tmp_path / "done"
+  _fake_finished_run(model_dir, "rgb")
+  before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in model_dir.iterdir()}
+  proc = _run("--stage=rgb", f"--model_dir={model_dir}", f"--data_dir={tiny_data_dir}")
+  assert proc.returncode == 2, proc.stderr[-3000:]
+  lines = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+  assert len(lines) == 1 and "Traceback" not in proc.stderr
+  assert str(model_dir) in lines[0] and "finished run" in lines[0] and "--overwrite" in lines[0]
+  after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in model_dir.iterdir()}
+  assert after == before
+
+
+def test_teacher_dir_of_another_stage_is_refused(tmp_path, tiny_data_dir):
+  rgb = tmp_path / "rgb"
+  _fake_finished_run(rgb, "rgb")
+  proc = _run("--stage=student", f"--model_dir={tmp_path / 'student'}",
+              f"--data_dir={tiny_data_dir}", f"--teacher_dir={rgb}")
+  assert proc.returncode == 2, proc.stderr[-3000:]
+  assert "Traceback" not in proc.stderr
+  assert f"--teacher_dir '{rgb}' holds a rgb run" in proc.stderr
+  assert not (tmp_path / "student").exists()

@@ -39,3 +39,62 @@ def test_clear_errors(tmp_path):
   (tmp_path / "labels.txt").write_text("\n\n")
   with pytest.raises(ValueError, match="lists no classes"):
     run_dir.read_labels(str(tmp_path))
+
+
+def _fake_run(directory, stage, finished=True, interrupted=False):
+  """A run directory with the trainer's file names (contents are placeholders)."""
+  from tsnet_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  directory.mkdir(parents=True, exist_ok=True)
+  config_lib.save_config(config_lib.load_config(None, stage), str(directory / run_dir.CONFIG_FILE))
+  for name in run_dir.TRAINER_FILES[1:] if finished else ():
+    (directory / name).write_text(name)
+  for sub in run_dir.LOG_SUBDIRS:
+    (directory / run_dir.LOGS_DIR / sub).mkdir(parents=True, exist_ok=True)
+    (directory / run_dir.LOGS_DIR / sub / "events.out").write_text("x")
+  if interrupted:
+    (directory / run_dir.BACKUP_DIR).mkdir()
+    (directory / run_dir.BACKUP_DIR / "training_metadata.json").write_text("{}")
+  return directory
+
+
+def test_finished_and_interrupted_runs(tmp_path):
+  assert not run_dir.is_finished(str(tmp_path)) and not run_dir.is_interrupted(str(tmp_path))
+  finished = str(_fake_run(tmp_path / "done", "rgb"))
+  assert run_dir.is_finished(finished) and not run_dir.is_interrupted(finished)
+  killed = str(_fake_run(tmp_path / "killed", "rgb", finished=False, interrupted=True))
+  assert run_dir.is_interrupted(killed) and not run_dir.is_finished(killed)
+
+
+def test_remove_training_outputs_keeps_other_files(tmp_path):
+  d = _fake_run(tmp_path / "run", "rgb", interrupted=True)
+  (d / "notes.txt").write_text("mine")
+  (d / "eval.json").write_text("{}")
+  (d / run_dir.LOGS_DIR / "mine.txt").write_text("mine")
+  (d / ".model.tmp-abc.keras").write_text("partial")
+  (d / ".worker-worker-1").mkdir()
+  removed = run_dir.remove_training_outputs(str(d))
+  assert set(removed) == set(run_dir.TRAINER_FILES) | {
+      "backup", "logs/train", "logs/validation", ".model.tmp-abc.keras", ".worker-worker-1"}
+  left = sorted(str(p.relative_to(d)) for p in d.rglob("*"))
+  assert left == ["eval.json", "logs", "logs/mine.txt", "notes.txt"]
+  d2 = _fake_run(tmp_path / "run2", "rgb")
+  run_dir.remove_training_outputs(str(d2))
+  assert list(d2.iterdir()) == []  # logs/ went too once empty
+
+
+def test_check_stage_names_flag_directory_and_stage(tmp_path):
+  flow = str(_fake_run(tmp_path / "flow", "flow"))
+  assert run_dir.recorded_stage(flow) == "teacher"
+  run_dir.check_stage(flow, "--teacher_dir", ("teacher",))
+  with pytest.raises(run_dir.RunDirError,
+                     match=r"^--rgb_dir '.*flow' holds a teacher run \(config.yaml: stage: "
+                           r"teacher\), not a rgb run$"):
+    run_dir.check_stage(flow, "--rgb_dir", ("rgb",))
+  # No config.yaml (a bare model.keras): nothing recorded to check; missing dirs are
+  # left to the loader's error.
+  run_dir.check_stage(str(tmp_path), "--rgb_dir", ("rgb",))
+  run_dir.check_stage(str(tmp_path / "nope"), "--rgb_dir", ("rgb",))
+  (tmp_path / "bad").mkdir()
+  (tmp_path / "bad" / "config.yaml").write_text("[1, 2]\n")
+  with pytest.raises(run_dir.RunDirError, match="--flow_dir .*bad.*YAML mapping"):
+    run_dir.check_stage(str(tmp_path / "bad"), "--flow_dir", ("teacher",))

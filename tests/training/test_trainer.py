@@ -136,3 +136,76 @@ def test_twostream_fuses_trained_streams(rgb_run, teacher_dir, data_dir, tmp_pat
   clips = np.random.default_rng(0).uniform(0, 255, (2, 4, 16, 16, 3)).astype("float32")
   expected = (keras.ops.softmax(rgb(clips)) + keras.ops.softmax(flow(clips))) / 2
   np.testing.assert_allclose(keras.ops.softmax(fused(clips)), expected, atol=1e-5)
+
+
+def _checksums(directory):
+  import hashlib  # pylint: disable=g-import-not-at-top
+  return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+          for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def test_a_finished_run_is_refused_and_left_unchanged(teacher_dir, data_dir):
+  import pathlib  # pylint: disable=g-import-not-at-top
+  before = _checksums(pathlib.Path(teacher_dir))
+  assert "model.keras" in before
+  for stage in ("flow", "rgb"):
+    with pytest.raises(trainer.TrainingError,
+                       match=r"--model_dir .* holds a finished run .*--overwrite"):
+      trainer.train(_tiny_config(stage), stage, teacher_dir, data_dir, verbose=0)
+  assert _checksums(pathlib.Path(teacher_dir)) == before
+
+
+def test_overwrite_replaces_only_what_training_writes(teacher_dir, data_dir, tmp_path):
+  import shutil  # pylint: disable=g-import-not-at-top
+  model_dir = tmp_path / "run"
+  shutil.copytree(teacher_dir, model_dir)
+  (model_dir / "notes.txt").write_text("mine")
+  (model_dir / "logs" / "mine.txt").write_text("mine")
+  old_model = (model_dir / "model.keras").read_bytes()
+  result = trainer.train(_tiny_config("rgb", "data.validation_subset=none"), "rgb",
+                         str(model_dir), data_dir, verbose=0, overwrite=True)
+  assert result.stage == "rgb"
+  assert (model_dir / "notes.txt").read_text() == "mine"
+  assert (model_dir / "logs" / "mine.txt").read_text() == "mine"
+  assert (model_dir / "model.keras").read_bytes() != old_model
+  assert "stage: rgb" in (model_dir / "config.yaml").read_text()
+  # The teacher's best.json (val_accuracy) went; this run (no validation) wrote its own.
+  assert json.loads((model_dir / "best.json").read_text())["monitor"] == "accuracy"
+  assert len(json.loads((model_dir / "history.json").read_text())["epoch"]) == 1
+
+
+def test_resume_under_a_changed_config_is_refused(teacher_dir, data_dir, tmp_path):
+  import pathlib  # pylint: disable=g-import-not-at-top
+  import shutil  # pylint: disable=g-import-not-at-top
+  # An interrupted teacher run: its config.yaml and resume state (backup/).
+  model_dir = tmp_path / "killed"
+  model_dir.mkdir()
+  shutil.copy(os.path.join(teacher_dir, "config.yaml"), model_dir / "config.yaml")
+  (model_dir / "backup").mkdir()
+  (model_dir / "backup" / "training_metadata.json").write_text("{}")
+  before = _checksums(model_dir)
+  started = _tiny_config("flow").train.learning_rate
+  with pytest.raises(trainer.TrainingError) as e:
+    trainer.train(_tiny_config("flow", "train.learning_rate=0.375,data.batch_size=3"), "flow",
+                  str(model_dir), data_dir, verbose=0)
+  message = str(e.value)
+  assert "\n" not in message and "interrupted run" in message and "--overwrite" in message
+  assert f"train.learning_rate: {started!r} (run) vs 0.375 (now)" in message
+  assert "data.batch_size: 2 (run) vs 3 (now)" in message
+  with pytest.raises(trainer.TrainingError, match=r"stage: 'teacher' \(run\) vs 'rgb' \(now\)"):
+    trainer.train(_tiny_config("rgb"), "rgb", str(model_dir), data_dir, verbose=0)
+  assert _checksums(pathlib.Path(model_dir)) == before
+
+
+def test_wrong_stage_input_runs_are_refused(rgb_run, teacher_dir, data_dir, tmp_path):
+  rgb_dir, _ = rgb_run
+  model_dir = tmp_path / "student"
+  with pytest.raises(trainer.TrainingError,
+                     match=r"--teacher_dir .* holds a rgb run \(config.yaml: stage: rgb\), "
+                           r"not a teacher run"):
+    trainer.train(_tiny_config("student"), "student", str(model_dir), data_dir,
+                  teacher_dir=rgb_dir)
+  with pytest.raises(trainer.TrainingError, match="--rgb_dir .* holds a teacher run"):
+    trainer.train(_tiny_config("twostream", "train.epochs=0"), "twostream", str(model_dir),
+                  data_dir, rgb_dir=teacher_dir, flow_dir=rgb_dir)
+  assert not model_dir.exists()

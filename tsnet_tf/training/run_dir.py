@@ -9,12 +9,19 @@ Layout written by `trainer.train` (docs/design.md):
   history.json, training_curves.png, logs/ (TensorBoard), backup/ (resume state)
   eval.json, confusion_matrix.png   written by tools/evaluate.py
 
+A finished run (model.keras, no backup/) is never trained over unless told to
+(`remove_training_outputs` then deletes only what the trainer writes); an
+interrupted one (backup/ left) resumes only under the config it started with.
+Tools that take a run check the stage its config.yaml records (`check_stage`).
+
 Every module that reads or writes these files uses the names and functions here.
 """
 
+import glob
 import logging
 import os
-from typing import List, Optional, Tuple
+import shutil
+from typing import List, Optional, Sequence, Tuple
 
 from tsnet_tf import config as config_lib
 from tsnet_tf.utils import labels as labels_lib
@@ -31,6 +38,17 @@ CURVES_FILE = "training_curves.png"
 BACKUP_DIR = "backup"
 LOGS_DIR = "logs"
 CHECKPOINTS = (MODEL_FILE, BEST_FILE)
+# What `trainer.train` writes (and `remove_training_outputs` may delete):
+# files, the TensorBoard subdirectories of logs/, and the non-chief workers'
+# resume state (`.worker-<type>-<index>/`).
+TRAINER_FILES = (CONFIG_FILE, LABELS_FILE, MODEL_FILE, BEST_FILE, BEST_INFO_FILE, HISTORY_FILE,
+                 CURVES_FILE)
+LOG_SUBDIRS = ("train", "validation")
+WORKER_DIR_PATTERN = ".worker-*"
+
+
+class RunDirError(ValueError):
+  """A run directory that cannot be used as asked (one line naming the flag and directory)."""
 
 
 def path(run_dir: str, name: str) -> str:
@@ -84,3 +102,81 @@ def clip_contract(run_dir: str, model) -> Tuple["clip_spec.ClipSpec", Optional[L
   spec = clip_spec.ClipSpec.for_model(model, config_lib.run_frame_stride(run_dir))
   labels = read_labels(run_dir) if os.path.isfile(path(run_dir, LABELS_FILE)) else None
   return spec, labels
+
+
+def is_finished(run_dir: str) -> bool:
+  """Whether `run_dir` holds a completed training run: model.keras and no backup/."""
+  return (os.path.isfile(path(run_dir, MODEL_FILE))
+          and not os.path.isdir(path(run_dir, BACKUP_DIR)))
+
+
+def is_interrupted(run_dir: str) -> bool:
+  """Whether `run_dir` holds resume state (backup/) of a run that did not complete."""
+  return os.path.isdir(path(run_dir, BACKUP_DIR))
+
+
+def remove_training_outputs(run_dir: str) -> List[str]:
+  """Deletes what `trainer.train` writes in `run_dir` (and its temporaries); nothing else.
+
+  Returns:
+    the removed paths, relative to `run_dir`.
+  """
+  removed = []
+  names = list(TRAINER_FILES) + [BACKUP_DIR] + [os.path.join(LOGS_DIR, d) for d in LOG_SUBDIRS]
+  # Leftovers of `utils.io.atomic_write` of a killed run: `.<base>.tmp-*<ext>`.
+  for name in TRAINER_FILES:
+    base, ext = os.path.splitext(name)
+    names += [os.path.relpath(p, run_dir)
+              for p in glob.glob(path(run_dir, f".{glob.escape(base)}.tmp-*{ext}"))]
+  names += [os.path.relpath(p, run_dir) for p in glob.glob(path(run_dir, WORKER_DIR_PATTERN))]
+  for name in names:
+    full = path(run_dir, name)
+    if os.path.isdir(full) and not os.path.islink(full):
+      shutil.rmtree(full)
+    elif os.path.lexists(full):
+      os.remove(full)
+    else:
+      continue
+    removed.append(name)
+  logs = path(run_dir, LOGS_DIR)
+  if os.path.isdir(logs) and not os.listdir(logs):
+    os.rmdir(logs)
+  return removed
+
+
+def recorded_stage(run_dir: str) -> Optional[str]:
+  """The stage `run_dir/config.yaml` records, or None if it has none.
+
+  Raises:
+    config_lib.ConfigError: config.yaml is not a valid YAML mapping.
+  """
+  file = path(run_dir, CONFIG_FILE)
+  if not os.path.isfile(file):
+    return None
+  stage = config_lib.read_yaml(file).get("stage")
+  return config_lib.STAGE_ALIASES.get(stage, stage) if stage else None
+
+
+def check_stage(run_dir: str, flag: str, expected: Sequence[str]) -> None:
+  """Checks that the run in `run_dir` (given as `flag`) trained one of the `expected` stages.
+
+  A directory without config.yaml (not written by `trainer.train`, e.g. a bare
+  model.keras) has no recorded stage and passes with a warning; a missing
+  directory is left to the loader's own error.
+
+  Raises:
+    RunDirError: naming `flag`, the directory and the stage found.
+  """
+  if not run_dir or not os.path.isdir(run_dir):
+    return
+  try:
+    stage = recorded_stage(run_dir)
+  except config_lib.ConfigError as e:
+    raise RunDirError(f"{flag} {run_dir!r}: {e}") from e
+  if stage is None:
+    log.warning("%s %r has no %s: cannot check it is a %s run", flag, run_dir, CONFIG_FILE,
+                " or ".join(expected))
+    return
+  if stage not in expected:
+    raise RunDirError(f"{flag} {run_dir!r} holds a {stage} run ({CONFIG_FILE}: stage: "
+                      f"{stage}), not a {' or '.join(expected)} run")

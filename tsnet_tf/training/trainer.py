@@ -270,6 +270,58 @@ def _dataset(strategy, distribute: bool, global_batch: int, **kwargs):
       lambda ctx: pipeline.make_dataset(batch_size=global_batch, input_context=ctx, **kwargs))
 
 
+def _check_run_dir(model_dir: str, cfg: config_lib.ExperimentConfig, overwrite: bool,
+                   may_delete: bool) -> None:
+  """Refuses to train over a finished run, or to resume under another config.
+
+  With `overwrite`, the trainer's own files there (an interrupted run's resume
+  state included) are deleted, by the chief only (`may_delete`), and training
+  starts afresh.
+
+  Raises:
+    TrainingError: naming the directory (and the differing keys), suggesting --overwrite.
+  """
+  if os.path.exists(model_dir) and not os.path.isdir(model_dir):
+    raise TrainingError(f"--model_dir {model_dir!r} is not a directory")
+  if run_dir.is_interrupted(model_dir):
+    try:
+      started = config_lib.load_run_config(model_dir)
+    except config_lib.ConfigError as e:
+      started, problem = None, f"its {CONFIG_FILE} cannot be read ({e})"
+    else:
+      problem = None if started else f"it has no {CONFIG_FILE}"
+    if started is not None:
+      diffs = config_lib.config_differences(started, cfg)
+      if diffs:
+        problem = "the config differs from the one it started with: " + "; ".join(
+            f"{key}: {old!r} (run) vs {new!r} (now)" for key, old, new in diffs)
+    if problem and not overwrite:
+      raise TrainingError(f"--model_dir {model_dir!r} holds an interrupted run that cannot be "
+                          f"resumed: {problem}; resume with the same config, or pass "
+                          "--overwrite to start afresh")
+    if not problem and not overwrite:
+      return  # Resume.
+  elif run_dir.is_finished(model_dir) and not overwrite:
+    raise TrainingError(f"--model_dir {model_dir!r} holds a finished run ({MODEL_FILE}); "
+                        "pass --overwrite to replace it, or choose another --model_dir")
+  if overwrite and may_delete and os.path.isdir(model_dir):
+    removed = run_dir.remove_training_outputs(model_dir)
+    if removed:
+      log.warning("--overwrite: removed %s from %s", ", ".join(sorted(removed)), model_dir)
+
+
+def _check_input_runs(stage, teacher_dir, rgb_dir, flow_dir) -> None:
+  """The runs a stage builds on hold the stages it expects (their config.yaml)."""
+  expected = {"student": [(teacher_dir, "--teacher_dir", ("teacher",))],
+              "twostream": [(rgb_dir, "--rgb_dir", ("rgb", "student")),
+                            (flow_dir, "--flow_dir", ("teacher",))]}.get(stage, [])
+  for directory, flag, stages in expected:
+    try:
+      run_dir.check_stage(directory, flag, stages)
+    except run_dir.RunDirError as e:
+      raise TrainingError(str(e)) from e
+
+
 # ----------------------------------------------------------------------------
 # models
 
@@ -578,12 +630,15 @@ def train(config: config_lib.ExperimentConfig,
           strategy: Union[str, tf.distribute.Strategy, None] = "default",
           mixed_precision: Optional[bool] = None,
           verbose: Union[int, str] = "auto",
-          callbacks: Sequence[keras.callbacks.Callback] = ()) -> TrainResult:
+          callbacks: Sequence[keras.callbacks.Callback] = (),
+          overwrite: bool = False) -> TrainResult:
   """Trains one stage and writes its outputs to `model_dir`.
 
-  Re-running with the same `model_dir` after the process was killed resumes
-  from the last completed epoch (weights, optimizer state, schedule step,
-  MSE warm-up phase, history and best-so-far).
+  Re-running with the same `model_dir` and config after the process was killed
+  resumes from the last completed epoch (weights, optimizer state, schedule
+  step, MSE warm-up phase, history and best-so-far). A `model_dir` holding a
+  finished run, or an interrupted one whose config.yaml differs from `config`,
+  is refused unless `overwrite`.
 
   Args:
     config: resolved config (`config_lib.load_config(path, stage, override)`).
@@ -599,12 +654,16 @@ def train(config: config_lib.ExperimentConfig,
     mixed_precision: overrides `config.train.mixed_precision`.
     verbose: Keras progress bar setting (`auto`, 0, 1, 2).
     callbacks: extra Keras callbacks (run after the built-in ones).
+    overwrite: start afresh: delete the files a previous run (finished or
+      interrupted) wrote in `model_dir` (`run_dir.remove_training_outputs`);
+      other files stay.
 
   Returns:
     TrainResult.
 
   Raises:
-    TrainingError: bad data_dir / teacher_dir / rgb_dir / flow_dir / strategy.
+    TrainingError: bad data_dir / teacher_dir / rgb_dir / flow_dir / strategy; a
+      finished run in model_dir, or an interrupted one under another config.
     config_lib.ConfigError: unknown stage or bad config values.
   """
   stage = config_lib.canonical_stage(stage)
@@ -618,6 +677,8 @@ def train(config: config_lib.ExperimentConfig,
   if isinstance(strategy, str) or strategy is None:
     strategy = make_strategy(strategy or "default")
   is_chief, role = _worker_role(strategy)
+  _check_input_runs(stage, teacher_dir, rgb_dir, flow_dir)
+  _check_run_dir(model_dir, cfg, overwrite, may_delete=is_chief)
   multi_worker = _is_multi_worker(strategy)
   distribute = isinstance(strategy, tf.distribute.Strategy) and (
       strategy.num_replicas_in_sync > 1 or multi_worker)

@@ -63,6 +63,7 @@ PRESETS: Dict[str, Dict[str, Any]] = {
         finest_scale=0,
         normalize=True,
         interpolation="bicubic",
+        mask_outside=True,
     ),
     # For training and serving: two warps, few iterations, and the finest
     # level solved at half resolution then upsampled (the flow is smooth).
@@ -78,6 +79,7 @@ PRESETS: Dict[str, Dict[str, Any]] = {
         finest_scale=1,
         normalize=True,
         interpolation="bilinear",
+        mask_outside=True,
     ),
 }
 
@@ -518,6 +520,18 @@ def _fixed_loop(num_iters: int, body, state):
   return ops.fori_loop(0, num_iters, lambda _, s: body(*s), state)
 
 
+def _inside_mask(flow):
+  """1.0 where `p + flow(p)` lies inside the image, else 0.0; `[B, H, W]`."""
+  height, width = flow.shape[2], flow.shape[3]
+  grid_y = ops.arange(height, dtype="float32")[:, None]
+  grid_x = ops.arange(width, dtype="float32")[None, :]
+  x = grid_x + flow[0]
+  y = grid_y + flow[1]
+  inside = ((x >= 0.0) & (x <= width - 1.0) & (y >= 0.0)
+            & (y <= height - 1.0))
+  return ops.cast(inside, flow.dtype)
+
+
 def _solve_level(image0, image1, flow, params):
   """`num_warps` x `num_iters` TV-L1 iterations at one pyramid level.
 
@@ -553,9 +567,15 @@ def _solve_level(image0, image1, flow, params):
   def one_warp(flow, p_x, p_y):
     warped = warp_fn(stack1, flow)
     grad = ops.stack([warped[..., 1], warped[..., 2]], axis=0)
+    if params.get("mask_outside", True):
+      inside = _inside_mask(flow)
+      grad = grad * inside
+      warped = warped * ops.expand_dims(inside, -1)
     grad_sq = ops.sum(ops.square(grad), axis=0)
     # rho(u) = rho_c + grad . u; the constant part is fixed for this warp.
     rho_c = warped[..., 0] - ops.sum(grad * flow, axis=0) - image0
+    if params.get("mask_outside", True):
+      rho_c = rho_c * inside
     inv_grad_sq = 1.0 / ops.maximum(grad_sq, _EPS)
     flow, p_x, p_y = _fixed_loop(
         num_iters,

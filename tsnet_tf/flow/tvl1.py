@@ -50,6 +50,10 @@ from keras import ops
 # iterations per warp were as accurate as 40 on the synthetic set and on
 # Middlebury Grove2, and bicubic warping (as OpenCV) took Grove2's EPE from
 # 0.26 to 0.17 px.
+# Pyramid levels smaller than this (either side) are dropped: a 2-pixel image
+# has no texture left to match and the warp needs >= 2 pixels per axis.
+MIN_LEVEL_SIZE = 4
+
 PRESETS: Dict[str, Dict[str, Any]] = {
     "accurate": dict(
         tau=0.25,
@@ -64,6 +68,8 @@ PRESETS: Dict[str, Dict[str, Any]] = {
         normalize=True,
         interpolation="bicubic",
         mask_outside=True,
+        antialias=False,
+        min_level_size=MIN_LEVEL_SIZE,
     ),
     # For training and serving: two warps, few iterations, and the finest
     # level solved at half resolution then upsampled (the flow is smooth).
@@ -80,6 +86,8 @@ PRESETS: Dict[str, Dict[str, Any]] = {
         normalize=True,
         interpolation="bilinear",
         mask_outside=True,
+        antialias=False,
+        min_level_size=MIN_LEVEL_SIZE,
     ),
 }
 
@@ -101,9 +109,6 @@ DEFAULT_GRADIENT_KERNEL = ((-0.5, 0.0, 0.5), (-0.5, 0.0, 0.5))
 DEFAULT_FORWARD_KERNEL = ((-1.0, 1.0), (-1.0, 1.0))
 DEFAULT_DIVERGENCE_KERNEL = ((1.0, -1.0), (1.0, -1.0))
 
-# Pyramid levels smaller than this (either side) are dropped: a 2-pixel image
-# has no texture left to match and the warp needs >= 2 pixels per axis.
-MIN_LEVEL_SIZE = 4
 _EPS = 1e-12
 
 
@@ -157,7 +162,8 @@ def resolve_params(preset: str = "accurate", **overrides) -> Dict[str, Any]:
 
 
 def pyramid_sizes(height: int, width: int, num_scales: int,
-                  scale_step: float) -> List[Tuple[int, int]]:
+                  scale_step: float,
+                  min_size: int = MIN_LEVEL_SIZE) -> List[Tuple[int, int]]:
   """Static image sizes of the pyramid, finest first.
 
   Each level is the previous one scaled by `scale_step` and rounded, as
@@ -176,7 +182,7 @@ def pyramid_sizes(height: int, width: int, num_scales: int,
   for _ in range(1, num_scales):
     h, w = sizes[-1]
     h, w = int(round(h * scale_step)), int(round(w * scale_step))
-    if min(h, w) < MIN_LEVEL_SIZE:
+    if min(h, w) < min_size:
       break
     sizes.append((h, w))
   return sizes
@@ -220,7 +226,7 @@ def normalize_pair(image0, image1):
   return (image0 - offset) * scale, (image1 - offset) * scale
 
 
-def resize(images, size: Tuple[int, int]):
+def resize(images, size: Tuple[int, int], antialias: bool = False):
   """Bilinear resize of `[..., H, W]` stacks (half-pixel centres, like cv2).
 
   Args:
@@ -235,8 +241,25 @@ def resize(images, size: Tuple[int, int]):
   lead = tuple(-1 if d is None else d for d in images.shape[:-2])
   flat = ops.reshape(images, (-1,) + tuple(images.shape[-2:]) + (1,))
   out = ops.image.resize(flat, size, interpolation="bilinear",
-                         antialias=False, data_format="channels_last")
+                         antialias=antialias, data_format="channels_last")
   return ops.reshape(out, lead + tuple(size))
+
+
+def gaussian_blur(images, sigma: float):
+  """Separable Gaussian blur of `[B, H, W]` images, borders replicated."""
+  import math  # pylint: disable=g-import-not-at-top
+  radius = max(1, int(math.ceil(2.0 * sigma)))
+  taps = [math.exp(-0.5 * (i / sigma) ** 2) for i in range(-radius, radius + 1)]
+  taps = [t / sum(taps) for t in taps]
+  for axis in (1, 2):
+    n = images.shape[axis]
+    padded = _pad_edge(images, axis, radius, radius)
+    out = None
+    for k, t in enumerate(taps):
+      term = t * _slice(padded, axis, k, k + n)
+      out = term if out is None else out + term
+    images = out
+  return images
 
 
 def _pad_edge(x, axis: int, before: int, after: int):
@@ -627,7 +650,7 @@ def tvl1_flops(height: int, width: int, preset: str = "accurate",
   """
   params = resolve_params(preset, **overrides)
   sizes = pyramid_sizes(height, width, params["num_scales"],
-                        params["scale_step"])
+                        params["scale_step"], params["min_level_size"])
   finest = min(int(params["finest_scale"]), len(sizes) - 1)
   size = params["median_size"]
   median = 4 * len(_median_network(size * size)) if size > 1 else 0
@@ -696,11 +719,15 @@ def tvl1(frame0, frame1, preset: str = "accurate", **overrides):
     image0, image1 = normalize_pair(image0, image1)
   height, width = image0.shape[1], image0.shape[2]
   sizes = pyramid_sizes(height, width, params["num_scales"],
-                        params["scale_step"])
+                        params["scale_step"], params["min_level_size"])
   levels = [(image0, image1)]
   for size in sizes[1:]:
     # Each level from the previous one, as OpenCV builds its pyramid.
-    levels.append((resize(levels[-1][0], size), resize(levels[-1][1], size)))
+    prev = levels[-1]
+    if params.get("antialias"):
+      sigma = 0.6 * (1.0 / params["scale_step"] ** 2 - 1.0) ** 0.5
+      prev = (gaussian_blur(prev[0], sigma), gaussian_blur(prev[1], sigma))
+    levels.append((resize(prev[0], size), resize(prev[1], size)))
   finest = min(int(params["finest_scale"]), len(sizes) - 1)
   coarsest = levels[-1][0]
   flow = ops.zeros_like(ops.stack([coarsest, coarsest], axis=0))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from benchmarks import _flow_data
+from tsnet_tf.flow import evaluation
 from tsnet_tf.flow import tvl1
 # The package attribute `tvl1` is the function; reach the module this way.
 tvl1_lib = importlib.import_module("tsnet_tf.flow.tvl1")
@@ -21,7 +21,7 @@ TINY = dict(num_scales=2, num_warps=1, num_iters=3, median_size=3)
 
 def _pair(flow, seed=0):
   rng = np.random.default_rng(seed)
-  f0, f1 = _flow_data.make_pair(flow, rng)
+  f0, f1 = evaluation.make_pair(flow, rng)
   return np.round(f0), np.round(f1)
 
 
@@ -44,7 +44,7 @@ CASES = {
     "integer_8_-8": _translation(8, -8),
     "subpixel_0.5_1.25": _translation(0.5, 1.25),
     "subpixel_-2.75_6.5": _translation(-2.75, 6.5),
-    "rotation": _flow_data.flow_field("rotation", SIZE, SIZE, 4.0,
+    "rotation": evaluation.flow_field("rotation", SIZE, SIZE, 4.0,
                                       np.random.default_rng(1)),
 }
 
@@ -63,7 +63,7 @@ def solved():
 def test_known_motion_is_recovered(solved, name):
   flows, _, _ = solved
   truth = CASES[name]
-  err = _flow_data.endpoint_error(_interior(flows[name][None]),
+  err = evaluation.endpoint_error(_interior(flows[name][None]),
                                   _interior(truth[None]))
   # OpenCV's own EPE on these cases is 0.03-0.25 px (0.25 on integer_0_-5);
   # a method that misses the motion errs by pixels.
@@ -80,12 +80,12 @@ def test_convention_matches_opencv(solved):
       f0[i, ..., 0].astype(np.uint8), f1[i, ..., 0].astype(np.uint8), None)
   ours = flows[name]
   # Same sign and units as OpenCV's flow, and as close to the truth.
-  diff = _flow_data.endpoint_error(_interior(ours[None]), _interior(ref[None]))
+  diff = evaluation.endpoint_error(_interior(ours[None]), _interior(ref[None]))
   assert diff < 0.3, f"mean |ours - opencv| = {diff:.3f} px"
   truth = CASES[name]
-  ours_err = _flow_data.endpoint_error(_interior(ours[None]),
+  ours_err = evaluation.endpoint_error(_interior(ours[None]),
                                        _interior(truth[None]))
-  cv_err = _flow_data.endpoint_error(_interior(ref[None]),
+  cv_err = evaluation.endpoint_error(_interior(ref[None]),
                                      _interior(truth[None]))
   assert ours_err <= 1.1 * cv_err + 0.05
 

@@ -185,8 +185,12 @@ def endpoint_errors(flow, truth):
 
 
 def _keys_weights(t):
-  """Keys (a = -0.75, as cv2.INTER_CUBIC) weights of taps -1, 0, 1, 2."""
-  a = -0.75
+  """Keys cubic weights of taps -1, 0, 1, 2 for offsets `t` in [0, 1).
+
+  a = -0.5 (Catmull-Rom), the one value that reproduces quadratics, so the
+  samples (the ground truth's frame 0) carry the least interpolation error.
+  """
+  a = -0.5
   t1 = t + 1.0
   w0 = ((a * t1 - 5 * a) * t1 + 8 * a) * t1 - 4 * a
   w1 = ((a + 2) * t - (a + 3)) * t * t + 1
@@ -196,7 +200,7 @@ def _keys_weights(t):
 
 
 class ImageTexture:
-  """A grey image seen as a texture: bicubic samples at float positions.
+  """A grey image seen as a texture: bicubic (Catmull-Rom) samples.
 
   Position (0, 0) is pixel (`offset_y`, `offset_x`) of `image`, so a frame
   can be cut from the middle of a larger image and its displaced copy still

@@ -847,8 +847,11 @@ def _compiled_for(frame0, frame1, params):
   fixed = dict(params)
   if backend == "tensorflow":
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    # A concrete function per shape, traced here once: tf.function's
+    # retracing check would otherwise warn when a tool compiles many shapes.
+    spec = tf.TensorSpec(frame0.shape, "float32")
     fn = tf.function(lambda a, b: _tvl1_graph(a, b, fixed), jit_compile=True,
-                     autograph=False)
+                     autograph=False).get_concrete_function(spec, spec)
   else:
     import jax  # pylint: disable=g-import-not-at-top
     fn = jax.jit(lambda a, b: _tvl1_graph(a, b, fixed))

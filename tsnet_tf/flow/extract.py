@@ -249,10 +249,13 @@ def _stale_temps(parent: str, base: str) -> List[str]:
           if n.startswith(prefix)]
 
 
+FlowFn = Callable[[np.ndarray], Iterable[np.ndarray]]
+
+
 def extract_video(video: Video, output_dir: str, options: Options,
                   executor: concurrent.futures.Executor,
-                  read_video: Optional[Callable[[str], np.ndarray]] = None
-                  ) -> Tuple[int, float]:
+                  read_video: Optional[Callable[[str], np.ndarray]] = None,
+                  flow_fn: Optional[FlowFn] = None) -> Tuple[int, float]:
   """Extracts one video into `output_dir/video.name`, atomically.
 
   Args:
@@ -262,6 +265,9 @@ def extract_video(video: Video, output_dir: str, options: Options,
     executor: runs the image writes.
     read_video: decoder, `path -> uint8 [T, H, W, 3]`; default
       `tsnet_tf.data.video.read_video`.
+    flow_fn: `uint8 [T, H, W, 3] -> iterable of float32 [n, H, W, 2]`
+      batches, T-1 flows in order; default `video_flow` with `options`
+      (another solver, e.g. OpenCV's, for a like-for-like benchmark).
 
   Returns:
     (number of flows written, seconds spent computing flow).
@@ -295,8 +301,12 @@ def extract_video(video: Video, output_dir: str, options: Options,
     index = 0
     flow_seconds = 0.0
     start = time.perf_counter()
-    for flows in video_flow(frames, options.preset, options.batch_size,
-                            **options.overrides):
+    if flow_fn is None:
+      batches = video_flow(frames, options.preset, options.batch_size,
+                           **options.overrides)
+    else:
+      batches = flow_fn(frames)
+    for flows in batches:
       flow_seconds += time.perf_counter() - start
       for flow in flows:
         index += 1
@@ -325,8 +335,8 @@ def extract_video(video: Video, output_dir: str, options: Options,
 def extract_all(videos: Sequence[Video], output_dir: str, options: Options,
                 progress: bool = True,
                 log: Callable[[str], None] = print,
-                read_video: Optional[Callable[[str], np.ndarray]] = None
-                ) -> Summary:
+                read_video: Optional[Callable[[str], np.ndarray]] = None,
+                flow_fn: Optional[FlowFn] = None) -> Summary:
   """Extracts every video not already complete in `output_dir`.
 
   Args:
@@ -336,6 +346,7 @@ def extract_all(videos: Sequence[Video], output_dir: str, options: Options,
     progress: show a tqdm progress bar (videos, flows/s).
     log: where the one-line messages go (skipped unreadable videos).
     read_video: decoder override, see `extract_video`.
+    flow_fn: flow override, see `extract_video`.
 
   Returns:
     `Summary`; also written to `output_dir/extract_summary.json`.
@@ -362,7 +373,7 @@ def extract_all(videos: Sequence[Video], output_dir: str, options: Options,
     for video in todo:
       try:
         count, seconds = extract_video(video, output_dir, options, executor,
-                                       read_video)
+                                       read_video, flow_fn)
       except (ValueError, OSError) as e:
         summary.failed[video.name] = str(e)
         message = f"skipped {video.path}: {e}"

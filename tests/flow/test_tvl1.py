@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from benchmarks import _flow_data
+from tsnet_tf.flow import evaluation
 from tsnet_tf.flow import tvl1
 # The package attribute `tvl1` is the function; reach the module this way.
 tvl1_lib = importlib.import_module("tsnet_tf.flow.tvl1")
@@ -21,7 +21,7 @@ TINY = dict(num_scales=2, num_warps=1, num_iters=3, median_size=3)
 
 def _pair(flow, seed=0):
   rng = np.random.default_rng(seed)
-  f0, f1 = _flow_data.make_pair(flow, rng)
+  f0, f1 = evaluation.make_pair(flow, rng)
   return np.round(f0), np.round(f1)
 
 
@@ -44,7 +44,7 @@ CASES = {
     "integer_8_-8": _translation(8, -8),
     "subpixel_0.5_1.25": _translation(0.5, 1.25),
     "subpixel_-2.75_6.5": _translation(-2.75, 6.5),
-    "rotation": _flow_data.flow_field("rotation", SIZE, SIZE, 4.0,
+    "rotation": evaluation.flow_field("rotation", SIZE, SIZE, 4.0,
                                       np.random.default_rng(1)),
 }
 
@@ -63,7 +63,7 @@ def solved():
 def test_known_motion_is_recovered(solved, name):
   flows, _, _ = solved
   truth = CASES[name]
-  err = _flow_data.endpoint_error(_interior(flows[name][None]),
+  err = evaluation.endpoint_error(_interior(flows[name][None]),
                                   _interior(truth[None]))
   # OpenCV's own EPE on these cases is 0.03-0.25 px (0.25 on integer_0_-5);
   # a method that misses the motion errs by pixels.
@@ -80,12 +80,12 @@ def test_convention_matches_opencv(solved):
       f0[i, ..., 0].astype(np.uint8), f1[i, ..., 0].astype(np.uint8), None)
   ours = flows[name]
   # Same sign and units as OpenCV's flow, and as close to the truth.
-  diff = _flow_data.endpoint_error(_interior(ours[None]), _interior(ref[None]))
+  diff = evaluation.endpoint_error(_interior(ours[None]), _interior(ref[None]))
   assert diff < 0.3, f"mean |ours - opencv| = {diff:.3f} px"
   truth = CASES[name]
-  ours_err = _flow_data.endpoint_error(_interior(ours[None]),
+  ours_err = evaluation.endpoint_error(_interior(ours[None]),
                                        _interior(truth[None]))
-  cv_err = _flow_data.endpoint_error(_interior(ref[None]),
+  cv_err = evaluation.endpoint_error(_interior(ref[None]),
                                      _interior(truth[None]))
   assert ours_err <= 1.1 * cv_err + 0.05
 
@@ -231,6 +231,9 @@ def test_pyramid_sizes_round_and_stop():
       (112, 112), (56, 56), (28, 28), (14, 14), (7, 7)]
   assert tvl1_lib.pyramid_sizes(32, 40, 5, 0.5) == [
       (32, 40), (16, 20), (8, 10), (4, 5)]
+  # The presets' 12 px floor: no 7x7 level for 112x112 frames.
+  assert tvl1_lib.pyramid_sizes(112, 112, 5, 0.5, 12) == [
+      (112, 112), (56, 56), (28, 28), (14, 14)]
 
 
 def test_presets_and_overrides():
@@ -238,6 +241,12 @@ def test_presets_and_overrides():
   acc = tvl1_lib.resolve_params("accurate")
   assert (acc["tau"], acc["lambda_"], acc["theta"]) == (0.25, 0.15, 0.3)
   assert acc["num_scales"] == 5 and acc["num_warps"] == 5
+  for preset in ("accurate", "fast"):
+    robust = tvl1_lib.resolve_params(preset)
+    assert robust["mask_outside"] and robust["antialias"]
+    assert robust["min_level_size"] == 12
+  with pytest.raises(ValueError, match="min_level_size"):
+    tvl1_lib.resolve_params("fast", min_level_size=1)
   assert tvl1_lib.resolve_params("fast", **{"lambda": 0.2})["lambda_"] == 0.2
   with pytest.raises(ValueError, match="unknown preset"):
     tvl1_lib.resolve_params("precise")
@@ -262,3 +271,34 @@ def test_presets_and_overrides():
 def test_bad_input_raises_clear_error(f0, f1, error, match):
   with pytest.raises(error, match=match):
     tvl1(f0, f1, **TINY)
+
+
+def test_concrete_calls_compile_once_per_shape_and_match_op_by_op():
+  tvl1_lib.clear_compiled()
+  f0, f1 = _pair(_translation(1.5, -1, 32))
+  a, b = f0[None, ..., None], f1[None, ..., None]
+  first = tvl1(a, b, "fast", **TINY)
+  again = tvl1(a, b, "fast", **TINY)
+  assert len(tvl1_lib._COMPILED) == 1
+  eager = tvl1(a, b, "fast", jit_compile=False, **TINY)
+  assert len(tvl1_lib._COMPILED) == 1
+  np.testing.assert_allclose(first, eager, atol=1e-3)
+  np.testing.assert_array_equal(first, again)
+  assert np.abs(np.asarray(first)).max() > 0.3
+  # Another shape or other overrides: one more compiled function each.
+  tvl1(np.repeat(a, 2, 0), np.repeat(b, 2, 0), "fast", **TINY)
+  tvl1(a, b, "fast", **dict(TINY, num_iters=2))
+  assert len(tvl1_lib._COMPILED) == 3
+  tvl1_lib.clear_compiled()
+  assert not tvl1_lib._COMPILED
+
+
+def test_traced_calls_and_tensor_parameters_are_not_compiled_apart():
+  tvl1_lib.clear_compiled()
+  f0, f1 = _pair(_translation(1, 0, 24))
+  a, b = f0[None, ..., None], f1[None, ..., None]
+  # Inside a trace the caller's compilation covers tvl1: nothing nested.
+  tf.function(lambda x, y: tvl1(x, y, "fast", **TINY))(a, b)
+  # Variables (trainable parameters) run op by op.
+  tvl1(a, b, "fast", lambda_=tf.Variable(0.15), **TINY)
+  assert not tvl1_lib._COMPILED

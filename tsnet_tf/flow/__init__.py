@@ -1,4 +1,4 @@
-"""tsnet_tf.flow: TV-L1 optical flow (M1 math), colour coding, .flo files."""
+"""tsnet_tf.flow: TV-L1 optical flow (M1 math), colour coding, .flo files, evaluation."""
 
 from tsnet_tf.flow.flo import read_flo
 from tsnet_tf.flow.flo import valid_mask

@@ -35,21 +35,43 @@ TensorFlow is never imported at module level, so the function also runs under
 `KERAS_BACKEND=jax` without TensorFlow installed.
 """
 
+import collections
+import math
+import threading
 from typing import Any, Dict, List, Tuple
 
 import keras
 from keras import ops
 
+# Pyramid levels smaller than this (either side) are dropped unless a preset
+# asks for more: a 2-pixel image has no texture left to match and the warp
+# needs >= 2 pixels per axis.
+MIN_LEVEL_SIZE = 4
+
 # Named parameter sets. `accurate` keeps OpenCV's defaults where they exist
 # (tau, lambda, theta, 5 scales, 5 warps, 5x5 median, bicubic warping) but
-# replaces OpenCV's
-# convergence test (up to 300 iterations per warp, stopped on epsilon) by a
-# fixed count, and uses scale_step 0.5 (OpenCV: 0.8) so a 5-level pyramid
-# reaches 1/16 resolution and sees motions of 12+ px. The counts were chosen
-# with benchmarks/bench_flow.py (docs/flow.md has the numbers): 20
-# iterations per warp were as accurate as 40 on the synthetic set and on
-# Middlebury Grove2, and bicubic warping (as OpenCV) took Grove2's EPE from
-# 0.26 to 0.17 px.
+# replaces OpenCV's convergence test (up to 300 iterations per warp, stopped
+# on epsilon) by a fixed count, and uses scale_step 0.5 (OpenCV: 0.8) so a
+# 5-level pyramid reaches 1/16 resolution and sees motions of 12+ px. The
+# counts were chosen with benchmarks/bench_flow.py (docs/flow.md has the
+# numbers): 20 iterations per warp were as accurate as 40 on the synthetic
+# set and on Middlebury Grove2, and bicubic warping (as OpenCV) took Grove2's
+# EPE from 0.26 to 0.17 px.
+#
+# Three choices keep the coarse-to-fine scheme from diverging on large
+# motions (the stress set of benchmarks/bench_flow.py, docs/flow.md):
+# * `mask_outside`: no data term where p + u falls outside frame 1. With
+#   replicated borders the warped image is constant there but its warped
+#   gradient is not, so the linearised data term kept pushing the flow
+#   outwards every warp (flows of 100+ px on a 112 px frame).
+# * `antialias`: each pyramid level is Gaussian-blurred (sigma
+#   0.6 * sqrt(1/step^2 - 1), as Sanchez et al.) before it is halved. Fine
+#   texture otherwise aliases at coarse levels into patterns that move the
+#   wrong way, and a coarse error larger than a level's capture range is
+#   never undone by the finer levels.
+# * `min_level_size` 12: no level under 12 px. A 7x7 level (112 px frames)
+#   has no texture left, only the frame's edges, and its estimate was often
+#   wrong by more than the finer levels can correct.
 PRESETS: Dict[str, Dict[str, Any]] = {
     "accurate": dict(
         tau=0.25,
@@ -63,6 +85,9 @@ PRESETS: Dict[str, Dict[str, Any]] = {
         finest_scale=0,
         normalize=True,
         interpolation="bicubic",
+        mask_outside=True,
+        antialias=True,
+        min_level_size=12,
     ),
     # For training and serving: two warps, few iterations, and the finest
     # level solved at half resolution then upsampled (the flow is smooth).
@@ -78,8 +103,16 @@ PRESETS: Dict[str, Dict[str, Any]] = {
         finest_scale=1,
         normalize=True,
         interpolation="bilinear",
+        mask_outside=True,
+        antialias=True,
+        min_level_size=12,
     ),
 }
+
+# The behaviour before the three robustness fixes above, for comparisons
+# (benchmarks/bench_flow.py's `--legacy`): `tvl1(a, b, **LEGACY)`.
+LEGACY: Dict[str, Any] = dict(mask_outside=False, antialias=False,
+                              min_level_size=MIN_LEVEL_SIZE)
 
 # Parameters that may be tensors (and so trainable); the others must be
 # Python numbers because they fix shapes or loop counts.
@@ -99,9 +132,6 @@ DEFAULT_GRADIENT_KERNEL = ((-0.5, 0.0, 0.5), (-0.5, 0.0, 0.5))
 DEFAULT_FORWARD_KERNEL = ((-1.0, 1.0), (-1.0, 1.0))
 DEFAULT_DIVERGENCE_KERNEL = ((1.0, -1.0), (1.0, -1.0))
 
-# Pyramid levels smaller than this (either side) are dropped: a 2-pixel image
-# has no texture left to match and the warp needs >= 2 pixels per axis.
-MIN_LEVEL_SIZE = 4
 _EPS = 1e-12
 
 
@@ -148,6 +178,10 @@ def resolve_params(preset: str = "accurate", **overrides) -> Dict[str, Any]:
   if params["median_size"] not in (0, 1, 3, 5):
     raise ValueError(f"tvl1: median_size must be 0, 1 (off), 3 or 5, got "
                      f"{params['median_size']!r}")
+  if (int(params["min_level_size"]) != params["min_level_size"]
+      or params["min_level_size"] < 2):
+    raise ValueError(f"tvl1: min_level_size must be an integer >= 2, got "
+                     f"{params['min_level_size']!r}")
   if not 0 <= int(params["finest_scale"]) < int(params["num_scales"]):
     raise ValueError(f"tvl1: finest_scale must be in [0, num_scales), got "
                      f"{params['finest_scale']!r}")
@@ -155,7 +189,8 @@ def resolve_params(preset: str = "accurate", **overrides) -> Dict[str, Any]:
 
 
 def pyramid_sizes(height: int, width: int, num_scales: int,
-                  scale_step: float) -> List[Tuple[int, int]]:
+                  scale_step: float,
+                  min_size: int = MIN_LEVEL_SIZE) -> List[Tuple[int, int]]:
   """Static image sizes of the pyramid, finest first.
 
   Each level is the previous one scaled by `scale_step` and rounded, as
@@ -174,7 +209,7 @@ def pyramid_sizes(height: int, width: int, num_scales: int,
   for _ in range(1, num_scales):
     h, w = sizes[-1]
     h, w = int(round(h * scale_step)), int(round(w * scale_step))
-    if min(h, w) < MIN_LEVEL_SIZE:
+    if min(h, w) < min_size:
       break
     sizes.append((h, w))
   return sizes
@@ -235,6 +270,39 @@ def resize(images, size: Tuple[int, int]):
   out = ops.image.resize(flat, size, interpolation="bilinear",
                          antialias=False, data_format="channels_last")
   return ops.reshape(out, lead + tuple(size))
+
+
+def _antialias_sigma(scale_step: float) -> float:
+  """Blur before downscaling by `scale_step` (Sanchez et al., IPOL 2013)."""
+  return 0.6 * math.sqrt(1.0 / scale_step ** 2 - 1.0)
+
+
+def _blur_radius(sigma: float) -> int:
+  return max(1, int(math.ceil(2.0 * sigma)))
+
+
+def gaussian_blur(images, sigma: float):
+  """Separable Gaussian blur, taps to 2 sigma, borders replicated.
+
+  Args:
+    images: float32 `[B, H, W]`.
+    sigma: standard deviation in pixels, > 0.
+
+  Returns:
+    float32 `[B, H, W]`.
+  """
+  radius = _blur_radius(sigma)
+  taps = [math.exp(-0.5 * (i / sigma) ** 2) for i in range(-radius, radius + 1)]
+  taps = [t / sum(taps) for t in taps]
+  for axis in (1, 2):
+    n = images.shape[axis]
+    padded = _pad_edge(images, axis, radius, radius)
+    out = None
+    for k, t in enumerate(taps):
+      term = t * _slice(padded, axis, k, k + n)
+      out = term if out is None else out + term
+    images = out
+  return images
 
 
 def _pad_edge(x, axis: int, before: int, after: int):
@@ -518,6 +586,18 @@ def _fixed_loop(num_iters: int, body, state):
   return ops.fori_loop(0, num_iters, lambda _, s: body(*s), state)
 
 
+def _inside_mask(flow):
+  """1.0 where `p + flow(p)` lies inside the image, else 0.0; `[B, H, W]`."""
+  height, width = flow.shape[2], flow.shape[3]
+  grid_y = ops.arange(height, dtype="float32")[:, None]
+  grid_x = ops.arange(width, dtype="float32")[None, :]
+  x = grid_x + flow[0]
+  y = grid_y + flow[1]
+  inside = ((x >= 0.0) & (x <= width - 1.0) & (y >= 0.0)
+            & (y <= height - 1.0))
+  return ops.cast(inside, flow.dtype)
+
+
 def _solve_level(image0, image1, flow, params):
   """`num_warps` x `num_iters` TV-L1 iterations at one pyramid level.
 
@@ -553,9 +633,16 @@ def _solve_level(image0, image1, flow, params):
   def one_warp(flow, p_x, p_y):
     warped = warp_fn(stack1, flow)
     grad = ops.stack([warped[..., 1], warped[..., 2]], axis=0)
-    grad_sq = ops.sum(ops.square(grad), axis=0)
     # rho(u) = rho_c + grad . u; the constant part is fixed for this warp.
     rho_c = warped[..., 0] - ops.sum(grad * flow, axis=0) - image0
+    if params["mask_outside"]:
+      # Past frame 1's edge the warped image is the replicated border,
+      # constant in u, so its linearisation is wrong: no data term there
+      # (v = u), the smoothness term alone fills those pixels in.
+      inside = _inside_mask(flow)
+      grad = grad * inside
+      rho_c = rho_c * inside
+    grad_sq = ops.sum(ops.square(grad), axis=0)
     inv_grad_sq = 1.0 / ops.maximum(grad_sq, _EPS)
     flow, p_x, p_y = _fixed_loop(
         num_iters,
@@ -584,6 +671,7 @@ def _rescale_flow(flow, size: Tuple[int, int]):
 _OPS_PER_ITERATION = 52
 # 4 (bilinear) or 16 (bicubic) gathers x 3 channels, weights, rho_c, |grad|^2
 _OPS_PER_WARP = {"bilinear": 55, "bicubic": 130}
+_OPS_MASK = 12  # inside test and masking of grad and rho_c, per warp
 _OPS_PER_LEVEL = 20  # pyramid resize, centred gradient, flow upsampling
 _OPS_GREY = 8  # greyscale and normalisation at full resolution
 
@@ -607,13 +695,19 @@ def tvl1_flops(height: int, width: int, preset: str = "accurate",
   """
   params = resolve_params(preset, **overrides)
   sizes = pyramid_sizes(height, width, params["num_scales"],
-                        params["scale_step"])
+                        params["scale_step"], params["min_level_size"])
   finest = min(int(params["finest_scale"]), len(sizes) - 1)
   size = params["median_size"]
   median = 4 * len(_median_network(size * size)) if size > 1 else 0
   per_warp = (_OPS_PER_WARP[params["interpolation"]] + median
-              + params["num_iters"] * _OPS_PER_ITERATION)
+              + params["num_iters"] * _OPS_PER_ITERATION
+              + (_OPS_MASK if params["mask_outside"] else 0))
   total = _OPS_GREY * height * width
+  if params["antialias"]:
+    # Both images of every level but the coarsest, separable, mul + add.
+    radius = _blur_radius(_antialias_sigma(params["scale_step"]))
+    for h, w in sizes[:-1]:
+      total += 2 * h * w * 2 * 2 * (2 * radius + 1)
   for h, w in sizes[finest:]:
     total += h * w * (_OPS_PER_LEVEL + params["num_warps"] * per_warp)
   return int(total)
@@ -643,17 +737,33 @@ def check_frames(frame0, frame1, name: str = "tvl1"):
                      f"{tuple(frame0.shape)} vs {tuple(frame1.shape)}")
 
 
-def tvl1(frame0, frame1, preset: str = "accurate", **overrides):
+def tvl1(frame0, frame1, preset: str = "accurate", jit_compile: bool = True,
+         **overrides):
   """TV-L1 optical flow from `frame0` to `frame1` (OpenCV's convention).
 
+  Called on concrete values (eager TensorFlow, numpy, JAX arrays outside a
+  trace), the function compiles itself: XLA through
+  `tf.function(jit_compile=True)` on TensorFlow, `jax.jit` on JAX, one
+  compiled function per frame shape, preset and overrides, kept in a
+  process-wide cache of `_CACHE_SIZE` entries (`clear_compiled()` empties
+  it). The first call of a shape pays the compile time (seconds to a minute
+  on CPU); later calls run 7-15x faster than op by op. Inside a
+  `tf.function`, `jax.jit` or a Keras model the surrounding trace is
+  compiled as a whole, so the function just adds its ops to it. Tensor
+  parameters (variables, as `TVL1Flow(learnable=True)` passes) and other
+  backends run op by op.
+
   Args:
-    frame0: float32 `[B, H, W, C]`, C = 1 (grey) or 3 (RGB), values in
+    frame0: float `[B, H, W, C]`, C = 1 (grey) or 3 (RGB), values in
       [0, 255]; H and W static.
-    frame1: float32, same shape as `frame0`.
+    frame1: float, same shape as `frame0`.
     preset: `"accurate"` or `"fast"` (see `PRESETS`).
+    jit_compile: False runs op by op even on concrete inputs (debugging,
+      or a one-off call on a shape not seen again).
     **overrides: any preset parameter (`tau`, `lambda_`, `theta`,
       `num_scales`, `scale_step`, `num_warps`, `num_iters`, `median_size`,
-      `finest_scale`, `normalize`, `interpolation`) and the optional kernels
+      `finest_scale`, `normalize`, `interpolation`, `mask_outside`,
+      `antialias`, `min_level_size`) and the optional kernels
       (`gradient_kernel` [2, 3], `forward_kernel` [2, 2],
       `divergence_kernel` [2, 2]). `tau`, `lambda_`, `theta` and the kernels
       may be tensors or variables.
@@ -671,16 +781,103 @@ def tvl1(frame0, frame1, preset: str = "accurate", **overrides):
   check_frames(frame0, frame1)
   frame0 = ops.cast(frame0, "float32")
   frame1 = ops.cast(frame1, "float32")
+  if jit_compile:
+    compiled = _compiled_for(frame0, frame1, params)
+    if compiled is not None:
+      return compiled(frame0, frame1)
+  return _tvl1_graph(frame0, frame1, params)
+
+
+# Compiled functions by (backend, shapes, parameters), least recently used
+# first. Bounded: a tool that sees many frame sizes must not hold every
+# compiled program.
+_CACHE_SIZE = 16
+_COMPILED: "collections.OrderedDict[Any, Any]" = collections.OrderedDict()
+_COMPILED_LOCK = threading.Lock()
+
+
+def clear_compiled() -> None:
+  """Drops every compiled function `tvl1` keeps (frees their memory)."""
+  with _COMPILED_LOCK:
+    _COMPILED.clear()
+
+
+def _freeze(value):
+  """A hashable copy of a parameter value, or raises TypeError (a tensor)."""
+  if value is None or isinstance(value, (bool, int, float, str)):
+    return value
+  if isinstance(value, (tuple, list)):
+    return tuple(_freeze(v) for v in value)
+  if type(value).__module__ == "numpy":
+    if getattr(value, "ndim", 0) == 0:
+      return value.item()
+    return _freeze(value.tolist())
+  raise TypeError(f"not a constant: {type(value).__name__}")
+
+
+def _is_concrete(tensor) -> bool:
+  """True for values (not symbols of a trace) of the current backend."""
+  backend = keras.backend.backend()
+  if backend == "tensorflow":
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    return tf.executing_eagerly() and hasattr(tensor, "numpy")
+  if backend == "jax":
+    import jax  # pylint: disable=g-import-not-at-top
+    return not isinstance(tensor, jax.core.Tracer)
+  return False
+
+
+def _compiled_for(frame0, frame1, params):
+  """The cached compiled `(frame0, frame1) -> flow`, or None to run op by op."""
+  backend = keras.backend.backend()
+  if backend not in ("tensorflow", "jax"):
+    return None
+  if not (_is_concrete(frame0) and _is_concrete(frame1)):
+    return None
+  try:
+    frozen = tuple(sorted((k, _freeze(v)) for k, v in params.items()))
+  except TypeError:
+    return None
+  key = (backend, tuple(frame0.shape), tuple(frame1.shape), frozen)
+  with _COMPILED_LOCK:
+    fn = _COMPILED.get(key)
+    if fn is not None:
+      _COMPILED.move_to_end(key)
+      return fn
+  fixed = dict(params)
+  if backend == "tensorflow":
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    # A concrete function per shape, traced here once: tf.function's
+    # retracing check would otherwise warn when a tool compiles many shapes.
+    spec = tf.TensorSpec(frame0.shape, "float32")
+    fn = tf.function(lambda a, b: _tvl1_graph(a, b, fixed), jit_compile=True,
+                     autograph=False).get_concrete_function(spec, spec)
+  else:
+    import jax  # pylint: disable=g-import-not-at-top
+    fn = jax.jit(lambda a, b: _tvl1_graph(a, b, fixed))
+  with _COMPILED_LOCK:
+    _COMPILED[key] = fn
+    while len(_COMPILED) > _CACHE_SIZE:
+      _COMPILED.popitem(last=False)
+  return fn
+
+
+def _tvl1_graph(frame0, frame1, params):
+  """The TV-L1 computation on checked float32 frames (see `tvl1`)."""
   image0, image1 = rgb_to_grey(frame0), rgb_to_grey(frame1)
   if params["normalize"]:
     image0, image1 = normalize_pair(image0, image1)
   height, width = image0.shape[1], image0.shape[2]
   sizes = pyramid_sizes(height, width, params["num_scales"],
-                        params["scale_step"])
+                        params["scale_step"], params["min_level_size"])
   levels = [(image0, image1)]
   for size in sizes[1:]:
     # Each level from the previous one, as OpenCV builds its pyramid.
-    levels.append((resize(levels[-1][0], size), resize(levels[-1][1], size)))
+    prev = levels[-1]
+    if params["antialias"]:
+      sigma = _antialias_sigma(params["scale_step"])
+      prev = (gaussian_blur(prev[0], sigma), gaussian_blur(prev[1], sigma))
+    levels.append((resize(prev[0], size), resize(prev[1], size)))
   finest = min(int(params["finest_scale"]), len(sizes) - 1)
   coarsest = levels[-1][0]
   flow = ops.zeros_like(ops.stack([coarsest, coarsest], axis=0))

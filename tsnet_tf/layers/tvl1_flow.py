@@ -30,6 +30,14 @@ class TVL1Flow(keras.layers.Layer):
   All T-1 frame pairs of every clip go through `tsnet_tf.flow.tvl1` as one
   batch of `B * (T-1)` pairs.
 
+  Compilation: in a model, Keras compiles the layer with the model. Called
+  eagerly on arrays outside a model, the layer gets `tvl1`'s compiled path
+  (XLA / `jax.jit`, cached per clip shape), so a one-off
+  `TVL1Flow("fast")(clip)` is as fast as inside a model after the first
+  call. A learnable layer called eagerly runs op by op (its parameters are
+  variables); compile it by putting it in a model or under
+  `tf.function`/`jax.jit`.
+
   With `learnable=True` (TVNet-style, Fan et al. 2018), tau, lambda, theta
   and the gradient, forward-difference and divergence kernels become
   trainable weights initialised to the TV-L1 values, so the flow stage can

@@ -1,0 +1,217 @@
+"""Tests of tsnet_tf/flow/extract.py and tools/extract_flow.py."""
+
+import concurrent.futures
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+import pytest
+
+from tsnet_tf.data import video as video_io
+from tsnet_tf.flow import evaluation
+from tsnet_tf.flow import extract
+from tsnet_tf.flow import read_flo
+from tsnet_tf.flow import tvl1
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+_TOOL = os.path.join(_ROOT, "tools", "extract_flow.py")
+_REAL_CLIP = os.path.join(_ROOT, "..", "shared", "data", "video",
+                          "carphone_176x144.mp4")
+SIZE = 32
+SHIFT = 2  # px per frame, to the right
+FAST = dict(preset="fast", batch_size=4, num_writers=1)
+
+
+def _frames(num_frames=5, size=SIZE, seed=0):
+  """uint8 RGB frames whose content moves SHIFT px right per frame."""
+  texture = evaluation.Texture(np.random.default_rng(seed),
+                               extent=float(size))
+  y, x = np.mgrid[0:size, 0:size].astype(np.float64)
+  return np.asarray([np.repeat(texture(x - SHIFT * t, y)[..., None], 3, -1)
+                     for t in range(num_frames)], np.uint8)
+
+
+def _write(path, num_frames=5, seed=0):
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  video_io.write_video(path, _frames(num_frames, seed=seed), fps=10,
+                       quality=2)
+
+
+@pytest.fixture
+def hmdb_tree(tmp_path):
+  """HMDB51 layout: class folders of AVI files, plus one unreadable file."""
+  root = tmp_path / "videos"
+  _write(str(root / "run" / "a.avi"))
+  _write(str(root / "wave" / "b.avi"), seed=1)
+  (root / "wave" / "broken.avi").write_bytes(b"not a video at all")
+  (root / "wave" / "notes.txt").write_text("ignored")
+  return root
+
+
+def _read(path):
+  return np.asarray(Image.open(path))
+
+
+def test_flow_to_uint8_is_denseflow_mapping():
+  flow = np.array([0.0, -20.0, 20.0, 35.0, -50.0, 10.0], np.float32)
+  # 0 -> 127.5 rounds to 128; clipped at +-bound; linear in between.
+  np.testing.assert_array_equal(extract.flow_to_uint8(flow, 20.0),
+                                [128, 0, 255, 255, 0, 191])
+  back = extract.uint8_to_flow(extract.flow_to_uint8(flow, 20.0), 20.0)
+  np.testing.assert_allclose(back, np.clip(flow, -20, 20),
+                             atol=20.0 / 255 + 1e-5)
+
+
+def test_find_videos_hmdb_layout_and_list_file(hmdb_tree, tmp_path):
+  videos = extract.find_videos(str(hmdb_tree))
+  assert [v.name for v in videos] == ["run/a", "wave/b", "wave/broken"]
+  listing = tmp_path / "list.txt"
+  listing.write_text("# split 1\nwave/b.avi 1\n\nrun/a.avi 0\n")
+  listed = extract.find_videos(str(hmdb_tree), str(listing))
+  assert [v.name for v in listed] == ["run/a", "wave/b"]
+  assert listed[0].path == os.path.join(str(hmdb_tree), "run/a.avi")
+  with pytest.raises(ValueError, match="--video_dir"):
+    extract.find_videos(str(tmp_path / "missing"))
+
+
+def test_rawframes_layout_values_and_skipped_unreadable(hmdb_tree, tmp_path):
+  out = tmp_path / "out"
+  messages = []
+  summary = extract.extract_all(extract.find_videos(str(hmdb_tree)),
+                                str(out), extract.Options(**FAST),
+                                progress=False, log=messages.append)
+  assert summary.done == ["run/a", "wave/b"] and summary.num_flows == 8
+  assert list(summary.failed) == ["wave/broken"]
+  assert len(messages) == 1 and "broken.avi" in messages[0]
+  # Nothing written for the broken video, no temporary folder left.
+  assert sorted(os.listdir(out / "wave")) == ["b"]
+  files = sorted(os.listdir(out / "run" / "a"))
+  assert files == ([f"flow_x_{i:05d}.jpg" for i in range(1, 5)]
+                   + [f"flow_y_{i:05d}.jpg" for i in range(1, 5)]
+                   + [f"img_{i:05d}.jpg" for i in range(1, 6)])
+  # Motion of SHIFT px to the right: flow_x = 128 + SHIFT * 255 / 40.
+  flow_x = _read(out / "run" / "a" / "flow_x_00002.jpg").astype(float)
+  flow_y = _read(out / "run" / "a" / "flow_y_00002.jpg").astype(float)
+  inner = (slice(8, -8), slice(8, -8))
+  assert flow_x.shape == (SIZE, SIZE)
+  assert abs(flow_x[inner].mean() - (128 + SHIFT * 255 / 40)) < 4
+  assert abs(flow_y[inner].mean() - 128) < 4
+  # The same numbers as tvl1 on the decoded frames (JPEG error aside).
+  frames = video_io.read_video(str(hmdb_tree / "run" / "a.avi"))
+  ref = np.asarray(tvl1(frames[1:2].astype(np.float32),
+                        frames[2:3].astype(np.float32), "fast"))[0]
+  np.testing.assert_allclose(extract.uint8_to_flow(flow_x, 20.0),
+                             ref[..., 0], atol=0.5)
+  record = json.loads((out / extract.SUMMARY_FILE).read_text())
+  assert record["failed"]["wave/broken"].startswith("cannot decode video")
+
+
+def test_resume_skips_finished_and_cleans_own_temporaries(hmdb_tree,
+                                                          tmp_path):
+  out = tmp_path / "out"
+  videos = [v for v in extract.find_videos(str(hmdb_tree))
+            if v.name != "wave/broken"]
+  extract.extract_all(videos[:1], str(out), extract.Options(**FAST),
+                      progress=False)
+  stamp = os.path.getmtime(out / "run" / "a" / "flow_x_00001.jpg")
+  # What a kill in the middle of wave/b leaves behind.
+  stale = out / "wave" / ".b.tmp-killed"
+  stale.mkdir(parents=True)
+  (stale / "flow_x_00001.jpg").write_bytes(b"half")
+  summary = extract.extract_all(videos, str(out), extract.Options(**FAST),
+                                progress=False)
+  assert summary.skipped == ["run/a"] and summary.done == ["wave/b"]
+  assert os.path.getmtime(out / "run" / "a" / "flow_x_00001.jpg") == stamp
+  assert sorted(os.listdir(out / "wave")) == ["b"]
+
+
+def test_failure_mid_video_leaves_nothing(hmdb_tree, tmp_path, monkeypatch):
+  out = tmp_path / "out"
+  video = extract.find_videos(str(hmdb_tree))[0]
+
+  def interrupted(path):
+    raise KeyboardInterrupt(path)
+
+  with concurrent.futures.ThreadPoolExecutor(1) as pool:
+    with pytest.raises(KeyboardInterrupt):
+      extract.extract_video(video, str(out), extract.Options(**FAST), pool,
+                            read_video=interrupted)
+    # A write failing (disk full) after some files were written.
+    written = []
+    real_write = extract._write_jpeg
+
+    def full_disk(path, image, quality):
+      if len(written) == 3:
+        raise OSError(28, "No space left on device")
+      written.append(path)
+      real_write(path, image, quality)
+
+    monkeypatch.setattr(extract, "_write_jpeg", full_disk)
+    with pytest.raises(OSError, match="No space"):
+      extract.extract_video(video, str(out), extract.Options(**FAST), pool)
+  assert len(written) == 3
+  assert os.listdir(out / "run") == []
+
+
+def test_flo_format_round_trips(hmdb_tree, tmp_path):
+  out = tmp_path / "out"
+  videos = extract.find_videos(str(hmdb_tree))[:1]
+  extract.extract_all(videos, str(out), extract.Options(fmt="flo", **FAST),
+                      progress=False)
+  files = sorted(os.listdir(out / "run" / "a"))
+  assert files == [f"flow_{i:05d}.flo" for i in range(1, 5)]
+  frames = video_io.read_video(str(hmdb_tree / "run" / "a.avi"))
+  ref = np.asarray(tvl1(frames[:1].astype(np.float32),
+                        frames[1:2].astype(np.float32), "fast"))[0]
+  np.testing.assert_allclose(read_flo(str(out / "run" / "a" /
+                                          "flow_00001.flo")), ref, atol=1e-3)
+
+
+def test_real_clip(tmp_path):
+  if not os.path.exists(_REAL_CLIP):
+    pytest.skip(f"no {_REAL_CLIP}")
+  video = extract.Video(_REAL_CLIP, "carphone")
+  with concurrent.futures.ThreadPoolExecutor(1) as pool:
+    count, _ = extract.extract_video(
+        video, str(tmp_path), extract.Options(**FAST), pool,
+        read_video=lambda p: video_io.read_video(p, max_frames=5))
+  assert count == 4
+  flow_x = _read(tmp_path / "carphone" / "flow_x_00001.jpg")
+  img = _read(tmp_path / "carphone" / "img_00001.jpg")
+  assert flow_x.shape == (144, 176) and img.shape == (144, 176, 3)
+  # A person talking in a car: mostly still, some motion.
+  assert abs(float(np.median(flow_x)) - 128) <= 3 and flow_x.std() > 0.5
+
+
+def test_options_are_checked():
+  for bad, match in ((dict(fmt="png"), "format"), (dict(bound=0), "bound"),
+                     (dict(batch_size=0), "batch_size"),
+                     (dict(preset="best"), "unknown preset")):
+    with pytest.raises(ValueError, match=match):
+      extract.Options(**bad).check()
+
+
+def test_tool_helpfull_errors_and_run(hmdb_tree, tmp_path):
+  run = lambda *a: subprocess.run([sys.executable, _TOOL, *a],
+                                  capture_output=True, text=True, check=False)
+  done = run("--helpfull")
+  assert done.returncode == 0
+  for flag in ("--video_dir", "--output_dir", "--list_file", "--bound",
+               "--format", "--preset"):
+    assert flag in done.stdout
+  done = run(f"--video_dir={tmp_path / 'nope'}", f"--output_dir={tmp_path}")
+  assert done.returncode != 0 and "is not a directory" in done.stderr
+  assert "Traceback" not in done.stderr
+  out = tmp_path / "out"
+  done = run(f"--video_dir={hmdb_tree}", f"--output_dir={out}",
+             "--preset=fast", "--batch_size=4", "--noprogress")
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert "2 extracted, 0 already done, 1 unreadable" in done.stdout
+  assert "broken.avi" in done.stdout + done.stderr
+  done = run(f"--video_dir={hmdb_tree}", f"--output_dir={out}",
+             "--preset=fast", "--batch_size=4", "--noprogress")
+  assert "0 extracted, 2 already done, 1 unreadable" in done.stdout

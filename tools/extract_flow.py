@@ -1,0 +1,87 @@
+r"""Extracts TV-L1 optical flow of every video, for two-stream / TSN training.
+
+The in-graph replacement of denseflow / OpenCV-CUDA TV-L1: the same output
+layout (MMAction2 `rawframes`: one folder per video with img_%05d.jpg,
+flow_x_%05d.jpg, flow_y_%05d.jpg, flow clipped to +-bound and mapped to
+0-255, 128 = still) or Middlebury .flo files, computed with
+`tsnet_tf.flow.tvl1` in batches (XLA on CPU, on the GPU under JAX or
+TensorFlow-GPU).
+
+  .venv/bin/python tools/extract_flow.py --video_dir=hmdb51 --output_dir=rawframes
+  .venv/bin/python tools/extract_flow.py --video_dir=V --list_file=train.txt \
+      --output_dir=O --preset=fast --bound=20 --format=flo
+  KERAS_BACKEND=jax python tools/extract_flow.py --video_dir=V --output_dir=O
+
+Resumable: each video is written to a temporary folder and renamed when
+complete; a rerun skips finished videos. Unreadable videos are named, counted
+and skipped. A summary goes to OUTPUT_DIR/extract_summary.json.
+"""
+
+import os
+import sys
+
+from absl import flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from tsnet_tf.utils import cli
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("video_dir", None, "Directory of videos, searched "
+                    "recursively (flat, or HMDB51's class folders).")
+flags.DEFINE_string("output_dir", None, "Output root: one folder per video, "
+                    "same relative path without the extension.")
+flags.DEFINE_string("list_file", None, "Optional list of videos (one per "
+                    "line, first token, relative to --video_dir or absolute) "
+                    "instead of searching --video_dir.")
+flags.DEFINE_enum("preset", "accurate", ["accurate", "fast"], "TV-L1 preset "
+                  "(tsnet_tf.flow.PRESETS).")
+flags.DEFINE_float("bound", 20.0, "rawframes: flow clipped to +-bound px "
+                   "before mapping to 0-255 (denseflow's default 20).")
+flags.DEFINE_enum("format", "rawframes", ["rawframes", "flo"], "rawframes: "
+                  "MMAction2/TSN JPEGs; flo: Middlebury float files.")
+flags.DEFINE_integer("batch_size", 16, "Frame pairs per TV-L1 call (larger "
+                     "fills a GPU better).")
+flags.DEFINE_integer("new_short", 0, "Resize so the shorter side is this "
+                     "many px before the flow (0 keeps the size).")
+flags.DEFINE_boolean("save_frames", True, "rawframes: also write the RGB "
+                     "frames img_%05d.jpg.")
+flags.DEFINE_integer("jpeg_quality", 95, "JPEG quality.")
+flags.DEFINE_integer("num_writers", 2, "Threads writing images while the "
+                     "flow computes.")
+flags.DEFINE_boolean("progress", True, "Show a progress bar.")
+flags.DEFINE_boolean("verbose", False, "Tracebacks on errors.")
+flags.mark_flags_as_required(["video_dir", "output_dir"])
+
+
+def main(argv):
+  del argv
+  from tsnet_tf.flow import extract
+  options = extract.Options(
+      preset=FLAGS.preset, bound=FLAGS.bound, fmt=FLAGS.format,
+      batch_size=FLAGS.batch_size, new_short=FLAGS.new_short,
+      save_frames=FLAGS.save_frames, jpeg_quality=FLAGS.jpeg_quality,
+      num_writers=FLAGS.num_writers)
+  try:
+    options.check()
+    videos = extract.find_videos(FLAGS.video_dir, FLAGS.list_file)
+  except ValueError as e:
+    if FLAGS.verbose:
+      raise
+    sys.exit(f"extract_flow: {e}")
+  if not videos:
+    sys.exit(f"extract_flow: no videos found in {FLAGS.video_dir!r}"
+             + (f" from {FLAGS.list_file!r}" if FLAGS.list_file else ""))
+  summary = extract.extract_all(videos, FLAGS.output_dir, options,
+                                progress=FLAGS.progress)
+  rate = (f", {summary.num_flows / summary.flow_seconds:.1f} flows/s in "
+          "TV-L1" if summary.flow_seconds else "")
+  print(f"extract_flow: {len(summary.done)} extracted, {len(summary.skipped)} "
+        f"already done, {len(summary.failed)} unreadable (skipped); "
+        f"{summary.num_flows} flows in {summary.seconds:.1f} s{rate}; "
+        f"summary in {os.path.join(FLAGS.output_dir, extract.SUMMARY_FILE)}")
+
+
+if __name__ == "__main__":
+  cli.run(main)

@@ -68,16 +68,7 @@ flags.DEFINE_string("note", "", "Free text printed with the results.")
 
 
 def _opencv():
-  if not FLAGS.opencv:
-    return None
-  try:
-    import cv2  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    return None
-  if not hasattr(cv2, "optflow"):
-    return None
-  cv2.setNumThreads(FLAGS.opencv_threads)
-  return cv2
+  return evaluation.load_opencv(FLAGS.opencv_threads) if FLAGS.opencv else None
 
 
 def opencv_video_flow(cv2):

@@ -78,17 +78,7 @@ flags.DEFINE_string("output_json", "", "Also write the results here.")
 
 
 def _opencv():
-  """The cv2 module when it has DualTVL1, else None."""
-  if not FLAGS.opencv:
-    return None
-  try:
-    import cv2  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    return None
-  if not hasattr(cv2, "optflow"):
-    return None
-  cv2.setNumThreads(FLAGS.opencv_threads)
-  return cv2
+  return evaluation.load_opencv(FLAGS.opencv_threads) if FLAGS.opencv else None
 
 
 def opencv_flow(cv2, frame0, frame1):

@@ -131,18 +131,9 @@ def _build(stage, cfg, num_classes):
   """The stage's Keras model, as tools/train.py builds it (random weights)."""
   import keras  # pylint: disable=g-import-not-at-top
   from tsnet_tf import models  # pylint: disable=g-import-not-at-top
+  from tsnet_tf import config as config_lib  # pylint: disable=g-import-not-at-top
   m = cfg.model
-  kwargs = dict(backbone=m.backbone, dropout_rate=m.dropout,
-                weight_decay=(cfg.train.weight_decay
-                              if cfg.train.weight_decay_mode == "l2" else 0.0))
-  if m.backbone == "r3d18":
-    kwargs["depth"] = m.depth
-  else:
-    kwargs["stem"] = m.stem
-  if m.width is not None:
-    kwargs["width"] = m.width
-  if m.feature_dim is not None:
-    kwargs["feature_dim"] = m.feature_dim
+  kwargs = config_lib.backbone_kwargs(cfg)
   t, s = cfg.data.num_frames, cfg.data.crop_size
 
   def teacher(name):

@@ -568,3 +568,25 @@ def load_config(path: Optional[str] = None, stage: Optional[str] = None,
   raw = read_yaml(path) if path else {}
   overrides = parse_overrides(params_override)
   return resolve(raw, stage, overrides, source=path or "<defaults>")
+
+
+def backbone_kwargs(cfg: "ExperimentConfig") -> Dict[str, Any]:
+  """The backbone arguments of `tsnet_tf.models` builders that `cfg.model` sets.
+
+  The one translation from config to builder arguments (the trainer and
+  benchmarks/bench_train.py both build models from it); weight decay is an L2
+  kernel regularizer only in `l2` mode.
+  """
+  m = cfg.model
+  kwargs: Dict[str, Any] = dict(backbone=m.backbone, dropout_rate=m.dropout)
+  if m.backbone == "r3d18":
+    kwargs["depth"] = m.depth
+  else:
+    kwargs["stem"] = m.stem
+  if m.width is not None:
+    kwargs["width"] = m.width
+  if m.feature_dim is not None:
+    kwargs["feature_dim"] = m.feature_dim
+  kwargs["weight_decay"] = (cfg.train.weight_decay
+                            if cfg.train.weight_decay_mode == "l2" else 0.0)
+  return kwargs

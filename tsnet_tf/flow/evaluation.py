@@ -344,3 +344,19 @@ def make_stress_set(height: int, width: int, num_pairs: int,
   f0 = np.round(np.stack(f0))[..., None].astype(np.float32)
   f1 = np.round(np.stack(f1))[..., None].astype(np.float32)
   return f0, f1, np.stack(flows), names
+
+
+def load_opencv(threads: int = 2):
+  """The `cv2` module when it has the reference DualTVL1 (`cv2.optflow`), else None.
+
+  OpenCV is a benchmark and test reference only (never a runtime dependency):
+  benchmarks call this and skip their OpenCV rows on None.
+  """
+  try:
+    import cv2  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return None
+  if not hasattr(cv2, "optflow"):
+    return None
+  cv2.setNumThreads(threads)
+  return cv2

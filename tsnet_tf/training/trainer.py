@@ -336,27 +336,11 @@ def _load_classifier(model_dir: str, flag: str) -> keras.Model:
     raise TrainingError(str(e)) from e
 
 
-def _backbone_kwargs(cfg: config_lib.ExperimentConfig) -> Dict[str, Any]:
-  m = cfg.model
-  kwargs: Dict[str, Any] = dict(backbone=m.backbone, dropout_rate=m.dropout)
-  if m.backbone == "r3d18":
-    kwargs["depth"] = m.depth
-  else:
-    kwargs["stem"] = m.stem
-  if m.width is not None:
-    kwargs["width"] = m.width
-  if m.feature_dim is not None:
-    kwargs["feature_dim"] = m.feature_dim
-  kwargs["weight_decay"] = (cfg.train.weight_decay
-                            if cfg.train.weight_decay_mode == "l2" else 0.0)
-  return kwargs
-
-
 def build_rgb(cfg: config_lib.ExperimentConfig, num_classes: int,
               name: str = "rgb") -> keras.Model:
   from tsnet_tf import models  # pylint: disable=g-import-not-at-top
   return models.build_rgb_model(num_classes, cfg.data.num_frames, cfg.data.crop_size,
-                                name=name, **_backbone_kwargs(cfg))
+                                name=name, **config_lib.backbone_kwargs(cfg))
 
 
 def build_flow(cfg: config_lib.ExperimentConfig, num_classes: int,
@@ -365,7 +349,7 @@ def build_flow(cfg: config_lib.ExperimentConfig, num_classes: int,
   f = cfg.model.flow
   return models.build_teacher(num_classes, cfg.data.num_frames, cfg.data.crop_size,
                               flow_preset=f.preset, flow_overrides=dict(f.overrides),
-                              flow_bound=f.bound, name=name, **_backbone_kwargs(cfg))
+                              flow_bound=f.bound, name=name, **config_lib.backbone_kwargs(cfg))
 
 
 def _check_input(model: keras.Model, cfg: config_lib.ExperimentConfig, num_classes: int,

@@ -1,6 +1,7 @@
 """A tiny converted data directory shared by the training and tool tests.
 
-Built once per pytest session (2 motion classes, 3 videos each, 32x32, under a
+Built once per pytest session (2 motion classes, 4 videos each: 2 train, 1 validation,
+1 test; 32x32, under a
 second long) with the real generator and converter; loaded by path from
 tests/tools too (pytest runs with --import-mode=importlib).
 """
@@ -23,7 +24,7 @@ def make_tiny_data_dir(root: str) -> str:
   from tsnet_tf.data import synthetic  # pylint: disable=g-import-not-at-top
   from tsnet_tf.data import tfrecords  # pylint: disable=g-import-not-at-top
   videos = os.path.join(root, "videos")
-  synthetic.generate_dataset(videos, num_classes=2, videos_per_class=3, seed=0, height=32,
+  synthetic.generate_dataset(videos, num_classes=2, videos_per_class=4, seed=0, height=32,
                              width=32, min_seconds=0.4, max_seconds=0.5)
   tfrecords.convert(os.path.join(videos, "videos"), os.path.join(videos, "splits"), data_dir,
                     splits=[1], settings=tfrecords.ConversionSettings(short_side=0),

@@ -1,9 +1,8 @@
 """A tiny converted data directory shared by the training and tool tests.
 
 Built once per pytest session (2 motion classes, 4 videos each: 2 train, 1 validation,
-1 test; 32x32, under a
-second long) with the real generator and converter; loaded by path from
-tests/tools too (pytest runs with --import-mode=importlib).
+1 test; 32x32, under a second long) with the real generator and converter; loaded by
+path from tests/tools too (pytest runs with --import-mode=importlib).
 """
 
 import os

@@ -195,6 +195,7 @@ def test_options_are_checked():
       extract.Options(**bad).check()
 
 
+@pytest.mark.slow  # a tool in subprocesses; `make test-all` runs it
 def test_tool_helpfull_errors_and_run(hmdb_tree, tmp_path):
   run = lambda *a: subprocess.run([sys.executable, _TOOL, *a],
                                   capture_output=True, text=True, check=False)

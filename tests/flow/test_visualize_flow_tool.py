@@ -51,6 +51,7 @@ def test_too_short_video_names_the_file(tmp_path):
   assert not os.path.exists(tmp_path / "x.png")
 
 
+@pytest.mark.slow  # a tool in subprocesses; `make test-all` runs it
 def test_helpfull_and_missing_flag():
   done = _run("--helpfull")
   assert done.returncode == 0 and "--video" in done.stdout

@@ -58,6 +58,7 @@ def test_bad_flags_fail_with_a_clear_error(tmp_path, flags, message):
   assert not (tmp_path / "ds").exists()
 
 
+@pytest.mark.slow  # a tool in subprocesses; `make test-all` runs it
 def test_missing_output_dir_and_existing_output_dir(tmp_path):
   proc = _run()
   assert proc.returncode != 0 and "output_dir" in proc.stderr

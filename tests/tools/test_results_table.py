@@ -1,5 +1,6 @@
 """tools/results_table.py as a command: flags, errors, and a table for a tiny teacher."""
 
+import pytest
 import json
 
 
@@ -11,6 +12,7 @@ def test_helpfull(run_tool):
     assert flag in proc.stdout, flag
 
 
+@pytest.mark.slow  # a tool in subprocesses; `make test-all` runs it
 def test_bad_input_names_the_flag(tmp_path, run_tool):
   proc = run_tool("results_table.py", f"--data_dir={tmp_path}",
                   f"--output_dir={tmp_path / 'out'}")

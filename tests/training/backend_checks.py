@@ -85,7 +85,10 @@ def check_stages(work_dir, data_dir):
   # Compiled steps (run_eagerly=false): under JAX, eager TV-L1 is the slower path.
   extra = {"teacher": ",data.validation_subset=none",
            "rgb": ",data.validation_subset=none",
-           "student": ",train.epochs=2,train.steps_per_epoch=1,distill.mse_warmup_epochs=1"}
+           # Plain Eq. 7 (the config's projection and confidence weighting off):
+           # the test reads the warm-up epoch's loss as lambda * MSE + L2.
+           "student": ",train.epochs=2,train.steps_per_epoch=1,distill.mse_warmup_epochs=1,"
+                      "distill.projection=auto,distill.confidence_weighting=false"}
   result = {}
   for stage in ("teacher", "rgb", "student"):
     cfg = config_lib.load_config(os.path.join(repo, "configs", "synthetic.yaml"), stage,

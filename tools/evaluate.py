@@ -17,6 +17,8 @@ import sys
 from absl import app
 from absl import flags
 
+from tsnet_tf.data import hmdb51
+
 _MODEL_DIR = flags.DEFINE_string("model_dir", None, "Training output directory.",
                                  required=True)
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Output of tools/prepare_hmdb51.py.",
@@ -26,8 +28,7 @@ _SPLIT = flags.DEFINE_integer("split", 1, "Official split (1-3).", lower_bound=1
 _NUM_CLIPS = flags.DEFINE_integer(
     "num_clips", None, "Clips per video (K); default: eval.num_clips of the model's "
     "config.yaml, else 10.", lower_bound=1)
-_SUBSET = flags.DEFINE_enum("subset", "test", ["test", "validation", "train"],
-                            "Subset to evaluate.")
+_SUBSET = flags.DEFINE_enum("subset", "test", list(hmdb51.SUBSETS), "Subset to evaluate.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Clips per batch.", lower_bound=1)
 _CHECKPOINT = flags.DEFINE_enum("checkpoint", "model.keras", ["model.keras", "best.keras"],
                                 "Final model or the best on validation.")

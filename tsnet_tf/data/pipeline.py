@@ -84,7 +84,7 @@ def _check_split_subset(summary: dict, data_dir: str, split: int, subset: str) -
 
 
 def count_videos(data_dir: str, split: int, subset: str) -> int:
-  """Number of videos (records) of `subset` ("train"/"test") in official split `split`."""
+  """Number of videos (records) of `subset` (one of SUBSETS) in official split `split`."""
   summary = load_summary(data_dir)
   _check_split_subset(summary, data_dir, split, subset)
   # Conversions made before the validation subset existed have no such count.

@@ -399,7 +399,9 @@ def _build_stage(cfg, stage, num_classes, teacher_dir, rgb_dir, flow_dir) -> _St
     model = models.DistillationModel(
         student, teacher, distill_weight=cfg.distill.lambda_,
         feature_layer=cfg.distill.feature_layer, projection=cfg.distill.projection,
-        confidence_weighting=cfg.distill.confidence_weighting, name="distillation")
+        confidence_weighting=cfg.distill.confidence_weighting,
+        logit_weight=cfg.distill.logit_weight, temperature=cfg.distill.temperature,
+        name="distillation")
     model.build((None,) + tuple(student.input_shape[1:]))
     callbacks = []
     if cfg.distill.mse_warmup_epochs:

@@ -100,6 +100,19 @@ def test_write_rejects_bad_frames(tmp_path, frames, match):
   assert not list(tmp_path.iterdir())
 
 
+def test_write_streams_an_iterator_of_frames(tmp_path):
+  frames = _smooth_frames()
+  video.write_video(tmp_path / "a.avi", frames, fps=25)
+  video.write_video(tmp_path / "b.avi", (f for f in frames), fps=25)
+  assert (tmp_path / "a.avi").read_bytes() == (tmp_path / "b.avi").read_bytes()
+  bad = iter([frames[0], frames[1, :16]])
+  with pytest.raises(ValueError, match="frame of uint8 .16, 40, 3. in a uint8 32x40 video"):
+    video.write_video(tmp_path / "c.avi", bad, fps=25)
+  with pytest.raises(ValueError, match="shape"):
+    video.write_video(tmp_path / "d.avi", iter([]), fps=25)
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["a.avi", "b.avi"]
+
+
 def test_write_rejects_bad_fps_and_codec(tmp_path):
   with pytest.raises(ValueError, match="fps"):
     video.write_video(tmp_path / "a.avi", _smooth_frames(), fps=0)

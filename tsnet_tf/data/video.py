@@ -14,8 +14,9 @@ file truncated mid-stream still yields the frames before the cut.
 
 import dataclasses
 import fractions
+import itertools
 import os
-from typing import Callable, Optional, Sequence, Set, Union
+from typing import Callable, Iterable, Optional, Sequence, Set, Union
 
 import av
 import numpy as np
@@ -333,7 +334,7 @@ def read_frames(path: Union[str, os.PathLike],
   return np.stack([kept[int(i)] for i in unique])[inverse.reshape(idx.shape)]
 
 
-def write_video(path: Union[str, os.PathLike], frames: np.ndarray,
+def write_video(path: Union[str, os.PathLike], frames: Union[np.ndarray, Iterable[np.ndarray]],
                 fps: Union[float, fractions.Fraction], codec: str = "mpeg4",
                 quality: int = 4) -> None:
   """Encodes RGB frames into an AVI file, atomically.
@@ -344,7 +345,9 @@ def write_video(path: Union[str, os.PathLike], frames: np.ndarray,
 
   Args:
     path: output `.avi` file; written to a temporary name, renamed when complete.
-    frames: uint8 `[T, H, W, 3]` RGB, `T >= 1`, H and W even (4:2:0 chroma).
+    frames: uint8 `[T, H, W, 3]` RGB, `T >= 1`, H and W even (4:2:0 chroma);
+      or an iterator of uint8 `[H, W, 3]` frames, encoded as they come (a
+      video too long to hold in memory).
     fps: frame rate, e.g. 25, 30 or 30000/1001.
     codec: FFmpeg encoder name.
     quality: fixed quantiser for `mpeg4` (1 best .. 31 worst); 4 keeps the
@@ -354,7 +357,13 @@ def write_video(path: Union[str, os.PathLike], frames: np.ndarray,
     ValueError: bad frames (dtype, shape, odd size), fps or codec.
   """
   path = os.fspath(path)
-  frames = np.asarray(frames)
+  rest = None
+  if isinstance(frames, (np.ndarray, list, tuple)):
+    frames = np.asarray(frames)
+  else:  # an iterator: check its first frame like an array, the others as they come
+    rest = iter(frames)
+    first = next(rest, None)
+    frames = np.zeros((0, 2, 2, 3), np.uint8) if first is None else np.asarray(first)[None]
   if frames.dtype != np.uint8:
     raise ValueError(f"write_video({path!r}): frames must be uint8, got {frames.dtype}")
   if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] < 1:
@@ -379,7 +388,10 @@ def write_video(path: Union[str, os.PathLike], frames: np.ndarray,
       stream.thread_count = 1
       if codec == "mpeg4":
         stream.codec_context.qscale = quality
-      for rgb in frames:
+      for rgb in frames if rest is None else itertools.chain(frames, rest):
+        if rgb.shape != (height, width, 3) or rgb.dtype != np.uint8:
+          raise ValueError(f"write_video({path!r}): frame of {rgb.dtype} {rgb.shape} in a "
+                           f"uint8 {height}x{width} video")
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
         container.mux(stream.encode(frame))
       container.mux(stream.encode(None))

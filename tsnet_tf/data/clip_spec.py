@@ -36,6 +36,9 @@ are taken with `frame_stride` (centre clip for K = 1; looped when short).
 `video_indices` gives those indices in the decoded video; `window` the
 shortest run of consecutive frames that yields the same clip (what a serving
 client sends); `sample` is the same rule in the graph (the serving graph).
+`read_clip` / `read_window` take them from a video file, decoding and keeping
+only those frames (`video.read_frames`), equal to `clip_of_video` /
+`window_of_video` of the whole decoded video.
 
 One preprocessing path: `stored_frames` turns decoded video frames into the
 pixels the TFRecords hold (the converter's own resize and JPEG encoder, then

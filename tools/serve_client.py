@@ -49,7 +49,7 @@ def main(argv):
       logging.warning("the model's clip spec decides the clip (%s); --num_frames and "
                       "--frame_stride are ignored", meta["clip_spec"].describe())
     labels = labels_lib.read_labels(FLAGS.labels) if FLAGS.labels else meta["labels"]
-    frames = serving.frames_to_send(meta, video.read_video(FLAGS.video))
+    frames = serving.video_to_send(meta, FLAGS.video)
     probs, ids = call(FLAGS.server, FLAGS.model_name, frames, version=FLAGS.model_version,
                       timeout=FLAGS.timeout)
   except video.VideoDecodeError as e:

@@ -69,22 +69,32 @@ def flow_figure(frames: np.ndarray, rows: int = 3, stride: int = 1,
     preset: TV-L1 preset.
     max_flow: saturation magnitude in px; 0 = per row maximum.
   """
+  starts = pick_triplets(len(frames), rows, stride)
+  return triplets_figure(frames[triplet_indices(starts, stride)], starts, stride,
+                         preset, max_flow)
+
+
+def triplet_indices(starts, stride: int) -> np.ndarray:
+  """int64 `[rows, 3]`: the frames (t, t+s, t+2s) of each triplet."""
+  return np.asarray(starts, np.int64)[:, None] + np.arange(3) * stride
+
+
+def triplets_figure(triplets: np.ndarray, starts, stride: int = 1,
+                    preset: str = "accurate", max_flow: float = 0.0):
+  """`flow_figure` of the triplets' frames, uint8 `[rows, 3, H, W, 3]`, taken
+  at `starts` (for the titles)."""
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
   from tsnet_tf.flow import flow_to_rgb
   from tsnet_tf.flow import tvl1
 
-  starts = pick_triplets(len(frames), rows, stride)
-  first, second = [], []
-  for t in starts:
-    for k in range(2):
-      first.append(frames[t + k * stride])
-      second.append(frames[t + (k + 1) * stride])
-  # All 2*rows pairs in one batch.
+  height, width = triplets.shape[2:4]
+  # All 2*rows pairs in one batch, row by row.
+  first = triplets[:, :2].reshape(-1, height, width, 3)
+  second = triplets[:, 1:].reshape(-1, height, width, 3)
   flows = np.asarray(tvl1(np.asarray(first, np.float32),
                           np.asarray(second, np.float32), preset))
-  height, width = frames.shape[1:3]
   fig, axes = plt.subplots(len(starts), 5, squeeze=False,
                            figsize=(5 * 2.4, len(starts) * 2.4 * height
                                     / width + 0.4))
@@ -92,7 +102,7 @@ def flow_figure(frames: np.ndarray, rows: int = 3, stride: int = 1,
     pair = flows[2 * r:2 * r + 2]
     peak = max_flow or max(float(np.hypot(pair[..., 0], pair[..., 1]).max()),
                            1e-6)
-    images = [frames[t + k * stride] for k in range(3)]
+    images = list(triplets[r])
     images += [flow_to_rgb(f, max_flow=peak) for f in pair]
     titles = [f"frame {t + k * stride}" for k in range(3)]
     titles += [f"flow {t}->{t + stride}", f"flow {t + stride}->{t + 2 * stride}"]
@@ -111,14 +121,26 @@ def flow_figure(frames: np.ndarray, rows: int = 3, stride: int = 1,
 def visualize_video(video: str, output: str, rows: int = 3, size: int = 224,
                     stride: int = 1, preset: str = "accurate",
                     max_flow: float = 0.0) -> None:
-  """Reads `video`, draws the flow figure and writes it to `output` (PNG)."""
+  """Reads `video`, draws the flow figure and writes it to `output` (PNG).
+
+  Decodes only the triplets' frames, resized as they are decoded, so memory
+  does not grow with the video.
+  """
   from PIL import Image
-  from tsnet_tf.data.video import read_video
+  from tsnet_tf.data import video as video_lib
   from tsnet_tf.utils import io
-  frames = read_video(video)
+  starts = []
+
+  def indices(num_frames):  # read_frames' last call decides the frames read
+    starts[:] = pick_triplets(num_frames, rows, stride)
+    return triplet_indices(starts, stride)
+
   try:
-    figure = flow_figure(_resize(frames, size), rows, stride, preset,
-                         max_flow)
+    triplets = video_lib.read_frames(video, indices,
+                                     lambda f: _resize(f[None], size)[0])
+    figure = triplets_figure(triplets, starts, stride, preset, max_flow)
+  except video_lib.VideoDecodeError:
+    raise
   except ValueError as e:
     raise ValueError(f"--video={video}: {e}") from e
   with io.atomic_write(output) as tmp:

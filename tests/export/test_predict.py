@@ -51,6 +51,31 @@ def test_tflite_file_alone_is_enough(converted, short_video, tmp_path):
   assert predict.predict_video(moved, short_video) == predict.predict_video(here, short_video)
 
 
+@pytest.fixture(scope="module")
+def long_video(tmp_path_factory):
+  """A 30-frame 50x70 video: the clip and the served window are a part of it."""
+  frames = np.random.default_rng(6).integers(0, 256, (30, 50, 70, 3), dtype=np.uint8)
+  path = str(tmp_path_factory.mktemp("videos") / "long.avi")
+  video.write_video(path, frames, fps=25)
+  return path
+
+
+def test_predict_video_streams_the_clip_read_all_gives(export_dir, converted, long_video,
+                                                        short_video):
+  """predict_video decodes only the clip (ClipSpec.read_clip/read_window); every
+  artifact answers exactly as on the whole decoded video."""
+  predictors = [predict.load_predictor(export_dir),  # serving graph samples the window
+                predict.load_predictor(export_dir, frame_stride=2),  # clip sent
+                predict.load_predictor(os.path.join(export_dir, "model.keras")),
+                predict.load_predictor(converted["none"]["output"])]
+  for path in (long_video, short_video):
+    frames = video.read_video(path)
+    for p in predictors:
+      np.testing.assert_array_equal(p.predict_video_file(path), p.predict_video_frames(frames))
+      assert predict.predict_video(p, path) == predict.top_k(p.predict_video_frames(frames),
+                                                             p.labels)
+
+
 def test_video_clip_loops_short_videos(short_video, export_dir):
   spec = predict.load_predictor(export_dir).spec
   clip = spec.clip_of_video(video.read_video(short_video))[0]

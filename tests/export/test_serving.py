@@ -115,3 +115,17 @@ def test_request_format():
   assert [d.size for d in request.inputs["frames"].tensor_shape.dim] == [1, 2, 4, 4, 3]
   assert serving.rest_url("localhost:8501", "m") == "http://localhost:8501/v1/models/m:predict"
   assert serving.rest_url("http://h:1/", "m", 2) == "http://h:1/v1/models/m/versions/2:predict"
+
+
+def test_video_to_send_streams_what_frames_to_send_sends(dataset, tmp_path):
+  from tsnet_tf.data import video  # pylint: disable=g-import-not-at-top
+  from deploy_data import spec  # pylint: disable=g-import-not-at-top
+  path = str(tmp_path / "v.avi")
+  video.write_video(path, np.random.default_rng(4).integers(0, 256, (30, 40, 48, 3),
+                                                            dtype=np.uint8), fps=25)
+  frames = video.read_video(path)
+  legacy = {"num_frames": T, "crop_size": S, "frame_stride": 2, "clip_spec": None}
+  for meta in ({**legacy, "clip_spec": spec(dataset[1], frame_stride=2)}, legacy):
+    want = serving.frames_to_send(meta, frames)
+    assert want.shape[1] < len(frames)  # a window or a clip, not the video
+    np.testing.assert_array_equal(serving.video_to_send(meta, path), want)

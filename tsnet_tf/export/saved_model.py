@@ -37,6 +37,7 @@ the measured difference).
 
 import os
 import tempfile
+import zipfile
 from typing import Dict, Optional, Sequence
 
 import keras
@@ -208,6 +209,9 @@ def load_keras_model(path: str) -> keras.Model:
   """Loads a `.keras` classifier with tsnet_tf's custom layers registered."""
   if not os.path.isfile(path):
     raise FileNotFoundError(f"Keras model file {path!r} does not exist")
+  # Keras reports any unreadable archive as "File not found".
+  if not zipfile.is_zipfile(path):
+    raise ValueError(f"{path!r} is not a Keras model file (a .keras file is a zip archive)")
   import tsnet_tf  # pylint: disable=g-import-not-at-top,unused-import
   return keras.saving.load_model(path, compile=False)
 

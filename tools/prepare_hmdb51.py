@@ -71,6 +71,10 @@ def format_summary(summary: dict) -> str:
                  f"test {c['test']} (of {listed['test']} listed)")
   lines.append(f"skipped {summary['num_skipped']} unreadable videos")
   lines += [f"  {s['video']}: {s['reason']}" for s in summary["skipped"]]
+  if summary.get("num_partial"):
+    lines.append(f"{summary['num_partial']} videos decoded only partly (kept; truncated?)")
+    lines += [f"  {p['video']}: {p['decoded_frames']} of {p['header_frames']} frames"
+              for p in summary["partial"]]
   lines.append(f"{summary['num_missing']} split-file lines name missing videos")
   lines += [f"  {m['split_file']}: {m['video']}" for m in summary["missing"]]
   if summary["num_unused"]:

@@ -555,6 +555,8 @@ def check_replaceable(output_dir: str) -> None:
   if not os.path.isdir(output_dir):
     raise FileExistsError(f"--output_dir {output_dir!r} is a file, not a directory; "
                           "--overwrite replaces only a dataset make_synthetic wrote")
+  if not os.listdir(output_dir):
+    return
   try:
     with open(os.path.join(output_dir, MANIFEST), encoding="utf-8") as f:
       manifest = json.load(f)

@@ -575,7 +575,8 @@ def resolve(raw: Mapping[str, Any], stage: Optional[str], overrides: Mapping[str
   plain_overrides = {k: v for k, v in overrides.items() if k not in ("stages", "stage")}
   resolved = _deep_merge(_deep_merge(base, stage_section), plain_overrides)
   resolved["stage"] = stage
-  return from_dict(resolved, source)
+  # Checks that need the stage (flow needs two frames) can fail only here, on the merged values.
+  return from_dict(resolved, f"{source} with {override_source}" if overrides else source)
 
 
 def load_config(path: Optional[str] = None, stage: Optional[str] = None,

@@ -117,7 +117,8 @@ class ServingModule(tf.Module):
     shape = tf.shape(frames)
     # A clear message instead of an opaque gather/resize failure downstream.
     with tf.control_dependencies([tf.debugging.assert_positive(
-        shape[1:4], message="frames must have T, H and W >= 1")]):
+        shape[0:4], message="frames must be uint8 [B, T, H, W, 3] with B >= 1 and "
+        "T, H and W >= 1")]):
       frames = tf.identity(frames)
     clip = self.spec.preprocess(self.spec.sample(frames))
     clip = tf.ensure_shape(clip, [None, self.num_frames, self.crop_size, self.crop_size, 3])

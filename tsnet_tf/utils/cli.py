@@ -92,7 +92,7 @@ def describe(e: BaseException) -> Optional[Tuple[str, int]]:
     return (f"cannot reach the server: "
             f"{_os_error_message(reason) if isinstance(reason, OSError) else reason}"), FAILURE_EXIT
   if isinstance(e, (TimeoutError, ConnectionError)):
-    return f"server connection failed: {type(e).__name__}: {e}".rstrip(": "), FAILURE_EXIT
+    return f"server connection failed: {e.strerror or e or type(e).__name__}", FAILURE_EXIT
   if isinstance(e, http.client.HTTPException):
     return (f"the server's answer is not HTTP ({type(e).__name__}: {e}); is it the gRPC port?",
             FAILURE_EXIT)
@@ -110,8 +110,8 @@ def _one_line(text: str) -> str:
   return " ".join(str(text).split())
 
 
-def _tool_name() -> str:
-  return os.path.splitext(os.path.basename(sys.argv[0] or "tool"))[0] or "tool"
+def _tool_name(argv: List[str]) -> str:
+  return os.path.splitext(os.path.basename(argv[0] if argv else ""))[0] or "tool"
 
 
 def _verbose() -> bool:
@@ -121,11 +121,10 @@ def _verbose() -> bool:
     return False
 
 
-def _guarded(main: Callable[[List[str]], Optional[int]]):
+def _guarded(main: Callable[[List[str]], Optional[int]], name: str):
   """`main` with expected failures turned into one line and an exit code."""
 
   def wrapped(argv):
-    name = _tool_name()
     try:
       return main(argv)
     except KeyboardInterrupt:
@@ -151,7 +150,7 @@ def _parse_flags(argv: List[str]) -> List[str]:
   try:
     return flags.FLAGS(argv)
   except flags.Error as e:
-    print(f"{_tool_name()}: error: {_one_line(e)}", file=sys.stderr)
+    print(f"{_tool_name(argv)}: error: {_one_line(e)}", file=sys.stderr)
     sys.exit(USAGE_EXIT)
 
 
@@ -170,7 +169,7 @@ def run(main: Callable[[List[str]], Optional[int]], argv: Optional[List[str]] = 
                          module_name=getattr(main, "__module__", None) or "__main__")
   args = sys.argv if argv is None else argv
   try:
-    app.run(_guarded(main), argv=args, flags_parser=_parse_flags)
+    app.run(_guarded(main, _tool_name(args)), argv=args, flags_parser=_parse_flags)
   except SystemExit as e:
     asked_for_help = any(arg.lstrip("-").split("=")[0] in _HELP_FLAGS for arg in args[1:])
     if e.code == 1 and asked_for_help:

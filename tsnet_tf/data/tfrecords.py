@@ -424,7 +424,8 @@ def write_shard(output_dir: str, index: int, num_shards: int, tasks: Sequence[Vi
         ex = make_sequence_example(jpegs, task.label, task.class_name, task.media_id,
                                    task.video_index, vinfo["fps"], vinfo["height"],
                                    vinfo["width"], task.split_ids)
-        writer.write(ex.SerializeToString())
+        # deterministic: map fields in key order, so records are byte-identical across processes.
+        writer.write(ex.SerializeToString(deterministic=True))
         info["videos"].append(vinfo)
     with io_utils.atomic_write(os.path.join(output_dir, SHARD_INFO_DIR, name + ".json")) as t:
       with open(t, "w", encoding="utf-8") as f:

@@ -448,3 +448,24 @@ def test_make_footage_set_without_videos(tool, tmp_path):
   r = tool("make_footage_set.py", f"--video_dir={tmp_path}", f"--output_dir={tmp_path / 'o'}")
   assert_one_line(r, 2, "--video_dir", "holds no video")
   assert not (tmp_path / "o").exists()
+
+
+# ---------------------------------------------------------------------------
+# results_table.py
+
+
+def test_results_table_needs_a_run(tool, tmp_path):
+  r = tool("results_table.py", f"--data_dir={tmp_path}", f"--output_dir={tmp_path / 'out'}")
+  assert_one_line(r, 2, "--rgb_dir, --flow_dir, --student_dir")
+
+
+def test_results_table_swapped_dirs(tool, tmp_path, digest):
+  from tsnet_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  teacher = tmp_path / "teacher"
+  teacher.mkdir()
+  config_lib.save_config(config_lib.load_config(None, "teacher"), str(teacher / "config.yaml"))
+  before = digest(tmp_path)
+  r = tool("results_table.py", f"--rgb_dir={teacher}", f"--data_dir={tmp_path}",
+           f"--output_dir={tmp_path / 'out'}")
+  assert_one_line(r, 2, "--rgb_dir", "teacher")
+  assert digest(tmp_path) == before

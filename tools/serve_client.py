@@ -12,6 +12,9 @@ the served graph samples and crops the clip exactly as evaluation does.
 for exports that predate the clip spec (their graph takes the T frames as sent).
 """
 
+import http.client
+import urllib.error
+
 from absl import app
 from absl import flags
 from absl import logging
@@ -65,8 +68,9 @@ def main(argv):
     raise cli.ToolError(f"server {FLAGS.server} refused the request: {e}") from e
   except ValueError as e:
     raise app.UsageError(str(e)) from e
-  # Unreachable, hung or non-HTTP servers (URLError, TimeoutError, ...) end as one line in
-  # cli.run.
+  except (urllib.error.URLError, ConnectionError, TimeoutError, http.client.HTTPException) as e:
+    # Unreachable, hung or non-HTTP servers: cli.run's message, with the server named.
+    raise cli.ToolError(f"--server {FLAGS.server}: {cli.describe(e)[0]}") from e
   spec = meta["clip_spec"]
   print(f"{FLAGS.video} via {'REST' if FLAGS.rest else 'gRPC'} {FLAGS.server} "
         f"model {FLAGS.model_name}" + (f" ({spec.describe()})" if spec else ""))

@@ -70,7 +70,7 @@ def _os_error_message(e: OSError) -> str:
   # "[Errno 2] No such file or directory: 'x'" -> "x: No such file or directory".
   if e.filename is not None and e.strerror:
     return f"{e.filename}: {e.strerror}"
-  return str(e) or type(e).__name__
+  return e.strerror or str(e) or type(e).__name__
 
 
 def describe(e: BaseException) -> Optional[Tuple[str, int]]:

@@ -29,6 +29,7 @@ import keras
 from tsnet_tf.utils.timing import median_ms
 from tsnet_tf.layers import FrameConv2D
 from tsnet_tf.models import classifiers
+from tsnet_tf.models import flops
 
 _BACKBONE = flags.DEFINE_enum("backbone", "light", ["light", "r3d18"], "Backbone.")
 _WIDTH = flags.DEFINE_integer("width", 16, "First-stage channels.")
@@ -78,7 +79,7 @@ def main(argv):
                              - np.asarray(unrolled.predict_on_batch(clips[:2])))))
   n_frame = sum(type(l) is FrameConv2D for l in model.layers)  # pylint: disable=unidiomatic-typecheck
   print(f"{_BACKBONE.value} width {_WIDTH.value}, clips {t}x{s}x{s}, batch {b}, "
-        f"{n_frame} per-frame convs, {classifiers.count_flops(model) / 1e9:.3f} GFLOPs/clip, "
+        f"{n_frame} per-frame convs, {flops.count_flops(model) / 1e9:.3f} GFLOPs/clip, "
         f"max |difference| of logits {diff:.1e}, keras {keras.__version__} "
         f"({keras.backend.backend()}), {os.cpu_count()} CPUs")
   rows = [("FrameConv2D (ours)",) + measure(model, clips, labels, _REPEATS.value),

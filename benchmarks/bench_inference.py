@@ -42,6 +42,7 @@ from tsnet_tf.export import tflite as tfl
 from tsnet_tf.flow.tvl1 import tvl1_flops
 from tsnet_tf.models import backbones
 from tsnet_tf.models import classifiers
+from tsnet_tf.models import flops
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("backbone", "r3d18", ["r3d18", "light"], "Backbone of every network.")
@@ -133,7 +134,7 @@ def run_benchmark(backbone, t, s, num_classes, batch_size, repeats, calibration_
   try:
     keras_path = os.path.join(scratch, "student.keras")
     student.save(keras_path)
-    gflops_student = classifiers.count_flops(student) / 1e9
+    gflops_student = flops.count_flops(student) / 1e9
 
     def add(name, latency, throughput, size, gflops):
       rows.append(dict(name=name, latency_ms=latency * 1e3, throughput=throughput,
@@ -180,7 +181,7 @@ def run_benchmark(backbone, t, s, num_classes, batch_size, repeats, calibration_
     teacher_path = os.path.join(scratch, "teacher.keras")
     teacher.save(teacher_path)
     add("teacher (TV-L1 fast in graph + M2)", lat, thr, _size(teacher_path),
-        classifiers.count_flops(teacher) / 1e9)
+        flops.count_flops(teacher) / 1e9)
 
     log("two-stream: OpenCV TV-L1 + RGB net + flow net")
     frames_u8 = tf.cast(tf.clip_by_value(clips, 0, 255), tf.uint8).numpy()
@@ -198,7 +199,7 @@ def run_benchmark(backbone, t, s, num_classes, batch_size, repeats, calibration_
     flow_net.save(flow_path)
     add("two-stream (OpenCV TV-L1 + RGB + flow)", lat, 1.0 / lat,
         _size(keras_path) + _size(flow_path),
-        gflops_student + classifiers.count_flops(flow_net) / 1e9 + opencv_gflops)
+        gflops_student + flops.count_flops(flow_net) / 1e9 + opencv_gflops)
   finally:
     shutil.rmtree(scratch, ignore_errors=True)
   return rows, peak

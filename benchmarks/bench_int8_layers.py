@@ -37,7 +37,7 @@ import tensorflow as tf
 
 from tsnet_tf.utils.timing import median_ms
 from tsnet_tf.export import tflite as tfl
-from tsnet_tf.models import classifiers
+from tsnet_tf.models import flops
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("frames", 16, "T: frames folded into the batch of every layer "
@@ -75,7 +75,7 @@ def _layer_model(h, c_in, c_out, kernel, stride, batch, frames):
 
 def _macs(model):
   """Multiply-adds of one call of `model`, its whole (fixed) batch included."""
-  return classifiers.count_flops(model) // 2 * model.input_shape[0]
+  return flops.count_flops(model) // 2 * model.input_shape[0]
 
 
 def _convert(model, int8):

@@ -59,7 +59,7 @@ def main(argv):
       if meta["labels"] and len(labels) != len(meta["labels"]):
         raise app.UsageError(f"--labels {FLAGS.labels!r}: {len(labels)} class names for a "
                              f"model with {len(meta['labels'])} classes")
-    frames = serving.check_frames(serving.frames_to_send(meta, video.read_video(FLAGS.video)))
+    frames = serving.check_frames(serving.video_to_send(meta, FLAGS.video))
     probs, ids = call(FLAGS.server, FLAGS.model_name, frames, version=FLAGS.model_version,
                       timeout=FLAGS.timeout)
   except video.VideoDecodeError as e:

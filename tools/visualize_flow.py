@@ -17,6 +17,10 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 # pylint: disable=g-import-not-at-top,wrong-import-position
+from tsnet_tf.flow.visualize import flow_figure  # pylint: disable=unused-import
+from tsnet_tf.flow.visualize import pick_triplets
+from tsnet_tf.flow.visualize import triplet_indices
+from tsnet_tf.flow.visualize import triplets_figure
 from tsnet_tf.utils import cli
 
 FLAGS = flags.FLAGS
@@ -33,20 +37,6 @@ flags.DEFINE_float("max_flow", 0.0, "Flow magnitude (px) drawn fully "
                    "saturated; 0 = the largest in each row.")
 
 
-def pick_triplets(num_frames: int, rows: int, stride: int):
-  """Start indices of `rows` triplets (t, t+s, t+2s) spread over the video.
-
-  Raises:
-    ValueError: the video is too short for one triplet.
-  """
-  span = 2 * stride
-  if num_frames <= span:
-    raise ValueError(f"the video has {num_frames} frames; a triplet with "
-                     f"--stride={stride} needs at least {span + 1}")
-  starts = np.linspace(0, num_frames - 1 - span, rows)
-  return [int(round(s)) for s in starts]
-
-
 def _resize(frames: np.ndarray, size: int) -> np.ndarray:
   if not size:
     return frames
@@ -58,67 +48,29 @@ def _resize(frames: np.ndarray, size: int) -> np.ndarray:
                    for f in frames])
 
 
-def flow_figure(frames: np.ndarray, rows: int = 3, stride: int = 1,
-                preset: str = "accurate", max_flow: float = 0.0):
-  """Computes the flows and returns the figure as uint8 RGB `[H', W', 3]`.
-
-  Args:
-    frames: uint8 `[T, H, W, 3]` video frames.
-    rows: triplets to draw.
-    stride: frame step inside a triplet.
-    preset: TV-L1 preset.
-    max_flow: saturation magnitude in px; 0 = per row maximum.
-  """
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  from tsnet_tf.flow import flow_to_rgb
-  from tsnet_tf.flow import tvl1
-
-  starts = pick_triplets(len(frames), rows, stride)
-  first, second = [], []
-  for t in starts:
-    for k in range(2):
-      first.append(frames[t + k * stride])
-      second.append(frames[t + (k + 1) * stride])
-  # All 2*rows pairs in one batch.
-  flows = np.asarray(tvl1(np.asarray(first, np.float32),
-                          np.asarray(second, np.float32), preset))
-  height, width = frames.shape[1:3]
-  fig, axes = plt.subplots(len(starts), 5, squeeze=False,
-                           figsize=(5 * 2.4, len(starts) * 2.4 * height
-                                    / width + 0.4))
-  for r, t in enumerate(starts):
-    pair = flows[2 * r:2 * r + 2]
-    peak = max_flow or max(float(np.hypot(pair[..., 0], pair[..., 1]).max()),
-                           1e-6)
-    images = [frames[t + k * stride] for k in range(3)]
-    images += [flow_to_rgb(f, max_flow=peak) for f in pair]
-    titles = [f"frame {t + k * stride}" for k in range(3)]
-    titles += [f"flow {t}->{t + stride}", f"flow {t + stride}->{t + 2 * stride}"]
-    for ax, image, title in zip(axes[r], images, titles):
-      ax.imshow(image)
-      ax.set_title(title + (f" (max {peak:.1f}px)" if "flow" in title
-                            else ""), fontsize=8)
-      ax.axis("off")
-  fig.tight_layout()
-  fig.canvas.draw()
-  figure = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-  plt.close(fig)
-  return figure
-
-
 def visualize_video(video: str, output: str, rows: int = 3, size: int = 224,
                     stride: int = 1, preset: str = "accurate",
                     max_flow: float = 0.0) -> None:
-  """Reads `video`, draws the flow figure and writes it to `output` (PNG)."""
+  """Reads `video`, draws the flow figure and writes it to `output` (PNG).
+
+  Decodes only the triplets' frames, resized as they are decoded, so memory
+  does not grow with the video.
+  """
   from PIL import Image
-  from tsnet_tf.data.video import read_video
+  from tsnet_tf.data import video as video_lib
   from tsnet_tf.utils import io
-  frames = read_video(video)
+  starts = []
+
+  def indices(num_frames):  # read_frames' last call decides the frames read
+    starts[:] = pick_triplets(num_frames, rows, stride)
+    return triplet_indices(starts, stride)
+
   try:
-    figure = flow_figure(_resize(frames, size), rows, stride, preset,
-                         max_flow)
+    triplets = video_lib.read_frames(video, indices,
+                                     lambda f: _resize(f[None], size)[0])
+    figure = triplets_figure(triplets, starts, stride, preset, max_flow)
+  except video_lib.VideoDecodeError:
+    raise
   except ValueError as e:
     raise ValueError(f"--video={video}: {e}") from e
   with io.atomic_write(output) as tmp:

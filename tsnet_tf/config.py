@@ -192,12 +192,17 @@ class DistillConfig:
     confidence_weighting: weight each clip's MSE by the teacher's softmax
       probability of the true class, so a clip the teacher gets wrong pulls
       the student less.
+    logit_weight: weight of a soft-logit term added to Eq. 7 (not in the
+      paper): T^2 * KL(teacher's softmax(logits / T) || the student's); 0 = off.
+    temperature: T of that term.
   """
   lambda_: float = dataclasses.field(default=1.0, metadata={"yaml": "lambda"})
   mse_warmup_epochs: int = 0
   feature_layer: str = "features"
   projection: str = "auto"
   confidence_weighting: bool = False
+  logit_weight: float = 0.0
+  temperature: float = 4.0
 
 
 @dataclasses.dataclass
@@ -316,6 +321,7 @@ _MINIMUM = {
     ("train", "learning_rate"): 0.0, ("train", "weight_decay"): 0.0,
     ("train", "warmup_epochs"): 0.0, ("train", "steps_per_execution"): 1,
     ("distill", "lambda_"): 0.0, ("distill", "mse_warmup_epochs"): 0,
+    ("distill", "logit_weight"): 0.0, ("distill", "temperature"): 0.01,
     ("eval", "num_clips"): 1, ("model", "width"): 1, ("model", "feature_dim"): 1,
     ("train", "decay_rate"): 0.0, ("train", "min_lr_ratio"): 0.0,
 }

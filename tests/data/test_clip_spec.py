@@ -11,6 +11,7 @@ from tsnet_tf.data import clip_spec
 from tsnet_tf.data import preprocessing
 from tsnet_tf.data import sampling
 from tsnet_tf.data import tfrecords
+from tsnet_tf.data import video
 from tsnet_tf.models import build_rgb_model
 
 SPEC = clip_spec.ClipSpec(num_frames=4, crop_size=16, frame_stride=3,
@@ -90,6 +91,47 @@ def test_resize_short_side_matches_the_converter_size_and_skips_stored_frames():
   ours = preprocessing.resize_short_side(smooth, 24).numpy().astype(int)
   pil = tfrecords.resize_frames(smooth, 24).astype(int)
   assert np.abs(ours - pil).max() <= 3
+
+
+SHARED_VIDEO = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "..", "shared", "data", "video")
+RAW = clip_spec.ClipSpec(num_frames=8, crop_size=16)  # raw frames, no stored format
+
+
+def _streamed_equals_read_all(path, specs=(SPEC, RAW), num_clips=(1, 3)):
+  """`read_clip`/`read_window` (streaming) == `clip_of_video`/`window_of_video`
+  of the whole decoded video, bit for bit."""
+  frames = video.read_video(path)
+  for spec in specs:
+    for k in num_clips:
+      want = spec.clip_of_video(frames, k)
+      got = spec.read_clip(path, k)
+      assert got.dtype == np.uint8 and got.shape == want.shape
+      np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(spec.read_window(path), spec.window_of_video(frames))
+
+
+@pytest.mark.parametrize("n", [3, 30])  # looped (shorter than a clip) and centre clip
+def test_streamed_clip_is_the_read_all_clip(tmp_path, n):
+  rng = np.random.default_rng(n)
+  path = str(tmp_path / "v.avi")
+  video.write_video(path, rng.integers(0, 256, (n, 36, 44, 3), dtype=np.uint8), fps=25)
+  _streamed_equals_read_all(path)
+
+
+@pytest.mark.skipif(not os.path.isdir(SHARED_VIDEO), reason="needs ../shared/data/video")
+def test_streamed_clip_is_the_read_all_clip_on_a_real_video():
+  _streamed_equals_read_all(os.path.join(SHARED_VIDEO, "kinetics", "skateboarding.mp4"),
+                            num_clips=(3,))  # K=3 holds the centre clip
+
+
+@pytest.mark.slow  # decodes 103 1080p frames several times (~1 GB while reading all)
+@pytest.mark.skipif(not os.path.isdir(SHARED_VIDEO), reason="needs ../shared/data/video")
+def test_streamed_clip_is_the_read_all_clip_on_the_1080p_video():
+  spec = clip_spec.ClipSpec(num_frames=8, crop_size=112, stored_frames=clip_spec.StoredFrames(
+      short_side=128, jpeg_quality=90))
+  _streamed_equals_read_all(os.path.join(SHARED_VIDEO, "ntu_drink_water_1920x1080.avi"),
+                            specs=(spec,), num_clips=(1,))
 
 
 def test_contract_survives_save_load_and_is_replaced(tmp_path):

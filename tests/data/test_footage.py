@@ -124,3 +124,21 @@ def test_shared_real_clips_are_found():
   names = {footage.source_name(p) for p in footage.find_videos(SHARED_VIDEO)}
   assert {"tai_chi", "skateboarding", "arm_wrestling", "cleaning_pool", "clean_and_jerk",
           "flipping_pancake", "bikes"} <= names
+
+
+def test_windows_are_read_resized_without_the_rest_of_the_video(tmp_path):
+  # A textured video larger than short_side: the windows come back resized and
+  # equal to cutting them out of the fully decoded video.
+  rng = np.random.RandomState(0)
+  frames = rng.randint(0, 256, (60, 48, 64, 3)).astype(np.uint8)
+  path = str(tmp_path / "v.avi")
+  video.write_video(path, frames, 25)
+  info = video.probe_video(path)
+  spans, windows = footage._read_windows(path, info, 4, 2, 10, 4, short_side=24)  # pylint: disable=protected-access
+  assert spans == footage.plan_windows(60, 4, 2, 10)
+  decoded = video.read_video(path)
+  for (start, end), window in zip(spans, windows):
+    assert window.shape == (end - start, 24, 32, 3)
+    np.testing.assert_array_equal(window, footage._resize(decoded[start:end], (24, 32)))  # pylint: disable=protected-access
+  with pytest.raises(footage._TooShort):  # pylint: disable=protected-access
+    footage._read_windows(path, info, 4, 2, 10, 20, short_side=24)  # pylint: disable=protected-access

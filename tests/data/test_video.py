@@ -1,4 +1,6 @@
+import os
 import pickle
+import tracemalloc
 
 import cv2
 import numpy as np
@@ -98,6 +100,19 @@ def test_write_rejects_bad_frames(tmp_path, frames, match):
   assert not list(tmp_path.iterdir())
 
 
+def test_write_streams_an_iterator_of_frames(tmp_path):
+  frames = _smooth_frames()
+  video.write_video(tmp_path / "a.avi", frames, fps=25)
+  video.write_video(tmp_path / "b.avi", (f for f in frames), fps=25)
+  assert (tmp_path / "a.avi").read_bytes() == (tmp_path / "b.avi").read_bytes()
+  bad = iter([frames[0], frames[1, :16]])
+  with pytest.raises(ValueError, match="frame of uint8 .16, 40, 3. in a uint8 32x40 video"):
+    video.write_video(tmp_path / "c.avi", bad, fps=25)
+  with pytest.raises(ValueError, match="shape"):
+    video.write_video(tmp_path / "d.avi", iter([]), fps=25)
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["a.avi", "b.avi"]
+
+
 def test_write_rejects_bad_fps_and_codec(tmp_path):
   with pytest.raises(ValueError, match="fps"):
     video.write_video(tmp_path / "a.avi", _smooth_frames(), fps=0)
@@ -143,3 +158,157 @@ def test_video_decode_error_pickles():
   err = pickle.loads(pickle.dumps(video.VideoDecodeError("x.avi", "broken")))
   assert (err.path, err.reason) == ("x.avi", "broken")
   assert "x.avi" in str(err) and "broken" in str(err)
+
+
+# -- streaming reads (read_frames, count_frames) ------------------------------
+
+SHARED_VIDEO = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "..", "shared", "data", "video")
+
+
+@pytest.fixture(scope="module")
+def long_path(tmp_path_factory):
+  """40 frames 48x64 of random texture (every frame differs from the others)."""
+  rng = np.random.default_rng(1)
+  frames = rng.integers(0, 256, (40, 48, 64, 3), dtype=np.uint8)
+  path = tmp_path_factory.mktemp("long") / "long.avi"
+  video.write_video(path, frames, fps=25)
+  return path
+
+
+def _half(frame):
+  """A resize stand-in: every other pixel, as a fresh array."""
+  return np.ascontiguousarray(frame[::2, ::2])
+
+
+def test_count_frames_is_read_videos_length(clip_path, long_path):
+  assert video.count_frames(clip_path) == 8
+  assert video.count_frames(long_path) == 40
+
+
+def test_read_frames_equals_read_video_then_index(long_path):
+  full = video.read_video(long_path)
+  idx = np.array([[0, 39, 7], [7, 7, 20]])  # any shape, repeats allowed
+  got = video.read_frames(long_path, idx)
+  assert got.dtype == np.uint8 and got.shape == (2, 3, 48, 64, 3)
+  np.testing.assert_array_equal(got, full[idx])
+  np.testing.assert_array_equal(video.read_frames(long_path, [5]), full[[5]])
+
+
+def test_read_frames_passes_the_decoded_count_to_the_selector(long_path):
+  seen = []
+
+  def centre(n):
+    seen.append(n)
+    return np.arange(n // 2 - 2, n // 2 + 2)
+
+  got = video.read_frames(long_path, centre)
+  assert seen == [40]
+  np.testing.assert_array_equal(got, video.read_video(long_path)[18:22])
+
+
+def test_read_frames_transforms_each_selected_frame_once_as_it_arrives(long_path):
+  calls = []
+
+  def transform(frame):
+    calls.append(frame.shape)
+    return _half(frame)
+
+  idx = np.array([3, 3, 30, 3, 12])
+  got = video.read_frames(long_path, idx, transform)
+  full = video.read_video(long_path)
+  np.testing.assert_array_equal(got, np.stack([_half(f) for f in full[idx]]))
+  assert calls == [(48, 64, 3)] * 3  # distinct frames only, at full size
+
+
+def test_read_frames_holds_the_selected_frames_not_the_video(long_path):
+  """numpy reports its buffers to tracemalloc: the decoded RGB frames of
+  read_video all stay alive; read_frames converts and keeps only two."""
+  frame_bytes = 48 * 64 * 3
+
+  def peak(fn):
+    tracemalloc.start()
+    try:
+      fn()
+      return tracemalloc.get_traced_memory()[1]
+    finally:
+      tracemalloc.stop()
+
+  assert peak(lambda: video.read_video(long_path)) > 40 * frame_bytes
+  assert peak(lambda: video.read_frames(long_path, [10, 11])) < 6 * frame_bytes
+
+
+def test_read_frames_rechecks_a_wrong_frame_count(long_path, monkeypatch):
+  """When demuxing miscounts (decoders may drop or add frames), the selector
+  is asked again with the decoded count: the clip is read_video's."""
+  full = video.read_video(long_path)
+  for wrong in (0, 25, 60):
+    monkeypatch.setattr(video, "count_frames", lambda path, n=wrong: n)
+    seen = []
+    got = video.read_frames(long_path, lambda n: seen.append(n) or np.arange(n - 3, n))
+    assert seen[-1] == 40
+    np.testing.assert_array_equal(got, full[37:])
+
+
+def test_read_frames_selector_errors_use_the_decoded_count(long_path, monkeypatch):
+  def needs_50(n):
+    if n < 50:
+      raise ValueError(f"the video has {n} frames")
+    return np.arange(50)
+
+  with pytest.raises(ValueError, match="has 40 frames"):
+    video.read_frames(long_path, needs_50)
+  monkeypatch.setattr(video, "count_frames", lambda path: 60)  # optimistic estimate
+  with pytest.raises(ValueError, match="has 40 frames"):
+    video.read_frames(long_path, needs_50)
+
+
+@pytest.mark.parametrize("idx, match", [([40], "frame index 40"), ([-1], "frame index -1"),
+                                        ([], "no frame indices")])
+def test_read_frames_rejects_bad_indices(long_path, idx, match):
+  with pytest.raises(ValueError, match=match):
+    video.read_frames(long_path, idx)
+
+
+def test_read_frames_on_a_truncated_file_uses_what_decodes(tmp_path, long_path):
+  data = long_path.read_bytes()
+  start, end = data.find(b"movi"), data.find(b"idx1")
+  cut = tmp_path / "cut.avi"
+  cut.write_bytes(data[: start + (end - start) * 6 // 10])
+  full = video.read_video(cut)
+  assert 1 <= len(full) < 40
+  last3 = lambda n: np.arange(n - 3, n)
+  np.testing.assert_array_equal(video.read_frames(cut, last3), full[-3:])
+  with pytest.raises(ValueError, match=f"outside the video's {len(full)} decodable"):
+    video.read_frames(cut, [39])
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty", "garbage", "header_only"])
+def test_read_frames_unreadable_files_raise_video_decode_error(tmp_path, clip_path, kind):
+  path = tmp_path / f"{kind}.avi"
+  if kind == "empty":
+    path.write_bytes(b"")
+  elif kind == "garbage":
+    path.write_bytes(np.random.default_rng(0).bytes(4096))
+  elif kind == "header_only":
+    data = clip_path.read_bytes()
+    path.write_bytes(data[: data.find(b"movi") + 4])
+  for fn in (video.count_frames, lambda p: video.read_frames(p, [0])):
+    if kind == "header_only" and fn is video.count_frames:
+      assert fn(path) == 0
+      continue
+    with pytest.raises(video.VideoDecodeError) as info:
+      fn(path)
+    assert info.value.path == str(path) and info.value.reason
+
+
+@pytest.mark.skipif(not os.path.isdir(SHARED_VIDEO), reason="needs ../shared/data/video")
+@pytest.mark.parametrize("name", ["kinetics/flipping_pancake.mkv", "kinetics/tai_chi.mp4"])
+def test_read_frames_on_real_clips(name):
+  """H.264 with B-frames in MKV (no frame count in the header) and MP4."""
+  path = os.path.join(SHARED_VIDEO, name)
+  full = video.read_video(path)
+  assert video.count_frames(path) == len(full)
+  idx = np.array([0, 1, len(full) // 2, len(full) - 1])
+  np.testing.assert_array_equal(video.read_frames(path, idx, _half),
+                                np.stack([_half(f) for f in full[idx]]))

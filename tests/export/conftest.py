@@ -1,15 +1,41 @@
-"""Shared fixtures: a tiny student trained on generated videos, and its export."""
+"""Shared fixtures: a tiny student trained on generated videos, and its export.
 
+The helpers beside this file (deploy_data.py, fake_model_server.py) are not
+importable by name under `--import-mode=importlib`; they are loaded from their
+paths here and handed to the tests as the `deploy` and `fake_server` fixtures.
+"""
+
+import importlib.util
 import os
-import sys
 
 import pytest
 
-# --import-mode=importlib: lets test files import the helpers and the test double.
-sys.path.insert(0, os.path.dirname(__file__))
+from tsnet_tf.export import saved_model as sm
 
-import deploy_data  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tsnet_tf.export import saved_model as sm  # pylint: disable=g-import-not-at-top,wrong-import-position
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _load_helper(name):
+  spec = importlib.util.spec_from_file_location(f"tests_export_{name}",
+                                                os.path.join(_HERE, f"{name}.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+deploy_data = _load_helper("deploy_data")
+
+
+@pytest.fixture(scope="session")
+def deploy():
+  """tests/export/deploy_data.py: the dataset's constants (CLASSES, T, S) and helpers."""
+  return deploy_data
+
+
+@pytest.fixture(scope="session")
+def fake_server():
+  """tests/export/fake_model_server.py: the TF-Serving test double (needs grpc)."""
+  return _load_helper("fake_model_server")
 
 
 @pytest.fixture(scope="session")

@@ -27,9 +27,6 @@ from tsnet_tf.training import evaluation
 from tsnet_tf.training import run_dir
 from tsnet_tf.training import trainer
 
-import deploy_data  # pylint: disable=g-bad-import-order
-import fake_model_server  # pylint: disable=g-bad-import-order
-
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 T, S = 4, 16
 OVERRIDE = ("data.num_frames=4,data.crop_size=16,data.batch_size=8,data.eval_batch_size=8,"
@@ -39,10 +36,10 @@ OVERRIDE = ("data.num_frames=4,data.crop_size=16,data.batch_size=8,data.eval_bat
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
+def data(deploy, tmp_path_factory):
   """(video_dir, data_dir, {video_index: path}) of 20-29-frame videos stored at short side 24."""
   root = str(tmp_path_factory.mktemp("parity_data"))
-  video_dir, data_dir = deploy_data.write_dataset(root, lengths=(20, 30), short_side=24)
+  video_dir, data_dir = deploy.write_dataset(root, lengths=(20, 30), short_side=24)
   plan = tfrecords.build_plan(video_dir, os.path.join(root, "splits"), [1])
   return video_dir, data_dir, {v.video_index: v.path for v in plan.videos}
 
@@ -103,7 +100,7 @@ def test_deployment_sees_the_pixels_evaluation_sees(artifacts, data):
   assert np.abs(raw - evaluated).mean() > 1.0
 
 
-def test_every_path_agrees_with_evaluation(artifacts, data):
+def test_every_path_agrees_with_evaluation(artifacts, data, fake_server):
   model_dir, export, files = artifacts
   reference = _evaluation_probabilities(model_dir, data[1])
   predictors = {
@@ -112,7 +109,7 @@ def test_every_path_agrees_with_evaluation(artifacts, data):
       "tflite_fp32": predict.load_predictor(files["none"]),
       "tflite_int8": predict.load_predictor(files["int8"]),
   }
-  server, address = fake_model_server.start_grpc_server("rgb", 1, export)
+  server, address = fake_server.start_grpc_server("rgb", 1, export)
   try:
     meta = serving.fetch_metadata(address, "rgb")
     tops = []

@@ -10,8 +10,6 @@ from tsnet_tf.data import video
 from tsnet_tf.export import predict
 from tsnet_tf.export import saved_model as sm
 
-from deploy_data import CLASSES, T  # pylint: disable=g-bad-import-order
-
 
 @pytest.fixture(scope="module")
 def short_video(tmp_path_factory):
@@ -23,14 +21,14 @@ def short_video(tmp_path_factory):
   return path
 
 
-def test_same_answer_from_every_artifact(export_dir, converted, short_video):
+def test_same_answer_from_every_artifact(deploy, export_dir, converted, short_video):
   sm_pred = predict.load_predictor(os.path.dirname(export_dir))  # parent: latest version
-  assert sm_pred.kind == "saved_model" and sm_pred.num_frames == T
-  assert sm_pred.labels == list(CLASSES)
+  assert sm_pred.kind == "saved_model" and sm_pred.num_frames == deploy.T
+  assert sm_pred.labels == list(deploy.CLASSES)
   top_sm = predict.predict_video(sm_pred, short_video)
-  assert len(top_sm) == len(CLASSES) and abs(sum(p for _, p in top_sm) - 1) < 1e-4
+  assert len(top_sm) == len(deploy.CLASSES) and abs(sum(p for _, p in top_sm) - 1) < 1e-4
   keras_pred = predict.load_predictor(os.path.join(export_dir, "model.keras"))
-  assert keras_pred.spec == sm_pred.spec and keras_pred.labels == list(CLASSES)
+  assert keras_pred.spec == sm_pred.spec and keras_pred.labels == list(deploy.CLASSES)
   top_keras = predict.predict_video(keras_pred, short_video)
   assert [n for n, _ in top_keras] == [n for n, _ in top_sm]
   np.testing.assert_allclose([p for _, p in top_keras], [p for _, p in top_sm], atol=1e-5)
@@ -40,21 +38,46 @@ def test_same_answer_from_every_artifact(export_dir, converted, short_video):
   np.testing.assert_allclose([p for _, p in top_lite], [p for _, p in top_sm], atol=1e-4)
 
 
-def test_tflite_file_alone_is_enough(converted, short_video, tmp_path):
+def test_tflite_file_alone_is_enough(deploy, converted, short_video, tmp_path):
   """Moved away from its labels file, a .tflite predicts the same (its metadata)."""
   out = converted["none"]["output"]
   alone = str(tmp_path / "elsewhere.tflite")
   shutil.copy(out, alone)
   moved = predict.load_predictor(alone)
   here = predict.load_predictor(out)
-  assert moved.spec == here.spec and moved.labels == list(CLASSES)
+  assert moved.spec == here.spec and moved.labels == list(deploy.CLASSES)
   assert predict.predict_video(moved, short_video) == predict.predict_video(here, short_video)
 
 
-def test_video_clip_loops_short_videos(short_video, export_dir):
+@pytest.fixture(scope="module")
+def long_video(tmp_path_factory):
+  """A 30-frame 50x70 video: the clip and the served window are a part of it."""
+  frames = np.random.default_rng(6).integers(0, 256, (30, 50, 70, 3), dtype=np.uint8)
+  path = str(tmp_path_factory.mktemp("videos") / "long.avi")
+  video.write_video(path, frames, fps=25)
+  return path
+
+
+def test_predict_video_streams_the_clip_read_all_gives(export_dir, converted, long_video,
+                                                        short_video):
+  """predict_video decodes only the clip (ClipSpec.read_clip/read_window); every
+  artifact answers exactly as on the whole decoded video."""
+  predictors = [predict.load_predictor(export_dir),  # serving graph samples the window
+                predict.load_predictor(export_dir, frame_stride=2),  # clip sent
+                predict.load_predictor(os.path.join(export_dir, "model.keras")),
+                predict.load_predictor(converted["none"]["output"])]
+  for path in (long_video, short_video):
+    frames = video.read_video(path)
+    for p in predictors:
+      np.testing.assert_array_equal(p.predict_video_file(path), p.predict_video_frames(frames))
+      assert predict.predict_video(p, path) == predict.top_k(p.predict_video_frames(frames),
+                                                             p.labels)
+
+
+def test_video_clip_loops_short_videos(deploy, short_video, export_dir):
   spec = predict.load_predictor(export_dir).spec
   clip = spec.clip_of_video(video.read_video(short_video))[0]
-  assert clip.shape == (T, 50, 70, 3) and clip.dtype == np.uint8
+  assert clip.shape == (deploy.T, 50, 70, 3) and clip.dtype == np.uint8
   np.testing.assert_array_equal(clip[3], clip[0])
 
 
@@ -73,18 +96,17 @@ def test_clear_errors(tmp_path, export_dir):
     predict.load_predictor(str(other))
 
 
-def test_frame_stride_comes_with_every_artifact_of_a_run(trained, dataset, tmp_path):
+def test_frame_stride_comes_with_every_artifact_of_a_run(deploy, trained, dataset, tmp_path):
   from tsnet_tf import config as config_lib  # pylint: disable=g-import-not-at-top
   from tsnet_tf.data import clip_spec  # pylint: disable=g-import-not-at-top
   from tsnet_tf.training import run_dir  # pylint: disable=g-import-not-at-top
-  from deploy_data import spec  # pylint: disable=g-import-not-at-top
   # A training run whose classifier carries stride 2; a config.yaml saying 5 (a
   # file beside it) must not matter.
   model_dir = tmp_path / "run"
   model_dir.mkdir()
-  clip_spec.attach(trained, spec(dataset[1], frame_stride=2), CLASSES).save(
+  clip_spec.attach(trained, deploy.spec(dataset[1], frame_stride=2), deploy.CLASSES).save(
       str(model_dir / "model.keras"))
-  run_dir.write_labels(str(model_dir), CLASSES)
+  run_dir.write_labels(str(model_dir), deploy.CLASSES)
   config_lib.save_config(config_lib.load_config(None, "rgb", "data.frame_stride=5"),
                          str(model_dir / config_lib.RUN_CONFIG_FILE))
   export = str(tmp_path / "export" / "1")

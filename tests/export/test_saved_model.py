@@ -12,8 +12,6 @@ from tsnet_tf.data import clip_spec
 from tsnet_tf.data import preprocessing
 from tsnet_tf.export import saved_model as sm
 
-from deploy_data import CLASSES, S, T  # pylint: disable=g-bad-import-order
-
 
 def test_top_k_ids_pads_with_minus_one():
   p = tf.constant([[0.2, 0.5, 0.3]])
@@ -22,11 +20,11 @@ def test_top_k_ids_pads_with_minus_one():
   np.testing.assert_array_equal(sm.top_k_ids(p7), [[2, 4, 1, 6, 3]])
 
 
-def test_layout_and_signatures(export_dir):
+def test_layout_and_signatures(deploy, export_dir):
   assert sorted(os.listdir(export_dir)) == sorted(
       ["assets", "fingerprint.pb", "model.keras", "saved_model.pb", "variables"])
   with open(os.path.join(export_dir, "assets", "labels.txt")) as f:
-    assert f.read().split() == list(CLASSES)
+    assert f.read().split() == list(deploy.CLASSES)
   loaded = tf.saved_model.load(export_dir)
   fn = loaded.signatures["serving_default"]
   (spec,) = fn.structured_input_signature[1].values()
@@ -37,24 +35,24 @@ def test_layout_and_signatures(export_dir):
   assert outs["probabilities"].dtype == tf.float32
   assert outs["class_ids"].dtype == tf.int32 and outs["class_ids"].shape.as_list() == [None, 5]
   meta = sm.saved_model_metadata(loaded)
-  assert meta == {"num_frames": T, "crop_size": S, "frame_stride": 1, "labels": list(CLASSES),
-                  "clip_spec": meta["clip_spec"]}
+  assert meta == {"num_frames": deploy.T, "crop_size": deploy.S, "frame_stride": 1,
+                  "labels": list(deploy.CLASSES), "clip_spec": meta["clip_spec"]}
   with open(os.path.join(export_dir, "assets", "clip_spec.json")) as f:
     assert clip_spec.ClipSpec.from_json(f.read()) == meta["clip_spec"]
   assert meta["clip_spec"].stored_frames.jpeg_quality == 90
   # The export's model.keras carries the same contract.
   keras_meta = clip_spec.from_model(sm.load_keras_model(os.path.join(export_dir, "model.keras")))
-  assert keras_meta == (meta["clip_spec"], list(CLASSES))
+  assert keras_meta == (meta["clip_spec"], list(deploy.CLASSES))
 
 
-def test_saved_model_equals_keras(export_dir, trained):
+def test_saved_model_equals_keras(deploy, export_dir, trained):
   rng = np.random.default_rng(1)
   loaded = tf.saved_model.load(export_dir)
   fn = loaded.signatures["serving_default"]
   # Any size: 48x40 frames, T = trained T (so no temporal resampling).
-  frames = rng.integers(0, 256, (3, T, 48, 40, 3), dtype=np.uint8)
+  frames = rng.integers(0, 256, (3, deploy.T, 48, 40, 3), dtype=np.uint8)
   out = fn(frames=tf.constant(frames))
-  ref = tf.nn.softmax(trained(preprocessing.eval_preprocess(frames, S))).numpy()
+  ref = tf.nn.softmax(trained(preprocessing.eval_preprocess(frames, deploy.S))).numpy()
   np.testing.assert_allclose(out["probabilities"].numpy(), ref, atol=1e-5)
   np.testing.assert_array_equal(out["class_ids"].numpy()[:, :3],
                                 np.argsort(-ref, axis=1, kind="stable"))
@@ -66,10 +64,10 @@ def test_saved_model_equals_keras(export_dir, trained):
     video = rng.integers(0, 256, (1, n, 32, 32, 3), dtype=np.uint8)
     out = fn(frames=tf.constant(video))["probabilities"].numpy()
     picked = video[:, spec.video_indices(n)[0]]
-    ref = tf.nn.softmax(trained(preprocessing.eval_preprocess(picked, S))).numpy()
+    ref = tf.nn.softmax(trained(preprocessing.eval_preprocess(picked, deploy.S))).numpy()
     np.testing.assert_allclose(out, ref, atol=1e-5)
   # classify_clip is the model on preprocessed clips.
-  clip = rng.uniform(0, 255, (2, T, S, S, 3)).astype(np.float32)
+  clip = rng.uniform(0, 255, (2, deploy.T, deploy.S, deploy.S, 3)).astype(np.float32)
   got = loaded.signatures["classify_clip"](clip=tf.constant(clip))
   np.testing.assert_allclose(got["logits"].numpy(), trained(clip).numpy(), atol=1e-5)
 
@@ -88,25 +86,26 @@ def test_bad_frames_raise_invalid_argument(export_dir):
     fn(frames=tf.zeros((4, 8, 8, 3), tf.uint8))
 
 
-def test_refuses_to_overwrite_and_checks_labels(export_dir, trained, dataset):
-  from deploy_data import spec  # pylint: disable=g-import-not-at-top
+def test_refuses_to_overwrite_and_checks_labels(deploy, export_dir, trained, dataset):
   with pytest.raises(FileExistsError, match="overwrite"):
-    sm.export_saved_model(trained, list(CLASSES), export_dir, spec=spec(dataset[1]))
+    sm.export_saved_model(trained, list(deploy.CLASSES), export_dir,
+                          spec=deploy.spec(dataset[1]))
   with pytest.raises(ValueError, match="2 labels"):
-    sm.export_saved_model(trained, ["a", "b"], export_dir + "_x", spec=spec(dataset[1]))
+    sm.export_saved_model(trained, ["a", "b"], export_dir + "_x", spec=deploy.spec(dataset[1]))
   with pytest.raises(clip_spec.ClipSpecError, match="carries no clip spec"):
-    sm.export_saved_model(trained, list(CLASSES), export_dir + "_x")
+    sm.export_saved_model(trained, list(deploy.CLASSES), export_dir + "_x")
   assert not os.path.exists(export_dir + "_x")
 
 
-def test_keras_file_loads_in_fresh_process(export_dir):
+def test_keras_file_loads_in_fresh_process(deploy, export_dir):
   code = ("import sys, numpy as np, keras, tsnet_tf; "
           "m = keras.saving.load_model(sys.argv[1]); "
           "print(m.input_shape, m.output_shape)")
   out = subprocess.run([sys.executable, "-c", code, os.path.join(export_dir, "model.keras")],
                        capture_output=True, text=True, timeout=120, check=True,
                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-  assert f"(None, {T}, {S}, {S}, 3) (None, {len(CLASSES)})" in out.stdout
+  t, s, k = deploy.T, deploy.S, len(deploy.CLASSES)
+  assert f"(None, {t}, {s}, {s}, 3) (None, {k})" in out.stdout
 
 
 @pytest.mark.slow

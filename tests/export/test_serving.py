@@ -10,50 +10,47 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tsnet_tf.data import preprocessing
 from tsnet_tf.export import serving
 
-import fake_model_server  # pylint: disable=g-bad-import-order
-from deploy_data import CLASSES, S, T  # pylint: disable=g-bad-import-order
-
 
 @pytest.fixture(scope="module")
-def grpc_server(export_dir):
-  server, address = fake_model_server.start_grpc_server("student", 1, export_dir)
+def grpc_server(fake_server, export_dir):
+  server, address = fake_server.start_grpc_server("student", 1, export_dir)
   yield address
   server.stop(0)
 
 
 @pytest.fixture(scope="module")
-def rest_server(export_dir):
-  server, address = fake_model_server.start_rest_server("student", 1, export_dir)
+def rest_server(fake_server, export_dir):
+  server, address = fake_server.start_rest_server("student", 1, export_dir)
   yield address
   server.shutdown()
 
 
 @pytest.fixture(scope="module")
-def frames():
-  return np.random.default_rng(3).integers(0, 256, (2, T, 40, 48, 3), dtype=np.uint8)
+def frames(deploy):
+  return np.random.default_rng(3).integers(0, 256, (2, deploy.T, 40, 48, 3), dtype=np.uint8)
 
 
-def _expected(trained, frames):
-  return tf.nn.softmax(trained(preprocessing.eval_preprocess(frames, S))).numpy()
+def _expected(deploy, trained, frames):
+  return tf.nn.softmax(trained(preprocessing.eval_preprocess(frames, deploy.S))).numpy()
 
 
-def test_grpc_round_trip(grpc_server, trained, frames):
+def test_grpc_round_trip(deploy, grpc_server, trained, frames):
   probs, ids = serving.predict_grpc(grpc_server, "student", frames)
-  np.testing.assert_allclose(probs, _expected(trained, frames), atol=1e-5)
+  np.testing.assert_allclose(probs, _expected(deploy, trained, frames), atol=1e-5)
   assert ids.dtype == np.int32 and ids.shape == (2, 5)
   np.testing.assert_array_equal(ids[:, 0], probs.argmax(-1))
   meta = serving.fetch_metadata(grpc_server, "student")
-  assert meta == {"num_frames": T, "crop_size": S, "frame_stride": 1, "labels": list(CLASSES),
-                  "clip_spec": meta["clip_spec"]}
-  assert (meta["clip_spec"].num_frames, meta["clip_spec"].crop_size) == (T, S)
+  assert meta == {"num_frames": deploy.T, "crop_size": deploy.S, "frame_stride": 1,
+                  "labels": list(deploy.CLASSES), "clip_spec": meta["clip_spec"]}
+  assert (meta["clip_spec"].num_frames, meta["clip_spec"].crop_size) == (deploy.T, deploy.S)
 
 
-def test_rest_round_trip(rest_server, trained, frames):
+def test_rest_round_trip(deploy, rest_server, trained, frames):
   probs, ids = serving.predict_rest(rest_server, "student", frames, version=1)
-  np.testing.assert_allclose(probs, _expected(trained, frames), atol=1e-5)
+  np.testing.assert_allclose(probs, _expected(deploy, trained, frames), atol=1e-5)
   np.testing.assert_array_equal(ids[:, 0], probs.argmax(-1))
   meta = serving.fetch_metadata(rest_server, "student", rest=True)
-  assert meta["labels"] == list(CLASSES) and meta["clip_spec"].num_frames == T
+  assert meta["labels"] == list(deploy.CLASSES) and meta["clip_spec"].num_frames == deploy.T
 
 
 def _raw_predict(address, request):
@@ -115,3 +112,17 @@ def test_request_format():
   assert [d.size for d in request.inputs["frames"].tensor_shape.dim] == [1, 2, 4, 4, 3]
   assert serving.rest_url("localhost:8501", "m") == "http://localhost:8501/v1/models/m:predict"
   assert serving.rest_url("http://h:1/", "m", 2) == "http://h:1/v1/models/m/versions/2:predict"
+
+
+def test_video_to_send_streams_what_frames_to_send_sends(dataset, tmp_path):
+  from tsnet_tf.data import video  # pylint: disable=g-import-not-at-top
+  from deploy_data import spec  # pylint: disable=g-import-not-at-top
+  path = str(tmp_path / "v.avi")
+  video.write_video(path, np.random.default_rng(4).integers(0, 256, (30, 40, 48, 3),
+                                                            dtype=np.uint8), fps=25)
+  frames = video.read_video(path)
+  legacy = {"num_frames": T, "crop_size": S, "frame_stride": 2, "clip_spec": None}
+  for meta in ({**legacy, "clip_spec": spec(dataset[1], frame_stride=2)}, legacy):
+    want = serving.frames_to_send(meta, frames)
+    assert want.shape[1] < len(frames)  # a window or a clip, not the video
+    np.testing.assert_array_equal(serving.video_to_send(meta, path), want)

@@ -8,8 +8,6 @@ import pytest
 from tsnet_tf.export import edge
 from tsnet_tf.export import tflite as tfl
 
-from deploy_data import CLASSES, S, T  # pylint: disable=g-bad-import-order
-
 
 def test_edge_twin_matches_keras_and_swaps_every_3d_layer(trained, eval_clips):
   twin = edge.edge_model(trained)
@@ -57,16 +55,17 @@ def test_flatbuffer_does_not_grow_with_clip_length():
   assert abs(counts[1] - counts[0]) <= 2, counts
 
 
-def test_files_labels_and_int8_is_full_integer(converted):
+def test_files_labels_and_int8_is_full_integer(deploy, converted):
   for q, info in converted.items():
     assert info["quantize"] == q  # int8 did not fall back to dynamic range
     # The file carries its clip spec and class names.
-    assert tfl.read_metadata(info["output"]) == (info["clip_spec"], list(CLASSES))
+    assert tfl.read_metadata(info["output"]) == (info["clip_spec"], list(deploy.CLASSES))
     assert os.path.getsize(info["output"]) == info["bytes"]
     with open(info["labels"]) as f:
-      assert f.read().split() == list(CLASSES)
+      assert f.read().split() == list(deploy.CLASSES)
   runner = tfl.TFLiteRunner(converted["int8"]["output"])
-  assert runner.input_dtype == np.uint8 and runner.input_shape == (1, T, S, S, 3)
+  assert runner.input_dtype == np.uint8
+  assert runner.input_shape == (1, deploy.T, deploy.S, deploy.S, 3)
   assert converted["float16"]["bytes"] < 0.7 * converted["none"]["bytes"]
   assert converted["int8"]["bytes"] < converted["float16"]["bytes"]
   # Full-integer: every convolution and the classifier run on int8 tensors,
@@ -82,9 +81,9 @@ def test_files_labels_and_int8_is_full_integer(converted):
   assert not any("3D" in op["op_name"] for op in ops)
 
 
-def test_top1_agreement_with_keras(converted, trained, eval_clips):
+def test_top1_agreement_with_keras(deploy, converted, trained, eval_clips):
   ref = trained(eval_clips).numpy().argmax(-1)
-  assert len(ref) >= 60 and len(set(ref)) == len(CLASSES)  # a meaningful evaluation set
+  assert len(ref) >= 60 and len(set(ref)) == len(deploy.CLASSES)  # a meaningful evaluation set
   agreement = {}
   for q, info in converted.items():
     got = tfl.TFLiteRunner(info["output"])(eval_clips)
@@ -101,16 +100,16 @@ def test_fp32_matches_keras_probabilities(converted, trained, eval_clips):
   np.testing.assert_allclose(got, tf.nn.softmax(trained(eval_clips[:8])).numpy(), atol=1e-4)
 
 
-def test_representative_dataset_comes_from_tfrecords(dataset):
-  from deploy_data import spec  # pylint: disable=g-import-not-at-top
-  gen = tfl.representative_dataset(dataset[1], spec(dataset[1]), num_clips=5)
+def test_representative_dataset_comes_from_tfrecords(deploy, dataset):
+  gen = tfl.representative_dataset(dataset[1], deploy.spec(dataset[1]), num_clips=5)
   clips = [c for (c,) in gen()]
   assert len(clips) == 5
-  assert all(c.shape == (1, T, S, S, 3) and c.dtype == np.float32 for c in clips)
+  shape = (1, deploy.T, deploy.S, deploy.S, 3)
+  assert all(c.shape == shape and c.dtype == np.float32 for c in clips)
   assert 0 <= min(c.min() for c in clips) and max(c.max() for c in clips) <= 255
 
 
-def test_bad_inputs(export_dir, tmp_path, converted):
+def test_bad_inputs(deploy, export_dir, tmp_path, converted):
   with pytest.raises(ValueError, match="needs --data_dir"):
     tfl.convert_saved_model(export_dir, str(tmp_path / "x.tflite"), "int8")
   with pytest.raises(ValueError, match="must end in .tflite"):
@@ -123,7 +122,7 @@ def test_bad_inputs(export_dir, tmp_path, converted):
     tfl.TFLiteRunner(str(bad))
   runner = tfl.TFLiteRunner(converted["none"]["output"])
   with pytest.raises(ValueError, match="does not match"):
-    runner(np.zeros((1, T, S + 1, S, 3), np.float32))
+    runner(np.zeros((1, deploy.T, deploy.S + 1, deploy.S, 3), np.float32))
 
 
 @pytest.mark.slow

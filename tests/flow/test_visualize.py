@@ -49,3 +49,25 @@ def test_unknown_is_black_and_shapes():
   np.testing.assert_array_equal(rgb[1, 2, 2], [0, 0, 0])
   with pytest.raises(ValueError, match=r"\[\.\.\., H, W, 2\]"):
     flow_to_rgb(np.zeros((4, 5, 3)))
+
+
+def test_pick_triplets_spreads_rows_over_the_video():
+  from tsnet_tf.flow.visualize import pick_triplets  # pylint: disable=g-import-not-at-top
+  # Hand-computed: starts linspace(0, n - 1 - 2s, rows), rounded.
+  assert pick_triplets(10, 3, 1) == [0, 4, 7]
+  assert pick_triplets(10, 2, 2) == [0, 5]
+  assert pick_triplets(3, 1, 1) == [0]
+  with pytest.raises(ValueError, match="needs at least 5"):
+    pick_triplets(4, 1, 2)
+
+
+def test_flow_figure_draws_one_row_per_triplet():
+  from tsnet_tf.flow.visualize import flow_figure  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  frames = rng.integers(0, 256, (5, 16, 24, 3), dtype=np.uint8)
+  one = flow_figure(frames, rows=1, preset="fast")
+  two = flow_figure(frames, rows=2, preset="fast")
+  assert one.dtype == np.uint8 and one.ndim == 3 and one.shape[-1] == 3
+  # Five panels side by side; a second row makes it taller, not wider.
+  assert one.shape[1] > 2 * one.shape[0] and two.shape[1] == one.shape[1]
+  assert two.shape[0] > 1.5 * one.shape[0]

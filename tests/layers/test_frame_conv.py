@@ -6,7 +6,7 @@ import pytest
 import keras
 
 from tsnet_tf.layers import FrameConv2D
-from tsnet_tf.models import classifiers
+from tsnet_tf.models import flops
 
 
 @pytest.mark.parametrize("kwargs", [
@@ -45,7 +45,7 @@ def test_config_round_trip_and_keras_file(tmp_path):
 def test_flops_count_every_frame():
   inputs = keras.Input((4, 8, 8, 3))
   model = keras.Model(inputs, FrameConv2D(6, 3, padding="same")(inputs))
-  assert classifiers.count_flops(model) == 2 * 4 * 8 * 8 * 9 * 3 * 6
+  assert flops.count_flops(model) == 2 * 4 * 8 * 8 * 9 * 3 * 6
 
 
 def test_wrong_rank_and_channels_first_are_errors():

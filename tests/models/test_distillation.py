@@ -107,6 +107,43 @@ def test_confidence_weighted_mse_and_forced_projection_by_hand():
     models.DistillationModel(student, teacher, projection="sometimes")
 
 
+def test_soft_logit_term_by_hand_and_off_in_warmup():
+  student, teacher = _pair(student_width=8, teacher_width=8)
+  temperature, beta = 3.0, 0.5
+  model = models.DistillationModel(student, teacher, distill_weight=LAMBDA,
+                                   logit_weight=beta, temperature=temperature)
+  model.compile(optimizer=keras.optimizers.SGD(0.1), run_eagerly=True)
+  x, y = _data()
+  ce, mse, _ = _expected(model, x, y, 0.0)
+  _, s_logits = models.feature_and_logits(model.student)(x, training=True)
+  _, t_logits = models.feature_and_logits(model.teacher)(x, training=False)
+
+  def log_softmax(z):
+    z = _np(z) / temperature
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+  log_pt, log_ps = log_softmax(t_logits), log_softmax(s_logits)
+  kd = temperature ** 2 * np.mean(np.sum(np.exp(log_pt) * (log_pt - log_ps), axis=-1))
+  assert kd > 1e-6
+  logs = model.train_on_batch(x, y, return_dict=True)
+  np.testing.assert_allclose(logs["kd_loss"], kd, rtol=1e-4)
+  np.testing.assert_allclose(logs["loss"], ce + LAMBDA * mse + beta * kd, rtol=1e-5)
+  config = model.get_config()
+  assert config["logit_weight"] == beta and config["temperature"] == temperature
+  # The MSE warm-up switches the term off with CE, and back on after.
+  warmup = models.MseWarmup(1)
+  warmup.set_model(model)
+  warmup.on_epoch_begin(0)
+  assert float(model.logit_weight.numpy()) == 0.0
+  warmup.on_epoch_begin(1)
+  assert float(model.logit_weight.numpy()) == beta
+  # Plain Eq. 7 has no such term.
+  plain = models.DistillationModel(student, teacher, distill_weight=LAMBDA)
+  assert plain.logit_weight is None and "kd_loss" not in plain.loss_weights()
+  with pytest.raises(ValueError, match="temperature"):
+    models.DistillationModel(student, teacher, logit_weight=1.0, temperature=0.0)
+
+
 def test_intermediate_feature_map_loss_by_hand_and_shape_check():
   student, teacher = _pair()
   model = models.DistillationModel(student, teacher, distill_weight=LAMBDA,

@@ -8,7 +8,9 @@
   python backend_checks.py tf_free VIDEO_DIR SPLIT_DIR
       numpy_input batches from the videos train a model (run with TF blocked).
 
-Each prints one line `@@result <json>`.
+Each prints one line `@@result <json>`. `tsnet_tf` is imported from the
+environment, as the tools import it (`make test` installs the package; or
+PYTHONPATH=<repo>).
 """
 
 import contextlib
@@ -18,12 +20,11 @@ import sys
 
 import numpy as np
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(os.path.dirname(_HERE)))
-# pylint: disable=g-import-not-at-top,wrong-import-position
 import keras
 
 from tsnet_tf import models
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
 
 K, T, S = 3, 4, 16
 LAMBDA = 0.7

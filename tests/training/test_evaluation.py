@@ -54,3 +54,25 @@ def test_evaluate_writes_eval_json_and_confusion_png(rgb_run, teacher_dir, data_
   assert os.path.isfile(tmp_path / "fused" / "eval.json")
   with pytest.raises(evaluation.EvaluationError, match="has no model.keras"):
     evaluation.evaluate(str(tmp_path), data_dir, progress=False)
+
+
+def test_predict_clips_fuses_the_mean_softmax_by_hand():
+  import keras  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  def fixed(logits, name):
+    """A model whose logits are `logits` for every clip."""
+    clip = keras.Input((2, 4, 4, 3))
+    zero = keras.layers.Lambda(lambda x: keras.ops.mean(x, axis=(1, 2, 3, 4))[:, None] * 0)(clip)
+    return keras.Model(clip, zero + np.asarray(logits, np.float32)[None], name=name)
+
+  a, b = [2.0, 0.0, -1.0], [-3.0, 1.0, 0.5]
+  clips = np.zeros((2, 2, 4, 4, 3), np.float32)
+  ds = tf.data.Dataset.from_tensors((clips, np.array([0, 1]), np.array([0, 1])))
+  softmax = lambda x: np.exp(x) / np.exp(x).sum()  # pylint: disable=unnecessary-lambda-assignment
+  probs, labels, videos = evaluation.predict_clips([fixed(a, "a")], ds, progress=False)
+  np.testing.assert_allclose(probs, [softmax(np.array(a))] * 2, atol=1e-6)
+  assert list(labels) == [0, 1] and list(videos) == [0, 1]
+  fused, _, _ = evaluation.predict_clips([fixed(a, "a"), fixed(b, "b")], ds, progress=False)
+  want = (softmax(np.array(a)) + softmax(np.array(b))) / 2
+  np.testing.assert_allclose(fused, [want] * 2, atol=1e-6)

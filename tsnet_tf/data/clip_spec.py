@@ -36,6 +36,9 @@ are taken with `frame_stride` (centre clip for K = 1; looped when short).
 `video_indices` gives those indices in the decoded video; `window` the
 shortest run of consecutive frames that yields the same clip (what a serving
 client sends); `sample` is the same rule in the graph (the serving graph).
+`read_clip` / `read_window` take them from a video file, decoding and keeping
+only those frames (`video.read_frames`), equal to `clip_of_video` /
+`window_of_video` of the whole decoded video.
 
 One preprocessing path: `stored_frames` turns decoded video frames into the
 pixels the TFRecords hold (the converter's own resize and JPEG encoder, then
@@ -284,6 +287,37 @@ class ClipSpec:
     """uint8 [W, h, w, 3]: `window` of a decoded video in the stored format."""
     begin, end = self.window(len(frames))
     return self.stored_frames_of(np.asarray(frames)[begin:end])
+
+  def _stored_frame(self, frame: np.ndarray) -> np.ndarray:
+    return self.stored_frames_of(frame[None])[0]
+
+  def read_clip(self, path, num_clips: int = 1) -> np.ndarray:
+    """`clip_of_video(read_video(path), num_clips)`, holding only the clip's frames.
+
+    Decodes with `video.read_frames`: each selected frame is put in the stored
+    format as it is decoded, so memory depends on the clip, not on the video's
+    length or resolution, and the pixels are `clip_of_video`'s (the stored
+    format is computed frame by frame there too).
+
+    Args:
+      path: video file.
+      num_clips: K.
+
+    Returns:
+      uint8 [K, T, h, w, 3].
+
+    Raises:
+      video.VideoDecodeError: the file cannot be decoded (names the file).
+    """
+    from tsnet_tf.data import video  # pylint: disable=g-import-not-at-top
+    return video.read_frames(path, lambda n: self.video_indices(n, num_clips),
+                             self._stored_frame)
+
+  def read_window(self, path) -> np.ndarray:
+    """`window_of_video(read_video(path))`, holding only the window's frames:
+    uint8 [W, h, w, 3] (see `read_clip`)."""
+    from tsnet_tf.data import video  # pylint: disable=g-import-not-at-top
+    return video.read_frames(path, lambda n: np.arange(*self.window(n)), self._stored_frame)
 
   # -- graph -----------------------------------------------------------------
 

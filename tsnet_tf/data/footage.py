@@ -136,6 +136,47 @@ def _resize(frames: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
                    for f in frames])
 
 
+class _TooShort(ValueError):
+  """A video whose windows would be shorter than the minimum."""
+
+  def __init__(self, num_frames: int):
+    super().__init__(f"{num_frames} frames")
+    self.num_frames = num_frames
+
+
+def _read_windows(path: str, info: "video_lib.VideoInfo", windows: int, gap: int,
+                  max_frames: int, min_frames: int, short_side: int
+                  ) -> Tuple[List[Tuple[int, int]], List[np.ndarray]]:
+  """The windows' frames of `path`, resized as they are decoded.
+
+  Only the windows' frames are kept, each scaled down on arrival, so memory
+  depends on the windows, not on the video's length or resolution (a long
+  full-HD source is fine).
+
+  Returns:
+    (spans `[(start, end)]` in the video's frames, one uint8 `[end - start, h, w, 3]`
+    array per span).
+
+  Raises:
+    _TooShort: the windows would have fewer than `min_frames` frames.
+    video_lib.VideoDecodeError: as `video_lib.read_frames`.
+  """
+  size = _even_size(info.height, info.width, short_side)
+  chosen = {}
+
+  def indices(num_frames):
+    spans = plan_windows(num_frames, windows, gap, max_frames)
+    if not spans or spans[0][1] - spans[0][0] < min_frames:
+      raise _TooShort(num_frames)
+    chosen["spans"] = spans
+    return np.concatenate([np.arange(start, end) for start, end in spans])
+
+  frames = video_lib.read_frames(path, indices, transform=lambda f: _resize(f[None], size)[0])
+  spans = chosen["spans"]
+  bounds = np.cumsum([0] + [end - start for start, end in spans])
+  return spans, [frames[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
 def build_direction_dataset(video_paths: Sequence[str], output_dir: str,
                             windows_per_source: int = 6, gap_frames: int = 2,
                             min_window_frames: int = 12, max_window_frames: int = 64,
@@ -195,31 +236,29 @@ def build_direction_dataset(video_paths: Sequence[str], output_dir: str,
     for path, source in zip(video_paths, names):
       try:
         info = video_lib.probe_video(path)
-        frames = video_lib.read_video(path)
+        spans, windows_frames = _read_windows(path, info, windows_per_source, gap_frames,
+                                              window_scale * max_window_frames,
+                                              window_scale * min_window_frames, short_side)
       except video_lib.VideoDecodeError as e:
         skipped[path] = e.reason
         if progress is not None:
           progress(1)
         continue
-      spans = plan_windows(len(frames), windows_per_source, gap_frames,
-                           window_scale * max_window_frames)
-      if not spans or (spans[0][1] - spans[0][0]) // window_scale < min_window_frames:
-        skipped[path] = (f"{len(frames)} frames give windows shorter than "
+      except _TooShort as e:
+        skipped[path] = (f"{e.num_frames} frames give windows shorter than "
                          f"--min_window_frames={min_window_frames}")
         if progress is not None:
           progress(1)
         continue
-      size = _even_size(frames.shape[1], frames.shape[2], short_side)
       for variant in variants:
         os.makedirs(os.path.join(root, "videos", f"{source}_{variant}"))
-      for w, (start, end) in enumerate(spans):
-        clip = _resize(frames[start:end], size)
+      for w, clip in enumerate(windows_frames):
         for variant in variants:
           cls = f"{source}_{variant}"
           name = f"{source}-w{w:02d}_{cls}_nm_np1_fr_goo_0.avi"
           video_lib.write_video(os.path.join(root, "videos", cls, name),
                                 playback(clip, variant), info.fps)
-      del frames
+      del windows_frames
       windows[source] = spans
       fps_of[source] = info.fps
       if progress is not None:

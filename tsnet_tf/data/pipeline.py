@@ -43,7 +43,7 @@ import tensorflow as tf
 from tsnet_tf.data import hmdb51
 from tsnet_tf.data import preprocessing
 from tsnet_tf.data import sampling
-from tsnet_tf.data import tfrecords
+from tsnet_tf.data import schema
 from tsnet_tf.utils import labels as labels_lib
 
 log = logging.getLogger(__name__)
@@ -56,8 +56,8 @@ _MAX_OPEN_SHARDS = 8
 
 
 def load_summary(data_dir: str) -> dict:
-  """`data_dir/summary.json` as a dict (see tfrecords.convert)."""
-  path = os.path.join(data_dir, tfrecords.SUMMARY_FILE)
+  """`data_dir/summary.json` as a dict (written by tfrecords.convert)."""
+  path = os.path.join(data_dir, schema.SUMMARY_FILE)
   if not os.path.isfile(path):
     raise FileNotFoundError(
         f"{path!r} not found: --data_dir must be the output of tools/prepare_hmdb51.py")
@@ -67,7 +67,7 @@ def load_summary(data_dir: str) -> dict:
 
 def load_labels(data_dir: str) -> List[str]:
   """Class names in label order, from `data_dir/labels.txt`."""
-  path = os.path.join(data_dir, tfrecords.LABELS_FILE)
+  path = os.path.join(data_dir, schema.LABELS_FILE)
   if not os.path.isfile(path):
     raise FileNotFoundError(
         f"{path!r} not found: --data_dir must be the output of tools/prepare_hmdb51.py")
@@ -152,7 +152,7 @@ def make_dataset(data_dir: str, split: int = 1, subset: str = "train", training:
       raise ValueError(f"{name} must be >= 1, got {value}")
   split = int(split)
   subset_id = hmdb51.SUBSET_IDS[subset]
-  files = tfrecords.list_shards(data_dir)
+  files = schema.list_shards(data_dir)
   deterministic = (seed is not None) or not training
   if drop_remainder is None:
     drop_remainder = training
@@ -177,10 +177,10 @@ def make_dataset(data_dir: str, split: int = 1, subset: str = "train", training:
                 num_pipelines)
     ds = ds.shard(num_pipelines, pipeline_id)
 
-  skey = tfrecords.split_key(split)
+  skey = schema.split_key(split)
 
   def in_subset(serialized):
-    ctx = tfrecords.parse_sequence_example(serialized, splits=[split], with_frames=False)
+    ctx = schema.parse_sequence_example(serialized, splits=[split], with_frames=False)
     return tf.equal(ctx[skey], subset_id)
 
   ds = ds.filter(in_subset)
@@ -192,8 +192,8 @@ def make_dataset(data_dir: str, split: int = 1, subset: str = "train", training:
     ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed).batch(2)))
 
     def train_clip(serialized, clip_seed):
-      rec = tfrecords.parse_sequence_example(serialized)
-      encoded = rec[tfrecords.FRAMES_KEY]
+      rec = schema.parse_sequence_example(serialized)
+      encoded = rec[schema.FRAMES_KEY]
       sample_seed, crop_seed = tf.unstack(
           tf.random.experimental.stateless_split(clip_seed, num=2))
       idx = sampling.train_indices(tf.shape(encoded)[0], num_frames, sample_seed,
@@ -207,21 +207,21 @@ def make_dataset(data_dir: str, split: int = 1, subset: str = "train", training:
         frames = preprocessing.random_flip(frames, flip_seed)
       clip = preprocessing.resize_window(frames, crop_size)
       clip = tf.ensure_shape(clip, [num_frames, crop_size, crop_size, 3])
-      return (clip, tf.cast(rec[tfrecords.LABEL_INDEX_KEY], tf.int32),
-              tf.cast(rec[tfrecords.VIDEO_INDEX_KEY], tf.int32))
+      return (clip, tf.cast(rec[schema.LABEL_INDEX_KEY], tf.int32),
+              tf.cast(rec[schema.VIDEO_INDEX_KEY], tf.int32))
 
     ds = ds.map(train_clip, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
   else:
 
     def eval_clips(serialized):
-      rec = tfrecords.parse_sequence_example(serialized)
-      encoded = rec[tfrecords.FRAMES_KEY]
+      rec = schema.parse_sequence_example(serialized)
+      encoded = rec[schema.FRAMES_KEY]
       idx = sampling.eval_indices(tf.shape(encoded)[0], num_frames, num_clips,
                                   stride=frame_stride)
       k = tf.shape(idx)[0]
       return (tf.gather(encoded, idx),
-              tf.fill([k], tf.cast(rec[tfrecords.LABEL_INDEX_KEY], tf.int32)),
-              tf.fill([k], tf.cast(rec[tfrecords.VIDEO_INDEX_KEY], tf.int32)))
+              tf.fill([k], tf.cast(rec[schema.LABEL_INDEX_KEY], tf.int32)),
+              tf.fill([k], tf.cast(rec[schema.VIDEO_INDEX_KEY], tf.int32)))
 
     def eval_clip(encoded, label, video_index):
       # Whole frames, then the serving graph's own function: evaluation sees

@@ -4,6 +4,7 @@ Everything else in the project sees videos as uint8 RGB arrays `[T, H, W, 3]`.
 
   frames = read_video("clap/x.avi")           # uint8 [T, H, W, 3], RGB
   info = probe_video("clap/x.avi")            # VideoInfo(fps, num_frames, height, width)
+  clip = read_frames("clap/x.avi", [3, 4, 5])  # uint8 [3, H, W, 3]: only what is needed
   write_video("y.avi", frames, fps=30)        # AVI, MPEG-4 Part 2 (DivX/XviD-like)
 
 Unreadable files (missing, empty, garbage, truncated before the first frame,
@@ -13,8 +14,9 @@ file truncated mid-stream still yields the frames before the cut.
 
 import dataclasses
 import fractions
+import itertools
 import os
-from typing import Optional, Union
+from typing import Callable, Iterable, Optional, Sequence, Set, Union
 
 import av
 import numpy as np
@@ -201,7 +203,138 @@ def probe_video(path: Union[str, os.PathLike]) -> VideoInfo:
     container.close()
 
 
-def write_video(path: Union[str, os.PathLike], frames: np.ndarray,
+def count_frames(path: Union[str, os.PathLike]) -> int:
+  """Frames `read_video` would return, counted by demuxing only (no decoding).
+
+  Counts the packets `read_video` decodes (corrupt packets, which it drops, are
+  not counted). Exact for ordinary streams (one frame per packet); a decoder
+  that drops or adds frames makes it an estimate, which `read_frames` checks.
+
+  Args:
+    path: video file.
+
+  Returns:
+    int >= 0 (0: the stream holds no intact packet).
+
+  Raises:
+    VideoDecodeError: the file is missing, empty or not a video container.
+  """
+  path = os.fspath(path)
+  container, stream = _open(path)
+  count = 0
+  try:
+    for packet in container.demux(stream):
+      if packet.size and not packet.is_corrupt:
+        count += 1
+  except av.FFmpegError:
+    pass  # the demuxer gives up where read_video's decoding stops too
+  finally:
+    container.close()
+  return count
+
+
+def _decode_selected(path: str, wanted: Set[int],
+                     transform: Optional[Callable[[np.ndarray], np.ndarray]]):
+  """Decodes every frame of `path`, converting only the `wanted` indices to RGB.
+
+  Returns:
+    ({index: transformed uint8 frame}, number of frames decoded, last decode
+    error or None, set of decoded frame shapes `(H, W, 3)`).
+  """
+  container, stream = _open(path)
+  kept, shapes, count = {}, set(), 0
+  try:
+    gen = _iter_frames(container, stream)
+    last_error = None
+    while True:
+      try:
+        frame = next(gen)
+      except StopIteration as stop:
+        last_error = stop.value
+        break
+      shapes.add((int(frame.height), int(frame.width), 3))
+      if count in wanted:
+        rgb = frame.to_ndarray(format="rgb24")
+        kept[count] = rgb if transform is None else transform(rgb)
+      count += 1
+  finally:
+    container.close()
+  return kept, count, last_error, shapes
+
+
+def read_frames(path: Union[str, os.PathLike],
+                indices: Union[Sequence[int], np.ndarray, Callable[[int], np.ndarray]],
+                transform: Optional[Callable[[np.ndarray], np.ndarray]] = None) -> np.ndarray:
+  """Decodes only the frames a clip needs, transforming each as it arrives.
+
+  Equal to `transform` applied to each frame of `read_video(path)[indices]`,
+  but memory holds the decoder's few frames and the selected, transformed ones,
+  never the whole video: peak memory depends on the clip, not on the video's
+  length or resolution. Every frame is still decoded (compressed frames depend
+  on earlier ones, and the count must be exact); only the selected ones are
+  converted to RGB.
+
+  The frame count comes from `count_frames` (demuxing, no decoding) and is
+  checked against the frames actually decoded; when they differ (a damaged
+  file, a decoder that drops frames), `indices` is re-evaluated with the
+  decoded count and the file decoded again, so the result is always
+  `read_video`'s.
+
+  Args:
+    path: video file.
+    indices: int array of frame indices (any shape, repeats allowed), or a
+      function `num_frames -> int array` choosing them from the video's length
+      (e.g. `ClipSpec.video_indices`). It may be called twice (estimated,
+      then decoded count); the last call's indices are the ones read. A
+      ValueError from it (e.g. video too short) propagates once the count is
+      exact.
+    transform: `uint8 [H, W, 3] -> uint8 [h, w, 3]`, applied once per distinct
+      selected frame, right after decoding (e.g. the clip spec's resize).
+
+  Returns:
+    uint8 array `indices.shape + [h, w, 3]`.
+
+  Raises:
+    VideoDecodeError: as `read_video`.
+    ValueError: no index, or an index outside `[0, frames decoded)`.
+  """
+  path = os.fspath(path)
+  select = indices if callable(indices) else (lambda n: indices)
+
+  def choose(n):
+    chosen = np.asarray(select(n), dtype=np.int64)
+    if not chosen.size:
+      raise ValueError(f"{path}: no frame indices to read")
+    return chosen
+
+  num_frames = count_frames(path)
+  try:
+    idx = choose(num_frames) if num_frames else None
+  except ValueError:
+    idx = None  # perhaps only the estimated count is wrong: decode to know it
+  wanted = set() if idx is None else set(idx.ravel().tolist())
+  kept, decoded, last_error, shapes = _decode_selected(path, wanted, transform)
+  if decoded and (idx is None or decoded != num_frames):
+    idx = choose(decoded)
+    if decoded != num_frames:
+      kept, decoded, last_error, shapes = _decode_selected(
+          path, set(idx.ravel().tolist()), transform)
+  if not decoded:
+    reason = "no decodable frames"
+    if last_error:
+      reason += f" (last error: {last_error})"
+    raise VideoDecodeError(path, reason)
+  if len(shapes) != 1:
+    raise VideoDecodeError(path, f"frame size changes within the stream: {sorted(shapes)}")
+  bad = idx[(idx < 0) | (idx >= decoded)]
+  if bad.size:
+    raise ValueError(f"{path}: frame index {int(bad[0])} is outside the video's "
+                     f"{decoded} decodable frames")
+  unique, inverse = np.unique(idx, return_inverse=True)
+  return np.stack([kept[int(i)] for i in unique])[inverse.reshape(idx.shape)]
+
+
+def write_video(path: Union[str, os.PathLike], frames: Union[np.ndarray, Iterable[np.ndarray]],
                 fps: Union[float, fractions.Fraction], codec: str = "mpeg4",
                 quality: int = 4) -> None:
   """Encodes RGB frames into an AVI file, atomically.
@@ -212,7 +345,9 @@ def write_video(path: Union[str, os.PathLike], frames: np.ndarray,
 
   Args:
     path: output `.avi` file; written to a temporary name, renamed when complete.
-    frames: uint8 `[T, H, W, 3]` RGB, `T >= 1`, H and W even (4:2:0 chroma).
+    frames: uint8 `[T, H, W, 3]` RGB, `T >= 1`, H and W even (4:2:0 chroma);
+      or an iterator of uint8 `[H, W, 3]` frames, encoded as they come (a
+      video too long to hold in memory).
     fps: frame rate, e.g. 25, 30 or 30000/1001.
     codec: FFmpeg encoder name.
     quality: fixed quantiser for `mpeg4` (1 best .. 31 worst); 4 keeps the
@@ -222,7 +357,13 @@ def write_video(path: Union[str, os.PathLike], frames: np.ndarray,
     ValueError: bad frames (dtype, shape, odd size), fps or codec.
   """
   path = os.fspath(path)
-  frames = np.asarray(frames)
+  rest = None
+  if isinstance(frames, (np.ndarray, list, tuple)):
+    frames = np.asarray(frames)
+  else:  # an iterator: check its first frame like an array, the others as they come
+    rest = iter(frames)
+    first = next(rest, None)
+    frames = np.zeros((0, 2, 2, 3), np.uint8) if first is None else np.asarray(first)[None]
   if frames.dtype != np.uint8:
     raise ValueError(f"write_video({path!r}): frames must be uint8, got {frames.dtype}")
   if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] < 1:
@@ -247,7 +388,10 @@ def write_video(path: Union[str, os.PathLike], frames: np.ndarray,
       stream.thread_count = 1
       if codec == "mpeg4":
         stream.codec_context.qscale = quality
-      for rgb in frames:
+      for rgb in frames if rest is None else itertools.chain(frames, rest):
+        if rgb.shape != (height, width, 3) or rgb.dtype != np.uint8:
+          raise ValueError(f"write_video({path!r}): frame of {rgb.dtype} {rgb.shape} in a "
+                           f"uint8 {height}x{width} video")
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
         container.mux(stream.encode(frame))
       container.mux(stream.encode(None))

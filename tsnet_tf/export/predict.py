@@ -4,13 +4,16 @@
   top5 = predict_video(predictor, "clap.avi")            # [(name, prob), ...]
 
 Every artifact sees the clip evaluation sees, as the artifact's own clip spec
-(`tsnet_tf.data.clip_spec`) says: `read_video` decodes the file; the centre
-clip is taken by `ClipSpec.video_indices` (the converter's frame stride, then
-T frames `frame_stride` apart; short videos looped); its frames are put in the
-stored format of the TFRecords the model was trained on (`ClipSpec.stored_frames_of`:
+(`tsnet_tf.data.clip_spec`) says: the centre clip is taken by
+`ClipSpec.video_indices` (the converter's frame stride, then T frames
+`frame_stride` apart; short videos looped); its frames are put in the stored
+format of the TFRecords the model was trained on (`ClipSpec.stored_frames_of`:
 the converter's resize and JPEG quality) and preprocessed by `ClipSpec.preprocess`
 (centre square, resize to S). For a SavedModel the sampling and preprocessing
 run in its serving graph on the video's `ClipSpec.window` (the same frames).
+`predict_video` decodes a file with `ClipSpec.read_clip` / `read_window`: only
+the frames the clip needs are kept, put in the stored format as they are
+decoded, so memory does not grow with the video's length or resolution.
 
 The clip spec and the class names come from the artifact itself (SavedModel
 `metadata` signature, the `.keras` model's `ClipContract`, the `.tflite`
@@ -60,7 +63,20 @@ class Predictor:
 
   def predict_video_frames(self, frames: np.ndarray) -> np.ndarray:
     """uint8 `[N, H, W, 3]` decoded video -> float32 probabilities `[K]` of its centre clip."""
-    clip = self.spec.clip_of_video(frames)  # [1, T, h, w, 3], stored format
+    return self._predict_clip(self.spec.clip_of_video(frames))
+
+  def predict_video_file(self, path: str) -> np.ndarray:
+    """`predict_video_frames(read_video(path))`, decoding only the clip's frames.
+
+    Memory holds the clip, not the video (`ClipSpec.read_clip`).
+
+    Raises:
+      video.VideoDecodeError: the file cannot be decoded (names the file).
+    """
+    return self._predict_clip(self.spec.read_clip(path))
+
+  def _predict_clip(self, clip: np.ndarray) -> np.ndarray:
+    """uint8 `[1, T, h, w, 3]` stored-format clip -> probabilities `[K]`."""
     return self.predict_clips(np.asarray(self.spec.preprocess(clip)))[0]
 
   def predict_clips(self, clips: np.ndarray) -> np.ndarray:
@@ -88,9 +104,17 @@ class _SavedModelPredictor(Predictor):
     if self.overridden:  # the graph samples by its own spec: send the clip itself
       return super().predict_video_frames(frames)
     if self.legacy:
-      sent = self.spec.clip_of_video(frames)
-    else:
-      sent = self.spec.window_of_video(frames)[None]
+      return self._serve_frames(self.spec.clip_of_video(frames))
+    return self._serve_frames(self.spec.window_of_video(frames)[None])
+
+  def predict_video_file(self, path):
+    if self.overridden:
+      return super().predict_video_file(path)
+    if self.legacy:
+      return self._serve_frames(self.spec.read_clip(path))
+    return self._serve_frames(self.spec.read_window(path)[None])
+
+  def _serve_frames(self, sent):
     out = self._serve(**{sm.INPUT_NAME: tf.constant(sent, tf.uint8)})
     return out["probabilities"].numpy()[0]
 
@@ -215,5 +239,4 @@ def predict_video(predictor: Predictor, video_path: str, k: int = 5
   Raises:
     video.VideoDecodeError: the file cannot be decoded (names the file).
   """
-  frames = video.read_video(video_path)
-  return top_k(predictor.predict_video_frames(frames), predictor.labels, k)
+  return top_k(predictor.predict_video_file(video_path), predictor.labels, k)

@@ -1,7 +1,7 @@
 """TF-Serving client helpers: Predict requests over gRPC and REST.
 
   meta = fetch_metadata("localhost:8500", "student")        # clip spec, labels
-  frames = frames_to_send(meta, video.read_video("clap.avi"))
+  frames = video_to_send(meta, "clap.avi")  # = frames_to_send(meta, read_video(..))
   probs, ids = predict_grpc("localhost:8500", "student", frames)
   probs, ids = predict_rest("http://localhost:8501", "student", frames)
 
@@ -190,6 +190,12 @@ def fetch_metadata(server: str, model_name: str, version: Optional[int] = None,
   return sm.metadata_from_outputs(out, labels)
 
 
+def _legacy_spec(meta: dict):
+  """The stride-only spec of an export written before the clip contract."""
+  from tsnet_tf.data import clip_spec  # pylint: disable=g-import-not-at-top
+  return clip_spec.ClipSpec(meta["num_frames"], meta["crop_size"], meta["frame_stride"])
+
+
 def frames_to_send(meta: dict, frames: np.ndarray) -> np.ndarray:
   """uint8 `[1, N, h, w, 3]`: what to send `serving_default` for a decoded video.
 
@@ -197,9 +203,19 @@ def frames_to_send(meta: dict, frames: np.ndarray) -> np.ndarray:
   frame format (the graph samples and preprocesses it as evaluation does); for
   an older export: its T frames, sampled here with `frame_stride`.
   """
-  spec = meta["clip_spec"]
-  if spec is None:
-    from tsnet_tf.data import clip_spec  # pylint: disable=g-import-not-at-top
-    spec = clip_spec.ClipSpec(meta["num_frames"], meta["crop_size"], meta["frame_stride"])
-    return spec.clip_of_video(frames)
-  return spec.window_of_video(frames)[None]
+  if meta["clip_spec"] is None:
+    return _legacy_spec(meta).clip_of_video(frames)
+  return meta["clip_spec"].window_of_video(frames)[None]
+
+
+def video_to_send(meta: dict, path: str) -> np.ndarray:
+  """`frames_to_send(meta, video.read_video(path))`, decoding only the frames sent.
+
+  Memory holds the window (or clip), not the video (`ClipSpec.read_window`).
+
+  Raises:
+    video.VideoDecodeError: the file cannot be decoded (names the file).
+  """
+  if meta["clip_spec"] is None:
+    return _legacy_spec(meta).read_clip(path)
+  return meta["clip_spec"].read_window(path)[None]

@@ -1,10 +1,11 @@
-"""Flow colour coding: the Middlebury colour wheel (Baker et al., 2011).
+"""Drawing flow: the Middlebury colour wheel (Baker et al., 2011), the Fig. 5 figure.
 
 Hue gives the direction, saturation the magnitude (white = no motion), as in
 the Middlebury benchmark's `flowToColor` and the paper's Fig. 5.
+`flow_figure` draws that figure for a video (tools/visualize_flow.py).
 """
 
-from typing import Optional
+from typing import List, Optional, Sequence
 
 import numpy as np
 
@@ -65,3 +66,98 @@ def flow_to_rgb(flow, max_flow: Optional[float] = None) -> np.ndarray:
   col = 1 - rad[..., None] * (1 - col)
   col[unknown] = 0.0
   return np.clip(np.round(col * 255), 0, 255).astype(np.uint8)
+
+
+def pick_triplets(num_frames: int, rows: int, stride: int) -> List[int]:
+  """Start indices of `rows` triplets (t, t+s, t+2s) spread over the video.
+
+  Raises:
+    ValueError: the video is too short for one triplet.
+  """
+  span = 2 * stride
+  if num_frames <= span:
+    raise ValueError(f"the video has {num_frames} frames; a triplet with "
+                     f"--stride={stride} needs at least {span + 1}")
+  starts = np.linspace(0, num_frames - 1 - span, rows)
+  return [int(round(s)) for s in starts]
+
+
+def flow_figure(frames: np.ndarray, rows: int = 3, stride: int = 1,
+                preset: str = "accurate", max_flow: float = 0.0):
+  """The paper's Fig. 5 for a video: rows of 3 frames and their 2 flows.
+
+  Each row: frames t, t+s, t+2s, then the flow from the first to the second
+  and from the second to the third, colour-coded with the Middlebury wheel on
+  one scale per row. Rows are spread over the video (`pick_triplets`); all
+  flows are computed in one `tvl1` batch.
+
+  Args:
+    frames: uint8 `[T, H, W, 3]` video frames.
+    rows: triplets to draw.
+    stride: frame step inside a triplet.
+    preset: TV-L1 preset.
+    max_flow: saturation magnitude in px; 0 = per row maximum.
+
+  Returns:
+    uint8 RGB `[H', W', 3]`: the rendered figure.
+
+  Raises:
+    ValueError: the video is too short for one triplet.
+  """
+  starts = pick_triplets(len(frames), rows, stride)
+  return triplets_figure(frames[triplet_indices(starts, stride)], starts, stride,
+                         preset, max_flow)
+
+
+def triplet_indices(starts: Sequence[int], stride: int) -> np.ndarray:
+  """int64 `[rows, 3]`: the frames (t, t+s, t+2s) of each triplet."""
+  return np.asarray(starts, np.int64)[:, None] + np.arange(3) * stride
+
+
+def triplets_figure(triplets: np.ndarray, starts: Sequence[int], stride: int = 1,
+                    preset: str = "accurate", max_flow: float = 0.0):
+  """`flow_figure` from the triplets' frames alone.
+
+  Args:
+    triplets: uint8 `[rows, 3, H, W, 3]`, the frames `triplet_indices(starts,
+      stride)` of a video (e.g. read with `video.read_frames`).
+    starts: the first frame of each row, for the titles.
+    stride: frame step inside a triplet.
+    preset: TV-L1 preset.
+    max_flow: saturation magnitude in px; 0 = per row maximum.
+
+  Returns:
+    uint8 RGB `[H', W', 3]`: the rendered figure.
+  """
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.flow.tvl1 import tvl1  # pylint: disable=g-import-not-at-top
+
+  height, width = triplets.shape[2:4]
+  # All 2*rows pairs in one batch, row by row.
+  first = triplets[:, :2].reshape(-1, height, width, 3)
+  second = triplets[:, 1:].reshape(-1, height, width, 3)
+  flows = np.asarray(tvl1(np.asarray(first, np.float32),
+                          np.asarray(second, np.float32), preset))
+  fig, axes = plt.subplots(len(starts), 5, squeeze=False,
+                           figsize=(5 * 2.4, len(starts) * 2.4 * height
+                                    / width + 0.4))
+  for r, t in enumerate(starts):
+    pair = flows[2 * r:2 * r + 2]
+    peak = max_flow or max(float(np.hypot(pair[..., 0], pair[..., 1]).max()),
+                           1e-6)
+    images = list(triplets[r])
+    images += [flow_to_rgb(f, max_flow=peak) for f in pair]
+    titles = [f"frame {t + k * stride}" for k in range(3)]
+    titles += [f"flow {t}->{t + stride}", f"flow {t + stride}->{t + 2 * stride}"]
+    for ax, image, title in zip(axes[r], images, titles):
+      ax.imshow(image)
+      ax.set_title(title + (f" (max {peak:.1f}px)" if "flow" in title
+                            else ""), fontsize=8)
+      ax.axis("off")
+  fig.tight_layout()
+  fig.canvas.draw()
+  figure = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+  plt.close(fig)
+  return figure

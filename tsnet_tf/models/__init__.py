@@ -6,8 +6,8 @@ from tsnet_tf.models.backbones import feature_size
 from tsnet_tf.models.classifiers import build_rgb_model
 from tsnet_tf.models.classifiers import build_teacher
 from tsnet_tf.models.classifiers import build_two_stream
-from tsnet_tf.models.classifiers import count_flops
-from tsnet_tf.models.classifiers import count_params
+from tsnet_tf.models.flops import count_flops
+from tsnet_tf.models.flops import count_params
 from tsnet_tf.models.classifiers import feature_and_logits
 from tsnet_tf.models.classifiers import FlowScaling
 from tsnet_tf.models.classifiers import LateFusion

@@ -53,6 +53,11 @@ class DistillationModel(keras.Model):
   * `confidence_weighting`: each clip's MSE is weighted by the teacher's
     softmax probability of the true class (no gradient through it), so clips
     the teacher gets wrong pull the student less.
+  * `logit_weight` > 0 adds Hinton's soft-logit term (not in the paper):
+    `logit_weight * T^2 * KL(softmax(t / T) || softmax(s / T))` with the
+    teacher's logits t, the student's s and `temperature` T, so the student
+    also matches what the teacher predicts, not only its features. It is off
+    (0) by default and, like CE, off during the MSE warm-up.
   * `feature_layer` may also name an intermediate block output, e.g.
     `stage3_block1_out`: F is then the spatio-temporal map `[B, T', H', W', C]`,
     the MSE is the mean over all its elements and the projection acts on the
@@ -69,7 +74,7 @@ class DistillationModel(keras.Model):
   * `compute_loss` (which Keras' trainer calls on every backend) turns that
     dict into Eq. 7 plus the student's weight regularizers; in evaluation
     (`training=False`) the loss is the student's CE alone (`val_loss`).
-  * Metrics: `loss`, `ce_loss`, `distill_loss`, `accuracy` (student);
+  * Metrics: `loss`, `ce_loss`, `distill_loss`, (`kd_loss`), `accuracy` (student);
     `evaluate` reports `loss`, `ce_loss`, `accuracy`.
   * Under `tf.distribute`, losses follow Keras' convention: the per-replica
     mean divided by the number of replicas, so summed gradients equal the
@@ -88,12 +93,15 @@ class DistillationModel(keras.Model):
     projection: "auto" (only when sizes differ) or "always".
     confidence_weighting: weight each clip's MSE by the teacher's probability
       of its label.
+    logit_weight: weight of the soft-logit term (0: none, Eq. 7 alone).
+    temperature: softmax temperature T of the soft-logit term (> 0).
   """
 
   def __init__(self, student: keras.Model, teacher: keras.Model,
                distill_weight: float = 1.0, ce_weight: float = 1.0,
                feature_layer: str = "features", projection: str = "auto",
-               confidence_weighting: bool = False, **kwargs):
+               confidence_weighting: bool = False, logit_weight: float = 0.0,
+               temperature: float = 1.0, **kwargs):
     super().__init__(**kwargs)
     # The frozen teacher's TV-L1 while loops break under one Grappler rewrite
     # inside a training step (tsnet_tf/utils/tf_graph.py); every student's
@@ -101,8 +109,13 @@ class DistillationModel(keras.Model):
     tf_graph.disable_add_ops_rewrite()
     if projection not in ("auto", "always"):
       raise ValueError(f"projection must be 'auto' or 'always', got {projection!r}")
+    if logit_weight < 0:
+      raise ValueError(f"logit_weight must be >= 0, got {logit_weight}")
+    if temperature <= 0:
+      raise ValueError(f"temperature must be > 0, got {temperature}")
     self.projection_mode = projection
     self.confidence_weighting = bool(confidence_weighting)
+    self.temperature = float(temperature)
     self.student = student
     self.teacher = teacher
     self.teacher.trainable = False
@@ -131,11 +144,18 @@ class DistillationModel(keras.Model):
         name="distill_weight")
     self.ce_weight = keras.Variable(
         float(ce_weight), trainable=False, dtype="float32", name="ce_weight")
+    # Present only when used, so plain Eq. 7 reports exactly its two terms.
+    self.logit_weight = (keras.Variable(
+        float(logit_weight), trainable=False, dtype="float32",
+        name="logit_weight") if logit_weight > 0 else None)
+    self._logit_weight_value = float(logit_weight)
     self._ce = keras.losses.SparseCategoricalCrossentropy(
         from_logits=True, reduction="none")
     self._mse = keras.losses.MeanSquaredError(reduction="none")
     self.ce_tracker = keras.metrics.Mean(name="ce_loss")
     self.distill_tracker = keras.metrics.Mean(name="distill_loss")
+    self.kd_tracker = (keras.metrics.Mean(name="kd_loss")
+                       if self.logit_weight is not None else None)
     self.accuracy_metric = keras.metrics.SparseCategoricalAccuracy(
         name="accuracy")
     # Everything is built above (sub-models are functional, the projection
@@ -161,7 +181,10 @@ class DistillationModel(keras.Model):
 
   def loss_weights(self) -> Dict[str, keras.Variable]:
     """The weight of each term `compute_distillation_losses` returns."""
-    return {"ce_loss": self.ce_weight, "distill_loss": self.distill_weight}
+    weights = {"ce_loss": self.ce_weight, "distill_loss": self.distill_weight}
+    if self.logit_weight is not None:
+      weights["kd_loss"] = self.logit_weight
+    return weights
 
   def compute_distillation_losses(self, y, outputs, sample_weight=None
                                   ) -> Dict[str, "keras.KerasTensor"]:
@@ -177,7 +200,8 @@ class DistillationModel(keras.Model):
         divided by the batch size, Keras' `sum_over_batch_size`).
 
     Returns:
-      `{"ce_loss": CE(P_rgb, T), "distill_loss": MSE(P(F_rgb), F_of)}`, not
+      `{"ce_loss": CE(P_rgb, T), "distill_loss": MSE(P(F_rgb), F_of)}`, plus
+      `"kd_loss": T^2 KL(P_of^T || P_rgb^T)` when `logit_weight` > 0; not
       divided by the replica count.
     """
     student_features = outputs[FEATURES]
@@ -194,7 +218,17 @@ class DistillationModel(keras.Model):
       probs = ops.softmax(outputs[TEACHER_LOGITS], axis=-1)
       labels = ops.reshape(ops.cast(y, "int32"), (-1, 1))
       mse = mse * ops.stop_gradient(ops.take_along_axis(probs, labels, axis=-1)[:, 0])
-    return {"ce_loss": ops.mean(ce), "distill_loss": ops.mean(mse)}
+    terms = {"ce_loss": ops.mean(ce), "distill_loss": ops.mean(mse)}
+    if self.logit_weight is not None:
+      t = self.temperature
+      teacher_log_p = ops.log_softmax(outputs[TEACHER_LOGITS] / t, axis=-1)
+      student_log_p = ops.log_softmax(outputs[LOGITS] / t, axis=-1)
+      kl = ops.sum(ops.exp(teacher_log_p) * (teacher_log_p - student_log_p), axis=-1)
+      if sample_weight is not None:
+        kl = kl * ops.cast(ops.reshape(sample_weight, (-1,)), kl.dtype)
+      # T^2 keeps the gradient's scale independent of T (Hinton et al.).
+      terms["kd_loss"] = (t * t) * ops.mean(kl)
+    return terms
 
   def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
                    training=True):
@@ -211,7 +245,8 @@ class DistillationModel(keras.Model):
       total = terms["ce_loss"]
       batch_logits = y_pred
     batch = ops.shape(batch_logits)[0]
-    trackers = {"ce_loss": self.ce_tracker, "distill_loss": self.distill_tracker}
+    trackers = {"ce_loss": self.ce_tracker, "distill_loss": self.distill_tracker,
+                "kd_loss": self.kd_tracker}
     for name, value in terms.items():
       trackers[name].update_state(value, sample_weight=batch)
     total = total / _replicas_in_sync()
@@ -229,6 +264,7 @@ class DistillationModel(keras.Model):
     if not isinstance(y_pred, dict):
       # Only what the student alone can measure: no distill_loss in evaluation.
       logs.pop("distill_loss", None)
+      logs.pop("kd_loss", None)
     return logs
 
   def get_config(self):
@@ -240,7 +276,9 @@ class DistillationModel(keras.Model):
         ce_weight=float(keras.ops.convert_to_numpy(self.ce_weight)),
         feature_layer=self.feature_layer,
         projection=self.projection_mode,
-        confidence_weighting=self.confidence_weighting)
+        confidence_weighting=self.confidence_weighting,
+        logit_weight=self._logit_weight_value,
+        temperature=self.temperature)
     return config
 
   @classmethod
@@ -270,8 +308,11 @@ class MseWarmup(keras.callbacks.Callback):
     if not isinstance(self.model, DistillationModel):
       raise TypeError(
           f"MseWarmup needs a DistillationModel, got {type(self.model)}")
-    self.model.ce_weight.assign(
-        0.0 if epoch < self.warmup_epochs else self.ce_weight)
+    warm = epoch < self.warmup_epochs
+    self.model.ce_weight.assign(0.0 if warm else self.ce_weight)
+    if self.model.logit_weight is not None:
+      self.model.logit_weight.assign(
+          0.0 if warm else self.model._logit_weight_value)  # pylint: disable=protected-access
 
 
 def build_distillation_model(student: keras.Model, teacher: keras.Model,
@@ -281,7 +322,8 @@ def build_distillation_model(student: keras.Model, teacher: keras.Model,
                              **kwargs) -> DistillationModel:
   """Convenience constructor of `DistillationModel` (teacher gets frozen).
 
-  `kwargs` go to `DistillationModel` (projection, confidence_weighting).
+  `kwargs` go to `DistillationModel` (projection, confidence_weighting,
+  logit_weight, temperature).
   """
   return DistillationModel(student, teacher, distill_weight=distill_weight,
                            feature_layer=feature_layer, name=name, **kwargs)

@@ -16,6 +16,7 @@ from typing import Dict, List, Mapping, Optional
 import numpy as np
 
 from tsnet_tf.training import evaluation
+from tsnet_tf.training import run_dir
 from tsnet_tf.utils.io import atomic_write
 from tsnet_tf.utils.timing import median_ms
 
@@ -117,7 +118,6 @@ def compare(run_dirs: Mapping[str, str], data_dir: str, output_dir: str,
     ValueError: no runs, or a key other than rgb/flow/student.
     evaluation.EvaluationError: a missing run or data, mismatched models.
   """
-  import keras  # pylint: disable=g-import-not-at-top
   from tsnet_tf import models  # pylint: disable=g-import-not-at-top
   unknown = sorted(set(run_dirs) - set(_TRAINED_ROWS))
   if unknown or not run_dirs:
@@ -140,7 +140,7 @@ def compare(run_dirs: Mapping[str, str], data_dir: str, output_dir: str,
       model = models.build_two_stream(loaded["rgb"], loaded["flow"])
     else:
       # evaluate() has checked that the file exists and matches the data.
-      model = keras.saving.load_model(os.path.join(model_dir, "model.keras"))
+      model = run_dir.load_classifier(model_dir)
       loaded[name] = model
     rows.append(dict(
         model=name, clip_accuracy=result["clip_accuracy"],

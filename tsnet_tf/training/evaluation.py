@@ -118,7 +118,7 @@ def _load_model(model_dir: str, checkpoint: str):
 
 def predict_clips(models, dataset, total_batches: Optional[int] = None,
                   progress: bool = True) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """Runs every model on every clip; averages their softmax per clip.
+  """Runs every model on every clip; averages their softmax per clip (`LateFusion`).
 
   Args:
     models: classifiers `[B, T, S, S, 3]` -> logits `[B, K]`.
@@ -131,11 +131,15 @@ def predict_clips(models, dataset, total_batches: Optional[int] = None,
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.models import classifiers  # pylint: disable=g-import-not-at-top
+
+  # Several models: the two-stream model's fusion (log of the mean softmax).
+  fusion = classifiers.LateFusion(name="late_fusion") if len(models) > 1 else None
 
   @tf.function(reduce_retracing=True)
   def fused_softmax(clips):
-    return tf.add_n([tf.nn.softmax(tf.cast(m(clips, training=False), tf.float32))
-                     for m in models]) / float(len(models))
+    logits = [tf.cast(m(clips, training=False), tf.float32) for m in models]
+    return tf.nn.softmax(fusion(logits) if fusion is not None else logits[0])
 
   probs, labels, videos = [], [], []
   for clips, y, v in tqdm(dataset, total=total_batches, unit="batch", desc="evaluate",

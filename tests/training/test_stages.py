@@ -1,0 +1,73 @@
+"""Tests for tsnet_tf/training/stages.py: what each stage builds, compiles and exports."""
+
+import keras
+import numpy as np
+import pytest
+
+from tsnet_tf import config as config_lib
+from tsnet_tf.data import clip_spec
+from tsnet_tf.training import stages
+from tsnet_tf.training.errors import TrainingError
+
+OVERRIDE = ("data.num_frames=4,data.crop_size=16,model.backbone=light,model.width=4,"
+            "distill.mse_warmup_epochs=2")
+
+
+def _cfg(stage, extra=""):
+  return config_lib.load_config(None, stage, OVERRIDE + ("," + extra if extra else ""))
+
+
+def _spec():
+  return clip_spec.ClipSpec(4, 16, 2, clip_spec.StoredFrames.from_conversion({}))
+
+
+def test_make_stage_picks_the_class_and_its_input_runs():
+  cfg = _cfg("rgb")
+  assert type(stages.make_stage("rgb", cfg, 3)) is stages.RgbStage
+  assert type(stages.make_stage("teacher", cfg, 3)) is stages.TeacherStage
+  student = stages.make_stage("student", cfg, 3, teacher_dir="T", rgb_dir="R")
+  assert student.input_runs() == [("T", "--teacher_dir", ("teacher",))]
+  fused = stages.make_stage("twostream", cfg, 3, rgb_dir="R", flow_dir="F")
+  assert [r[:2] for r in fused.input_runs()] == [("R", "--rgb_dir"), ("F", "--flow_dir")]
+  assert stages.make_stage("rgb", cfg, 3).input_runs() == []
+  with pytest.raises(TrainingError, match="unknown stage 'flowz'"):
+    stages.make_stage("flowz", cfg, 3)
+
+
+def test_rgb_stage_builds_compiles_and_exports_with_the_contract():
+  stage = stages.make_stage("rgb", _cfg("rgb"), 3, spec=_spec(), labels=["a", "b", "c"])
+  model = stage.build()
+  assert model is stage.model and model.name == "rgb"
+  assert model.input_shape == (None, 4, 16, 16, 3) and model.output_shape == (None, 3)
+  kwargs = stage.compile_kwargs()
+  assert kwargs["metrics"] == ["accuracy"] and kwargs["loss"].get_config()["from_logits"]
+  assert stage.callbacks() == []
+  exported = stage.export()
+  assert exported is not model and clip_spec.from_model(exported) == (_spec(), ["a", "b", "c"])
+  x = np.random.default_rng(0).uniform(0, 255, (2, 4, 16, 16, 3)).astype(np.float32)
+  np.testing.assert_allclose(exported(x), model(x), atol=1e-6)
+  # Without a spec nothing is attached.
+  bare = stages.make_stage("rgb", _cfg("rgb"), 3)
+  bare.build()
+  assert clip_spec.from_model(bare.export()) is None
+
+
+def test_twostream_checks_its_flags_before_building():
+  with pytest.raises(TrainingError, match="go together"):
+    stages.make_stage("twostream", _cfg("twostream"), 3, rgb_dir="R").build()
+  with pytest.raises(TrainingError, match="train.epochs > 0"):
+    stages.make_stage("twostream", _cfg("twostream", "train.epochs=0"), 3).build()
+
+
+def test_student_stage_trains_eq7_and_exports_the_student(tmp_path):
+  teacher = stages.build_rgb(_cfg("rgb"), 3, "flow")
+  keras.Model(teacher.input, teacher.output, name="flow").save(str(tmp_path / "model.keras"))
+  stage = stages.make_stage("student", _cfg("student"), 3, teacher_dir=str(tmp_path))
+  model = stage.build()
+  assert stage.compile_kwargs() == {}  # Eq. 7 is the model's own loss
+  assert [type(c).__name__ for c in stage.callbacks()] == ["MseWarmup"]
+  assert stage.export() is model.student and model.student.name == "student"
+  with pytest.raises(TrainingError, match="--teacher_dir is required"):
+    stages.make_stage("student", _cfg("student"), 3).build()
+  with pytest.raises(TrainingError, match="has 3 classes but the data directory has 5"):
+    stages.make_stage("student", _cfg("student"), 5, teacher_dir=str(tmp_path)).build()

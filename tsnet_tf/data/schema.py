@@ -1,0 +1,165 @@
+"""The TFRecord schema of a converted data directory: what a reader needs.
+
+One `tf.train.SequenceExample` per video; the TF Model Garden / DMVR /
+MediaSequence key names, so their loaders read our records and ours read theirs:
+
+  feature_lists:
+    image/encoded        bytes, one JPEG per frame (RGB, after resize and stride)
+  context:
+    clip/label/index     int64   class index in label order (labels.txt)
+    clip/label/text      bytes   class name
+    clip/media_id        bytes   video id "<class>/<file name>"
+    clip/video_index     int64   0..N-1, index of the video in (label, file name) order
+    clip/num_frames      int64   number of JPEG frames stored
+    image/frame_rate     float   frames per second of the stored frames
+    image/height         int64   stored frame height
+    image/width          int64   stored frame width
+    image/format         bytes   b"jpeg"
+    clip/split1..3       int64   0 unused, 1 train, 2 test, 3 validation (training
+                                 videos held out by group, hmdb51.carve_validation)
+
+The files a reader opens in a data directory: `labels.txt`, `summary.json`
+and the shards `hmdb51-SSSSS-of-NNNNN.tfrecord`. The converter that writes
+them (and its resume state) is `tfrecords.py`; the tf.data pipeline that reads
+them is `pipeline.py`.
+"""
+
+import os
+import re
+from typing import Dict, List, Sequence
+
+from tsnet_tf.utils import labels as labels_lib
+
+# Record keys.
+FRAMES_KEY = "image/encoded"
+LABEL_INDEX_KEY = "clip/label/index"
+LABEL_TEXT_KEY = "clip/label/text"
+MEDIA_ID_KEY = "clip/media_id"
+VIDEO_INDEX_KEY = "clip/video_index"
+NUM_FRAMES_KEY = "clip/num_frames"
+FRAME_RATE_KEY = "image/frame_rate"
+HEIGHT_KEY = "image/height"
+WIDTH_KEY = "image/width"
+FORMAT_KEY = "image/format"
+
+
+def split_key(split: int) -> str:
+  """Context key holding a video's subset id (0/1/2) in official split `split`."""
+  return f"clip/split{int(split)}"
+
+
+# The files a reader opens in a data directory.
+SHARD_PREFIX = "hmdb51"
+SUMMARY_FILE = "summary.json"
+LABELS_FILE = labels_lib.LABELS_FILE
+_SHARD_RE = re.compile(rf"^{SHARD_PREFIX}-(\d{{5}})-of-(\d{{5}})\.tfrecord$")
+
+
+def is_shard_name(name: str) -> bool:
+  """Whether a file name is a complete shard's (`hmdb51-SSSSS-of-NNNNN.tfrecord`)."""
+  return _SHARD_RE.match(name) is not None
+
+
+def shard_name(index: int, num_shards: int) -> str:
+  return f"{SHARD_PREFIX}-{index:05d}-of-{num_shards:05d}.tfrecord"
+
+
+def list_shards(data_dir: str) -> List[str]:
+  """Complete shard paths in `data_dir`, sorted. Raises FileNotFoundError if none."""
+  if not os.path.isdir(data_dir):
+    raise FileNotFoundError(f"data_dir {data_dir!r} is not a directory")
+  names = sorted(n for n in os.listdir(data_dir) if _SHARD_RE.match(n))
+  if not names:
+    raise FileNotFoundError(
+        f"data_dir {data_dir!r} has no {SHARD_PREFIX}-*.tfrecord shards; "
+        f"run tools/prepare_hmdb51.py first")
+  return [os.path.join(data_dir, n) for n in names]
+
+
+# ---------------------------------------------------------------------------
+# Writing and parsing records.
+
+
+def make_sequence_example(frames_jpeg: Sequence[bytes], label_index: int, label_text: str,
+                          media_id: str, video_index: int, frame_rate: float, height: int,
+                          width: int, split_ids: Dict[int, int]):
+  """Builds one video's `tf.train.SequenceExample` (schema in the module doc).
+
+  Args:
+    frames_jpeg: JPEG bytes, one per frame.
+    label_index, label_text: class index and name.
+    media_id: video id, "<class>/<file>".
+    video_index: the video's index in the data directory.
+    frame_rate: fps of the stored frames.
+    height, width: stored frame size.
+    split_ids: {split: 0|1|2}.
+
+  Returns:
+    tf.train.SequenceExample.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  def i64(v):
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v)]))
+
+  def b(v):
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v]))
+
+  ex = tf.train.SequenceExample()
+  ctx = ex.context.feature
+  ctx[LABEL_INDEX_KEY].CopyFrom(i64(label_index))
+  ctx[LABEL_TEXT_KEY].CopyFrom(b(label_text.encode("utf-8")))
+  ctx[MEDIA_ID_KEY].CopyFrom(b(media_id.encode("utf-8")))
+  ctx[VIDEO_INDEX_KEY].CopyFrom(i64(video_index))
+  ctx[NUM_FRAMES_KEY].CopyFrom(i64(len(frames_jpeg)))
+  ctx[FRAME_RATE_KEY].CopyFrom(
+      tf.train.Feature(float_list=tf.train.FloatList(value=[float(frame_rate)])))
+  ctx[HEIGHT_KEY].CopyFrom(i64(height))
+  ctx[WIDTH_KEY].CopyFrom(i64(width))
+  ctx[FORMAT_KEY].CopyFrom(b(b"jpeg"))
+  for k, v in sorted(split_ids.items()):
+    ctx[split_key(k)].CopyFrom(i64(v))
+  frames = ex.feature_lists.feature_list[FRAMES_KEY]
+  for jpeg in frames_jpeg:
+    frames.feature.add().bytes_list.value.append(jpeg)
+  return ex
+
+
+def context_features(splits: Sequence[int] = ()):
+  """`tf.io` context feature spec (every context key, plus `clip/split<k>`)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  spec = {
+      LABEL_INDEX_KEY: tf.io.FixedLenFeature([], tf.int64),
+      LABEL_TEXT_KEY: tf.io.FixedLenFeature([], tf.string, default_value=""),
+      MEDIA_ID_KEY: tf.io.FixedLenFeature([], tf.string, default_value=""),
+      VIDEO_INDEX_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=-1),
+      NUM_FRAMES_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=0),
+      FRAME_RATE_KEY: tf.io.FixedLenFeature([], tf.float32, default_value=0.0),
+      HEIGHT_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=0),
+      WIDTH_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=0),
+  }
+  for k in splits:
+    spec[split_key(k)] = tf.io.FixedLenFeature([], tf.int64, default_value=0)
+  return spec
+
+
+def parse_sequence_example(serialized, splits: Sequence[int] = (), with_frames: bool = True):
+  """Parses one serialized record.
+
+  Args:
+    serialized: string scalar tensor.
+    splits: official splits whose `clip/split<k>` to parse.
+    with_frames: also parse the JPEG feature list (False is a cheap context-only parse).
+
+  Returns:
+    dict of the context keys (int64/float32/string scalars) and, with frames,
+    `image/encoded`: string [N].
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  seq_spec = {FRAMES_KEY: tf.io.FixedLenSequenceFeature([], tf.string)} if with_frames else None
+  context, sequence = tf.io.parse_single_sequence_example(
+      serialized, context_features=context_features(splits), sequence_features=seq_spec)
+  out = dict(context)
+  if with_frames:
+    out[FRAMES_KEY] = sequence[FRAMES_KEY]
+  return out

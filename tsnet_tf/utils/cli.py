@@ -46,7 +46,7 @@ class ToolError(Exception):
 _EXPECTED = (
     ("tsnet_tf.config", "ConfigError", USAGE_EXIT),
     ("tsnet_tf.training.run_dir", "RunDirError", USAGE_EXIT),
-    ("tsnet_tf.training.trainer", "TrainingError", USAGE_EXIT),
+    ("tsnet_tf.training.errors", "TrainingError", USAGE_EXIT),
     ("tsnet_tf.training.evaluation", "EvaluationError", USAGE_EXIT),
     ("tsnet_tf.training.backend", "BackendError", USAGE_EXIT),
     ("tsnet_tf.data.clip_spec", "ClipSpecError", USAGE_EXIT),

@@ -128,3 +128,17 @@ def test_config_differences_name_dotted_keys():
                                                   ("train.learning_rate", 0.5, 0.375)]
   c = config_lib.load_config(None, "teacher", "train.learning_rate=0.5")
   assert [k for k, _, _ in config_lib.config_differences(a, c)] == ["stage"]
+
+
+def test_backbone_choices_match_the_builders():
+  # config.py keeps its own copy (it does not import Keras); they must agree.
+  from tsnet_tf.models import backbones  # pylint: disable=g-import-not-at-top
+  assert config_lib._CHOICES[("model", "backbone")] == backbones.BACKBONES  # pylint: disable=protected-access
+  assert config_lib._R3D_DEPTHS == tuple(sorted(backbones.R3D_DEPTHS))  # pylint: disable=protected-access
+
+
+def test_flow_stages_need_two_frames():
+  config_lib.load_config(None, "rgb", "data.num_frames=1")
+  for stage in ("teacher", "student", "twostream"):
+    with pytest.raises(config_lib.ConfigError, match="'data.num_frames' must be >= 2"):
+      config_lib.load_config(None, stage, "data.num_frames=1")

@@ -40,7 +40,11 @@ def main(argv):
     try:
       t, h, w = (int(v) for v in FLAGS.flow_shape)
     except ValueError as e:
-      raise app.UsageError(f"--flow_shape {FLAGS.flow_shape} must be three integers T,H,W") from e
+      raise app.UsageError(f"--flow_shape {','.join(FLAGS.flow_shape)} must be three "
+                           "integers T,H,W") from e
+    if t < 2 or h < 1 or w < 1:
+      raise app.UsageError(f"--flow_shape {t},{h},{w}: T must be >= 2 (flow is between two "
+                           "frames) and H, W >= 1")
     flatbuffer = tfl.convert_flow_layer(t, h, w, preset=FLAGS.flow_preset)
     with atomic_write(FLAGS.output) as tmp:
       with open(tmp, "wb") as f:
@@ -55,7 +59,7 @@ def main(argv):
                                    data_dir=FLAGS.data_dir,
                                    num_calibration_clips=FLAGS.num_calibration_clips,
                                    split=FLAGS.split)
-  except (FileNotFoundError, ValueError) as e:
+  except ValueError as e:
     raise app.UsageError(str(e)) from e
   if info["quantize"] != FLAGS.quantize:
     logging.warning("requested --quantize=%s, produced %s", FLAGS.quantize, info["quantize"])

@@ -12,7 +12,7 @@ confusion matrix) and confusion_matrix.png. Video level = mean of the K clips'
 softmax per video.
 """
 
-import sys
+import os
 
 from absl import app
 from absl import flags
@@ -43,14 +43,14 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   from tsnet_tf.training import evaluation  # pylint: disable=g-import-not-at-top
-  try:
-    result = evaluation.evaluate(
-        _MODEL_DIR.value, _DATA_DIR.value, split=_SPLIT.value, num_clips=_NUM_CLIPS.value,
-        subset=_SUBSET.value, batch_size=_BATCH_SIZE.value, checkpoint=_CHECKPOINT.value,
-        fuse_dirs=_FUSE_WITH.value, output_dir=_OUTPUT_DIR.value)
-  except evaluation.EvaluationError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+  output_dir = _OUTPUT_DIR.value
+  if output_dir and os.path.exists(output_dir) and not os.path.isdir(output_dir):
+    raise app.UsageError(f"--output_dir {output_dir!r} is a file, not a directory")
+  # EvaluationError and missing files end as one line in cli.run.
+  result = evaluation.evaluate(
+      _MODEL_DIR.value, _DATA_DIR.value, split=_SPLIT.value, num_clips=_NUM_CLIPS.value,
+      subset=_SUBSET.value, batch_size=_BATCH_SIZE.value, checkpoint=_CHECKPOINT.value,
+      fuse_dirs=_FUSE_WITH.value, output_dir=output_dir)
   print(f"split {result['split']} {result['subset']}: {result['num_videos']} videos, "
         f"{result['clips_per_video']} clips each")
   print(f"clip accuracy  {result['clip_accuracy']:.4f}")

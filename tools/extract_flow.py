@@ -51,7 +51,6 @@ flags.DEFINE_integer("jpeg_quality", 95, "JPEG quality.")
 flags.DEFINE_integer("num_writers", 2, "Threads writing images while the "
                      "flow computes.")
 flags.DEFINE_boolean("progress", True, "Show a progress bar.")
-flags.DEFINE_boolean("verbose", False, "Tracebacks on errors.")
 flags.mark_flags_as_required(["video_dir", "output_dir"])
 
 
@@ -63,16 +62,17 @@ def main(argv):
       batch_size=FLAGS.batch_size, new_short=FLAGS.new_short,
       save_frames=FLAGS.save_frames, jpeg_quality=FLAGS.jpeg_quality,
       num_writers=FLAGS.num_writers)
+  if os.path.exists(FLAGS.output_dir) and not os.path.isdir(FLAGS.output_dir):
+    raise cli.ToolError(f"--output_dir {FLAGS.output_dir!r} is a file, not a directory",
+                        cli.USAGE_EXIT)
   try:
     options.check()
     videos = extract.find_videos(FLAGS.video_dir, FLAGS.list_file)
   except ValueError as e:
-    if FLAGS.verbose:
-      raise
-    sys.exit(f"extract_flow: {e}")
+    raise cli.ToolError(str(e), cli.USAGE_EXIT) from e
   if not videos:
-    sys.exit(f"extract_flow: no videos found in {FLAGS.video_dir!r}"
-             + (f" from {FLAGS.list_file!r}" if FLAGS.list_file else ""))
+    raise cli.ToolError(f"no videos found in --video_dir {FLAGS.video_dir!r}"
+                        + (f" from {FLAGS.list_file!r}" if FLAGS.list_file else ""))
   summary = extract.extract_all(videos, FLAGS.output_dir, options,
                                 progress=FLAGS.progress)
   rate = (f", {summary.num_flows / summary.flow_seconds:.1f} flows/s in "

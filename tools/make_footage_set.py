@@ -11,8 +11,6 @@ from the rest. See tsnet_tf/data/footage.py. Then:
       --split_dir=/tmp/footage/splits --output_dir=/tmp/footage_data --splits=1
 """
 
-import sys
-
 from absl import app
 from absl import flags
 import tqdm
@@ -40,18 +38,18 @@ _OVERWRITE = flags.DEFINE_boolean("overwrite", False, "Replace --output_dir if i
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  paths = footage.find_videos(_VIDEO_DIR.value)
+  if not paths:
+    raise app.UsageError(f"--video_dir {_VIDEO_DIR.value!r} holds no video "
+                         f"({', '.join(footage.VIDEO_EXTENSIONS)})")
   try:
-    paths = footage.find_videos(_VIDEO_DIR.value)
-    if not paths:
-      raise ValueError(f"--video_dir {_VIDEO_DIR.value!r} holds no video "
-                       f"({', '.join(footage.VIDEO_EXTENSIONS)})")
-    with tqdm.tqdm(total=len(paths), unit="video", desc="make_footage_set") as bar:
+    with tqdm.tqdm(total=len(paths), unit="video", desc="make_footage_set", delay=1) as bar:
       summary = footage.build_direction_dataset(
           paths, _OUTPUT_DIR.value, windows_per_source=_WINDOWS.value, gap_frames=_GAP.value,
           min_window_frames=_MIN_FRAMES.value, max_window_frames=_MAX_FRAMES.value,
           short_side=_SHORT_SIDE.value, factor=_FACTOR.value, overwrite=_OVERWRITE.value, progress=bar.update)
-  except (ValueError, FileExistsError) as e:
-    sys.exit(f"make_footage_set: error: {e}")
+  except ValueError as e:  # a bad flag value; the message names the flag
+    raise app.UsageError(str(e)) from e
   print(f"wrote {summary.output_dir}: {len(summary.classes)} classes from "
         f"{len(summary.windows)} videos")
   for split, counts in summary.split_counts.items():

@@ -10,8 +10,6 @@ Layout: <output_dir>/videos/<class>/<name>.avi, <output_dir>/splits/
 See tsnet_tf/data/synthetic.py for the classes and how they are drawn.
 """
 
-import sys
-
 from absl import app
 from absl import flags
 import tqdm
@@ -66,7 +64,8 @@ def main(argv):
     raise app.UsageError(str(e))
   total = (_NUM_CLASSES.value * max(1, len(_APPEARANCES.value)) * _VIDEOS_PER_CLASS.value
            + len(broken))
-  with tqdm.tqdm(total=total, unit="video", desc="make_synthetic") as bar:
+  # delay: a flag or --output_dir refused at once prints only its one error line.
+  with tqdm.tqdm(total=total, unit="video", desc="make_synthetic", delay=1) as bar:
     try:
       summary = synthetic.generate_dataset(
           _OUTPUT_DIR.value, num_classes=_NUM_CLASSES.value,
@@ -77,9 +76,6 @@ def main(argv):
           appearances=tuple(_APPEARANCES.value))
     except ValueError as e:  # a bad flag value; the message names the flag
       raise app.UsageError(str(e))
-    except FileExistsError as e:
-      bar.close()
-      sys.exit(f"make_synthetic: error: {e}")
   print(synthetic.format_summary(summary))
 
 

@@ -27,14 +27,20 @@ def main(argv):
   del argv
   from tsnet_tf.data import video  # pylint: disable=g-import-not-at-top
   from tsnet_tf.export import predict  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.utils import cli  # pylint: disable=g-import-not-at-top
   try:
     predictor = predict.load_predictor(FLAGS.model, FLAGS.labels,
                                        frame_stride=FLAGS.frame_stride)
+  except ValueError as e:
+    message = str(e)
+    raise app.UsageError(message if message.startswith("--") else f"--model: {message}") from e
+  try:
     top = predict.predict_video(predictor, FLAGS.video, FLAGS.top_k)
   except video.VideoDecodeError as e:
-    raise app.UsageError(f"--video: {e}") from e
-  except (FileNotFoundError, ValueError) as e:
-    raise app.UsageError(str(e)) from e
+    raise cli.ToolError(f"--video: {e}") from e
+  except ValueError as e:
+    where = f"--labels {FLAGS.labels!r}: " if FLAGS.labels else f"--model {FLAGS.model!r}: "
+    raise app.UsageError(where + str(e)) from e
   print(f"{FLAGS.video} ({predictor.kind}, {predictor.spec.describe()})")
   for rank, (name, prob) in enumerate(top, 1):
     print(f"{rank}. {name:<24s} {prob:.4f}")

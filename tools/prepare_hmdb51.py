@@ -11,7 +11,7 @@ complete shards are kept, the others rewritten. Schema: tsnet_tf/data/tfrecords.
 """
 
 import logging
-import sys
+import os
 
 from absl import app
 from absl import flags
@@ -71,6 +71,10 @@ def format_summary(summary: dict) -> str:
                  f"test {c['test']} (of {listed['test']} listed)")
   lines.append(f"skipped {summary['num_skipped']} unreadable videos")
   lines += [f"  {s['video']}: {s['reason']}" for s in summary["skipped"]]
+  if summary.get("num_partial"):
+    lines.append(f"{summary['num_partial']} videos decoded only partly (kept; truncated?)")
+    lines += [f"  {p['video']}: {p['decoded_frames']} of {p['header_frames']} frames"
+              for p in summary["partial"]]
   lines.append(f"{summary['num_missing']} split-file lines name missing videos")
   lines += [f"  {m['split_file']}: {m['video']}" for m in summary["missing"]]
   if summary["num_unused"]:
@@ -86,14 +90,17 @@ def main(argv):
                                           jpeg_quality=_JPEG_QUALITY.value,
                                           frame_stride=_FRAME_STRIDE.value,
                                           validation_fraction=_VALIDATION_FRACTION.value)
+  if os.path.exists(_OUTPUT_DIR.value) and not os.path.isdir(_OUTPUT_DIR.value):
+    raise app.UsageError(f"--output_dir {_OUTPUT_DIR.value!r} is a file, not a directory")
   try:
     summary = tfrecords.convert(_VIDEO_DIR.value, _SPLIT_DIR.value, _OUTPUT_DIR.value,
                                 splits=_parse_splits(_SPLITS.value), settings=settings,
                                 num_workers=_NUM_WORKERS.value, num_shards=_NUM_SHARDS.value,
                                 overwrite=_OVERWRITE.value)
-  except (hmdb51.LayoutError, FileExistsError, ValueError) as e:
-    print(f"prepare_hmdb51: error: {e}", file=sys.stderr)
-    return 1
+  except ValueError as e:
+    if isinstance(e, hmdb51.LayoutError):
+      raise  # cli.run reports it (exit 1).
+    raise app.UsageError(str(e)) from e
   print(format_summary(summary))
   print(f"wrote {_OUTPUT_DIR.value} (summary.json, labels.txt)")
   return 0

@@ -13,7 +13,6 @@ Each directory must hold a run of its row's stage (its config.yaml says so).
 For timings worth quoting, run it with nothing else on the machine.
 """
 
-import sys
 
 from absl import app
 from absl import flags
@@ -47,21 +46,13 @@ def main(argv):
   if not run_dirs:
     raise app.UsageError("give at least one of --rgb_dir, --flow_dir, --student_dir")
   from tsnet_tf.training import comparison  # pylint: disable=g-import-not-at-top
-  from tsnet_tf.training import evaluation  # pylint: disable=g-import-not-at-top
   from tsnet_tf.training import run_dir  # pylint: disable=g-import-not-at-top
-  try:
-    for name, directory in run_dirs.items():
-      run_dir.check_stage(directory, f"--{name}_dir", _EXPECTED_STAGES[name])
-  except run_dir.RunDirError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  try:
-    rows = comparison.compare(run_dirs, _DATA_DIR.value, _OUTPUT_DIR.value, split=_SPLIT.value,
-                              num_clips=_NUM_CLIPS.value, timing_runs=_TIMING_RUNS.value,
-                              tflite=_TFLITE.value, progress=_PROGRESS.value)
-  except evaluation.EvaluationError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+  # RunDirError and EvaluationError end as one line (exit 2) in cli.run.
+  for name, directory in run_dirs.items():
+    run_dir.check_stage(directory, f"--{name}_dir", _EXPECTED_STAGES[name])
+  rows = comparison.compare(run_dirs, _DATA_DIR.value, _OUTPUT_DIR.value, split=_SPLIT.value,
+                            num_clips=_NUM_CLIPS.value, timing_runs=_TIMING_RUNS.value,
+                            tflite=_TFLITE.value, progress=_PROGRESS.value)
   caption = comparison.describe_protocol(run_dirs, _NUM_CLIPS.value, _SPLIT.value)
   print(comparison.write_results(rows, caption, _OUTPUT_DIR.value))
   ratios = comparison.format_ratios(rows)

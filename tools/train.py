@@ -19,7 +19,6 @@ training). See docs/training.md.
 """
 
 import os
-import sys
 
 from absl import app
 from absl import flags
@@ -56,37 +55,34 @@ _OVERWRITE = flags.DEFINE_bool(
     "interrupted one under another config: deletes the files training writes there "
     "(config.yaml, labels.txt, model.keras, best.*, history.json, training_curves.png, "
     "logs/{train,validation}, backup/), nothing else.")
-_VERBOSE = flags.DEFINE_enum("verbose", "auto", ["auto", "0", "1", "2"],
-                             "Keras progress output: 1 = progress bar, 2 = one line per epoch.")
+_PROGRESS = flags.DEFINE_enum("progress", "auto", ["auto", "0", "1", "2"],
+                              "Keras progress output: 0 = none, 1 = progress bar, 2 = one line "
+                              "per epoch. (--verbose prints tracebacks on errors.)")
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   from tsnet_tf import config as config_lib  # pylint: disable=g-import-not-at-top
-  try:
-    cfg = config_lib.load_config(_CONFIG.value, _STAGE.value, _PARAMS_OVERRIDE.value)
-  except config_lib.ConfigError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+  # A ConfigError (naming the key and file) ends the run before anything is written.
+  cfg = config_lib.load_config(_CONFIG.value, _STAGE.value, _PARAMS_OVERRIDE.value)
   # Imported here so --helpfull and config errors do not pay for TensorFlow.
   from tsnet_tf.training import backend  # pylint: disable=g-import-not-at-top
   from tsnet_tf.training import trainer  # pylint: disable=g-import-not-at-top
 
-  try:
-    if _LOGICAL_CPUS.value:
-      backend.split_cpu(_LOGICAL_CPUS.value)
-    # The strategy first: multi-worker collectives must be set up before other ops.
-    strategy = trainer.make_strategy(_STRATEGY.value)
-    verbose = _VERBOSE.value if _VERBOSE.value == "auto" else int(_VERBOSE.value)
-    result = trainer.train(cfg, _STAGE.value, _MODEL_DIR.value, _DATA_DIR.value,
-                           split=_SPLIT.value, teacher_dir=_TEACHER_DIR.value,
-                           rgb_dir=_RGB_DIR.value, flow_dir=_FLOW_DIR.value,
-                           strategy=strategy, mixed_precision=_MIXED_PRECISION.value,
-                           verbose=verbose, overwrite=_OVERWRITE.value)
-  except (config_lib.ConfigError, trainer.TrainingError, backend.BackendError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+  if os.path.exists(_MODEL_DIR.value) and not os.path.isdir(_MODEL_DIR.value):
+    raise app.UsageError(f"--model_dir {_MODEL_DIR.value!r} is a file, not a directory")
+  if _LOGICAL_CPUS.value:
+    backend.split_cpu(_LOGICAL_CPUS.value)
+  # The strategy first: multi-worker collectives must be set up before other ops.
+  strategy = trainer.make_strategy(_STRATEGY.value)
+  progress = _PROGRESS.value if _PROGRESS.value == "auto" else int(_PROGRESS.value)
+  # Expected failures (TrainingError, BackendError, a missing file) end as one line in cli.run.
+  result = trainer.train(cfg, _STAGE.value, _MODEL_DIR.value, _DATA_DIR.value,
+                         split=_SPLIT.value, teacher_dir=_TEACHER_DIR.value,
+                         rgb_dir=_RGB_DIR.value, flow_dir=_FLOW_DIR.value,
+                         strategy=strategy, mixed_precision=_MIXED_PRECISION.value,
+                         verbose=progress, overwrite=_OVERWRITE.value)
   best = "n/a" if result.best_value is None else f"{result.best_value:.4f}"
   print(f"{result.stage}: {os.path.join(result.model_dir, trainer.MODEL_FILE)} "
         f"(best {result.best_metric} {best} at epoch "

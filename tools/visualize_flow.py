@@ -89,8 +89,14 @@ def main(argv):
     raise app_usage(f"--output={FLAGS.output}: must end in .png")
   if FLAGS.rows < 1 or FLAGS.stride < 1 or FLAGS.size < 0:
     raise app_usage("--rows and --stride must be >= 1 and --size >= 0")
-  visualize_video(FLAGS.video, FLAGS.output, FLAGS.rows, FLAGS.size,
-                  FLAGS.stride, FLAGS.preset, FLAGS.max_flow)
+  try:
+    visualize_video(FLAGS.video, FLAGS.output, FLAGS.rows, FLAGS.size,
+                    FLAGS.stride, FLAGS.preset, FLAGS.max_flow)
+  except ValueError as e:
+    # VideoDecodeError (unreadable, empty) or too few frames for a triplet.
+    message = str(e)
+    raise cli.ToolError(message if "--video" in message
+                        else f"--video={FLAGS.video}: {message}") from e
   print(f"wrote {FLAGS.output}")
 
 

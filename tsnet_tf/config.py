@@ -303,6 +303,8 @@ def _from_dict(cls, d: Mapping[str, Any], prefix: str, source: str):
 
 # Keys with a closed set of values; checked when a config is built.
 _CHOICES = {
+    # tsnet_tf.models.backbones.BACKBONES (not imported: this module stays free of Keras).
+    ("model", "backbone"): ("r3d18", "light"),
     ("data", "validation_subset"): ("train", "validation", "test", "none"),
     ("model", "flow", "preset"): ("fast", "accurate"),
     ("model", "stem"): ("2plus1d", "3d"),
@@ -320,8 +322,17 @@ _MINIMUM = {
     ("train", "warmup_epochs"): 0.0, ("train", "steps_per_execution"): 1,
     ("distill", "lambda_"): 0.0, ("distill", "mse_warmup_epochs"): 0,
     ("distill", "logit_weight"): 0.0, ("distill", "temperature"): 0.01,
-    ("eval", "num_clips"): 1,
+    ("eval", "num_clips"): 1, ("model", "width"): 1, ("model", "feature_dim"): 1,
+    ("train", "decay_rate"): 0.0, ("train", "min_lr_ratio"): 0.0,
 }
+# Keys that must lie in [low, high) -- what Keras' SGD and Dropout accept.
+_HALF_OPEN = {
+    ("train", "momentum"): (0.0, 1.0), ("model", "dropout"): (0.0, 1.0),
+}
+# tsnet_tf.models.backbones.R3D_DEPTHS.
+_R3D_DEPTHS = (10, 18, 34)
+# Stages whose graph computes optical flow, which needs two frames.
+_FLOW_STAGES = ("teacher", "student", "twostream")
 
 
 def _check_values(cfg: ExperimentConfig, source: str) -> None:
@@ -338,6 +349,21 @@ def _check_values(cfg: ExperimentConfig, source: str) -> None:
     if value is not None and value < minimum:
       key = _yaml_key(next(f for f in dataclasses.fields(section) if f.name == path[1]))
       raise ConfigError(f"{source}: '{path[0]}.{key}' must be >= {minimum}, got {value!r}")
+  for (section_name, key), (low, high) in _HALF_OPEN.items():
+    value = getattr(getattr(cfg, section_name), key)
+    if not low <= value < high:
+      raise ConfigError(f"{source}: '{section_name}.{key}' must be in [{low}, {high}), "
+                        f"got {value!r}")
+  if cfg.model.backbone == "r3d18" and cfg.model.depth not in _R3D_DEPTHS:
+    raise ConfigError(f"{source}: 'model.depth' must be one of "
+                      f"{', '.join(map(str, _R3D_DEPTHS))} for backbone r3d18, "
+                      f"got {cfg.model.depth!r}")
+  if cfg.model.flow.bound <= 0:
+    raise ConfigError(f"{source}: 'model.flow.bound' must be > 0 pixels, "
+                      f"got {cfg.model.flow.bound!r}")
+  if cfg.stage in _FLOW_STAGES and cfg.data.num_frames < 2:
+    raise ConfigError(f"{source}: 'data.num_frames' must be >= 2 for the {cfg.stage} stage "
+                      f"(its optical flow is between two frames), got {cfg.data.num_frames!r}")
 
 
 def from_dict(d: Optional[Mapping[str, Any]], source: str = "<dict>") -> ExperimentConfig:
@@ -555,7 +581,8 @@ def resolve(raw: Mapping[str, Any], stage: Optional[str], overrides: Mapping[str
   plain_overrides = {k: v for k, v in overrides.items() if k not in ("stages", "stage")}
   resolved = _deep_merge(_deep_merge(base, stage_section), plain_overrides)
   resolved["stage"] = stage
-  return from_dict(resolved, source)
+  # Checks that need the stage (flow needs two frames) can fail only here, on the merged values.
+  return from_dict(resolved, f"{source} with {override_source}" if overrides else source)
 
 
 def load_config(path: Optional[str] = None, stage: Optional[str] = None,

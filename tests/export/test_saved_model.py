@@ -76,6 +76,10 @@ def test_bad_frames_raise_invalid_argument(export_dir):
   fn = tf.saved_model.load(export_dir).signatures["serving_default"]
   with pytest.raises(tf.errors.InvalidArgumentError, match="T, H and W >= 1"):
     fn(frames=tf.zeros((1, 0, 8, 8, 3), tf.uint8))
+  with pytest.raises(tf.errors.InvalidArgumentError, match="B >= 1"):
+    fn(frames=tf.zeros((0, 4, 8, 8, 3), tf.uint8))
+  with pytest.raises((TypeError, ValueError, tf.errors.InvalidArgumentError), match="3"):
+    fn(frames=tf.zeros((1, 4, 8, 8, 4), tf.uint8))
   with pytest.raises((TypeError, ValueError, tf.errors.InvalidArgumentError)):
     fn(frames=tf.zeros((1, 4, 8, 8, 3), tf.float32))
   with pytest.raises((TypeError, ValueError, tf.errors.InvalidArgumentError)):

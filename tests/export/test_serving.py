@@ -114,9 +114,9 @@ def test_request_format():
   assert serving.rest_url("http://h:1/", "m", 2) == "http://h:1/v1/models/m/versions/2:predict"
 
 
-def test_video_to_send_streams_what_frames_to_send_sends(dataset, tmp_path):
+def test_video_to_send_streams_what_frames_to_send_sends(dataset, deploy, tmp_path):
   from tsnet_tf.data import video  # pylint: disable=g-import-not-at-top
-  from deploy_data import spec  # pylint: disable=g-import-not-at-top
+  spec, T, S = deploy.spec, deploy.T, deploy.S  # pylint: disable=invalid-name
   path = str(tmp_path / "v.avi")
   video.write_video(path, np.random.default_rng(4).integers(0, 256, (30, 40, 48, 3),
                                                             dtype=np.uint8), fps=25)

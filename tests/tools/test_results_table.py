@@ -16,7 +16,7 @@ def test_helpfull(run_tool):
 def test_bad_input_names_the_flag(tmp_path, run_tool):
   proc = run_tool("results_table.py", f"--data_dir={tmp_path}",
                   f"--output_dir={tmp_path / 'out'}")
-  assert proc.returncode == 1
+  assert proc.returncode == 2
   assert "--rgb_dir, --flow_dir, --student_dir" in proc.stderr
   proc = run_tool("results_table.py", f"--flow_dir={tmp_path}",
                   f"--data_dir={tmp_path / 'nowhere'}", f"--output_dir={tmp_path / 'out'}",

@@ -76,7 +76,7 @@ def test_finished_run_is_refused_with_one_line(tmp_path, tiny_data_dir):
   before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in model_dir.iterdir()}
   proc = _run("--stage=rgb", f"--model_dir={model_dir}", f"--data_dir={tiny_data_dir}")
   assert proc.returncode == 2, proc.stderr[-3000:]
-  lines = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+  lines = [l for l in proc.stderr.splitlines() if l.startswith("train: error:")]
   assert len(lines) == 1 and "Traceback" not in proc.stderr
   assert str(model_dir) in lines[0] and "finished run" in lines[0] and "--overwrite" in lines[0]
   after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in model_dir.iterdir()}

@@ -26,7 +26,7 @@ def _override():
 def _args(model_dir, data_dir, strategy):
   return [sys.executable, TRAIN, "--config=" + os.path.join(REPO, "configs", "synthetic.yaml"),
           "--stage=rgb", f"--model_dir={model_dir}", f"--data_dir={data_dir}",
-          f"--strategy={strategy}", f"--params_override={_override()}", "--verbose=0"]
+          f"--strategy={strategy}", f"--params_override={_override()}", "--progress=0"]
 
 
 def _env(**extra):

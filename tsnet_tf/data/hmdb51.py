@@ -16,6 +16,7 @@ internal id 3; split files never contain it.
 
 import dataclasses
 import hashlib
+import logging
 import os
 import re
 from typing import Dict, Iterable, List, Sequence
@@ -31,10 +32,13 @@ CLASSES = (
     "wave",
 )
 
+_log = logging.getLogger(__name__)
+
 SPLITS = (1, 2, 3)
 UNUSED, TRAIN, TEST, VALIDATION = 0, 1, 2, 3
 SUBSET_IDS = {"train": TRAIN, "validation": VALIDATION, "test": TEST}
 SUBSETS = tuple(SUBSET_IDS)
+_ID_NAMES = {UNUSED: "unused (0)", TRAIN: "train (1)", TEST: "test (2)"}
 
 _SPLIT_FILE_RE = re.compile(r"^(?P<cls>.+)_test_split(?P<k>[0-9]+)\.txt$")
 
@@ -57,10 +61,13 @@ class SplitEntry:
 def parse_split_file(path: str) -> List[SplitEntry]:
   """Parses one `<class>_test_split<k>.txt`.
 
-  Blank lines are skipped; trailing spaces are allowed. Any other malformed line
-  raises `LayoutError` naming the file and the line number.
+  Blank lines are skipped; trailing spaces are allowed; a repeated line is
+  kept once. Any other malformed line, a video listed with two different ids
+  (e.g. as both train and test) or a file without entries raises `LayoutError`
+  naming the file, the line number and the video.
   """
   entries = []
+  first_line = {}
   with open(path, "r", encoding="utf-8", errors="replace") as f:
     for lineno, line in enumerate(f, start=1):
       fields = line.split()
@@ -69,7 +76,18 @@ def parse_split_file(path: str) -> List[SplitEntry]:
       if len(fields) != 2 or fields[1] not in ("0", "1", "2"):
         raise LayoutError(
             f"{path}:{lineno}: expected '<video file name> <0|1|2>', got {line.rstrip()!r}")
-      entries.append(SplitEntry(video=fields[0], subset_id=int(fields[1])))
+      entry = SplitEntry(video=fields[0], subset_id=int(fields[1]))
+      if entry.video in first_line:
+        seen_at, seen = first_line[entry.video]
+        if seen.subset_id != entry.subset_id:
+          raise LayoutError(
+              f"{path}:{lineno}: {entry.video!r} is listed as {_ID_NAMES[entry.subset_id]} "
+              f"here and as {_ID_NAMES[seen.subset_id]} on line {seen_at}")
+        continue
+      first_line[entry.video] = (lineno, entry)
+      entries.append(entry)
+  if not entries:
+    raise LayoutError(f"split file {path!r} lists no videos")
   return entries
 
 
@@ -117,6 +135,9 @@ def read_splits(split_dir: str, class_names: Sequence[str],
       if not os.path.isfile(path):
         raise LayoutError(f"missing split file {path!r} for class {cls!r}, split {k}")
       result[k][cls] = parse_split_file(path)
+      if not any(e.subset_id == TRAIN for e in result[k][cls]):
+        # Training would then never show the model this class.
+        _log.warning("class %r has no training videos in split %d (%s)", cls, k, path)
   return result
 
 

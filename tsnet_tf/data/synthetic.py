@@ -539,6 +539,46 @@ def _make_one(job: _Job, root: str, seed: int, height: int, width: int,
                      height=height, width=width, motion=motion, broken=job.broken)
 
 
+MANIFEST = "manifest.json"
+_GENERATOR = "tsnet_tf.data.synthetic"
+
+
+def check_replaceable(output_dir: str) -> None:
+  """Checks that `output_dir` holds only a dataset this module wrote.
+
+  `--overwrite` replaces such a directory; anything else in it (a user's
+  files, another dataset) makes it refuse, so it deletes only what it wrote.
+
+  Raises:
+    FileExistsError: naming the directory and what is not ours.
+  """
+  if not os.path.isdir(output_dir):
+    raise FileExistsError(f"--output_dir {output_dir!r} is a file, not a directory; "
+                          "--overwrite replaces only a dataset make_synthetic wrote")
+  if not os.listdir(output_dir):
+    return
+  try:
+    with open(os.path.join(output_dir, MANIFEST), encoding="utf-8") as f:
+      manifest = json.load(f)
+    ours = {os.path.normpath(v["path"]) for v in manifest["videos"]}
+    ours |= {os.path.join("splits", hmdb51.split_file_name(c, k))
+             for c in manifest["classes"] for k in hmdb51.SPLITS}
+    if manifest.get("generator") != _GENERATOR:
+      raise ValueError(manifest.get("generator"))
+  except (OSError, ValueError, KeyError, TypeError) as e:
+    raise FileExistsError(
+        f"--output_dir {output_dir!r} is not a dataset written by make_synthetic (no valid "
+        f"{MANIFEST}); refusing to delete it with --overwrite") from e
+  ours.add(MANIFEST)
+  for root, _, files in os.walk(output_dir):
+    for name in files:
+      rel = os.path.normpath(os.path.relpath(os.path.join(root, name), output_dir))
+      if rel not in ours:
+        raise FileExistsError(
+            f"--output_dir {output_dir!r} holds {rel!r}, which make_synthetic did not write; "
+            "refusing to delete it with --overwrite")
+
+
 def generate_dataset(output_dir: str, num_classes: int = 4, videos_per_class: int = 10,
                      seed: int = 0, height: int = 240, width: int = 320,
                      min_seconds: float = 1.0, max_seconds: float = 3.0,
@@ -560,7 +600,8 @@ def generate_dataset(output_dir: str, num_classes: int = 4, videos_per_class: in
     fps: frame rates to draw from (one per video).
     broken: kinds from BROKEN_KINDS; each adds one broken file, assigned to the
       classes in turn, listed in the split files as training or testing.
-    overwrite: replace an existing `output_dir`.
+    overwrite: replace an existing `output_dir` that holds only a dataset
+      written here (`check_replaceable`).
     num_workers: threads rendering/encoding videos in parallel (does not change
       the output).
     progress: called with 1 after each file is written (e.g. tqdm's `update`).
@@ -573,7 +614,8 @@ def generate_dataset(output_dir: str, num_classes: int = 4, videos_per_class: in
 
   Raises:
     ValueError: a bad argument (named as the tool's flag).
-    FileExistsError: `output_dir` exists and `overwrite` is False.
+    FileExistsError: `output_dir` exists and `overwrite` is False, or it holds
+      anything this function did not write.
   """
   if not 1 <= num_classes <= len(MOTION_CLASSES):
     raise ValueError(f"--num_classes must be in [1, {len(MOTION_CLASSES)}] (the motion classes "
@@ -596,6 +638,8 @@ def generate_dataset(output_dir: str, num_classes: int = 4, videos_per_class: in
   if os.path.exists(output_dir) and not overwrite:
     raise FileExistsError(f"--output_dir {output_dir!r} already exists; pass --overwrite "
                           f"to replace it")
+  if os.path.exists(output_dir):
+    check_replaceable(output_dir)
 
   bad = [a for a in appearances if a not in APPEARANCES]
   if bad or len(set(appearances)) != len(appearances):
@@ -649,7 +693,7 @@ def generate_dataset(output_dir: str, num_classes: int = 4, videos_per_class: in
                                videos=tuple(records), split_counts=split_counts)
     manifest = dict(summary.to_json(), seed=seed, generator="tsnet_tf.data.synthetic",
                     appearances=list(appearances))
-    with open(os.path.join(root, "manifest.json"), "w", encoding="utf-8") as f:
+    with open(os.path.join(root, MANIFEST), "w", encoding="utf-8") as f:
       json.dump(manifest, f, indent=1)
   return summary
 

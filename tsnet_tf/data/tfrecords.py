@@ -13,7 +13,8 @@ under tf.distribute stays balanced.
 
 Output directory:
   labels.txt                               class names, one a line, label order
-  summary.json                             counts, skipped/missing/unused files, settings
+  summary.json                             counts, skipped/partly decoded/missing/unused files,
+                                           settings
   hmdb51-SSSSS-of-NNNNN.tfrecord           shards
   _shard_info/hmdb51-SSSSS-of-NNNNN.json   per-shard record list (for resume and summary)
   plan.json                                inputs + settings fingerprint (resume guard)
@@ -264,11 +265,14 @@ def encode_video(task: VideoTask, settings: ConversionSettings):
   except Exception as e:  # pylint: disable=broad-except
     # A decoder crash on one file must not stop a multi-hour conversion.
     return ("skip", f"{type(e).__name__}: {e}")
+  # Fewer frames than the header lists: a file cut short, kept but reported.
+  decoded, listed = len(frames), meta.num_frames
   frames = frames[::settings.frame_stride]
   jpegs, height, width = encode_frames(frames, settings)
   return ("ok", jpegs, {"video": task.media_id, "video_index": task.video_index,
                         "label": task.label, "num_frames": len(jpegs), "height": height,
                         "width": width, "fps": meta.fps / settings.frame_stride,
+                        "decoded_frames": decoded, "header_frames": listed,
                         "splits": {str(k): v for k, v in sorted(task.split_ids.items())}})
 
 
@@ -300,7 +304,8 @@ def write_shard(output_dir: str, index: int, num_shards: int, tasks: Sequence[Vi
         ex = make_sequence_example(jpegs, task.label, task.class_name, task.media_id,
                                    task.video_index, vinfo["fps"], vinfo["height"],
                                    vinfo["width"], task.split_ids)
-        writer.write(ex.SerializeToString())
+        # deterministic: map fields in key order, so records are byte-identical across processes.
+        writer.write(ex.SerializeToString(deterministic=True))
         info["videos"].append(vinfo)
     with io_utils.atomic_write(os.path.join(output_dir, SHARD_INFO_DIR, name + ".json")) as t:
       with open(t, "w", encoding="utf-8") as f:
@@ -421,6 +426,9 @@ def convert(video_dir: str, split_dir: str, output_dir: str,
   summary = _summarize(plan, settings, [infos[s] for s in range(num_shards)])
   for s in summary["skipped"]:
     log.warning("skipped %s: %s", s["video"], s["reason"])
+  for p in summary["partial"]:
+    log.warning("partly decoded %s: %d of the %d frames its header lists (kept)", p["video"],
+                p["decoded_frames"], p["header_frames"])
   labels_lib.write_labels(os.path.join(output_dir, LABELS_FILE), plan.classes)
   with io_utils.atomic_write(os.path.join(output_dir, SUMMARY_FILE)) as t:
     with open(t, "w", encoding="utf-8") as f:
@@ -445,6 +453,10 @@ def _summarize(plan: Plan, settings: ConversionSettings, infos: List[Dict]) -> D
       if sid in names:
         counts[k][names[sid]] += 1
   skipped.sort(key=lambda s: s["video"])
+  partial = sorted(({"video": v["video"], "decoded_frames": v["decoded_frames"],
+                     "header_frames": v["header_frames"]}
+                    for v in videos if v.get("decoded_frames", 0) < v.get("header_frames", 0)),
+                   key=lambda p: p["video"])
   return {
       "classes": plan.classes,
       "num_classes": len(plan.classes),
@@ -454,6 +466,8 @@ def _summarize(plan: Plan, settings: ConversionSettings, infos: List[Dict]) -> D
       "num_frames": int(sum(v["num_frames"] for v in videos)),
       "num_skipped": len(skipped),
       "skipped": skipped,
+      "num_partial": len(partial),
+      "partial": partial,
       "num_missing": len(plan.missing),
       "missing": plan.missing,
       "num_unused": len(plan.unused),

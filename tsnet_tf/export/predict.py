@@ -220,7 +220,14 @@ def _load_predictor(path, labels_path, num_threads) -> Predictor:
 
 def top_k(probabilities: np.ndarray, labels: Sequence[str], k: int = 5
           ) -> List[Tuple[str, float]]:
-  """`[(name, probability)]` of the k most probable classes, best first."""
+  """`[(name, probability)]` of the k most probable classes, best first.
+
+  Raises:
+    ValueError: `labels` does not hold one name per class.
+  """
+  if len(labels) != len(probabilities):
+    raise ValueError(f"{len(labels)} class names for a model with {len(probabilities)} "
+                     "classes")
   order = np.argsort(-np.asarray(probabilities), kind="stable")[:k]
   return [(labels[i], float(probabilities[i])) for i in order]
 

@@ -37,6 +37,7 @@ the measured difference).
 
 import os
 import tempfile
+import zipfile
 from typing import Dict, Optional, Sequence
 
 import keras
@@ -116,7 +117,8 @@ class ServingModule(tf.Module):
     shape = tf.shape(frames)
     # A clear message instead of an opaque gather/resize failure downstream.
     with tf.control_dependencies([tf.debugging.assert_positive(
-        shape[1:4], message="frames must have T, H and W >= 1")]):
+        shape[0:4], message="frames must be uint8 [B, T, H, W, 3] with B >= 1 and "
+        "T, H and W >= 1")]):
       frames = tf.identity(frames)
     clip = self.spec.preprocess(self.spec.sample(frames))
     clip = tf.ensure_shape(clip, [None, self.num_frames, self.crop_size, self.crop_size, 3])
@@ -208,6 +210,9 @@ def load_keras_model(path: str) -> keras.Model:
   """Loads a `.keras` classifier with tsnet_tf's custom layers registered."""
   if not os.path.isfile(path):
     raise FileNotFoundError(f"Keras model file {path!r} does not exist")
+  # Keras reports any unreadable archive as "File not found".
+  if not zipfile.is_zipfile(path):
+    raise ValueError(f"{path!r} is not a Keras model file (a .keras file is a zip archive)")
   import tsnet_tf  # pylint: disable=g-import-not-at-top,unused-import
   return keras.saving.load_model(path, compile=False)
 

@@ -34,6 +34,23 @@ class ServingError(RuntimeError):
     super().__init__(f"{code}: {message}")
 
 
+def check_frames(frames: np.ndarray) -> np.ndarray:
+  """`frames` as a uint8 array, checked against the serving signature's `[B, T, H, W, 3]`.
+
+  A client checks before sending (the request builders do not, so tests can
+  send the server malformed requests).
+
+  Raises:
+    ValueError: another rank, channel count or dtype, or an empty dimension.
+  """
+  frames = np.asarray(frames)
+  if frames.dtype != np.uint8 or frames.ndim != 5 or frames.shape[-1] != 3 or not all(
+      frames.shape[:4]):
+    raise ValueError(f"frames to send must be uint8 [B, T, H, W, 3] with B, T, H, W >= 1, "
+                     f"got {frames.dtype} {list(frames.shape)}")
+  return frames
+
+
 def make_predict_request(frames: np.ndarray, model_name: str,
                          signature_name: str = sm.SERVING_SIGNATURE,
                          version: Optional[int] = None):

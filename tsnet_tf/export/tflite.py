@@ -254,6 +254,10 @@ def convert_saved_model(path: str, output: str, quantize: str = "none",
   if quantize == "int8" and not data_dir:
     raise ValueError("--quantize=int8 needs --data_dir (TFRecords for calibration); "
                      "use --quantize=dynamic for weight-only int8")
+  if quantize == "int8" and num_calibration_clips < 1:
+    # An empty representative dataset makes the converter skip quantisation silently.
+    raise ValueError(f"--num_calibration_clips must be >= 1 for --quantize=int8, got "
+                     f"{num_calibration_clips}")
   model = sm.load_keras_model(keras_path)
   carried = clip_spec_lib.from_model(model)
   if carried is not None:
@@ -298,7 +302,13 @@ def convert_flow_layer(num_frames: int, height: int, width: int,
 
   Returns:
     The flatbuffer bytes.
+
+  Raises:
+    ValueError: fewer than 2 frames or an empty frame.
   """
+  if num_frames < 2 or height < 1 or width < 1 or channels < 1:
+    raise ValueError(f"flow clip shape {num_frames}x{height}x{width}x{channels}: needs >= 2 "
+                     "frames (flow is between two frames) and non-empty frames")
   from tsnet_tf.layers import TVL1Flow  # pylint: disable=g-import-not-at-top
   clip = keras.Input((num_frames, height, width, channels), batch_size=1, name=CLIP_INPUT)
   flow = TVL1Flow(preset=preset, dtype="float32", name="flow", **overrides)(clip)

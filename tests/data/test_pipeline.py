@@ -82,6 +82,21 @@ def test_train_is_deterministic_with_seed(data):
   assert any(not np.array_equal(x[0], y[0]) for x, y in zip(a, c))
 
 
+def test_skip_steps_continues_the_stream_where_a_resumed_run_starts(data):
+  out, _ = data
+  make = lambda skip: pipeline.make_dataset(out, 1, "train", num_frames=T, crop_size=S,
+                                            batch_size=3, seed=5, return_video_index=True,
+                                            skip_steps=skip)
+  # 5 batches of 3 cross the first epoch's end (the split has fewer videos).
+  whole, resumed = _take(make(0), 7), _take(make(5), 2)
+  for x, y in zip(whole[5:], resumed):
+    for a, b in zip(x, y):
+      np.testing.assert_array_equal(a, b)
+  assert not np.array_equal(whole[0][0], resumed[0][0])
+  with pytest.raises(ValueError, match="skip_steps"):
+    pipeline.make_dataset(out, 1, "test", training=False, skip_steps=1)
+
+
 def test_train_clip_is_consecutive_frames_cropped(data):
   out, records = data
   ds = pipeline.make_dataset(out, 1, "train", num_frames=T, crop_size=32, batch_size=1, seed=3,

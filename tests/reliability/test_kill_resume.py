@@ -133,11 +133,6 @@ def _weights(model_dir):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 14: a resumed run restarts the input stream at its first batch (Keras' "
-    "BackupAndRestore restores weights, optimizer and epoch, not the tf.data position), so "
-    "its weights differ from an uninterrupted run's (max |diff| 0.06 here; two uninterrupted "
-    "runs are bit-identical). Fix in trainer.train: skip epoch * steps_per_epoch batches."))
 def test_kill_9_during_training_then_resume(tmp_path):
   spec_path = os.path.join(REPO, "tests", "training", "tiny_data.py")
   import importlib.util  # pylint: disable=g-import-not-at-top

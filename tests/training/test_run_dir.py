@@ -98,3 +98,12 @@ def test_check_stage_names_flag_directory_and_stage(tmp_path):
   (tmp_path / "bad" / "config.yaml").write_text("[1, 2]\n")
   with pytest.raises(run_dir.RunDirError, match="--flow_dir .*bad.*YAML mapping"):
     run_dir.check_stage(str(tmp_path / "bad"), "--flow_dir", ("teacher",))
+
+
+def test_backed_up_epoch_reads_what_backup_and_restore_resumes_at(tmp_path):
+  from tsnet_tf.training import callbacks  # pylint: disable=g-import-not-at-top
+  assert callbacks.backed_up_epoch(str(tmp_path / "none")) == 0
+  (tmp_path / "training_metadata.json").write_text('{"epoch": 3, "batch": -1}')
+  assert callbacks.backed_up_epoch(str(tmp_path)) == 3
+  (tmp_path / "training_metadata.json").write_text("garbage")
+  assert callbacks.backed_up_epoch(str(tmp_path)) == 0

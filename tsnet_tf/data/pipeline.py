@@ -115,7 +115,8 @@ def make_dataset(data_dir: str, split: int = 1, subset: str = "train", training:
                  frame_stride: int = 1,
                  scale_range: Sequence[float] = preprocessing.DEFAULT_SCALE_RANGE,
                  flip: bool = True, shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
-                 drop_remainder: Optional[bool] = None) -> tf.data.Dataset:
+                 drop_remainder: Optional[bool] = None,
+                 skip_steps: int = 0) -> tf.data.Dataset:
   """The input pipeline (see the module doc for semantics).
 
   Args:
@@ -135,6 +136,11 @@ def make_dataset(data_dir: str, split: int = 1, subset: str = "train", training:
     flip: random horizontal flips in training.
     shuffle_buffer: records in the shuffle buffer (training).
     drop_remainder: defaults to `training`.
+    skip_steps: training: start the stream after this many global batches
+      (`batch_size` clips each, over all input pipelines), where a run resumed
+      after that many steps continues; the skipped records are read but not
+      decoded. With a `seed`, the batches that follow are those an
+      uninterrupted run gets.
 
   Returns:
     tf.data.Dataset of `(clips float32 [B,T,S,S,3], labels int32 [B][, video_index int32 [B]])`.
@@ -156,6 +162,9 @@ def make_dataset(data_dir: str, split: int = 1, subset: str = "train", training:
   deterministic = (seed is not None) or not training
   if drop_remainder is None:
     drop_remainder = training
+  if int(skip_steps) < 0 or (skip_steps and not training):
+    raise ValueError(f"skip_steps must be >= 0 and only in training, got {skip_steps}")
+  global_batch = int(batch_size)
 
   num_pipelines, pipeline_id = 1, 0
   if input_context is not None:
@@ -190,6 +199,9 @@ def make_dataset(data_dir: str, split: int = 1, subset: str = "train", training:
     # starts, so a small dataset does not put one video twice in a batch.
     ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
     ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed).batch(2)))
+    if skip_steps:
+      # Before the decoding map: skipped clips cost a record read, not a decode.
+      ds = ds.skip(int(skip_steps) * global_batch // num_pipelines)
 
     def train_clip(serialized, clip_seed):
       rec = schema.parse_sequence_example(serialized)

@@ -257,17 +257,26 @@ def encode_video(task: VideoTask, settings: ConversionSettings):
     any frame, undecodable, zero frames) is a skip with the reason, never raised.
   """
   from tsnet_tf.data import video  # pylint: disable=g-import-not-at-top
+  counted = {}
+
+  def stored_frames(num_frames):  # the last call has the decoded count
+    counted["decoded"] = num_frames
+    return np.arange(0, num_frames, settings.frame_stride)
+
   try:
     meta = video.probe_video(task.path)
-    frames = video.read_video(task.path)
+    # Only the stored frames are kept, each scaled down as it is decoded: a
+    # long full-HD video needs the memory of its stored frames, not of its
+    # decoded ones.
+    frames = video.read_frames(task.path, stored_frames,
+                               transform=lambda f: resize_frames(f[None], settings.short_side)[0])
   except video.VideoDecodeError as e:
     return ("skip", e.reason)
   except Exception as e:  # pylint: disable=broad-except
     # A decoder crash on one file must not stop a multi-hour conversion.
     return ("skip", f"{type(e).__name__}: {e}")
   # Fewer frames than the header lists: a file cut short, kept but reported.
-  decoded, listed = len(frames), meta.num_frames
-  frames = frames[::settings.frame_stride]
+  decoded, listed = counted["decoded"], meta.num_frames
   jpegs, height, width = encode_frames(frames, settings)
   return ("ok", jpegs, {"video": task.media_id, "video_index": task.video_index,
                         "label": task.label, "num_frames": len(jpegs), "height": height,

@@ -5,6 +5,7 @@ atomically, and picks up where an interrupted run left it on resume.
 """
 
 import json
+import logging
 import math
 import os
 from typing import Callable, Dict, List, Optional
@@ -15,6 +16,8 @@ import tensorflow as tf
 
 from tsnet_tf.training import run_dir
 from tsnet_tf.utils.io import atomic_write
+
+log = logging.getLogger(__name__)
 
 
 def to_float(value) -> Optional[float]:
@@ -154,3 +157,41 @@ class BestModelCheckpoint(keras.callbacks.Callback):
     with atomic_write(self.model_path) as tmp:
       self.export().save(tmp)
     write_json(self.info_path, {"monitor": self.monitor, "value": value, "epoch": epoch})
+
+
+# Keras' BackupAndRestore writes the epoch it restores to here.
+_BACKUP_METADATA = "training_metadata.json"
+
+
+def backed_up_epoch(backup_dir: str) -> int:
+  """The epoch `keras.callbacks.BackupAndRestore(backup_dir)` will resume at (0: none).
+
+  Read before `fit`, so the input stream can be positioned there; only the
+  callback's fallback to its previous checkpoint (a corrupt backup) differs,
+  which `ResumedEpochCheck` reports.
+  """
+  path = os.path.join(backup_dir, _BACKUP_METADATA)
+  try:
+    with open(path, encoding="utf-8") as f:
+      return int(json.load(f).get("epoch", 0))
+  except (OSError, ValueError, TypeError, AttributeError):
+    return 0
+
+
+class ResumedEpochCheck(keras.callbacks.Callback):
+  """Warns when the epoch restored differs from the one the input stream was positioned for.
+
+  Goes right after BackupAndRestore, which sets the model's initial epoch in
+  `on_train_begin`.
+  """
+
+  def __init__(self, expected_epoch: int):
+    super().__init__()
+    self.expected_epoch = int(expected_epoch)
+
+  def on_train_begin(self, logs=None):
+    restored = int(getattr(self.model, "_initial_epoch", None) or 0)
+    if restored != self.expected_epoch:
+      log.warning("resumed at epoch %d, but the input stream was positioned for epoch %d "
+                  "(the backup was unreadable and an older one was used): the batches "
+                  "differ from an uninterrupted run's", restored, self.expected_epoch)

@@ -176,13 +176,15 @@ def _plan_steps(cfg: config_lib.ExperimentConfig, data_dir: str, split: int,
 
 
 def _datasets(cfg: config_lib.ExperimentConfig, data_dir: str, split: int, steps: _Steps,
-              strategy, distribute_input: bool):
-  """(train, validation or None) datasets of the run."""
+              strategy, distribute_input: bool, initial_epoch: int = 0):
+  """(train, validation or None) datasets of the run; the training stream starts
+  where epoch `initial_epoch` of an uninterrupted run starts."""
   data_kwargs = dict(data_dir=data_dir, split=split, num_frames=cfg.data.num_frames,
                      crop_size=cfg.data.crop_size, frame_stride=cfg.data.frame_stride)
   train_ds = distribute.dataset(strategy, distribute_input, cfg.data.batch_size, subset="train",
                                 training=True, seed=cfg.data.shuffle_seed,
-                                flip=cfg.data.random_flip, **data_kwargs)
+                                flip=cfg.data.random_flip,
+                                skip_steps=initial_epoch * steps.steps_per_epoch, **data_kwargs)
   val_ds = None
   if steps.validation_subset != "none":
     val_ds = distribute.dataset(strategy, distribute_input, cfg.data.eval_batch_size,
@@ -336,7 +338,12 @@ def train(config: config_lib.ExperimentConfig,
                     run_eagerly=cfg.train.run_eagerly,
                     **the_stage.compile_kwargs())
 
-    train_ds, val_ds = _datasets(cfg, data_dir, split, steps, strategy, distribute_input)
+    # A resumed run continues the input stream where the killed one stopped, so
+    # it sees the batches (and ends with the weights) of an uninterrupted run.
+    backup_dir = os.path.join(out_dir, run_dir.BACKUP_DIR)
+    initial_epoch = callbacks_lib.backed_up_epoch(backup_dir)
+    train_ds, val_ds = _datasets(cfg, data_dir, split, steps, strategy, distribute_input,
+                                 initial_epoch)
     if multi_worker:
       per_replica = batch // strategy.num_replicas_in_sync
       shape = (per_replica, cfg.data.num_frames, cfg.data.crop_size, cfg.data.crop_size, 3)
@@ -348,8 +355,8 @@ def train(config: config_lib.ExperimentConfig,
     best_cb = callbacks_lib.BestModelCheckpoint(out_dir, the_stage.export,
                                                 monitor=steps.monitor, write=is_chief)
     # Order matters: BackupAndRestore restores the epoch before the others start.
-    cbs = [keras.callbacks.BackupAndRestore(os.path.join(out_dir, run_dir.BACKUP_DIR),
-                                            double_checkpoint=True)]
+    cbs = [keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True),
+           callbacks_lib.ResumedEpochCheck(initial_epoch)]
     cbs += the_stage.callbacks()
     cbs += [history_cb, best_cb,
             callbacks_lib.EpochSummaries(os.path.join(out_dir, run_dir.LOGS_DIR))]

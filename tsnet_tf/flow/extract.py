@@ -264,7 +264,8 @@ def extract_video(video: Video, output_dir: str, options: Options,
     options: `Options`.
     executor: runs the image writes.
     read_video: decoder, `path -> uint8 [T, H, W, 3]`; default
-      `tsnet_tf.data.video.read_video`.
+      `tsnet_tf.data.video.read_frames` of every frame, each resized as it is
+      decoded.
     flow_fn: `uint8 [T, H, W, 3] -> iterable of float32 [n, H, W, 2]`
       batches, T-1 flows in order; default `video_flow` with `options`
       (another solver, e.g. OpenCV's, for a like-for-like benchmark).
@@ -276,19 +277,23 @@ def extract_video(video: Video, output_dir: str, options: Options,
     ValueError: the video cannot be decoded (`VideoDecodeError`) or has
       fewer than 2 frames. Nothing is left in `output_dir` then.
   """
-  if read_video is None:
-    from tsnet_tf.data.video import read_video  # pylint: disable=g-import-not-at-top
   final = os.path.join(output_dir, video.name)
   parent, base = os.path.split(final)
   os.makedirs(parent, exist_ok=True)
   # A temporary folder of ours left by a killed run: ours to remove.
   for stale in _stale_temps(parent, base):
     shutil.rmtree(stale, ignore_errors=True)
-  frames = read_video(video.path)
+  if read_video is None:
+    # Each frame scaled down as it is decoded: a long full-HD video holds its
+    # frames at the flow's size, not at its own.
+    from tsnet_tf.data import video as video_lib  # pylint: disable=g-import-not-at-top
+    frames = video_lib.read_frames(
+        video.path, np.arange, transform=lambda f: resize_short(f[None], options.new_short)[0])
+  else:
+    frames = resize_short(read_video(video.path), options.new_short)
   if len(frames) < 2:
     raise ValueError(f"cannot extract flow from {video.path!r}: it has "
                      f"{len(frames)} frame, flow needs at least 2")
-  frames = resize_short(frames, options.new_short)
   tmp = tempfile.mkdtemp(prefix=f".{base}.tmp-", dir=parent)
   try:
     writes = []

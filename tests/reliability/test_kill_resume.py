@@ -133,7 +133,8 @@ def _weights(model_dir):
 
 
 @pytest.mark.slow
-def test_kill_9_during_training_then_resume(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill9", "ctrl_c"])
+def test_kill_during_training_then_resume(tmp_path, sig):
   spec_path = os.path.join(REPO, "tests", "training", "tiny_data.py")
   import importlib.util  # pylint: disable=g-import-not-at-top
   spec = importlib.util.spec_from_file_location("tiny_data", spec_path)
@@ -161,9 +162,11 @@ def test_kill_9_during_training_then_resume(tmp_path):
     except (OSError, ValueError):
       pass
     time.sleep(0.01)
-  proc.kill()
-  proc.communicate(timeout=60)
+  proc.send_signal(sig)
+  _, err = proc.communicate(timeout=120)
   assert not (run / "model.keras").exists() or proc.returncode == 0, "killed too late"
+  if sig == signal.SIGINT and proc.returncode != 0:
+    assert proc.returncode == 130 and "Traceback" not in err, err[-2000:]
   proc = subprocess.run(_train_cmd(run, data_dir), capture_output=True, text=True, env=_env(),
                         timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]

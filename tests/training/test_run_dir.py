@@ -1,5 +1,7 @@
 """Tests for tsnet_tf/training/run_dir.py: names, labels, the classifier and its clip contract."""
 
+import os
+
 import pytest
 
 from tsnet_tf.data import clip_spec
@@ -107,3 +109,19 @@ def test_backed_up_epoch_reads_what_backup_and_restore_resumes_at(tmp_path):
   assert callbacks.backed_up_epoch(str(tmp_path)) == 3
   (tmp_path / "training_metadata.json").write_text("garbage")
   assert callbacks.backed_up_epoch(str(tmp_path)) == 0
+
+
+def test_check_classes_names_the_first_differing_class(tmp_path):
+  from tsnet_tf.training import run_dir  # pylint: disable=g-import-not-at-top
+  run = str(tmp_path / "teacher")
+  os.makedirs(run)
+  run_dir.check_classes(run, "--teacher_dir", ["a", "b"])  # no labels.txt: nothing to compare
+  run_dir.write_labels(run, ["clap", "walk", "wave"])
+  run_dir.check_classes(run, "--teacher_dir", ["clap", "walk", "wave"])
+  with pytest.raises(run_dir.RunDirError, match=r"--teacher_dir .*class 1 is 'walk' there and "
+                     r"'run' here"):
+    run_dir.check_classes(run, "--teacher_dir", ["clap", "run", "wave"])
+  with pytest.raises(run_dir.RunDirError, match="trained on 3 classes, --data_dir has 2"):
+    run_dir.check_classes(run, "--teacher_dir", ["clap", "walk"])
+  # Classes the model carries win over the file.
+  run_dir.check_classes(run, "--model_dir", ["x", "y"], labels_model=["x", "y"])

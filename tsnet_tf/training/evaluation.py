@@ -214,7 +214,14 @@ def evaluate(model_dir: str, data_dir: str, split: int = 1,
   if num_clips is None:
     num_clips = run_config.eval.num_clips if run_config is not None else 10
   # The clip each model expects comes from the model itself (its clip contract).
-  specs = {d: run_dir.clip_contract(d, m)[0] for d, m in zip(dirs, models)}
+  contracts = {d: run_dir.clip_contract(d, m) for d, m in zip(dirs, models)}
+  for d in dirs:
+    try:
+      run_dir.check_classes(d, "--model_dir" if d == model_dir else "--fuse_with",
+                            class_names, labels_model=contracts[d][1])
+    except run_dir.RunDirError as e:
+      raise EvaluationError(str(e)) from e
+  specs = {d: c[0] for d, c in contracts.items()}
   spec = specs[model_dir]
   if len(set(specs.values())) > 1:
     raise EvaluationError("models expect different clips: " + "; ".join(

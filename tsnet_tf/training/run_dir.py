@@ -180,3 +180,30 @@ def check_stage(run_dir: str, flag: str, expected: Sequence[str]) -> None:
   if stage not in expected:
     raise RunDirError(f"{flag} {run_dir!r} holds a {stage} run ({CONFIG_FILE}: stage: "
                       f"{stage}), not a {' or '.join(expected)} run")
+
+
+def check_classes(run_dir: str, flag: str, labels: Sequence[str],
+                  labels_model: Optional[Sequence[str]] = None,
+                  against: str = "--data_dir") -> None:
+  """Checks that the run in `run_dir` (given as `flag`) was trained on the classes `labels`.
+
+  The run's classes are `labels_model` when given (e.g. carried by the model's
+  clip contract), else its labels.txt; a run with neither passes (nothing to
+  compare; the class count is checked by the caller).
+
+  Raises:
+    RunDirError: naming `flag`, the directory and the first class that differs.
+  """
+  if labels_model is None:
+    if not run_dir or not os.path.isfile(path(run_dir, LABELS_FILE)):
+      return
+    labels_model = read_labels(run_dir)
+  ours, theirs = list(labels_model), list(labels)
+  if ours == theirs:
+    return
+  if len(ours) != len(theirs):
+    raise RunDirError(f"{flag} {run_dir!r} was trained on {len(ours)} classes, {against} "
+                      f"has {len(theirs)}")
+  i = next(i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b)
+  raise RunDirError(f"{flag} {run_dir!r} was trained on other classes than {against}: "
+                    f"class {i} is {ours[i]!r} there and {theirs[i]!r} here")

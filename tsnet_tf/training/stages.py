@@ -105,10 +105,13 @@ class Stage:
     return []
 
   def check_input_runs(self) -> None:
-    """The runs this stage builds on hold the stages it expects (their config.yaml)."""
+    """The runs this stage builds on hold the stages it expects (their config.yaml),
+    trained on this run's classes (their labels.txt)."""
     for directory, flag, stages in self.input_runs():
       try:
         run_dir.check_stage(directory, flag, stages)
+        if self.labels is not None:
+          run_dir.check_classes(directory, flag, self.labels)
       except run_dir.RunDirError as e:
         raise TrainingError(str(e)) from e
 

@@ -146,7 +146,11 @@ def test_unreadable_files_raise_video_decode_error(tmp_path, clip_path, kind):
     path.write_bytes(data[: data.find(b"movi") + 4])
   elif kind == "directory":
     path.mkdir()
-  for fn in (video.read_video, video.probe_video):
+  for fn in (video.read_video, video.probe_video, video.count_frames,
+             lambda p: video.read_frames(p, [0])):
+    if kind == "header_only" and fn is video.count_frames:
+      assert fn(path) == 0  # intact headers, no frame packet: nothing to count
+      continue
     with pytest.raises(video.VideoDecodeError) as info:
       fn(path)
     assert str(path) in str(info.value)
@@ -281,25 +285,6 @@ def test_read_frames_on_a_truncated_file_uses_what_decodes(tmp_path, long_path):
   np.testing.assert_array_equal(video.read_frames(cut, last3), full[-3:])
   with pytest.raises(ValueError, match=f"outside the video's {len(full)} decodable"):
     video.read_frames(cut, [39])
-
-
-@pytest.mark.parametrize("kind", ["missing", "empty", "garbage", "header_only"])
-def test_read_frames_unreadable_files_raise_video_decode_error(tmp_path, clip_path, kind):
-  path = tmp_path / f"{kind}.avi"
-  if kind == "empty":
-    path.write_bytes(b"")
-  elif kind == "garbage":
-    path.write_bytes(np.random.default_rng(0).bytes(4096))
-  elif kind == "header_only":
-    data = clip_path.read_bytes()
-    path.write_bytes(data[: data.find(b"movi") + 4])
-  for fn in (video.count_frames, lambda p: video.read_frames(p, [0])):
-    if kind == "header_only" and fn is video.count_frames:
-      assert fn(path) == 0
-      continue
-    with pytest.raises(video.VideoDecodeError) as info:
-      fn(path)
-    assert info.value.path == str(path) and info.value.reason
 
 
 @pytest.mark.skipif(not os.path.isdir(SHARED_VIDEO), reason="needs ../shared/data/video")

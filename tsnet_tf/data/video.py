@@ -16,7 +16,7 @@ import dataclasses
 import fractions
 import itertools
 import os
-from typing import Callable, Iterable, Optional, Sequence, Set, Union
+from typing import Callable, Iterable, Optional, Sequence, Set, Tuple, Union
 
 import av
 import numpy as np
@@ -123,6 +123,35 @@ def _iter_frames(container, stream):
   return last_error
 
 
+def _walk_frames(path: str, visit: Callable[[int, "av.VideoFrame"], bool]
+                 ) -> Tuple[int, Optional[str]]:
+  """Decodes `path`'s frames in order, calling `visit(index, frame)` on each.
+
+  Stops when `visit` returns False or the stream ends (or breaks: the frames
+  before the break are visited).
+
+  Returns:
+    (frames visited, the last decode error or None).
+  """
+  container, stream = _open(path)
+  count, last_error = 0, None
+  try:
+    gen = _iter_frames(container, stream)
+    while True:
+      try:
+        frame = next(gen)
+      except StopIteration as stop:
+        last_error = stop.value
+        break
+      go_on = visit(count, frame)
+      count += 1
+      if not go_on:
+        break
+  finally:
+    container.close()
+  return count, last_error
+
+
 def read_video(path: Union[str, os.PathLike], max_frames: Optional[int] = None) -> np.ndarray:
   """Decodes a video file into RGB frames.
 
@@ -141,22 +170,13 @@ def read_video(path: Union[str, os.PathLike], max_frames: Optional[int] = None) 
   path = os.fspath(path)
   if max_frames is not None and max_frames <= 0:
     raise ValueError(f"max_frames must be positive, got {max_frames}")
-  container, stream = _open(path)
   frames = []
-  try:
-    gen = _iter_frames(container, stream)
-    last_error = None
-    while True:
-      try:
-        frame = next(gen)
-      except StopIteration as stop:
-        last_error = stop.value
-        break
-      frames.append(frame.to_ndarray(format="rgb24"))
-      if max_frames is not None and len(frames) >= max_frames:
-        break
-  finally:
-    container.close()
+
+  def keep(_, frame):
+    frames.append(frame.to_ndarray(format="rgb24"))
+    return max_frames is None or len(frames) < max_frames
+
+  _, last_error = _walk_frames(path, keep)
   if not frames:
     reason = "no decodable frames"
     if last_error:
@@ -241,24 +261,16 @@ def _decode_selected(path: str, wanted: Set[int],
     ({index: transformed uint8 frame}, number of frames decoded, last decode
     error or None, set of decoded frame shapes `(H, W, 3)`).
   """
-  container, stream = _open(path)
-  kept, shapes, count = {}, set(), 0
-  try:
-    gen = _iter_frames(container, stream)
-    last_error = None
-    while True:
-      try:
-        frame = next(gen)
-      except StopIteration as stop:
-        last_error = stop.value
-        break
-      shapes.add((int(frame.height), int(frame.width), 3))
-      if count in wanted:
-        rgb = frame.to_ndarray(format="rgb24")
-        kept[count] = rgb if transform is None else transform(rgb)
-      count += 1
-  finally:
-    container.close()
+  kept, shapes = {}, set()
+
+  def select(index, frame):
+    shapes.add((int(frame.height), int(frame.width), 3))
+    if index in wanted:
+      rgb = frame.to_ndarray(format="rgb24")
+      kept[index] = rgb if transform is None else transform(rgb)
+    return True
+
+  count, last_error = _walk_frames(path, select)
   return kept, count, last_error, shapes
 
 

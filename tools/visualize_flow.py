@@ -17,7 +17,6 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 # pylint: disable=g-import-not-at-top,wrong-import-position
-from tsnet_tf.flow.visualize import flow_figure  # pylint: disable=unused-import
 from tsnet_tf.flow.visualize import pick_triplets
 from tsnet_tf.flow.visualize import triplet_indices
 from tsnet_tf.flow.visualize import triplets_figure

@@ -28,7 +28,6 @@ import numpy as np
 import tensorflow as tf
 
 from tsnet_tf.data import clip_spec as clip_spec_lib
-from tsnet_tf.data import video
 from tsnet_tf.export import saved_model as sm
 from tsnet_tf.export import tflite as tfl
 from tsnet_tf.utils import labels as labels_lib

@@ -128,39 +128,6 @@ def make_pair(flow, rng, texture=None):
   return frame0, frame1
 
 
-def make_batch(size=112, num_pairs=24, max_magnitude=12.0, seed=0,
-               channels=3):
-  """`num_pairs` pairs cycling through FLOW_KINDS, magnitudes 1..max px.
-
-  Args:
-    size: height and width.
-    num_pairs: batch size (24 = the pairs of a 25-frame clip).
-    max_magnitude: largest displacement of the batch, pixels.
-    seed: random seed.
-    channels: 1 (grey) or 3 (grey repeated as RGB).
-
-  Returns:
-    (frame0, frame1, flow): float32 `[N, S, S, C]` x2 with integer values
-    in [0, 255] and `[N, S, S, 2]`.
-  """
-  rng = np.random.default_rng(seed)
-  magnitudes = np.linspace(1.0, max_magnitude, num_pairs)
-  rng.shuffle(magnitudes)
-  f0, f1, flows = [], [], []
-  for i in range(num_pairs):
-    flow = flow_field(FLOW_KINDS[i % len(FLOW_KINDS)], size, size,
-                      magnitudes[i], rng)
-    a, b = make_pair(flow, rng)
-    f0.append(a)
-    f1.append(b)
-    flows.append(flow)
-  # Rounded to 8-bit levels like decoded video (and because OpenCV treats
-  # float input as [0, 1] and uint8 as [0, 255]).
-  f0 = np.repeat(np.round(np.stack(f0))[..., None], channels, -1)
-  f1 = np.repeat(np.round(np.stack(f1))[..., None], channels, -1)
-  return f0, f1, np.stack(flows)
-
-
 def endpoint_error(flow, truth, valid=None):
   """Mean endpoint error in pixels over `valid` pixels (all when None).
 

@@ -15,9 +15,6 @@ from keras import layers
 from keras import ops
 
 from tsnet_tf.models import backbones
-# `classifiers.count_flops` / `count_params` stay importable for existing callers.
-from tsnet_tf.models.flops import count_flops  # pylint: disable=unused-import
-from tsnet_tf.models.flops import count_params  # pylint: disable=unused-import
 
 # Kinetics-400 RGB statistics (torchvision's video models), for inputs in [0, 1].
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)

@@ -51,18 +51,12 @@ from tsnet_tf.training import run_dir
 from tsnet_tf.training import stages as stages_lib
 from tsnet_tf.utils.io import atomic_write
 
-# The pieces `train` puts together, importable from here as before.
+# What tools, benchmarks and tests import from here.
 # pylint: disable=unused-import,g-bad-import-order
-from tsnet_tf.training.callbacks import BestModelCheckpoint
-from tsnet_tf.training.callbacks import EpochSummaries
-from tsnet_tf.training.callbacks import HistoryLogger
 from tsnet_tf.training.distribute import make_strategy
-from tsnet_tf.training.distribute import STRATEGIES
 from tsnet_tf.training.errors import TrainingError
-from tsnet_tf.training.optimization import make_learning_rate
 from tsnet_tf.training.optimization import make_optimizer
 from tsnet_tf.training.optimization import WarmupDecay
-from tsnet_tf.training.stages import build_flow
 from tsnet_tf.training.stages import build_rgb
 # pylint: enable=unused-import,g-bad-import-order
 
@@ -70,12 +64,9 @@ log = logging.getLogger(__name__)
 
 # The run directory's file names (owned by run_dir).
 MODEL_FILE = run_dir.MODEL_FILE
-BEST_FILE = run_dir.BEST_FILE
-BEST_INFO_FILE = run_dir.BEST_INFO_FILE
 HISTORY_FILE = run_dir.HISTORY_FILE
 CURVES_FILE = run_dir.CURVES_FILE
 CONFIG_FILE = run_dir.CONFIG_FILE
-LABELS_FILE = run_dir.LABELS_FILE
 
 
 # ----------------------------------------------------------------------------

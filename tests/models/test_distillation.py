@@ -134,12 +134,12 @@ def test_soft_logit_term_by_hand_and_off_in_warmup():
   warmup = models.MseWarmup(1)
   warmup.set_model(model)
   warmup.on_epoch_begin(0)
-  assert float(model.logit_weight.numpy()) == 0.0
+  assert float(keras.ops.convert_to_numpy(model.loss_weights()["kd_loss"])) == 0.0
   warmup.on_epoch_begin(1)
-  assert float(model.logit_weight.numpy()) == beta
+  assert float(keras.ops.convert_to_numpy(model.loss_weights()["kd_loss"])) == beta
   # Plain Eq. 7 has no such term.
   plain = models.DistillationModel(student, teacher, distill_weight=LAMBDA)
-  assert plain.logit_weight is None and "kd_loss" not in plain.loss_weights()
+  assert plain.kd_tracker is None and "kd_loss" not in plain.loss_weights()
   with pytest.raises(ValueError, match="temperature"):
     models.DistillationModel(student, teacher, logit_weight=1.0, temperature=0.0)
 

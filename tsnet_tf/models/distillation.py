@@ -101,7 +101,7 @@ class DistillationModel(keras.Model):
                distill_weight: float = 1.0, ce_weight: float = 1.0,
                feature_layer: str = "features", projection: str = "auto",
                confidence_weighting: bool = False, logit_weight: float = 0.0,
-               temperature: float = 1.0, **kwargs):
+               temperature: float = 4.0, **kwargs):
     super().__init__(**kwargs)
     # The frozen teacher's TV-L1 while loops break under one Grappler rewrite
     # inside a training step (tsnet_tf/utils/tf_graph.py); every student's
@@ -115,6 +115,7 @@ class DistillationModel(keras.Model):
       raise ValueError(f"temperature must be > 0, got {temperature}")
     self.projection_mode = projection
     self.confidence_weighting = bool(confidence_weighting)
+    self.logit_weight = float(logit_weight)
     self.temperature = float(temperature)
     self.student = student
     self.teacher = teacher
@@ -144,18 +145,14 @@ class DistillationModel(keras.Model):
         name="distill_weight")
     self.ce_weight = keras.Variable(
         float(ce_weight), trainable=False, dtype="float32", name="ce_weight")
-    # Present only when used, so plain Eq. 7 reports exactly its two terms.
-    self.logit_weight = (keras.Variable(
-        float(logit_weight), trainable=False, dtype="float32",
-        name="logit_weight") if logit_weight > 0 else None)
-    self._logit_weight_value = float(logit_weight)
     self._ce = keras.losses.SparseCategoricalCrossentropy(
         from_logits=True, reduction="none")
     self._mse = keras.losses.MeanSquaredError(reduction="none")
     self.ce_tracker = keras.metrics.Mean(name="ce_loss")
     self.distill_tracker = keras.metrics.Mean(name="distill_loss")
+    # Present only when used, so plain Eq. 7 reports exactly its two terms.
     self.kd_tracker = (keras.metrics.Mean(name="kd_loss")
-                       if self.logit_weight is not None else None)
+                       if self.logit_weight > 0 else None)
     self.accuracy_metric = keras.metrics.SparseCategoricalAccuracy(
         name="accuracy")
     # Everything is built above (sub-models are functional, the projection
@@ -182,8 +179,9 @@ class DistillationModel(keras.Model):
   def loss_weights(self) -> Dict[str, keras.Variable]:
     """The weight of each term `compute_distillation_losses` returns."""
     weights = {"ce_loss": self.ce_weight, "distill_loss": self.distill_weight}
-    if self.logit_weight is not None:
-      weights["kd_loss"] = self.logit_weight
+    if self.logit_weight > 0:
+      # Scaled with CE: off in the MSE-only warm-up (ce_weight = 0) like CE.
+      weights["kd_loss"] = self.logit_weight * self.ce_weight
     return weights
 
   def compute_distillation_losses(self, y, outputs, sample_weight=None
@@ -219,7 +217,7 @@ class DistillationModel(keras.Model):
       labels = ops.reshape(ops.cast(y, "int32"), (-1, 1))
       mse = mse * ops.stop_gradient(ops.take_along_axis(probs, labels, axis=-1)[:, 0])
     terms = {"ce_loss": ops.mean(ce), "distill_loss": ops.mean(mse)}
-    if self.logit_weight is not None:
+    if self.logit_weight > 0:
       t = self.temperature
       teacher_log_p = ops.log_softmax(outputs[TEACHER_LOGITS] / t, axis=-1)
       student_log_p = ops.log_softmax(outputs[LOGITS] / t, axis=-1)
@@ -277,7 +275,7 @@ class DistillationModel(keras.Model):
         feature_layer=self.feature_layer,
         projection=self.projection_mode,
         confidence_weighting=self.confidence_weighting,
-        logit_weight=self._logit_weight_value,
+        logit_weight=self.logit_weight,
         temperature=self.temperature)
     return config
 
@@ -308,11 +306,8 @@ class MseWarmup(keras.callbacks.Callback):
     if not isinstance(self.model, DistillationModel):
       raise TypeError(
           f"MseWarmup needs a DistillationModel, got {type(self.model)}")
-    warm = epoch < self.warmup_epochs
-    self.model.ce_weight.assign(0.0 if warm else self.ce_weight)
-    if self.model.logit_weight is not None:
-      self.model.logit_weight.assign(
-          0.0 if warm else self.model._logit_weight_value)  # pylint: disable=protected-access
+    self.model.ce_weight.assign(
+        0.0 if epoch < self.warmup_epochs else self.ce_weight)
 
 
 def build_distillation_model(student: keras.Model, teacher: keras.Model,

@@ -179,19 +179,22 @@ def backed_up_epoch(backup_dir: str) -> int:
 
 
 class ResumedEpochCheck(keras.callbacks.Callback):
-  """Warns when the epoch restored differs from the one the input stream was positioned for.
+  """Warns when training starts at another epoch than the input stream was positioned for.
 
-  Goes right after BackupAndRestore, which sets the model's initial epoch in
-  `on_train_begin`.
+  (BackupAndRestore falls back to its previous checkpoint when the last one is
+  unreadable: one epoch earlier than `backed_up_epoch` read.)
   """
 
   def __init__(self, expected_epoch: int):
     super().__init__()
     self.expected_epoch = int(expected_epoch)
+    self._checked = False
 
-  def on_train_begin(self, logs=None):
-    restored = int(getattr(self.model, "_initial_epoch", None) or 0)
-    if restored != self.expected_epoch:
+  def on_epoch_begin(self, epoch, logs=None):
+    if self._checked:
+      return
+    self._checked = True
+    if epoch != self.expected_epoch:
       log.warning("resumed at epoch %d, but the input stream was positioned for epoch %d "
                   "(the backup was unreadable and an older one was used): the batches "
-                  "differ from an uninterrupted run's", restored, self.expected_epoch)
+                  "differ from an uninterrupted run's", epoch, self.expected_epoch)

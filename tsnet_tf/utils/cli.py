@@ -92,7 +92,7 @@ def describe(e: BaseException) -> Optional[Tuple[str, int]]:
     return (f"cannot reach the server: "
             f"{_os_error_message(reason) if isinstance(reason, OSError) else reason}"), FAILURE_EXIT
   if isinstance(e, (TimeoutError, ConnectionError)):
-    return f"server connection failed: {e.strerror or e or type(e).__name__}", FAILURE_EXIT
+    return f"server connection failed: {_os_error_message(e)}", FAILURE_EXIT
   if isinstance(e, http.client.HTTPException):
     return (f"the server's answer is not HTTP ({type(e).__name__}: {e}); is it the gRPC port?",
             FAILURE_EXIT)

@@ -35,6 +35,7 @@ from absl import flags
 import keras
 import numpy as np
 
+from tsnet_tf.data import tfrecords
 from tsnet_tf.flow import evaluation
 from tsnet_tf.flow import extract
 from tsnet_tf.utils import cli
@@ -144,7 +145,7 @@ def part_extraction(cv2):
                             batch_size=FLAGS.batch_size,
                             new_short=FLAGS.new_short)
   # Compile outside the timing, as a long extraction run amortises it.
-  first = extract.resize_short(read(videos[0].path), FLAGS.new_short)
+  first = tfrecords.resize_frames(read(videos[0].path), FLAGS.new_short)
   start = time.perf_counter()
   for _ in extract.video_flow(first[:FLAGS.batch_size + 1], FLAGS.preset,
                               FLAGS.batch_size):

@@ -195,18 +195,6 @@ def uint8_to_flow(image: np.ndarray, bound: float) -> np.ndarray:
           - bound).astype(np.float32)
 
 
-def resize_short(frames: np.ndarray, new_short: int) -> np.ndarray:
-  """uint8 `[T, H, W, 3]` resized so min(H, W) = new_short (0: unchanged)."""
-  if not new_short or min(frames.shape[1:3]) == new_short:
-    return frames
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-  height, width = frames.shape[1:3]
-  scale = new_short / min(height, width)
-  size = (max(2, int(round(width * scale))), max(2, int(round(height * scale))))
-  return np.stack([np.asarray(Image.fromarray(f).resize(size, Image.BILINEAR))
-                   for f in frames])
-
-
 def video_flow(frames: np.ndarray, preset: str = "accurate",
                batch_size: int = 16, **overrides) -> Iterable[np.ndarray]:
   """TV-L1 flow between consecutive frames, one batch at a time.
@@ -283,14 +271,16 @@ def extract_video(video: Video, output_dir: str, options: Options,
   # A temporary folder of ours left by a killed run: ours to remove.
   for stale in _stale_temps(parent, base):
     shutil.rmtree(stale, ignore_errors=True)
+  from tsnet_tf.data import tfrecords  # pylint: disable=g-import-not-at-top
   if read_video is None:
     # Each frame scaled down as it is decoded: a long full-HD video holds its
     # frames at the flow's size, not at its own.
     from tsnet_tf.data import video as video_lib  # pylint: disable=g-import-not-at-top
     frames = video_lib.read_frames(
-        video.path, np.arange, transform=lambda f: resize_short(f[None], options.new_short)[0])
+        video.path, np.arange,
+        transform=lambda f: tfrecords.resize_frames(f[None], options.new_short)[0])
   else:
-    frames = resize_short(read_video(video.path), options.new_short)
+    frames = tfrecords.resize_frames(read_video(video.path), options.new_short)
   if len(frames) < 2:
     raise ValueError(f"cannot extract flow from {video.path!r}: it has "
                      f"{len(frames)} frame, flow needs at least 2")

@@ -26,6 +26,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import yaml
 
+from tsnet_tf.utils import errors
 from tsnet_tf.utils.io import atomic_write
 
 STAGES = ("teacher", "student", "rgb", "twostream")
@@ -33,7 +34,7 @@ STAGES = ("teacher", "student", "rgb", "twostream")
 STAGE_ALIASES = {"flow": "teacher", "two_stream": "twostream"}
 
 
-class ConfigError(ValueError):
+class ConfigError(errors.InputError, ValueError):
   """A config file or override is malformed: unknown key, bad type or value."""
 
 

@@ -20,12 +20,13 @@ import numpy as np
 import tensorflow as tf
 
 from tsnet_tf.export import saved_model as sm
+from tsnet_tf.utils import errors
 
 # A clip of T full-size frames easily exceeds gRPC's default 4 MiB.
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 
 
-class ServingError(RuntimeError):
+class ServingError(errors.ResourceError, RuntimeError):
   """The server answered with an error (status code and message kept)."""
 
   def __init__(self, code: str, message: str):

@@ -97,6 +97,13 @@ def test_bad_values_name_the_key():
     config_lib.load_config(None, "rgb", "train.lr_schedule=linear")
   with pytest.raises(config_lib.ConfigError, match=r"'distill\.lambda' must be >= 0"):
     config_lib.load_config(None, "student", "distill.lambda=-1")
+  # Half-open ranges: the low end is allowed, the high end is not.
+  assert config_lib.load_config(None, "rgb", "train.momentum=0.0").train.momentum == 0.0
+  with pytest.raises(config_lib.ConfigError,
+                     match=r"'train\.momentum' must be in \[0\.0, 1\.0\), got 1\.0"):
+    config_lib.load_config(None, "rgb", "train.momentum=1.0")
+  with pytest.raises(config_lib.ConfigError, match=r"'model\.dropout' must be in \[0\.0, 1\.0\)"):
+    config_lib.load_config(None, "rgb", "model.dropout=-0.1")
 
 
 def test_frame_stride_default_override_bound_and_run_dir(tmp_path):

@@ -12,12 +12,11 @@ confusion matrix) and confusion_matrix.png. Video level = mean of the K clips'
 softmax per video.
 """
 
-import os
-
 from absl import app
 from absl import flags
 
 from tsnet_tf.data import hmdb51
+from tsnet_tf.utils import cli
 
 _MODEL_DIR = flags.DEFINE_string("model_dir", None, "Training output directory.",
                                  required=True)
@@ -44,8 +43,7 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   from tsnet_tf.training import evaluation  # pylint: disable=g-import-not-at-top
   output_dir = _OUTPUT_DIR.value
-  if output_dir and os.path.exists(output_dir) and not os.path.isdir(output_dir):
-    raise app.UsageError(f"--output_dir {output_dir!r} is a file, not a directory")
+  cli.check_dir_flag("output_dir", output_dir)
   # EvaluationError and missing files end as one line in cli.run.
   result = evaluation.evaluate(
       _MODEL_DIR.value, _DATA_DIR.value, split=_SPLIT.value, num_clips=_NUM_CLIPS.value,
@@ -62,5 +60,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  from tsnet_tf.utils import cli  # pylint: disable=g-import-not-at-top
   cli.run(main)

@@ -23,6 +23,8 @@ import os
 from absl import app
 from absl import flags
 
+from tsnet_tf.utils import cli
+
 _CONFIG = flags.DEFINE_string("config", None, "YAML config (e.g. configs/synthetic.yaml); "
                               "omit for the built-in defaults.")
 _PARAMS_OVERRIDE = flags.DEFINE_string(
@@ -70,8 +72,7 @@ def main(argv):
   from tsnet_tf.training import backend  # pylint: disable=g-import-not-at-top
   from tsnet_tf.training import trainer  # pylint: disable=g-import-not-at-top
 
-  if os.path.exists(_MODEL_DIR.value) and not os.path.isdir(_MODEL_DIR.value):
-    raise app.UsageError(f"--model_dir {_MODEL_DIR.value!r} is a file, not a directory")
+  cli.check_dir_flag("model_dir", _MODEL_DIR.value)
   if _LOGICAL_CPUS.value:
     backend.split_cpu(_LOGICAL_CPUS.value)
   # The strategy first: multi-worker collectives must be set up before other ops.
@@ -92,5 +93,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  from tsnet_tf.utils import cli  # pylint: disable=g-import-not-at-top
   cli.run(main)

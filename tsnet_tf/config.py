@@ -26,6 +26,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import yaml
 
+from tsnet_tf.utils import errors
 from tsnet_tf.utils.io import atomic_write
 
 STAGES = ("teacher", "student", "rgb", "twostream")
@@ -33,7 +34,7 @@ STAGES = ("teacher", "student", "rgb", "twostream")
 STAGE_ALIASES = {"flow": "teacher", "two_stream": "twostream"}
 
 
-class ConfigError(ValueError):
+class ConfigError(errors.InputError, ValueError):
   """A config file or override is malformed: unknown key, bad type or value."""
 
 
@@ -313,20 +314,20 @@ _CHOICES = {
     ("eval", "subset"): ("train", "validation", "test"),
     ("distill", "projection"): ("auto", "always"),
 }
-# Keys that must be >= the given minimum.
-_MINIMUM = {
-    ("data", "num_frames"): 1, ("data", "crop_size"): 8, ("data", "batch_size"): 1,
-    ("data", "eval_batch_size"): 1, ("data", "validation_clips"): 1, ("data", "frame_stride"): 1,
-    ("train", "epochs"): 0, ("train", "steps_per_epoch"): 1, ("train", "validation_steps"): 1,
-    ("train", "learning_rate"): 0.0, ("train", "weight_decay"): 0.0,
-    ("train", "warmup_epochs"): 0.0, ("train", "steps_per_execution"): 1,
-    ("distill", "lambda_"): 0.0, ("distill", "mse_warmup_epochs"): 0,
-    ("distill", "logit_weight"): 0.0, ("distill", "temperature"): 0.01,
-    ("eval", "num_clips"): 1, ("model", "width"): 1, ("model", "feature_dim"): 1,
-    ("train", "decay_rate"): 0.0, ("train", "min_lr_ratio"): 0.0,
-}
-# Keys that must lie in [low, high) -- what Keras' SGD and Dropout accept.
-_HALF_OPEN = {
+# (low, high): keys that must be >= low, or lie in [low, high) when high is set.
+_BOUNDS = {
+    ("data", "num_frames"): (1, None), ("data", "crop_size"): (8, None),
+    ("data", "batch_size"): (1, None), ("data", "eval_batch_size"): (1, None),
+    ("data", "validation_clips"): (1, None), ("data", "frame_stride"): (1, None),
+    ("train", "epochs"): (0, None), ("train", "steps_per_epoch"): (1, None),
+    ("train", "validation_steps"): (1, None), ("train", "learning_rate"): (0.0, None),
+    ("train", "weight_decay"): (0.0, None), ("train", "warmup_epochs"): (0.0, None),
+    ("train", "steps_per_execution"): (1, None), ("distill", "lambda_"): (0.0, None),
+    ("distill", "mse_warmup_epochs"): (0, None), ("distill", "logit_weight"): (0.0, None),
+    ("distill", "temperature"): (0.01, None), ("eval", "num_clips"): (1, None),
+    ("model", "width"): (1, None), ("model", "feature_dim"): (1, None),
+    ("train", "decay_rate"): (0.0, None), ("train", "min_lr_ratio"): (0.0, None),
+    # [low, high): what Keras' SGD and Dropout accept.
     ("train", "momentum"): (0.0, 1.0), ("model", "dropout"): (0.0, 1.0),
 }
 # tsnet_tf.models.backbones.R3D_DEPTHS.
@@ -343,17 +344,14 @@ def _check_values(cfg: ExperimentConfig, source: str) -> None:
     if value not in choices:
       raise ConfigError(
           f"{source}: '{'.'.join(path)}' must be one of {', '.join(choices)}, got {value!r}")
-  for path, minimum in _MINIMUM.items():
-    section = getattr(cfg, path[0])
-    value = getattr(section, path[1])
-    if value is not None and value < minimum:
-      key = _yaml_key(next(f for f in dataclasses.fields(section) if f.name == path[1]))
-      raise ConfigError(f"{source}: '{path[0]}.{key}' must be >= {minimum}, got {value!r}")
-  for (section_name, key), (low, high) in _HALF_OPEN.items():
-    value = getattr(getattr(cfg, section_name), key)
-    if not low <= value < high:
-      raise ConfigError(f"{source}: '{section_name}.{key}' must be in [{low}, {high}), "
-                        f"got {value!r}")
+  for (section_name, name), (low, high) in _BOUNDS.items():
+    section = getattr(cfg, section_name)
+    value = getattr(section, name)
+    if value is None or (not value < low if high is None else low <= value < high):
+      continue
+    key = _yaml_key(next(f for f in dataclasses.fields(section) if f.name == name))
+    bound = f">= {low}" if high is None else f"in [{low}, {high})"
+    raise ConfigError(f"{source}: '{section_name}.{key}' must be {bound}, got {value!r}")
   if cfg.model.backbone == "r3d18" and cfg.model.depth not in _R3D_DEPTHS:
     raise ConfigError(f"{source}: 'model.depth' must be one of "
                       f"{', '.join(map(str, _R3D_DEPTHS))} for backbone r3d18, "

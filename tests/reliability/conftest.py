@@ -80,16 +80,6 @@ def digest():
 
 
 @pytest.fixture(scope="session")
-def tiny_data(tmp_path_factory):
-  """tests/training's tiny converted data directory (built once per session)."""
-  path = os.path.join(REPO, "tests", "training", "tiny_data.py")
-  spec = importlib.util.spec_from_file_location("tiny_data", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.make_tiny_data_dir(str(tmp_path_factory.getbasetemp() / "tiny"))
-
-
-@pytest.fixture(scope="session")
 def tiny_keras(tmp_path_factory):
   """An untrained 2-class light classifier carrying its clip spec: T=4, S=16."""
   from tsnet_tf import models  # pylint: disable=g-import-not-at-top

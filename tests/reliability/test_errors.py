@@ -87,38 +87,38 @@ def test_a_bug_keeps_its_traceback(capsys):
     ("model.backbone=r3d18,model.depth=50", "'model.depth'"),
     ("data.num_frames=1", "'data.num_frames'"),
 ])
-def test_train_rejects_config_values_before_writing(tool, tmp_path, tiny_data, override, key):
+def test_train_rejects_config_values_before_writing(tool, tmp_path, tiny_data_dir, override, key):
   model_dir = tmp_path / "run"
   r = tool("train.py", "--stage=teacher", f"--model_dir={model_dir}",
-           f"--data_dir={tiny_data}", f"--params_override={TINY},{override}")
+           f"--data_dir={tiny_data_dir}", f"--params_override={TINY},{override}")
   assert_one_line(r, 2, key, "--params_override")
   assert not model_dir.exists()
 
 
-def test_config_file_error_names_the_file(tool, tmp_path, tiny_data):
+def test_config_file_error_names_the_file(tool, tmp_path, tiny_data_dir):
   config = tmp_path / "bad.yaml"
   config.write_text("model:\n  backbone: resnet50\n")
   r = tool("train.py", "--stage=rgb", f"--config={config}", f"--model_dir={tmp_path / 'run'}",
-           f"--data_dir={tiny_data}")
+           f"--data_dir={tiny_data_dir}")
   assert_one_line(r, 2, "bad.yaml", "'model.backbone'", "resnet50")
   assert not (tmp_path / "run").exists()
 
 
-def test_train_model_dir_is_a_file(tool, tmp_path, tiny_data, digest):
+def test_train_model_dir_is_a_file(tool, tmp_path, tiny_data_dir, digest):
   target = tmp_path / "afile"
   target.write_text("mine")
   before = digest(tmp_path)
-  r = tool("train.py", "--stage=rgb", f"--model_dir={target}", f"--data_dir={tiny_data}",
+  r = tool("train.py", "--stage=rgb", f"--model_dir={target}", f"--data_dir={tiny_data_dir}",
            f"--params_override={TINY}")
   assert_one_line(r, 2, "--model_dir", "afile", "is a file")
   assert digest(tmp_path) == before
 
 
-def test_train_on_labels_without_shards(tool, tmp_path, tiny_data, digest):
+def test_train_on_labels_without_shards(tool, tmp_path, tiny_data_dir, digest):
   data = tmp_path / "data"
   data.mkdir()
   for name in ("labels.txt", "summary.json"):
-    (data / name).write_bytes(open(os.path.join(tiny_data, name), "rb").read())
+    (data / name).write_bytes(open(os.path.join(tiny_data_dir, name), "rb").read())
   before = digest(data)
   r = tool("train.py", "--stage=rgb", f"--model_dir={tmp_path / 'run'}", f"--data_dir={data}",
            f"--params_override={TINY}")
@@ -138,18 +138,18 @@ def test_bad_flag_value_is_one_line(tool, tmp_path):
 # evaluate.py
 
 
-def test_evaluate_output_dir_is_a_file(tool, tmp_path, tiny_data, digest):
+def test_evaluate_output_dir_is_a_file(tool, tmp_path, tiny_data_dir, digest):
   target = tmp_path / "afile"
   target.write_text("mine")
   before = digest(tmp_path)
-  r = tool("evaluate.py", f"--model_dir={tmp_path}", f"--data_dir={tiny_data}",
+  r = tool("evaluate.py", f"--model_dir={tmp_path}", f"--data_dir={tiny_data_dir}",
            f"--output_dir={target}")
   assert_one_line(r, 2, "--output_dir", "is a file")
   assert digest(tmp_path) == before
 
 
-def test_evaluate_missing_model_dir(tool, tmp_path, tiny_data):
-  r = tool("evaluate.py", f"--model_dir={tmp_path / 'nowhere'}", f"--data_dir={tiny_data}")
+def test_evaluate_missing_model_dir(tool, tmp_path, tiny_data_dir):
+  r = tool("evaluate.py", f"--model_dir={tmp_path / 'nowhere'}", f"--data_dir={tiny_data_dir}")
   assert_one_line(r, 2, "nowhere")
 
 
@@ -220,19 +220,19 @@ def test_flow_shape(tool, tmp_path, shape, code):
   assert not out.exists()
 
 
-def test_int8_without_calibration_clips(tool, tmp_path, tiny_keras, tiny_data):
+def test_int8_without_calibration_clips(tool, tmp_path, tiny_keras, tiny_data_dir):
   out = tmp_path / "q.tflite"
   r = tool("convert_tflite.py", f"--saved_model={tiny_keras}", f"--output={out}",
-           "--quantize=int8", f"--data_dir={tiny_data}", "--num_calibration_clips=0")
+           "--quantize=int8", f"--data_dir={tiny_data_dir}", "--num_calibration_clips=0")
   assert_one_line(r, 2, "--num_calibration_clips")
   assert not out.exists()
 
 
-def test_int8_library_refuses_zero_clips(tmp_path, tiny_keras, tiny_data):
+def test_int8_library_refuses_zero_clips(tmp_path, tiny_keras, tiny_data_dir):
   from tsnet_tf.export import tflite  # pylint: disable=g-import-not-at-top
   with pytest.raises(ValueError, match="--num_calibration_clips must be >= 1"):
     tflite.convert_saved_model(tiny_keras, str(tmp_path / "q.tflite"), "int8",
-                               data_dir=tiny_data, num_calibration_clips=0)
+                               data_dir=tiny_data_dir, num_calibration_clips=0)
   assert not os.listdir(tmp_path)
 
 

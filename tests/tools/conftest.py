@@ -1,6 +1,5 @@
-"""Shared by the tool tests: run a tool as a subprocess, and the tiny data directory."""
+"""Shared by the tool tests: run a tool as a subprocess (tiny_data_dir: tests/conftest.py)."""
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -21,12 +20,3 @@ def run_tool():
 
   return run
 
-
-@pytest.fixture(scope="session")
-def tiny_data_dir(tmp_path_factory):
-  """tests/training's tiny converted data directory (the same path: built once per session)."""
-  path = os.path.join(REPO, "tests", "training", "tiny_data.py")
-  spec = importlib.util.spec_from_file_location("tiny_data", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.make_tiny_data_dir(str(tmp_path_factory.getbasetemp() / "tiny"))

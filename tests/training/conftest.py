@@ -27,8 +27,8 @@ def tiny_config(stage, extra=""):
 
 
 @pytest.fixture(scope="session")
-def data_dir(tmp_path_factory):
-  return tiny_data.make_tiny_data_dir(str(tmp_path_factory.getbasetemp() / "tiny"))
+def data_dir(tiny_data_dir):
+  return tiny_data_dir
 
 
 @pytest.fixture(scope="session")

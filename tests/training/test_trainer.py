@@ -56,6 +56,23 @@ def test_bad_directories_give_clear_errors(data_dir, tmp_path):
                   teacher_dir=str(empty))
 
 
+def test_steps_are_planned_from_the_summary_read_once(data_dir):
+  labels, summary = trainer.check_data_dir(data_dir, 1)
+  with open(os.path.join(data_dir, "summary.json"), encoding="utf-8") as f:
+    assert summary == json.load(f)
+  assert labels == open(os.path.join(data_dir, "labels.txt")).read().split()
+  # Planned from the dict alone: this data_dir does not exist.
+  cfg = _tiny_config("rgb", "train.steps_per_epoch=null,data.batch_size=4,"
+                            "data.eval_batch_size=4,data.validation_clips=3")
+  counts = {"splits": {"1": {"train": 10, "validation": 3, "test": 5}}}
+  steps = trainer._plan_steps(cfg, counts, "/no/such/dir", 1, multi_worker=False)
+  assert (steps.steps_per_epoch, steps.validation_subset) == (10 // 4, "validation")
+  assert (steps.validation_steps, steps.monitor) == (math.ceil(3 * 3 / 4), "val_accuracy")
+  counts["splits"]["1"]["validation"] = 0
+  steps = trainer._plan_steps(cfg, counts, "/no/such/dir", 1, multi_worker=False)
+  assert (steps.validation_subset, steps.monitor) == ("none", "accuracy")
+
+
 def test_teacher_stage_writes_every_output(teacher_dir):
   for name in OUTPUTS:
     assert os.path.isfile(os.path.join(teacher_dir, name)), name

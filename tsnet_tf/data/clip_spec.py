@@ -58,6 +58,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import keras
 import numpy as np
 
+from tsnet_tf.utils import errors
+
 log = logging.getLogger(__name__)
 
 VERSION = 1
@@ -66,7 +68,7 @@ ASSET_FILE = "clip_spec.json"  # SavedModel asset
 CONTRACT_LAYER = "clip_contract"
 
 
-class ClipSpecError(ValueError):
+class ClipSpecError(errors.InputError, ValueError):
   """A clip specification is malformed or does not fit the model."""
 
 

@@ -21,6 +21,8 @@ import os
 import re
 from typing import Dict, Iterable, List, Sequence
 
+from tsnet_tf.utils import errors
+
 # The 51 classes in the conventional label order (sorted by name, label 0 first).
 CLASSES = (
     "brush_hair", "cartwheel", "catch", "chew", "clap", "climb", "climb_stairs", "dive",
@@ -43,7 +45,7 @@ _ID_NAMES = {UNUSED: "unused (0)", TRAIN: "train (1)", TEST: "test (2)"}
 _SPLIT_FILE_RE = re.compile(r"^(?P<cls>.+)_test_split(?P<k>[0-9]+)\.txt$")
 
 
-class LayoutError(ValueError):
+class LayoutError(errors.ResourceError, ValueError):
   """The video or split directory does not follow HMDB51's layout."""
 
 

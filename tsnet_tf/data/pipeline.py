@@ -85,7 +85,11 @@ def _check_split_subset(summary: dict, data_dir: str, split: int, subset: str) -
 
 def count_videos(data_dir: str, split: int, subset: str) -> int:
   """Number of videos (records) of `subset` (one of SUBSETS) in official split `split`."""
-  summary = load_summary(data_dir)
+  return subset_size(load_summary(data_dir), data_dir, split, subset)
+
+
+def subset_size(summary: dict, data_dir: str, split: int, subset: str) -> int:
+  """`count_videos` from `load_summary(data_dir)`, already read (`data_dir` names it in errors)."""
   _check_split_subset(summary, data_dir, split, subset)
   # Conversions made before the validation subset existed have no such count.
   return int(summary["splits"][str(int(split))].get(subset, 0))

@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from tsnet_tf.data import clip_spec as clip_spec_lib
 from tsnet_tf.export import saved_model as sm
+from tsnet_tf.export import serving
 from tsnet_tf.export import tflite as tfl
 from tsnet_tf.utils import labels as labels_lib
 
@@ -90,10 +91,8 @@ class _SavedModelPredictor(Predictor):
     loaded = sm.load_saved_model(export_dir)
     meta = sm.saved_model_metadata(loaded)
     self.labels = meta["labels"]
-    # Exports written before the clip contract take the T sampled frames.
-    self.legacy = meta["clip_spec"] is None
-    self.spec = meta["clip_spec"] or clip_spec_lib.ClipSpec(
-        meta["num_frames"], meta["crop_size"], meta["frame_stride"])
+    self.spec = sm.sampling_spec(meta)
+    self._meta = meta  # what `serving_default` takes depends on it
     self.overridden = False
     self._serve = loaded.signatures[sm.SERVING_SIGNATURE]
     self._classify = loaded.signatures[sm.CLIP_SIGNATURE]
@@ -102,16 +101,12 @@ class _SavedModelPredictor(Predictor):
   def predict_video_frames(self, frames):
     if self.overridden:  # the graph samples by its own spec: send the clip itself
       return super().predict_video_frames(frames)
-    if self.legacy:
-      return self._serve_frames(self.spec.clip_of_video(frames))
-    return self._serve_frames(self.spec.window_of_video(frames)[None])
+    return self._serve_frames(serving.frames_to_send(self._meta, frames))
 
   def predict_video_file(self, path):
     if self.overridden:
       return super().predict_video_file(path)
-    if self.legacy:
-      return self._serve_frames(self.spec.read_clip(path))
-    return self._serve_frames(self.spec.read_window(path)[None])
+    return self._serve_frames(serving.video_to_send(self._meta, path))
 
   def _serve_frames(self, sent):
     out = self._serve(**{sm.INPUT_NAME: tf.constant(sent, tf.uint8)})

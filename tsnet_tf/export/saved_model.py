@@ -273,6 +273,17 @@ def metadata_from_outputs(out: Dict[str, object], labels: Sequence[str]) -> Dict
           "labels": [l for l in labels if l]}
 
 
+def sampling_spec(meta: Dict[str, object]) -> clip_spec_lib.ClipSpec:
+  """The clip spec an export samples by, from `metadata_from_outputs`.
+
+  Its `clip_spec`, or for an export written before the clip contract the
+  stride-only spec of its T frames (`num_frames`, `crop_size`, `frame_stride`).
+  """
+  if meta["clip_spec"] is not None:
+    return meta["clip_spec"]
+  return clip_spec_lib.ClipSpec(meta["num_frames"], meta["crop_size"], meta["frame_stride"])
+
+
 def saved_model_metadata(loaded) -> Dict[str, object]:
   """`metadata_from_outputs` of a loaded export's `metadata` signature."""
   meta = {k: v.numpy() for k, v in loaded.signatures[METADATA_SIGNATURE]().items()}

@@ -20,12 +20,13 @@ import numpy as np
 import tensorflow as tf
 
 from tsnet_tf.export import saved_model as sm
+from tsnet_tf.utils import errors
 
 # A clip of T full-size frames easily exceeds gRPC's default 4 MiB.
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 
 
-class ServingError(RuntimeError):
+class ServingError(errors.ResourceError, RuntimeError):
   """The server answered with an error (status code and message kept)."""
 
   def __init__(self, code: str, message: str):
@@ -190,12 +191,6 @@ def fetch_metadata(server: str, model_name: str, version: Optional[int] = None,
   return sm.metadata_from_outputs(out, labels)
 
 
-def _legacy_spec(meta: dict):
-  """The stride-only spec of an export written before the clip contract."""
-  from tsnet_tf.data import clip_spec  # pylint: disable=g-import-not-at-top
-  return clip_spec.ClipSpec(meta["num_frames"], meta["crop_size"], meta["frame_stride"])
-
-
 def frames_to_send(meta: dict, frames: np.ndarray) -> np.ndarray:
   """uint8 `[1, N, h, w, 3]`: what to send `serving_default` for a decoded video.
 
@@ -204,7 +199,7 @@ def frames_to_send(meta: dict, frames: np.ndarray) -> np.ndarray:
   an older export: its T frames, sampled here with `frame_stride`.
   """
   if meta["clip_spec"] is None:
-    return _legacy_spec(meta).clip_of_video(frames)
+    return sm.sampling_spec(meta).clip_of_video(frames)
   return meta["clip_spec"].window_of_video(frames)[None]
 
 
@@ -217,5 +212,5 @@ def video_to_send(meta: dict, path: str) -> np.ndarray:
     video.VideoDecodeError: the file cannot be decoded (names the file).
   """
   if meta["clip_spec"] is None:
-    return _legacy_spec(meta).read_clip(path)
+    return sm.sampling_spec(meta).read_clip(path)
   return meta["clip_spec"].read_window(path)[None]

@@ -203,7 +203,12 @@ class ImageTexture:
 
 
 def _gaussian_blur(image, sigma):
-  """Separable Gaussian blur, reflected borders (numpy only)."""
+  """Separable Gaussian blur, taps to 3 sigma, reflected borders (numpy, float64).
+
+  Not `tvl1.gaussian_blur` (taps to 2 sigma, replicated borders, float32):
+  the stress textures are defined by this one, and the two differ by up to
+  ~2 grey levels inside the image and ~50 at its borders.
+  """
   radius = max(1, int(np.ceil(3 * sigma)))
   taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
   taps /= taps.sum()

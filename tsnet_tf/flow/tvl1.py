@@ -573,9 +573,8 @@ def _fixed_loop(num_iters: int, body, state):
   On TensorFlow `maximum_iterations` is what lets XLA compute gradients
   through the loop (fixed-size accumulators); `ops.fori_loop` omits it.
   Each iteration needs the previous one's state, so running one at a time
-  (`parallel_iterations=1`) loses nothing; it also keeps Grappler's
-  temporary variables from colliding across in-flight iterations (an
-  `AlreadyExistsError` seen once in a student train step, see table1.py).
+  (`parallel_iterations=1`) loses nothing. (It does not stop the Grappler
+  crash in the student's train step; tsnet_tf/utils/tf_graph.py does.)
   """
   if num_iters == 0:
     return state

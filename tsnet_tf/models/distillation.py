@@ -103,10 +103,6 @@ class DistillationModel(keras.Model):
                confidence_weighting: bool = False, logit_weight: float = 0.0,
                temperature: float = 4.0, **kwargs):
     super().__init__(**kwargs)
-    # The frozen teacher's TV-L1 while loops break under one Grappler rewrite
-    # inside a training step (tsnet_tf/utils/tf_graph.py); every student's
-    # training graph belongs to a DistillationModel, so it is said once, here.
-    tf_graph.disable_add_ops_rewrite()
     if projection not in ("auto", "always"):
       raise ValueError(f"projection must be 'auto' or 'always', got {projection!r}")
     if logit_weight < 0:
@@ -162,6 +158,20 @@ class DistillationModel(keras.Model):
   def build(self, input_shape=None):
     del input_shape  # built in __init__
     self.built = True
+
+  def make_train_function(self, force=False):
+    """Keras' train function, run without Grappler's arithmetic optimizer.
+
+    Under TensorFlow two Grappler passes break the frozen teacher's TV-L1
+    loops in this step (tsnet_tf/utils/tf_graph.py); the setting applies to
+    this function's calls only. The test and predict functions run the
+    student alone and keep Grappler's defaults.
+    """
+    if self.train_function is not None and not force:
+      return self.train_function
+    super().make_train_function(force=force)
+    self.train_function = tf_graph.without_add_ops_rewrite(self.train_function)
+    return self.train_function
 
   def call(self, inputs, training=False):
     """Student logits `[B, K]`; with `training=True`, the dict of Eq. 7's inputs."""

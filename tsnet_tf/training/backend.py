@@ -19,10 +19,12 @@ from typing import Optional
 
 import keras
 
+from tsnet_tf.utils import errors
+
 log = logging.getLogger(__name__)
 
 
-class BackendError(ValueError):
+class BackendError(errors.InputError, ValueError):
   """A strategy or option the current Keras backend does not support."""
 
 

@@ -17,13 +17,14 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from tsnet_tf.utils import errors
 from tsnet_tf.utils.io import atomic_write
 
 EVAL_FILE = "eval.json"
 CONFUSION_FILE = "confusion_matrix.png"
 
 
-class EvaluationError(ValueError):
+class EvaluationError(errors.InputError, ValueError):
   """Bad arguments: a missing model or data directory, mismatched models."""
 
 

@@ -24,6 +24,7 @@ import shutil
 from typing import List, Optional, Sequence, Tuple
 
 from tsnet_tf import config as config_lib
+from tsnet_tf.utils import errors
 from tsnet_tf.utils import labels as labels_lib
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ LOG_SUBDIRS = ("train", "validation")
 WORKER_DIR_PATTERN = ".worker-*"
 
 
-class RunDirError(ValueError):
+class RunDirError(errors.InputError, ValueError):
   """A run directory that cannot be used as asked (one line naming the flag and directory)."""
 
 

@@ -36,7 +36,7 @@ import logging
 import math
 import os
 import shutil
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import keras
 import numpy as np
@@ -73,8 +73,12 @@ CONFIG_FILE = run_dir.CONFIG_FILE
 # checks before anything is written
 
 
-def check_data_dir(data_dir: str, split: int) -> List[str]:
-  """Checks `data_dir` is a converted data directory with `split`; returns labels.
+def check_data_dir(data_dir: str, split: int) -> Tuple[List[str], dict]:
+  """Checks `data_dir` is a converted data directory with `split`.
+
+  Returns:
+    (class names in label order, its summary.json as `pipeline.load_summary`
+    reads it).
 
   Raises:
     TrainingError: naming the directory and what is missing.
@@ -86,10 +90,11 @@ def check_data_dir(data_dir: str, split: int) -> List[str]:
     raise TrainingError(f"--data_dir {data_dir!r} is not a directory")
   try:
     labels = pipeline.load_labels(data_dir)
-    pipeline.count_videos(data_dir, split, "train")
+    summary = pipeline.load_summary(data_dir)
+    pipeline.subset_size(summary, data_dir, split, "train")
   except (FileNotFoundError, ValueError, KeyError) as e:
     raise TrainingError(f"--data_dir {data_dir!r}: {e}") from e
-  return labels
+  return labels, summary
 
 
 def _check_run_dir(model_dir: str, cfg: config_lib.ExperimentConfig, overwrite: bool,
@@ -145,13 +150,18 @@ class _Steps:
   monitor: str  # the metric that picks best.keras
 
 
-def _plan_steps(cfg: config_lib.ExperimentConfig, data_dir: str, split: int,
+def _plan_steps(cfg: config_lib.ExperimentConfig, summary: dict, data_dir: str, split: int,
                 multi_worker: bool) -> _Steps:
+  """From the data directory's summary (`pipeline.load_summary(data_dir)`)."""
   from tsnet_tf.data import pipeline  # pylint: disable=g-import-not-at-top
-  num_train = pipeline.count_videos(data_dir, split, "train")
+
+  def count(subset):
+    return pipeline.subset_size(summary, data_dir, split, subset)
+
+  num_train = count("train")
   steps_per_epoch = cfg.train.steps_per_epoch or max(1, num_train // cfg.data.batch_size)
   validation_subset = cfg.data.validation_subset
-  if validation_subset != "none" and pipeline.count_videos(data_dir, split, validation_subset) == 0:
+  if validation_subset != "none" and count(validation_subset) == 0:
     log.warning("split %d has no %s videos: no validation", split, validation_subset)
     validation_subset = "none"
   monitor = "val_accuracy" if validation_subset != "none" else "accuracy"
@@ -160,7 +170,7 @@ def _plan_steps(cfg: config_lib.ExperimentConfig, data_dir: str, split: int,
     # The whole subset; known up front so Keras does not run into the end of
     # the (unknown-cardinality) dataset and warn. Multi-worker runs leave it to
     # the distributed iterator, which agrees across workers on the last batch.
-    num_val = pipeline.count_videos(data_dir, split, validation_subset)
+    num_val = count(validation_subset)
     validation_steps = max(1, math.ceil(num_val * cfg.data.validation_clips
                                         / cfg.data.eval_batch_size))
   return _Steps(steps_per_epoch, validation_subset, validation_steps, monitor)
@@ -283,14 +293,12 @@ def train(config: config_lib.ExperimentConfig,
     raise TrainingError(f"--split must be 1, 2 or 3, got {split!r}")
   if not model_dir:
     raise TrainingError("--model_dir is required")
-  labels = check_data_dir(data_dir, split)
+  labels, summary = check_data_dir(data_dir, split)
   if isinstance(strategy, str) or strategy is None:
     strategy = make_strategy(strategy or "default")
   is_chief, role = distribute.worker_role(strategy)
-  from tsnet_tf.data import pipeline  # pylint: disable=g-import-not-at-top
   # The clip contract every classifier saved by this run carries.
-  spec = clip_spec_lib.ClipSpec.from_training(
-      cfg.data, pipeline.load_summary(data_dir).get("settings", {}))
+  spec = clip_spec_lib.ClipSpec.from_training(cfg.data, summary.get("settings", {}))
   the_stage = stages_lib.make_stage(stage, cfg, len(labels), spec=spec, labels=labels,
                                     teacher_dir=teacher_dir, rgb_dir=rgb_dir,
                                     flow_dir=flow_dir)
@@ -308,7 +316,7 @@ def train(config: config_lib.ExperimentConfig,
   if batch % strategy.num_replicas_in_sync:
     raise TrainingError(
         f"data.batch_size={batch} is not divisible by {strategy.num_replicas_in_sync} replicas")
-  steps = _plan_steps(cfg, data_dir, split, multi_worker)
+  steps = _plan_steps(cfg, summary, data_dir, split, multi_worker)
 
   if is_chief:
     config_lib.save_config(cfg, os.path.join(out_dir, CONFIG_FILE))

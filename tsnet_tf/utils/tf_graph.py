@@ -1,29 +1,74 @@
-"""TensorFlow graph settings that the in-graph TV-L1 loops need.
+"""A Grappler setting for the one TensorFlow function that needs it.
 
-Grappler's arithmetic optimizer rewrites chains of adds (`AddOpsRewrite`) into
-accumulations backed by `TemporaryVariable` ops. Inside the TV-L1 while loops of
-a frozen teacher that runs in a training step (the student's Eq. 7 step), the
-loop's parallel iterations create the same temporary variable twice and the step
-dies with `AlreadyExistsError ... AddOpsRewrite_add_N/tmp_var` (seen with an
-`accurate`-preset, width-64 teacher on 8x64x64 clips). The rewrite only saves
-memory, so it is switched off before such a graph is first run.
+In the student's Eq. 7 train step (a frozen `accurate`-preset, width-64
+teacher on 8x64x64 clips, batch 8: configs/synthetic_table1.yaml), two
+Grappler passes combine into a crash inside the teacher's TV-L1 while loops:
+the arithmetic optimizer's `AddOpsRewrite` turns the chain
+`u + step * grad + theta * div` into one `AddN`, and the memory optimizer then
+rewrites that `AddN` into a `TemporaryVariable` accumulator. The second train
+step dies with `AlreadyExistsError ... AddOpsRewrite_add_3/tmp_var/frame:.../
+iter:20` (20 = the loop's iteration count). Running the loops one iteration at
+a time (`parallel_iterations=1`) does not prevent it; switching off either
+pass does. The smaller graphs tried (the same teacher trained on its own, or
+this step with width 16, batch 2-4 or 32x32 clips) run with both passes on.
+
+`without_add_ops_rewrite` switches the arithmetic optimizer off for the
+functions one callable runs (`DistillationModel`'s train function), through
+the per-call options TensorFlow gives every function call, so the rest of the
+process keeps Grappler's defaults.
 """
+
+import functools
+from typing import Callable
 
 import keras
 
 
-def disable_add_ops_rewrite() -> bool:
-  """Turns Grappler's arithmetic optimization off (TensorFlow backend only).
+def _rewrite_options_without_arithmetic(call_options):
+  """A copy of `call_options` (FunctionCallOptions) with the pass switched off."""
+  # pylint: disable=g-import-not-at-top
+  from tensorflow.core.protobuf import config_pb2
+  from tensorflow.core.protobuf import rewriter_config_pb2
+  from tensorflow.python.eager import context
+  # pylint: enable=g-import-not-at-top
+  config = config_pb2.ConfigProto()
+  if call_options.config_proto_serialized:
+    config.ParseFromString(call_options.config_proto_serialized)
+  config.graph_options.rewrite_options.arithmetic_optimization = (
+      rewriter_config_pb2.RewriterConfig.OFF)
+  return context.FunctionCallOptions(executor_type=call_options.executor_type,
+                                     config_proto=config)
 
-  Grappler options are process-wide in TensorFlow; the setting takes effect for
-  functions first run after this call. Under JAX or PyTorch there is no
-  Grappler and this does nothing.
+
+def without_add_ops_rewrite(function: Callable) -> Callable:
+  """`function`, with Grappler's arithmetic optimizer off in what it calls.
+
+  Every `tf.function` called while the returned callable runs (in its
+  thread) is optimized without the arithmetic optimizer; other functions,
+  other threads and the process-wide `tf.config.optimizer` options are left
+  as they are. TensorFlow takes Grappler's options from the thread's function
+  call options at each call (`context.function_executor_type` sets the same
+  options the same way). Under JAX or PyTorch there is no Grappler and
+  `function` is returned unchanged.
+
+  Args:
+    function: any callable, typically a Keras train function.
 
   Returns:
-    True if the option was set (TensorFlow backend), else False.
+    A callable with the same arguments and results.
   """
   if keras.backend.backend() != "tensorflow":
-    return False
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
-  return True
+    return function
+  from tensorflow.python.eager import context  # pylint: disable=g-import-not-at-top
+
+  @functools.wraps(function)
+  def wrapped(*args, **kwargs):
+    ctx = context.context()
+    saved = ctx.function_call_options
+    ctx.function_call_options = _rewrite_options_without_arithmetic(saved)
+    try:
+      return function(*args, **kwargs)
+    finally:
+      ctx.function_call_options = saved
+
+  return wrapped

@@ -45,11 +45,11 @@ FORMATS = ("rawframes", "flo")
 # Summary written into the output directory after each run.
 SUMMARY_FILE = "extract_summary.json"
 # Pixels of the frame pairs in one `tvl1` call (Options.max_batch_pixels):
-# 2^23 ~ 4 full-HD pairs. Peak RSS of one call at 1920x1080 on CPU
-# (/tmp-style script in benchmarks/bench_video_memory.py's docstring): accurate
-# 1.9 / 3.9 / 11.8 GB for 1 / 4 / 16 pairs, fast 1.4 / 2.4 / 6.4 GB, i.e.
-# about 320 (accurate) and 165 (fast) bytes per pixel of the batch. 320x240 and
-# 340x256 frames keep 16 pairs and more.
+# 2^23 ~ 4 full-HD pairs. One call holds a few hundred bytes per pixel of its
+# batch: at 1920x1080 on CPU a fresh process peaked at 2.4 GB (fast) and
+# 3.9 GB (accurate) for 4 pairs, 6.4 and 11.8 GB for 16
+# (`benchmarks/bench_video_memory.py --parts=tvl1`, docs/flow.md). 320x240
+# and 455x256 frames keep 16 pairs.
 DEFAULT_MAX_BATCH_PIXELS = 1 << 23
 
 
@@ -455,6 +455,9 @@ def extract_video(video: Video, output_dir: str, options: Options,
     writes.cancel()
     shutil.rmtree(tmp, ignore_errors=True)
     raise
+  finally:
+    if hasattr(source, "close"):
+      source.close()  # the decoder's file, now rather than when collected
   return index, flow_seconds
 
 

@@ -52,7 +52,7 @@ flags.DEFINE_integer("batch_size", 16, "Frame pairs per TV-L1 call (larger "
 flags.DEFINE_integer("max_batch_pixels", extract.DEFAULT_MAX_BATCH_PIXELS, "Fewer pairs per call "
                      "for large frames: min(batch_size, max_batch_pixels // "
                      "(H * W)), so memory stays bounded (2^23 = 4 full-HD "
-                     "pairs, ~2.4 GB fast, ~3.9 GB accurate on CPU); 0 = no "
+                     "pairs, ~2.3 GB fast, ~3.8 GB accurate on CPU); 0 = no "
                      "limit.")
 flags.DEFINE_integer("new_short", 0, "Resize so the shorter side is this "
                      "many px before the flow (0 keeps the size).")

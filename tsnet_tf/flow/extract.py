@@ -46,8 +46,8 @@ FORMATS = ("rawframes", "flo")
 SUMMARY_FILE = "extract_summary.json"
 # Pixels of the frame pairs in one `tvl1` call (Options.max_batch_pixels):
 # 2^23 ~ 4 full-HD pairs. One call holds a few hundred bytes per pixel of its
-# batch: at 1920x1080 on CPU a fresh process peaked at 2.4 GB (fast) and
-# 3.9 GB (accurate) for 4 pairs, 6.4 and 11.8 GB for 16
+# batch: at 1920x1080 on CPU a fresh process peaked at 2.33 GB (fast) and
+# 3.82 GB (accurate) for 4 pairs, 6.25 and 11.57 GB for 16
 # (`benchmarks/bench_video_memory.py --parts=tvl1`, docs/flow.md). 320x240
 # and 455x256 frames keep 16 pairs.
 DEFAULT_MAX_BATCH_PIXELS = 1 << 23

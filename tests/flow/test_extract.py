@@ -392,12 +392,21 @@ def test_progress_counts_flows_and_videos(hmdb_tree, tmp_path, monkeypatch):
     return bar
 
   monkeypatch.setattr(tqdm, "tqdm", recording)
+  totals = []
+
+  def flow_fn(frames):
+    totals.append(bars[0].total)
+    return extract.video_flow(frames, "fast", 4)
+
   summary = extract.extract_all(extract.find_videos(str(hmdb_tree)),
                                 str(tmp_path / "out"), extract.Options(**FAST),
-                                progress=True)
+                                progress=True, flow_fn=flow_fn)
   assert summary.num_flows == 8
   (bar,) = bars
-  # Total from the headers (4 flows for each 5-frame video, 0 for the broken).
+  # During run/a: its header's 4 flows, and 4 for each of the 2 videos to come;
+  # during wave/b: run/a's 4, its own 4, and the mean of 4 for wave/broken;
+  # during wave/broken (no header): the 8 done.
+  assert totals == [12, 12, 8]
   assert bar.unit == "flow" and bar.n == 8 and bar.total == 8
   assert "videos=3/3" in str(bar) and "failed=1" in str(bar)
 

@@ -482,9 +482,11 @@ def extract_all(videos: Sequence[Video], output_dir: str, options: Options,
     videos: from `find_videos`.
     output_dir: root of the outputs (created).
     options: `Options` (checked first).
-    progress: show a tqdm progress bar counting flows (its total from the
-      containers' frame counts, read without decoding; corrected as each
-      video ends), with the videos done and flows/s beside it.
+    progress: show a tqdm progress bar counting flows, with the videos
+      done, failures and flows/s beside it. Its total is estimated as the
+      run goes: the flows done, the current video's frame count from its
+      container header (no decoding), and the mean header count for each
+      video to come.
     log: where the one-line messages go (skipped unreadable videos).
     read_video: decoder override, see `extract_video`.
     flow_fn: flow override, see `extract_video`.
@@ -505,15 +507,23 @@ def extract_all(videos: Sequence[Video], output_dir: str, options: Options,
       summary.skipped.append(video.name)
     else:
       todo.append(video)
-  bar, expected = None, [0] * len(todo)
+  bar = None
   if progress:
     from tqdm import tqdm  # pylint: disable=g-import-not-at-top
-    expected = [_expected_flows(video.path) for video in todo]
-    bar = tqdm(total=sum(expected), unit="flow", dynamic_ncols=True)
+    bar = tqdm(total=0, unit="flow", dynamic_ncols=True)
+  finished_flows, headers = 0, []
   with concurrent.futures.ThreadPoolExecutor(
       max(1, options.num_writers)) as executor:
     for number, video in enumerate(todo):
       flows_seen = 0
+      if bar is not None:
+        # Total: the flows of the videos done, this video's header count, and
+        # the mean header count for each video to come (no upfront scan).
+        headers.append(_expected_flows(video.path))
+        to_come = len(todo) - number - 1
+        bar.total = (finished_flows + headers[-1]
+                     + round(to_come * sum(headers) / len(headers)))
+        bar.refresh()
 
       def on_flows(count):
         nonlocal flows_seen
@@ -535,15 +545,16 @@ def extract_all(videos: Sequence[Video], output_dir: str, options: Options,
         summary.done.append(video.name)
         summary.num_flows += count
         summary.flow_seconds += seconds
+      finished_flows += flows_seen
       if bar is not None:
-        # The header's count was an estimate (missing, or a truncated file).
-        bar.total += flows_seen - expected[number]
         postfix = {"videos": f"{number + 1}/{len(todo)}"}
         if summary.failed:
           postfix["failed"] = len(summary.failed)
         if summary.flow_seconds:
           postfix["flows/s"] = f"{summary.num_flows / summary.flow_seconds:.1f}"
         bar.set_postfix(postfix)
+  if bar is not None:
+    bar.total = finished_flows
   if bar is not None:
     bar.close()
   summary.seconds = time.perf_counter() - start

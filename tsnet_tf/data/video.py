@@ -61,8 +61,9 @@ class VideoInfo:
   Attributes:
     fps: frames per second (float, e.g. 29.97).
     num_frames: frame count from the container header, or counted by
-      demuxing (`count_frames`) when the header has none. For a file truncated after writing its header this is
-      the header's count, which can exceed what `read_video` returns.
+      demuxing (`count_frames`) when the header has none. For a file
+      truncated after writing its header this is the header's count, which
+      can exceed what `read_video` returns.
     height: frame height in pixels.
     width: frame width in pixels.
   """

@@ -25,7 +25,7 @@ One run, three parts, each printing a table:
 Neither TensorFlow nor OpenCV is imported unless present and needed.
 """
 
-import concurrent.futures
+import itertools
 import os
 import shutil
 import tempfile
@@ -76,11 +76,13 @@ def opencv_video_flow(cv2):
   """A `flow_fn` for `extract`: OpenCV DualTVL1 pair by pair (as denseflow)."""
   solver = cv2.optflow.DualTVL1OpticalFlow_create()
 
-  def flow_fn(frames):
-    grey = [cv2.cvtColor(np.asarray(f, np.uint8), cv2.COLOR_RGB2GRAY)
-            for f in frames]
-    for a, b in zip(grey[:-1], grey[1:]):
-      yield solver.calc(a, b, None)[None]
+  def flow_fn(frames):  # pulls frames one at a time, as extract expects
+    previous = None
+    for frame in frames:
+      grey = cv2.cvtColor(np.asarray(frame, np.uint8), cv2.COLOR_RGB2GRAY)
+      if previous is not None:
+        yield solver.calc(previous, grey, None)[None]
+      previous = grey
 
   return flow_fn
 
@@ -140,15 +142,17 @@ def part_extraction(cv2):
     return None
   videos = extract.find_videos(FLAGS.video_dir)[:FLAGS.num_videos]
   max_frames = FLAGS.max_frames or None
-  read = lambda path: video_io.read_video(path, max_frames=max_frames)
+  # Streams, as extract's default reader: frames decoded as the flow needs them.
+  read = lambda path: itertools.islice(video_io.iter_frames(path), max_frames)
   options = extract.Options(preset=FLAGS.preset, bound=FLAGS.bound,
                             batch_size=FLAGS.batch_size,
                             new_short=FLAGS.new_short)
   # Compile outside the timing, as a long extraction run amortises it.
-  first = tfrecords.resize_frames(read(videos[0].path), FLAGS.new_short)
+  first = np.stack([tfrecords.resize_frame(f, FLAGS.new_short) for f in
+                    itertools.islice(read(videos[0].path), FLAGS.batch_size + 1)])
   start = time.perf_counter()
-  for _ in extract.video_flow(first[:FLAGS.batch_size + 1], FLAGS.preset,
-                              FLAGS.batch_size):
+  for _ in extract.video_flow(first, FLAGS.preset, FLAGS.batch_size,
+                              options.max_batch_pixels):
     pass
   compile_s = time.perf_counter() - start
   size = f"{first.shape[2]}x{first.shape[1]}"

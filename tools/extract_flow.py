@@ -12,6 +12,11 @@ TensorFlow-GPU).
       --output_dir=O --preset=fast --bound=20 --format=flo
   KERAS_BACKEND=jax python tools/extract_flow.py --video_dir=V --output_dir=O
 
+Streams: frames are decoded, resized, turned into flow and written one batch
+at a time, so memory does not grow with a video's length (a 60 s 1080p video
+peaks as a 10 s one; benchmarks/bench_video_memory.py). The progress bar
+counts flows, with the videos done beside it.
+
 Resumable: each video is written to a temporary folder and renamed when
 complete; a rerun skips finished videos. Unreadable videos are named, counted
 and skipped. A summary goes to OUTPUT_DIR/extract_summary.json.
@@ -25,6 +30,7 @@ from absl import flags
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 # pylint: disable=g-import-not-at-top,wrong-import-position
+from tsnet_tf.flow import extract
 from tsnet_tf.utils import cli
 
 FLAGS = flags.FLAGS
@@ -43,6 +49,11 @@ flags.DEFINE_enum("format", "rawframes", ["rawframes", "flo"], "rawframes: "
                   "MMAction2/TSN JPEGs; flo: Middlebury float files.")
 flags.DEFINE_integer("batch_size", 16, "Frame pairs per TV-L1 call (larger "
                      "fills a GPU better).")
+flags.DEFINE_integer("max_batch_pixels", extract.DEFAULT_MAX_BATCH_PIXELS, "Fewer pairs per call "
+                     "for large frames: min(batch_size, max_batch_pixels // "
+                     "(H * W)), so memory stays bounded (2^23 = 4 full-HD "
+                     "pairs, ~2.3 GB fast, ~3.8 GB accurate on CPU); 0 = no "
+                     "limit.")
 flags.DEFINE_integer("new_short", 0, "Resize so the shorter side is this "
                      "many px before the flow (0 keeps the size).")
 flags.DEFINE_boolean("save_frames", True, "rawframes: also write the RGB "
@@ -56,10 +67,10 @@ flags.mark_flags_as_required(["video_dir", "output_dir"])
 
 def main(argv):
   del argv
-  from tsnet_tf.flow import extract
   options = extract.Options(
       preset=FLAGS.preset, bound=FLAGS.bound, fmt=FLAGS.format,
-      batch_size=FLAGS.batch_size, new_short=FLAGS.new_short,
+      batch_size=FLAGS.batch_size, max_batch_pixels=FLAGS.max_batch_pixels,
+      new_short=FLAGS.new_short,
       save_frames=FLAGS.save_frames, jpeg_quality=FLAGS.jpeg_quality,
       num_writers=FLAGS.num_writers)
   if os.path.exists(FLAGS.output_dir) and not os.path.isdir(FLAGS.output_dir):

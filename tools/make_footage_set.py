@@ -16,6 +16,7 @@ from absl import flags
 import tqdm
 
 from tsnet_tf.data import footage
+from tsnet_tf.data import video
 
 _VIDEO_DIR = flags.DEFINE_string("video_dir", None, "Folder of real videos (searched "
                                  "recursively).", required=True)
@@ -41,7 +42,7 @@ def main(argv):
   paths = footage.find_videos(_VIDEO_DIR.value)
   if not paths:
     raise app.UsageError(f"--video_dir {_VIDEO_DIR.value!r} holds no video "
-                         f"({', '.join(footage.VIDEO_EXTENSIONS)})")
+                         f"({', '.join(video.VIDEO_EXTENSIONS)})")
   try:
     with tqdm.tqdm(total=len(paths), unit="video", desc="make_footage_set", delay=1) as bar:
       summary = footage.build_direction_dataset(

@@ -12,7 +12,6 @@ import os
 import sys
 
 from absl import flags
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
@@ -36,15 +35,12 @@ flags.DEFINE_float("max_flow", 0.0, "Flow magnitude (px) drawn fully "
                    "saturated; 0 = the largest in each row.")
 
 
-def _resize(frames: np.ndarray, size: int) -> np.ndarray:
+def _longer_side_size(height: int, width: int, size: int):
+  """(height, width) with the longer side scaled to `size` (0: unchanged)."""
   if not size:
-    return frames
-  from PIL import Image
-  height, width = frames.shape[1:3]
+    return height, width
   scale = size / max(height, width)
-  new = (max(2, int(round(width * scale))), max(2, int(round(height * scale))))
-  return np.stack([np.asarray(Image.fromarray(f).resize(new, Image.BILINEAR))
-                   for f in frames])
+  return max(2, int(round(height * scale))), max(2, int(round(width * scale)))
 
 
 def visualize_video(video: str, output: str, rows: int = 3, size: int = 224,
@@ -58,16 +54,12 @@ def visualize_video(video: str, output: str, rows: int = 3, size: int = 224,
   from PIL import Image
   from tsnet_tf.data import video as video_lib
   from tsnet_tf.utils import io
-  starts = []
-
-  def indices(num_frames):  # read_frames' last call decides the frames read
-    starts[:] = pick_triplets(num_frames, rows, stride)
-    return triplet_indices(starts, stride)
-
+  resize = lambda f: video_lib.resize_frame(f, _longer_side_size(*f.shape[:2], size))
   try:
-    triplets = video_lib.read_frames(video, indices,
-                                     lambda f: _resize(f[None], size)[0])
-    figure = triplets_figure(triplets, starts, stride, preset, max_flow)
+    read = video_lib.read_selection(
+        video, lambda n: triplet_indices(pick_triplets(n, rows, stride), stride), resize)
+    starts = pick_triplets(read.num_frames, rows, stride)
+    figure = triplets_figure(read.frames, starts, stride, preset, max_flow)
   except video_lib.VideoDecodeError:
     raise
   except ValueError as e:

@@ -139,6 +139,7 @@ def test_windows_are_read_resized_without_the_rest_of_the_video(tmp_path):
   decoded = video.read_video(path)
   for (start, end), window in zip(spans, windows):
     assert window.shape == (end - start, 24, 32, 3)
-    np.testing.assert_array_equal(window, footage._resize(decoded[start:end], (24, 32)))  # pylint: disable=protected-access
+    np.testing.assert_array_equal(
+        window, np.stack([video.resize_frame(f, (24, 32)) for f in decoded[start:end]]))
   with pytest.raises(footage._TooShort):  # pylint: disable=protected-access
     footage._read_windows(path, info, 4, 2, 10, 20, short_side=24)  # pylint: disable=protected-access

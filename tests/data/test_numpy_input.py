@@ -86,6 +86,22 @@ def test_video_clips_batches(videos_root):
     evaluation[len(evaluation)]
 
 
+def test_clips_read_from_files_equal_the_decoded_video_path(videos_root):
+  """VideoClips reads only the clips' frames; the clips are those of the whole
+  decoded video (the same random start, window and flip for a seed)."""
+  from tsnet_tf.data import video  # pylint: disable=g-import-not-at-top
+  videos, _ = numpy_input.hmdb51_videos(os.path.join(videos_root, "videos"),
+                                        os.path.join(videos_root, "splits"))
+  for path, _ in videos[:3]:
+    frames = video.read_video(path)
+    for seed in ([0, 0, 1], [3, 1, 0]):
+      np.testing.assert_array_equal(
+          numpy_input.read_train_clip(path, 4, 16, seed, 2, (0.5, 1.0)),
+          numpy_input.train_clip(frames, 4, 16, np.random.default_rng(seed), 2, (0.5, 1.0)))
+    np.testing.assert_array_equal(numpy_input.read_eval_clips(path, 4, 16, 3, 2),
+                                  numpy_input.eval_clips(frames, 4, 16, 3, 2))
+
+
 def test_imports_without_tensorflow():
   pytest.importorskip("jax")  # a backend that is not TensorFlow
   code = ("import sys\n"

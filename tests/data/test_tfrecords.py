@@ -249,3 +249,36 @@ def test_bad_settings_raise():
     tfrecords.ConversionSettings(jpeg_quality=0).validate()
   with pytest.raises(ValueError, match="--frame_stride"):
     tfrecords.ConversionSettings(frame_stride=0).validate()
+
+
+def test_encode_video_streams_and_equals_encoding_the_decoded_video(tmp_path):
+  """Each kept frame is encoded as it is decoded: the JPEGs equal encoding
+  the fully decoded video's frames[::stride], and memory holds the JPEGs, not
+  the decoded frames (numpy buffers are traced by tracemalloc)."""
+  import tracemalloc  # pylint: disable=g-import-not-at-top
+  height, width, num_frames = 96, 128, 90
+  yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+  frames = np.stack([np.stack([128 + 100 * np.sin((xx + 2 * t) / 9.0),
+                               128 + 100 * np.cos(yy / 7.0),
+                               np.full_like(xx, 80.0)], -1)
+                     for t in range(num_frames)]).astype(np.uint8)
+  path = str(tmp_path / "v.avi")
+  video.write_video(path, frames, fps=30)
+  task = tfrecords.VideoTask(path, "c", 0, "v.avi", 0, {1: 1})
+  decoded = video.read_video(path)
+  for settings in (tfrecords.ConversionSettings(short_side=48, frame_stride=2),
+                   tfrecords.ConversionSettings(short_side=0, frame_stride=1)):
+    kind, jpegs, info = tfrecords.encode_video(task, settings)
+    want, h, w = tfrecords.encode_frames(decoded[::settings.frame_stride], settings)
+    assert kind == "ok" and jpegs == want and (info["height"], info["width"]) == (h, w)
+    assert info["decoded_frames"] == info["header_frames"] == num_frames
+  del decoded
+  tfrecords.encode_video(task, settings)  # warm up (one-time allocations)
+  tracemalloc.start()
+  try:
+    _, jpegs, _ = tfrecords.encode_video(task, settings)
+    peak = tracemalloc.get_traced_memory()[1]
+  finally:
+    tracemalloc.stop()
+  frame_bytes = height * width * 3
+  assert peak < sum(len(j) for j in jpegs) + 16 * frame_bytes < num_frames * frame_bytes / 2

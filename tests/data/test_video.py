@@ -297,3 +297,110 @@ def test_read_frames_on_real_clips(name):
   idx = np.array([0, 1, len(full) // 2, len(full) - 1])
   np.testing.assert_array_equal(video.read_frames(path, idx, _half),
                                 np.stack([_half(f) for f in full[idx]]))
+
+
+# -- one decoding pass (VideoReader, iter_frames, read_selection) -------------
+
+
+def _count_decoded(monkeypatch):
+  """Counts the frames every VideoReader decodes."""
+  decoded = []
+  real = video.VideoReader.decoded
+
+  def counting(self):
+    for frame in real(self):
+      decoded.append(self.path)
+      yield frame
+
+  monkeypatch.setattr(video.VideoReader, "decoded", counting)
+  return decoded
+
+
+def test_iter_frames_streams_every_frame_in_order(long_path):
+  full = video.read_video(long_path)
+  frames = video.iter_frames(long_path, _half)
+  np.testing.assert_array_equal(next(frames), _half(full[0]))  # before the rest decodes
+  np.testing.assert_array_equal(np.stack(list(frames)), np.stack([_half(f) for f in full[1:]]))
+  with video.VideoReader(long_path) as reader:
+    assert (reader.fps, reader.header_frames) == (25.0, 40)
+    kept = list(reader.frames(step=3))
+    assert reader.num_decoded == 40
+  np.testing.assert_array_equal(np.stack(kept), full[::3])
+
+
+def test_iter_frames_on_unreadable_files(tmp_path, clip_path):
+  empty = tmp_path / "empty.avi"
+  empty.write_bytes(b"")
+  data = clip_path.read_bytes()
+  header_only = tmp_path / "header_only.avi"
+  header_only.write_bytes(data[: data.find(b"movi") + 4])
+  for path, reason in ((empty, "empty"), (header_only, "no decodable frames")):
+    with pytest.raises(video.VideoDecodeError, match=reason):
+      list(video.iter_frames(path))
+
+
+def test_read_selection_returns_the_decoded_count_in_one_pass(long_path, monkeypatch):
+  decoded = _count_decoded(monkeypatch)
+  read = video.read_selection(long_path, lambda n: np.arange(n - 2, n))
+  assert read.num_frames == 40 and read.indices.tolist() == [38, 39]
+  assert len(decoded) == 40  # one decoding pass; the count came from demuxing
+  np.testing.assert_array_equal(read.frames, video.read_video(long_path)[38:])
+
+
+def test_read_frames_with_fixed_indices_stops_after_the_last_one(long_path, monkeypatch):
+  decoded = _count_decoded(monkeypatch)
+  read = video.read_selection(long_path, [5, 2])
+  assert len(decoded) == 6 and read.num_frames is None
+
+
+def test_only_frame_count_errors_are_checked_by_decoding(long_path, monkeypatch):
+  """A selector's FrameCountError on the demuxed count is checked against the
+  decoded count; any other error propagates at once, without decoding."""
+  decoded = _count_decoded(monkeypatch)
+  monkeypatch.setattr(video, "count_frames", lambda path: 30)  # a low estimate
+  asked = []
+
+  def needs_35(n):
+    asked.append(n)
+    if n < 35:
+      raise video.FrameCountError(f"{n} frames")
+    return [34]
+
+  np.testing.assert_array_equal(video.read_frames(long_path, needs_35),
+                                video.read_video(long_path)[[34]])
+  assert asked == [30, 40]
+  decoded.clear()
+
+  def broken(n):
+    raise ValueError("a bug in the selector")
+
+  with pytest.raises(ValueError, match="a bug"):
+    video.read_frames(long_path, broken)
+  assert not decoded
+
+
+def test_probe_video_counts_packets_not_frames_without_a_header_count(monkeypatch):
+  path = os.path.join(SHARED_VIDEO, "kinetics", "flipping_pancake.mkv")
+  if not os.path.exists(path):
+    pytest.skip(f"no {path}")
+  decoded = _count_decoded(monkeypatch)
+  info = video.probe_video(path)
+  assert info.num_frames == 310 and len(decoded) == 1  # MKV: no count in the header
+
+
+def test_find_video_files_skips_hidden_and_other_files(tmp_path):
+  for name in ("b/x.AVI", "a/y.mp4", "a/.hidden.avi", ".tmp/z.avi", "a/notes.txt", "c.mkv"):
+    (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / name).write_bytes(b"")
+  assert video.find_video_files(tmp_path) == [
+      str(tmp_path / "a" / "y.mp4"), str(tmp_path / "b" / "x.AVI"), str(tmp_path / "c.mkv")]
+  assert video.find_video_files(tmp_path / "missing") == []
+
+
+def test_resize_frame_is_pil_bilinear():
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  frame = _smooth_frames(t=1)[0]
+  np.testing.assert_array_equal(
+      video.resize_frame(frame, (16, 20)),
+      np.asarray(Image.fromarray(frame).resize((20, 16), Image.BILINEAR)))
+  assert video.resize_frame(frame, frame.shape[:2]) is frame

@@ -1,10 +1,15 @@
 """Tests of tsnet_tf/flow/extract.py and tools/extract_flow.py."""
 
 import concurrent.futures
+import importlib
+import io
 import json
 import os
 import subprocess
 import sys
+import threading
+import time
+import tracemalloc
 
 import numpy as np
 from PIL import Image
@@ -187,9 +192,230 @@ def test_real_clip(tmp_path):
   assert abs(float(np.median(flow_x)) - 128) <= 3 and flow_x.std() > 0.5
 
 
+def _old_extraction(path, out_dir, preset, batch_size, quality=95, bound=20.0):
+  """What extract_video wrote before it streamed: every frame decoded into
+  memory first, then `tvl1` on the padded batches of pairs (t, t+1)."""
+  frames = video_io.read_video(path)
+  os.makedirs(out_dir)
+  for t, frame in enumerate(frames, 1):
+    Image.fromarray(frame).save(os.path.join(out_dir, f"img_{t:05d}.jpg"),
+                                quality=quality)
+  num_pairs = len(frames) - 1
+  for start in range(0, num_pairs, batch_size):
+    index = np.minimum(np.arange(start, start + batch_size), num_pairs - 1)
+    flows = np.asarray(tvl1(frames[index].astype(np.float32),
+                            frames[index + 1].astype(np.float32), preset))
+    for i, flow in enumerate(flows[:min(batch_size, num_pairs - start)]):
+      image = extract.flow_to_uint8(flow, bound)
+      for axis, name in ((0, "x"), (1, "y")):
+        Image.fromarray(np.ascontiguousarray(image[..., axis])).save(
+            os.path.join(out_dir, f"flow_{name}_{start + i + 1:05d}.jpg"),
+            quality=quality)
+
+
+def test_streaming_output_is_byte_identical_to_the_whole_video_path(tmp_path):
+  """The real clip's 120 frames, 119 flows in batches of 4 (the last one
+  padded): every file equals what the read-everything path wrote."""
+  if not os.path.exists(_REAL_CLIP):
+    pytest.skip(f"no {_REAL_CLIP}")
+  with concurrent.futures.ThreadPoolExecutor(2) as pool:
+    count, _ = extract.extract_video(extract.Video(_REAL_CLIP, "new"),
+                                     str(tmp_path), extract.Options(**FAST),
+                                     pool)
+  assert count == 119
+  _old_extraction(_REAL_CLIP, str(tmp_path / "old"), "fast", 4)
+  names = sorted(os.listdir(tmp_path / "old"))
+  assert len(names) == 120 + 2 * 119
+  assert sorted(os.listdir(tmp_path / "new")) == names
+  for name in names:
+    assert ((tmp_path / "new" / name).read_bytes()
+            == (tmp_path / "old" / name).read_bytes()), name
+
+
+def test_flow_starts_before_the_decoder_reaches_the_end(tmp_path, monkeypatch):
+  """The default reader is pulled one frame at a time: the first batch's flow
+  is computed when only that batch's frames (and the next one) are decoded."""
+  path = str(tmp_path / "v.avi")
+  _write(path, num_frames=40)
+  decoded = []
+  real_iter_frames = video_io.iter_frames
+
+  def counting(*args, **kwargs):
+    for frame in real_iter_frames(*args, **kwargs):
+      decoded.append(1)
+      yield frame
+
+  monkeypatch.setattr(video_io, "iter_frames", counting)
+  seen_at_batch = []
+  with concurrent.futures.ThreadPoolExecutor(1) as pool:
+    count, _ = extract.extract_video(
+        extract.Video(path, "v"), str(tmp_path / "out"),
+        extract.Options(**FAST), pool,
+        on_flows=lambda n: seen_at_batch.append((n, len(decoded))))
+  assert count == 39 and len(decoded) == 40
+  # Batch k (4 pairs) needs frames up to 4k + 1; nothing more was decoded.
+  assert seen_at_batch[0] == (4, 5)
+  assert seen_at_batch == [(4, 4 * k + 5) for k in range(9)] + [(3, 40)]
+
+
+def test_video_flow_streams_an_iterator_in_padded_batches(monkeypatch):
+  """video_flow pulls frames lazily, keeps the last frame of a batch as the
+  first of the next, pads the last call, and caps pairs per call by pixels."""
+  # The module (the package's `tvl1` attribute is the function).
+  tvl1_module = importlib.import_module("tsnet_tf.flow.tvl1")
+  calls = []
+
+  def fake_tvl1(first, second, preset, **overrides):
+    calls.append((first[:, 0, 0, 0].tolist(), second[:, 0, 0, 0].tolist()))
+    return np.repeat((second - first)[..., :1], 2, -1)
+
+  monkeypatch.setattr(tvl1_module, "tvl1", fake_tvl1)
+  pulled = []
+
+  def frames():
+    for t in range(8):  # frame t has the value t
+      pulled.append(t)
+      yield np.full((4, 6, 3), t, np.uint8)
+
+  batches = extract.video_flow(frames(), "fast", batch_size=3)
+  first = next(batches)
+  assert pulled == [0, 1, 2, 3] and len(first) == 3
+  rest = list(batches)
+  assert [len(b) for b in rest] == [3, 1]
+  assert calls == [([0, 1, 2], [1, 2, 3]), ([3, 4, 5], [4, 5, 6]),
+                   ([6, 6, 6], [7, 7, 7])]
+  calls.clear()
+  # 4 x 6 = 24 px a frame: a budget of 50 px allows 2 pairs per call.
+  assert [len(b) for b in extract.video_flow(
+      (np.zeros((4, 6, 3), np.uint8) for _ in range(6)), "fast", 16,
+      max_batch_pixels=50)] == [2, 2, 1]
+  assert [len(c[0]) for c in calls] == [2, 2, 2]
+  assert not list(extract.video_flow(iter([]), "fast"))
+
+
+def test_pairs_per_call_budget():
+  assert extract.pairs_per_call(16, 0, 1080, 1920) == 16
+  assert extract.pairs_per_call(16, extract.DEFAULT_MAX_BATCH_PIXELS, 1080,
+                                1920) == 4
+  assert extract.pairs_per_call(16, extract.DEFAULT_MAX_BATCH_PIXELS, 240,
+                                320) == 16
+  assert extract.pairs_per_call(16, extract.DEFAULT_MAX_BATCH_PIXELS, 2160,
+                                3840) == 1
+  assert extract.pairs_per_call(16, 1, 2160, 3840) == 1
+
+
+def _zero_flow(frames):
+  """A flow_fn that costs nothing and pulls frames as video_flow does."""
+  previous = None
+  for frame in frames:
+    if previous is not None:
+      yield np.zeros(frame.shape[:2] + (2,), np.float32)[None]
+    previous = frame
+
+
+def test_memory_does_not_grow_with_the_video_length(tmp_path):
+  """numpy buffers are traced by tracemalloc: a video 4x longer peaks the
+  same, far below its decoded frames."""
+  frame_bytes = 48 * 64 * 3
+  rng = np.random.default_rng(0)
+  for num_frames in (30, 120):
+    video_io.write_video(str(tmp_path / f"v{num_frames}.avi"),
+                         rng.integers(0, 256, (num_frames, 48, 64, 3), dtype=np.uint8),
+                         fps=25)
+
+  def peak(name, num_frames):
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+      tracemalloc.start()
+      try:
+        count, _ = extract.extract_video(
+            extract.Video(str(tmp_path / f"v{num_frames}.avi"), name),
+            str(tmp_path / "out"), extract.Options(**FAST), pool,
+            flow_fn=_zero_flow)
+        assert count == num_frames - 1
+        return tracemalloc.get_traced_memory()[1]
+      finally:
+        tracemalloc.stop()
+
+  peak("warm_up", 30)  # one-time allocations (imports, caches)
+  short, long = peak("short", 30), peak("long", 120)
+  assert long < short + 4 * frame_bytes
+  assert long < 20 * frame_bytes  # the old path held all 120 frames
+
+
+def test_writes_are_bounded_when_the_disk_is_slow(tmp_path, monkeypatch):
+  """Back-pressure: with a writer much slower than the flow, images wait in a
+  bounded queue (3 x pairs per call) instead of piling up."""
+  path = str(tmp_path / "v.avi")
+  _write(path, num_frames=40)
+  real_write = extract._write_jpeg
+  in_flight, lock = [0, 0], threading.Lock()
+
+  class CountingPool(concurrent.futures.ThreadPoolExecutor):
+
+    def submit(self, fn, *args):
+      with lock:
+        in_flight[0] += 1
+        in_flight[1] = max(in_flight[1], in_flight[0])
+
+      def run():
+        try:
+          fn(*args)
+        finally:
+          with lock:
+            in_flight[0] -= 1
+
+      return super().submit(run)
+
+  def slow_write(*args):
+    time.sleep(0.005)
+    real_write(*args)
+
+  monkeypatch.setattr(extract, "_write_jpeg", slow_write)
+  with CountingPool(1) as pool:
+    count, _ = extract.extract_video(extract.Video(path, "v"),
+                                     str(tmp_path / "out"),
+                                     extract.Options(**FAST), pool,
+                                     flow_fn=_zero_flow)
+  assert count == 39
+  assert len(os.listdir(tmp_path / "out" / "v")) == 40 + 2 * 39
+  assert 3 <= in_flight[1] <= 3 * 4  # FAST: 4 pairs per call
+
+
+def test_progress_counts_flows_and_videos(hmdb_tree, tmp_path, monkeypatch):
+  import tqdm  # pylint: disable=g-import-not-at-top
+  bars = []
+  real_tqdm = tqdm.tqdm
+
+  def recording(*args, **kwargs):
+    bar = real_tqdm(*args, file=io.StringIO(), **kwargs)
+    bars.append(bar)
+    return bar
+
+  monkeypatch.setattr(tqdm, "tqdm", recording)
+  totals = []
+
+  def flow_fn(frames):
+    totals.append(bars[0].total)
+    return extract.video_flow(frames, "fast", 4)
+
+  summary = extract.extract_all(extract.find_videos(str(hmdb_tree)),
+                                str(tmp_path / "out"), extract.Options(**FAST),
+                                progress=True, flow_fn=flow_fn)
+  assert summary.num_flows == 8
+  (bar,) = bars
+  # During run/a: its header's 4 flows, and 4 for each of the 2 videos to come;
+  # during wave/b: run/a's 4, its own 4, and the mean of 4 for wave/broken;
+  # during wave/broken (no header): the 8 done.
+  assert totals == [12, 12, 8]
+  assert bar.unit == "flow" and bar.n == 8 and bar.total == 8
+  assert "videos=3/3" in str(bar) and "failed=1" in str(bar)
+
+
 def test_options_are_checked():
   for bad, match in ((dict(fmt="png"), "format"), (dict(bound=0), "bound"),
                      (dict(batch_size=0), "batch_size"),
+                     (dict(max_batch_pixels=-1), "max_batch_pixels"),
+                     (dict(num_writers=0), "num_writers"),
                      (dict(preset="best"), "unknown preset")):
     with pytest.raises(ValueError, match=match):
       extract.Options(**bad).check()

@@ -63,7 +63,6 @@ def playback(clip: np.ndarray, variant: str) -> np.ndarray:
   if variant == "x2":
     return clip[0:2 * half:2]
   raise ValueError(f"unknown playback variant {variant!r}")
-VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,15 +90,10 @@ def source_name(path: str) -> str:
 
 
 def find_videos(video_dir: str) -> List[str]:
-  """Video files under `video_dir` (recursively), sorted."""
+  """Video files under `video_dir` (`video.find_video_files`), sorted."""
   if not os.path.isdir(video_dir):
     raise ValueError(f"--video_dir {video_dir!r} is not a directory")
-  found = []
-  for root, dirs, files in os.walk(video_dir):
-    dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-    found += [os.path.join(root, f) for f in files
-              if f.lower().endswith(VIDEO_EXTENSIONS) and not f.startswith(".")]
-  return sorted(found)
+  return video_lib.find_video_files(video_dir)
 
 
 def plan_windows(num_frames: int, windows: int, gap: int,
@@ -128,15 +122,7 @@ def _even_size(height: int, width: int, short_side: int) -> Tuple[int, int]:
   return (max(2, int(round(height * scale / 2)) * 2), max(2, int(round(width * scale / 2)) * 2))
 
 
-def _resize(frames: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
-  if frames.shape[1:3] == size:
-    return frames
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-  return np.stack([np.asarray(Image.fromarray(f).resize((size[1], size[0]), Image.BILINEAR))
-                   for f in frames])
-
-
-class _TooShort(ValueError):
+class _TooShort(video_lib.FrameCountError):
   """A video whose windows would be shorter than the minimum."""
 
   def __init__(self, num_frames: int):
@@ -162,17 +148,17 @@ def _read_windows(path: str, info: "video_lib.VideoInfo", windows: int, gap: int
     video_lib.VideoDecodeError: as `video_lib.read_frames`.
   """
   size = _even_size(info.height, info.width, short_side)
-  chosen = {}
 
-  def indices(num_frames):
+  def spans_of(num_frames):
     spans = plan_windows(num_frames, windows, gap, max_frames)
     if not spans or spans[0][1] - spans[0][0] < min_frames:
       raise _TooShort(num_frames)
-    chosen["spans"] = spans
-    return np.concatenate([np.arange(start, end) for start, end in spans])
+    return spans
 
-  frames = video_lib.read_frames(path, indices, transform=lambda f: _resize(f[None], size)[0])
-  spans = chosen["spans"]
+  read = video_lib.read_selection(
+      path, lambda n: np.concatenate([np.arange(a, b) for a, b in spans_of(n)]),
+      transform=lambda f: video_lib.resize_frame(f, size))
+  frames, spans = read.frames, spans_of(read.num_frames)
   bounds = np.cumsum([0] + [end - start for start, end in spans])
   return spans, [frames[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 

@@ -5,8 +5,11 @@ GPU machine has JAX and no TensorFlow). Where TensorFlow exists, the tf.data
 pipeline (`pipeline.make_dataset`, reading the TFRecords) is the source for
 every backend; this module gives the same clips from the videos themselves:
 
-- `VideoClips`: HMDB51-layout videos decoded with PyAV (`video.read_video`),
-  frame indices from `sampling`'s numpy twins, and the geometry of
+- `VideoClips`: HMDB51-layout videos decoded with PyAV, keeping only each
+  clip's frames (`video.read_selection`: evaluation clips through the clip
+  contract's `ClipSpec.read_clip`, training clips at `sampling`'s random
+  start), so memory depends on the clips, not on the videos' length; and the
+  geometry of
   `preprocessing` (training: scale-jittered random square window, resize,
   flip; evaluation: centre square of side min(H, W), resize), in numpy. The
   resize is bilinear with half-pixel centres and no antialiasing, like
@@ -92,7 +95,12 @@ def train_clip(frames: np.ndarray, num_frames: int, crop_size: int,
                flip: bool = True) -> np.ndarray:
   """One training clip of a decoded video `[N, H, W, 3]`: float32 `[T, S, S, 3]`."""
   idx = sampling.train_indices_np(frames.shape[0], num_frames, rng, stride=frame_stride)
-  clip = frames[idx]
+  return _augment(frames[idx], crop_size, rng, scale_range, flip)
+
+
+def _augment(clip: np.ndarray, crop_size: int, rng: np.random.Generator,
+             scale_range: Sequence[float], flip: bool) -> np.ndarray:
+  """`train_clip`'s geometry on the clip's frames `[T, H, W, 3]` (rng after sampling)."""
   window = random_window(clip.shape[1], clip.shape[2], rng, scale_range)
   y, x, h, w = window
   clip = clip[:, y:y + h, x:x + w]
@@ -104,16 +112,43 @@ def train_clip(frames: np.ndarray, num_frames: int, crop_size: int,
 def eval_clips(frames: np.ndarray, num_frames: int, crop_size: int, num_clips: int = 1,
                frame_stride: int = 1) -> np.ndarray:
   """The evaluation clips of a decoded video: float32 `[K, T, S, S, 3]`."""
-  clips = sampling.sample_eval_clips(frames, num_frames, num_clips, stride=frame_stride)
+  return _crop_clips(sampling.sample_eval_clips(frames, num_frames, num_clips,
+                                                stride=frame_stride), crop_size)
+
+
+def _crop_clips(clips: np.ndarray, crop_size: int) -> np.ndarray:
+  """Centre square of each clip `[K, T, H, W, 3]`, resized: float32 `[K, T, S, S, 3]`."""
   window = centre_window(clips.shape[2], clips.shape[3])
   return np.stack([crop_and_resize(c, window, crop_size) for c in clips])
 
 
-def _read_video(path: str) -> np.ndarray:
+def read_train_clip(path: str, num_frames: int, crop_size: int, rng_seed,
+                    frame_stride: int = 1,
+                    scale_range: Sequence[float] = DEFAULT_SCALE_RANGE,
+                    flip: bool = True) -> np.ndarray:
+  """`train_clip(read_video(path), ..., np.random.default_rng(rng_seed), ...)`,
+  decoding and keeping only the clip's frames: float32 `[T, S, S, 3]`."""
   # PyAV only where videos are read: generated clips need no `av` (the GPU
   # machine's image has none).
   from tsnet_tf.data import video as video_lib  # pylint: disable=g-import-not-at-top
-  return video_lib.read_video(path)
+  # The selector may be asked twice (read_selection), so each call starts
+  # from the seed; the rng then continues as train_clip's after its sampling.
+  start = lambda n: sampling.train_indices_np(n, num_frames, np.random.default_rng(rng_seed),
+                                              stride=frame_stride)
+  read = video_lib.read_selection(path, start)
+  rng = np.random.default_rng(rng_seed)
+  sampling.train_indices_np(read.num_frames, num_frames, rng, stride=frame_stride)
+  return _augment(read.frames, crop_size, rng, scale_range, flip)
+
+
+def read_eval_clips(path: str, num_frames: int, crop_size: int, num_clips: int = 1,
+                    frame_stride: int = 1) -> np.ndarray:
+  """`eval_clips(read_video(path), ...)` through the clip contract's
+  `ClipSpec.read_clip`, keeping only the clips' frames: float32 `[K, T, S, S, 3]`."""
+  from tsnet_tf.data import clip_spec  # pylint: disable=g-import-not-at-top
+  spec = clip_spec.ClipSpec(num_frames=num_frames, crop_size=crop_size,
+                            frame_stride=frame_stride)
+  return _crop_clips(spec.read_clip(path, num_clips), crop_size)
 
 
 def hmdb51_videos(video_dir: str, split_dir: str, split: int = 1, subset: str = "train",
@@ -202,9 +237,9 @@ class VideoClips(keras.utils.PyDataset):
       clips, labels = [], []
       for position in range(index * self.batch_size, (index + 1) * self.batch_size):
         path, label = self.videos[self._order[position]]
-        rng = np.random.default_rng([self.seed, self._epoch, position])
-        clips.append(train_clip(_read_video(path), self.num_frames, self.crop_size,
-                                rng, self.frame_stride, self.scale_range, self.flip))
+        clips.append(read_train_clip(path, self.num_frames, self.crop_size,
+                                     [self.seed, self._epoch, position], self.frame_stride,
+                                     self.scale_range, self.flip))
         labels.append(label)
       return np.stack(clips), np.asarray(labels, np.int32)
     first = index * self.batch_size
@@ -214,8 +249,8 @@ class VideoClips(keras.utils.PyDataset):
       path, label = self.videos[video_index]
       ks = [k for k in range(self.num_clips)
             if first <= video_index * self.num_clips + k < last]
-      all_clips = eval_clips(_read_video(path), self.num_frames, self.crop_size,
-                             self.num_clips, self.frame_stride)
+      all_clips = read_eval_clips(path, self.num_frames, self.crop_size, self.num_clips,
+                                  self.frame_stride)
       clips.extend(all_clips[ks])
       labels.extend([label] * len(ks))
     return np.stack(clips), np.asarray(labels, np.int32)

@@ -212,8 +212,26 @@ def output_size(height: int, width: int, short_side: int):
   return max(1, int(round(height * scale))), short_side
 
 
+def encode_frame(frame: np.ndarray, settings: ConversionSettings) -> bytes:
+  """One decoded frame as the records store it: resized, then JPEG-encoded.
+
+  Args:
+    frame: uint8 [H, W, 3] RGB.
+    settings: short side and JPEG quality.
+
+  Returns:
+    The JPEG bytes of the frame scaled to `output_size` (PIL bilinear,
+    antialiased; `video.resize_frame`).
+  """
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  buf = io.BytesIO()
+  Image.fromarray(resize_frame(frame, settings.short_side)).save(
+      buf, format="JPEG", quality=settings.jpeg_quality)
+  return buf.getvalue()
+
+
 def encode_frames(frames: np.ndarray, settings: ConversionSettings):
-  """Resizes (PIL bilinear, antialiased) and JPEG-encodes frames.
+  """`encode_frame` of each frame.
 
   Args:
     frames: uint8 [T, H, W, 3] RGB.
@@ -224,63 +242,51 @@ def encode_frames(frames: np.ndarray, settings: ConversionSettings):
   """
   height, width = frames.shape[1:3]
   out_h, out_w = output_size(height, width, settings.short_side)
-  encoded = []
-  for img in _resized_images(frames, settings.short_side):
-    buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=settings.jpeg_quality)
-    encoded.append(buf.getvalue())
-  return encoded, out_h, out_w
+  return [encode_frame(f, settings) for f in frames], out_h, out_w
 
 
-def _resized_images(frames: np.ndarray, short_side: int):
-  """PIL images of `frames` scaled to `short_side` (PIL bilinear, antialiased)."""
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-  height, width = frames.shape[1:3]
-  out_h, out_w = output_size(height, width, short_side)
-  for f in frames:
-    img = Image.fromarray(f)
-    if (out_h, out_w) != (height, width):
-      img = img.resize((out_w, out_h), Image.BILINEAR)
-    yield img
+def resize_frame(frame: np.ndarray, short_side: int) -> np.ndarray:
+  """uint8 [h, w, 3]: one frame scaled as the converter stores it (`output_size`)."""
+  from tsnet_tf.data import video  # pylint: disable=g-import-not-at-top
+  return video.resize_frame(frame, output_size(frame.shape[0], frame.shape[1], short_side))
 
 
 def resize_frames(frames: np.ndarray, short_side: int) -> np.ndarray:
   """uint8 [T, h, w, 3]: `encode_frames`' resize without the JPEG encoding."""
-  return np.stack([np.asarray(img) for img in _resized_images(frames, short_side)])
+  return np.stack([resize_frame(f, short_side) for f in frames])
 
 
 def encode_video(task: VideoTask, settings: ConversionSettings):
   """Decodes and JPEG-encodes one video (runs in worker processes; uses no TF op).
+
+  Streams: each kept frame (one in `frame_stride`) is resized and encoded as
+  it is decoded, so memory holds the encoded record, never the decoded video.
 
   Returns:
     ("ok", jpegs, info) or ("skip", reason): a bad video (empty, truncated before
     any frame, undecodable, zero frames) is a skip with the reason, never raised.
   """
   from tsnet_tf.data import video  # pylint: disable=g-import-not-at-top
-  counted = {}
-
-  def stored_frames(num_frames):  # the last call has the decoded count
-    counted["decoded"] = num_frames
-    return np.arange(0, num_frames, settings.frame_stride)
-
   try:
-    meta = video.probe_video(task.path)
-    # Only the stored frames are kept, each scaled down as it is decoded: a
-    # long full-HD video needs the memory of its stored frames, not of its
-    # decoded ones.
-    frames = video.read_frames(task.path, stored_frames,
-                               transform=lambda f: resize_frames(f[None], settings.short_side)[0])
+    with video.VideoReader(task.path) as reader:
+      if not reader.fps:
+        raise video.VideoDecodeError(task.path, "container gives no frame rate")
+      jpegs, height, width = [], 0, 0
+      for frame in reader.frames(step=settings.frame_stride):
+        if not jpegs:
+          height, width = output_size(frame.shape[0], frame.shape[1], settings.short_side)
+        jpegs.append(encode_frame(frame, settings))
+      decoded, fps = reader.num_decoded, reader.fps
+      listed = reader.header_frames or decoded
   except video.VideoDecodeError as e:
     return ("skip", e.reason)
   except Exception as e:  # pylint: disable=broad-except
     # A decoder crash on one file must not stop a multi-hour conversion.
     return ("skip", f"{type(e).__name__}: {e}")
   # Fewer frames than the header lists: a file cut short, kept but reported.
-  decoded, listed = counted["decoded"], meta.num_frames
-  jpegs, height, width = encode_frames(frames, settings)
   return ("ok", jpegs, {"video": task.media_id, "video_index": task.video_index,
                         "label": task.label, "num_frames": len(jpegs), "height": height,
-                        "width": width, "fps": meta.fps / settings.frame_stride,
+                        "width": width, "fps": fps / settings.frame_stride,
                         "decoded_frames": decoded, "header_frames": listed,
                         "splits": {str(k): v for k, v in sorted(task.split_ids.items())}})
 

@@ -2,10 +2,17 @@
 
 Everything else in the project sees videos as uint8 RGB arrays `[T, H, W, 3]`.
 
-  frames = read_video("clap/x.avi")           # uint8 [T, H, W, 3], RGB
   info = probe_video("clap/x.avi")            # VideoInfo(fps, num_frames, height, width)
   clip = read_frames("clap/x.avi", [3, 4, 5])  # uint8 [3, H, W, 3]: only what is needed
+  for frame in iter_frames("clap/x.avi"):     # uint8 [H, W, 3], one at a time
+    ...
+  frames = read_video("clap/x.avi")           # uint8 [T, H, W, 3], all in memory
   write_video("y.avi", frames, fps=30)        # AVI, MPEG-4 Part 2 (DivX/XviD-like)
+
+Every reader streams: memory holds the frames asked for, never the whole video
+(except `read_video`, which asks for all). `VideoReader` is the one decoding
+loop; `read_selection` / `read_frames` keep a clip's frames, `iter_frames`
+hands out every frame in order.
 
 Unreadable files (missing, empty, garbage, truncated before the first frame,
 zero frames) raise `VideoDecodeError`, a `ValueError` that names the file. A
@@ -16,7 +23,7 @@ import dataclasses
 import fractions
 import itertools
 import os
-from typing import Callable, Iterable, Optional, Sequence, Set, Tuple, Union
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 import av
 import numpy as np
@@ -53,9 +60,10 @@ class VideoInfo:
 
   Attributes:
     fps: frames per second (float, e.g. 29.97).
-    num_frames: frame count from the container header, or from decoding when
-      the header has none. For a file truncated after writing its header this is
-      the header's count, which can exceed what `read_video` returns.
+    num_frames: frame count from the container header, or counted by
+      demuxing (`count_frames`) when the header has none. For a file
+      truncated after writing its header this is the header's count, which
+      can exceed what `read_video` returns.
     height: frame height in pixels.
     width: frame width in pixels.
   """
@@ -123,37 +131,130 @@ def _iter_frames(container, stream):
   return last_error
 
 
-def _walk_frames(path: str, visit: Callable[[int, "av.VideoFrame"], bool]
-                 ) -> Tuple[int, Optional[str]]:
-  """Decodes `path`'s frames in order, calling `visit(index, frame)` on each.
+class VideoReader:
+  """Streams one video's frames in order, one at a time.
 
-  Stops when `visit` returns False or the stream ends (or breaks: the frames
-  before the break are visited).
+  Memory holds the decoder's few frames and the one being handed out, whatever
+  the video's length or resolution:
 
-  Returns:
-    (frames visited, the last decode error or None).
+    with VideoReader("x.avi") as reader:
+      print(reader.fps, reader.header_frames)
+      for frame in reader.frames(transform=half, step=2):  # uint8 [h, w, 3]
+        ...
+      print(reader.num_decoded)  # every frame decoded, kept or not
+
+  A reader is read once. Opening raises `VideoDecodeError` for a missing,
+  empty or non-video file; reading raises it when the stream yields no frame
+  or its frame size changes. Frames before a damaged packet are kept (a file
+  truncated mid-stream yields the frames before the cut).
+
+  Attributes:
+    path: the file, as a str.
+    fps: the container's frame rate (average, guessed, then base rate), 0.0
+      when it gives none.
+    header_frames: the frame count the container header lists, 0 when it has
+      none (MKV, WebM). A truncated file can list more than it decodes.
+    num_decoded: frames decoded so far.
+    last_error: the last decode error met so far (skipped packet), or None.
   """
-  container, stream = _open(path)
-  count, last_error = 0, None
-  try:
-    gen = _iter_frames(container, stream)
+
+  def __init__(self, path: Union[str, os.PathLike]):
+    self.path = os.fspath(path)
+    self._container, self._stream = _open(self.path)
+    rate = (self._stream.average_rate or self._stream.guessed_rate
+            or self._stream.base_rate)
+    self.fps = float(rate) if rate else 0.0
+    self.header_frames = int(self._stream.frames or 0)
+    self.num_decoded = 0
+    self.last_error: Optional[str] = None
+    self._started = False
+
+  def __enter__(self) -> "VideoReader":
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()
+
+  def close(self) -> None:
+    self._container.close()
+
+  def no_frames_error(self) -> VideoDecodeError:
+    reason = "no decodable frames"
+    if self.last_error:
+      reason += f" (last error: {self.last_error})"
+    return VideoDecodeError(self.path, reason)
+
+  def decoded(self) -> Iterator["av.VideoFrame"]:
+    """Yields the PyAV frames in order (not converted to RGB: cheap to skip).
+
+    Raises:
+      VideoDecodeError: the frame size changes, or (once the stream ends) no
+        frame decoded.
+      RuntimeError: the reader was already read.
+    """
+    if self._started:
+      raise RuntimeError(f"{self.path}: a VideoReader is read once")
+    self._started = True
+    frames = _iter_frames(self._container, self._stream)
+    shape = None
     while True:
       try:
-        frame = next(gen)
+        frame = next(frames)
       except StopIteration as stop:
-        last_error = stop.value
+        self.last_error = stop.value
         break
-      go_on = visit(count, frame)
-      count += 1
-      if not go_on:
-        break
-  finally:
-    container.close()
-  return count, last_error
+      size = (int(frame.height), int(frame.width), 3)
+      if shape is None:
+        shape = size
+      elif size != shape:
+        raise VideoDecodeError(self.path, "frame size changes within the stream: "
+                               f"{sorted({shape, size})}")
+      self.num_decoded += 1
+      yield frame
+    if not self.num_decoded:
+      raise self.no_frames_error()
+
+  def frames(self, transform: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+             step: int = 1) -> Iterator[np.ndarray]:
+    """Yields frames 0, step, 2 * step, ... as uint8 RGB `[H, W, 3]`.
+
+    Every frame is decoded (compressed frames depend on earlier ones); only
+    the yielded ones are converted to RGB.
+
+    Args:
+      transform: `uint8 [H, W, 3] -> uint8 [h, w, 3]`, applied to each yielded
+        frame as it is decoded (e.g. `resize_frame`).
+      step: yield one frame in `step` (>= 1).
+
+    Raises:
+      VideoDecodeError: as `decoded`.
+    """
+    if step < 1:
+      raise ValueError(f"step must be >= 1, got {step}")
+    for index, frame in enumerate(self.decoded()):
+      if index % step == 0:
+        rgb = frame.to_ndarray(format="rgb24")
+        yield rgb if transform is None else transform(rgb)
+
+
+def iter_frames(path: Union[str, os.PathLike],
+                transform: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+                step: int = 1) -> Iterator[np.ndarray]:
+  """`VideoReader(path).frames(transform, step)`, closing the file when done.
+
+  A generator: the file is opened at the first `next` (a `VideoDecodeError`
+  for an unreadable file is raised there), and closed when the generator ends
+  or is closed / dropped.
+  """
+  with VideoReader(path) as reader:
+    yield from reader.frames(transform, step)
 
 
 def read_video(path: Union[str, os.PathLike], max_frames: Optional[int] = None) -> np.ndarray:
-  """Decodes a video file into RGB frames.
+  """Decodes a video file into RGB frames, all in memory.
+
+  For clips, `read_frames`; for a whole long video, `iter_frames`, which hold
+  only what is needed.
 
   Args:
     path: video file (any container/codec FFmpeg reads; HMDB51 uses AVI/XviD).
@@ -170,30 +271,17 @@ def read_video(path: Union[str, os.PathLike], max_frames: Optional[int] = None) 
   path = os.fspath(path)
   if max_frames is not None and max_frames <= 0:
     raise ValueError(f"max_frames must be positive, got {max_frames}")
-  frames = []
-
-  def keep(_, frame):
-    frames.append(frame.to_ndarray(format="rgb24"))
-    return max_frames is None or len(frames) < max_frames
-
-  _, last_error = _walk_frames(path, keep)
-  if not frames:
-    reason = "no decodable frames"
-    if last_error:
-      reason += f" (last error: {last_error})"
-    raise VideoDecodeError(path, reason)
-  shapes = {f.shape for f in frames}
-  if len(shapes) != 1:
-    raise VideoDecodeError(path, f"frame size changes within the stream: {sorted(shapes)}")
-  return np.stack(frames)
+  with VideoReader(path) as reader:
+    return np.stack(list(itertools.islice(reader.frames(), max_frames)))
 
 
 def probe_video(path: Union[str, os.PathLike]) -> VideoInfo:
   """Reads a video's frame rate, frame count and size without decoding it all.
 
   Uses the container metadata and decodes only the first frame (to prove the
-  file is decodable and to get the true frame size). When the container has no
-  frame count, counts frames by decoding.
+  file is decodable and to get the true frame size). When the header has no
+  frame count (MKV, WebM), the packets are counted (`count_frames`: demuxing,
+  no decoding).
 
   Args:
     path: video file.
@@ -202,25 +290,16 @@ def probe_video(path: Union[str, os.PathLike]) -> VideoInfo:
     `VideoInfo(fps, num_frames, height, width)`.
 
   Raises:
-    VideoDecodeError: as `read_video`.
+    VideoDecodeError: as `read_video`, or the container gives no frame rate.
   """
   path = os.fspath(path)
-  container, stream = _open(path)
-  try:
-    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-    gen = _iter_frames(container, stream)
-    first = next(gen, None)
-    if first is None:
-      raise VideoDecodeError(path, "no decodable frames")
-    num_frames = int(stream.frames or 0)
-    if num_frames <= 0:
-      num_frames = 1 + sum(1 for _ in gen)
-    if not rate:
+  with VideoReader(path) as reader:
+    first = next(reader.decoded())  # raises VideoDecodeError when there is none
+    if not reader.fps:
       raise VideoDecodeError(path, "container gives no frame rate")
-    return VideoInfo(fps=float(rate), num_frames=num_frames,
+    num_frames = reader.header_frames or max(1, count_frames(path))
+    return VideoInfo(fps=reader.fps, num_frames=num_frames,
                      height=int(first.height), width=int(first.width))
-  finally:
-    container.close()
 
 
 def count_frames(path: Union[str, os.PathLike]) -> int:
@@ -228,7 +307,8 @@ def count_frames(path: Union[str, os.PathLike]) -> int:
 
   Counts the packets `read_video` decodes (corrupt packets, which it drops, are
   not counted). Exact for ordinary streams (one frame per packet); a decoder
-  that drops or adds frames makes it an estimate, which `read_frames` checks.
+  that drops frames makes it an estimate, which `read_frames` checks. Reads the
+  whole file but decodes nothing, a small fraction of decoding's time.
 
   Args:
     path: video file.
@@ -253,97 +333,182 @@ def count_frames(path: Union[str, os.PathLike]) -> int:
   return count
 
 
+class FrameCountError(ValueError):
+  """Raised by a frame selector: a video of this many frames is too short for it.
+
+  `read_selection` first asks a selector with the demuxed frame count
+  (`count_frames`); on this error, and only this one, it decodes the video to
+  know the exact count and asks again (a decoder may produce more frames than
+  intact packets). Any other exception from a selector propagates at once.
+  """
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+  """Frames read by `read_selection`.
+
+  Attributes:
+    frames: uint8 `indices.shape + [h, w, 3]`, transformed.
+    indices: int64, the frame indices read (the selector's last answer).
+    num_frames: the video's decodable frame count when it was decoded to the
+      end (a selector function was given); None for fixed indices, where
+      decoding stops after the last index needed.
+  """
+  frames: np.ndarray
+  indices: np.ndarray
+  num_frames: Optional[int]
+
+
+def _as_indices(path: str, chosen) -> np.ndarray:
+  idx = np.asarray(chosen, dtype=np.int64)
+  if not idx.size:
+    raise ValueError(f"{path}: no frame indices to read")
+  if (idx < 0).any():
+    raise ValueError(f"{path}: frame index {int(idx[idx < 0][0])} is negative")
+  return idx
+
+
 def _decode_selected(path: str, wanted: Set[int],
-                     transform: Optional[Callable[[np.ndarray], np.ndarray]]):
-  """Decodes every frame of `path`, converting only the `wanted` indices to RGB.
+                     transform: Optional[Callable[[np.ndarray], np.ndarray]],
+                     stop_after: Optional[int]) -> Tuple[Dict[int, np.ndarray], int]:
+  """Decodes `path` in order, converting only the `wanted` indices to RGB.
 
   Returns:
-    ({index: transformed uint8 frame}, number of frames decoded, last decode
-    error or None, set of decoded frame shapes `(H, W, 3)`).
+    ({index: transformed uint8 frame}, frames decoded). Decoding stops after
+    frame `stop_after` when given, else at the end of the stream.
   """
-  kept, shapes = {}, set()
-
-  def select(index, frame):
-    shapes.add((int(frame.height), int(frame.width), 3))
-    if index in wanted:
-      rgb = frame.to_ndarray(format="rgb24")
-      kept[index] = rgb if transform is None else transform(rgb)
-    return True
-
-  count, last_error = _walk_frames(path, select)
-  return kept, count, last_error, shapes
+  kept = {}
+  with VideoReader(path) as reader:
+    for index, frame in enumerate(reader.decoded()):
+      if index in wanted:
+        rgb = frame.to_ndarray(format="rgb24")
+        kept[index] = rgb if transform is None else transform(rgb)
+      if stop_after is not None and index >= stop_after:
+        break
+    return kept, reader.num_decoded
 
 
-def read_frames(path: Union[str, os.PathLike],
-                indices: Union[Sequence[int], np.ndarray, Callable[[int], np.ndarray]],
-                transform: Optional[Callable[[np.ndarray], np.ndarray]] = None) -> np.ndarray:
+Selector = Callable[[int], Union[Sequence[int], np.ndarray]]
+
+
+def read_selection(path: Union[str, os.PathLike],
+                   indices: Union[Sequence[int], np.ndarray, Selector],
+                   transform: Optional[Callable[[np.ndarray], np.ndarray]] = None
+                   ) -> Selection:
   """Decodes only the frames a clip needs, transforming each as it arrives.
 
   Equal to `transform` applied to each frame of `read_video(path)[indices]`,
   but memory holds the decoder's few frames and the selected, transformed ones,
   never the whole video: peak memory depends on the clip, not on the video's
-  length or resolution. Every frame is still decoded (compressed frames depend
-  on earlier ones, and the count must be exact); only the selected ones are
-  converted to RGB.
+  length or resolution. Frames are decoded in order (compressed frames depend
+  on earlier ones); only the selected ones are converted to RGB.
 
-  The frame count comes from `count_frames` (demuxing, no decoding) and is
-  checked against the frames actually decoded; when they differ (a damaged
-  file, a decoder that drops frames), `indices` is re-evaluated with the
-  decoded count and the file decoded again, so the result is always
-  `read_video`'s.
+  With fixed `indices`, one decoding pass that stops after the last index
+  needed. With a selector `num_frames -> indices` (e.g.
+  `ClipSpec.video_indices`), the frame count must be known before decoding:
+  it comes from `count_frames` (demuxing only, no decoding),
+  then one decoding pass keeps the selected frames and counts the decoded
+  ones. Where the two counts differ (a damaged file, a decoder dropping
+  frames), the selector is asked again with the decoded count, and only the
+  frames it then needs that were not kept are decoded in a second pass, so
+  the result is always `read_video`'s.
 
   Args:
     path: video file.
-    indices: int array of frame indices (any shape, repeats allowed), or a
-      function `num_frames -> int array` choosing them from the video's length
-      (e.g. `ClipSpec.video_indices`). It may be called twice (estimated,
-      then decoded count); the last call's indices are the ones read. A
-      ValueError from it (e.g. video too short) propagates once the count is
-      exact.
+    indices: int array of frame indices >= 0 (any shape, repeats allowed), or
+      a selector `num_frames -> int array`. A selector may be called twice
+      (demuxed, then decoded count; the last answer is read); its exceptions
+      propagate, except `FrameCountError` on the demuxed count, which is
+      checked against the decoded count first.
     transform: `uint8 [H, W, 3] -> uint8 [h, w, 3]`, applied once per distinct
-      selected frame, right after decoding (e.g. the clip spec's resize).
+      selected frame, right after decoding (e.g. a resize).
 
   Returns:
-    uint8 array `indices.shape + [h, w, 3]`.
+    `Selection(frames, indices, num_frames)`; frames are uint8
+    `indices.shape + [h, w, 3]`.
 
   Raises:
     VideoDecodeError: as `read_video`.
-    ValueError: no index, or an index outside `[0, frames decoded)`.
+    ValueError: no index, a negative one, or one past the video's decodable
+      frames.
   """
   path = os.fspath(path)
-  select = indices if callable(indices) else (lambda n: indices)
-
-  def choose(n):
-    chosen = np.asarray(select(n), dtype=np.int64)
-    if not chosen.size:
-      raise ValueError(f"{path}: no frame indices to read")
-    return chosen
-
-  num_frames = count_frames(path)
-  try:
-    idx = choose(num_frames) if num_frames else None
-  except ValueError:
-    idx = None  # perhaps only the estimated count is wrong: decode to know it
-  wanted = set() if idx is None else set(idx.ravel().tolist())
-  kept, decoded, last_error, shapes = _decode_selected(path, wanted, transform)
-  if decoded and (idx is None or decoded != num_frames):
-    idx = choose(decoded)
-    if decoded != num_frames:
-      kept, decoded, last_error, shapes = _decode_selected(
-          path, set(idx.ravel().tolist()), transform)
-  if not decoded:
-    reason = "no decodable frames"
-    if last_error:
-      reason += f" (last error: {last_error})"
-    raise VideoDecodeError(path, reason)
-  if len(shapes) != 1:
-    raise VideoDecodeError(path, f"frame size changes within the stream: {sorted(shapes)}")
-  bad = idx[(idx < 0) | (idx >= decoded)]
+  select = indices if callable(indices) else None
+  if select is None:
+    idx = _as_indices(path, indices)
+    kept, decoded = _decode_selected(path, set(idx.ravel().tolist()), transform,
+                                     stop_after=int(idx.max()))
+    num_frames = None
+  else:
+    estimate = count_frames(path)
+    idx = None
+    if estimate:
+      try:
+        idx = _as_indices(path, select(estimate))
+      except FrameCountError:
+        idx = None  # the demuxed count may be low: decode to know
+    wanted = set() if idx is None else set(idx.ravel().tolist())
+    kept, decoded = _decode_selected(path, wanted, transform, stop_after=None)
+    num_frames = decoded
+    if idx is None or decoded != estimate:
+      idx = _as_indices(path, select(decoded))
+      missing = {i for i in idx.ravel().tolist() if i < decoded} - kept.keys()
+      if missing:
+        more, _ = _decode_selected(path, missing, transform, stop_after=max(missing))
+        kept.update(more)
+  bad = idx[idx >= decoded]
   if bad.size:
     raise ValueError(f"{path}: frame index {int(bad[0])} is outside the video's "
                      f"{decoded} decodable frames")
   unique, inverse = np.unique(idx, return_inverse=True)
-  return np.stack([kept[int(i)] for i in unique])[inverse.reshape(idx.shape)]
+  frames = np.stack([kept[int(i)] for i in unique])[inverse.reshape(idx.shape)]
+  return Selection(frames=frames, indices=idx, num_frames=num_frames)
+
+
+def read_frames(path: Union[str, os.PathLike],
+                indices: Union[Sequence[int], np.ndarray, Selector],
+                transform: Optional[Callable[[np.ndarray], np.ndarray]] = None) -> np.ndarray:
+  """`read_selection(path, indices, transform).frames`: uint8 `indices.shape + [h, w, 3]`."""
+  return read_selection(path, indices, transform).frames
+
+
+def resize_frame(frame: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
+  """Resizes one frame with PIL's bilinear filter (antialiased when shrinking).
+
+  The one frame resize of the project's converters and tools (the TFRecords'
+  stored frames, extract_flow's `new_short`, the footage set, visualize_flow).
+
+  Args:
+    frame: uint8 `[H, W, C]`.
+    size: `(height, width)` wanted.
+
+  Returns:
+    uint8 `[height, width, C]`; `frame` itself when it already has that size.
+  """
+  height, width = int(size[0]), int(size[1])
+  if frame.shape[:2] == (height, width):
+    return frame
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  return np.asarray(Image.fromarray(frame).resize((width, height), Image.BILINEAR))
+
+
+VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg",
+                    ".flv", ".wmv", ".3gp")
+
+
+def find_video_files(video_dir: Union[str, os.PathLike]) -> List[str]:
+  """Paths of the video files under `video_dir`, recursively, sorted.
+
+  A video file has an extension in `VIDEO_EXTENSIONS` (any case); hidden files
+  and folders (a leading dot, e.g. a tool's temporary output) are skipped.
+  An empty list when `video_dir` is not a directory: callers name the flag.
+  """
+  found = []
+  for root, dirs, files in os.walk(os.fspath(video_dir)):
+    dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+    found += [os.path.join(root, f) for f in files
+              if f.lower().endswith(VIDEO_EXTENSIONS) and not f.startswith(".")]
+  return sorted(found)
 
 
 def write_video(path: Union[str, os.PathLike], frames: Union[np.ndarray, Iterable[np.ndarray]],

@@ -14,27 +14,43 @@ does (`round(255 * (f + bound) / (2 * bound))`, so 128 = no motion); or, with
 
 Flow is `tsnet_tf.flow.tvl1` on batches of `batch_size` consecutive frame
 pairs (compiled once per frame size; on the GPU when the backend has one).
+
+Everything streams, so memory depends on the batch, not on the video's
+length: frames are decoded one at a time (`video.iter_frames`) and resized
+as they arrive, a batch's flow is computed as soon as its frames are there
+(the last frame of a batch is the first of the next), and images go to a
+pool of writer threads through a bounded queue (a slow disk makes decoding
+wait instead of piling up frames). Large frames get fewer pairs per call
+(`Options.max_batch_pixels`), since one `tvl1` call holds a few hundred
+bytes per pixel of the batch.
+
 Each video is written into a temporary folder beside its final place and
 renamed when complete, so a killed run leaves no half-written video and a new
 run skips the finished ones (`resume`). A video that cannot be decoded is
 named in one line, counted and skipped.
 """
 
+import collections
 import concurrent.futures
 import dataclasses
 import os
 import shutil
 import tempfile
 import time
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg",
-                    ".mpeg", ".flv", ".wmv", ".3gp")
 FORMATS = ("rawframes", "flo")
 # Summary written into the output directory after each run.
 SUMMARY_FILE = "extract_summary.json"
+# Pixels of the frame pairs in one `tvl1` call (Options.max_batch_pixels):
+# 2^23 ~ 4 full-HD pairs. One call holds a few hundred bytes per pixel of its
+# batch: at 1920x1080 on CPU a fresh process peaked at 2.33 GB (fast) and
+# 3.82 GB (accurate) for 4 pairs, 6.25 and 11.57 GB for 16
+# (`benchmarks/bench_video_memory.py --parts=tvl1`, docs/flow.md). 320x240
+# and 455x256 frames keep 16 pairs.
+DEFAULT_MAX_BATCH_PIXELS = 1 << 23
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,17 +76,24 @@ class Options:
     fmt: "rawframes" (JPEG, MMAction2/TSN) or "flo" (float, Middlebury).
     batch_size: frame pairs per `tvl1` call (the last batch is padded, so
       every call of a frame size has one shape and compiles once).
+    max_batch_pixels: fewer pairs per call for large frames:
+      `min(batch_size, max_batch_pixels // (H * W))`, at least 1, so one
+      call's memory stays bounded (`DEFAULT_MAX_BATCH_PIXELS`: 4 full-HD
+      pairs); 0 = no limit.
     new_short: resize frames so the shorter side is this many pixels before
       the flow (0 keeps the decoded size), as MMAction2's `--new-short`.
     save_frames: also write the RGB frames (`img_%05d.jpg`, rawframes only).
     jpeg_quality: JPEG quality of every written image.
-    num_writers: threads encoding and writing images while flow computes.
+    num_writers: threads encoding and writing images while flow computes
+      (at most `max(2 * num_writers, 3 * pairs per call)` images wait for
+      them).
     overrides: extra `tvl1` parameters.
   """
   preset: str = "accurate"
   bound: float = 20.0
   fmt: str = "rawframes"
   batch_size: int = 16
+  max_batch_pixels: int = DEFAULT_MAX_BATCH_PIXELS
   new_short: int = 0
   save_frames: bool = True
   jpeg_quality: int = 95
@@ -85,12 +108,17 @@ class Options:
       raise ValueError(f"bound must be > 0 px, got {self.bound}")
     if self.batch_size < 1:
       raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+    if self.max_batch_pixels < 0:
+      raise ValueError(f"max_batch_pixels must be >= 0 (0: no limit), got "
+                       f"{self.max_batch_pixels}")
     if self.new_short < 0 or self.new_short == 1:
       raise ValueError(f"new_short must be 0 (keep) or >= 2, got "
                        f"{self.new_short}")
     if not 1 <= self.jpeg_quality <= 100:
       raise ValueError(f"jpeg_quality must be in [1, 100], got "
                        f"{self.jpeg_quality}")
+    if self.num_writers < 1:
+      raise ValueError(f"num_writers must be >= 1, got {self.num_writers}")
     from tsnet_tf.flow.tvl1 import resolve_params  # pylint: disable=g-import-not-at-top
     resolve_params(self.preset, **self.overrides)
 
@@ -124,8 +152,9 @@ def find_videos(video_dir: str, list_file: Optional[str] = None
   """The videos to extract, sorted by output name.
 
   Args:
-    video_dir: root directory. Without `list_file`, every file under it
-      (recursively) with an extension in `VIDEO_EXTENSIONS`: a flat folder,
+    video_dir: root directory. Without `list_file`, every video file under
+      it (`video.find_video_files`: recursively, an extension in
+      `video.VIDEO_EXTENSIONS`, hidden names skipped): a flat folder,
       HMDB51's `class/video.avi` tree, Kinetics' `split/class/video.mp4`.
     list_file: optional text file, one video per line (first
       whitespace-separated token, so MMAction2 `path label` lists work),
@@ -159,13 +188,9 @@ def find_videos(video_dir: str, list_file: Optional[str] = None
           rel = os.path.basename(path)
         videos.append(Video(path, _strip_ext(rel)))
   else:
-    for root, dirs, files in os.walk(video_dir):
-      dirs.sort()
-      for name in sorted(files):
-        if name.lower().endswith(VIDEO_EXTENSIONS) and not name.startswith("."):
-          path = os.path.join(root, name)
-          videos.append(Video(path, _strip_ext(os.path.relpath(path,
-                                                               video_dir))))
+    from tsnet_tf.data import video as video_lib  # pylint: disable=g-import-not-at-top
+    videos = [Video(path, _strip_ext(os.path.relpath(path, video_dir)))
+              for path in video_lib.find_video_files(video_dir)]
   seen = {}
   for video in videos:
     if video.name in seen:
@@ -195,28 +220,65 @@ def uint8_to_flow(image: np.ndarray, bound: float) -> np.ndarray:
           - bound).astype(np.float32)
 
 
-def video_flow(frames: np.ndarray, preset: str = "accurate",
-               batch_size: int = 16, **overrides) -> Iterable[np.ndarray]:
-  """TV-L1 flow between consecutive frames, one batch at a time.
+def pairs_per_call(batch_size: int, max_batch_pixels: int, height: int,
+                   width: int) -> int:
+  """Frame pairs per `tvl1` call for `height` x `width` frames.
+
+  `min(batch_size, max_batch_pixels // (height * width))`, at least 1;
+  `batch_size` when `max_batch_pixels` is 0 (no limit).
+  """
+  if max_batch_pixels <= 0:
+    return batch_size
+  return max(1, min(batch_size, max_batch_pixels // max(1, height * width)))
+
+
+def video_flow(frames: Iterable[np.ndarray], preset: str = "accurate",
+               batch_size: int = 16, max_batch_pixels: int = 0,
+               **overrides) -> Iterator[np.ndarray]:
+  """TV-L1 flow between consecutive frames, streamed one batch at a time.
+
+  `frames` is consumed lazily: a batch's flow is computed (and yielded) as
+  soon as its frames have arrived, and at most one batch of frames plus one
+  is held, whatever the video's length.
 
   Args:
-    frames: uint8 or float `[T, H, W, C]`, T >= 2, values in [0, 255].
+    frames: uint8 or float frames `[H, W, C]`, values in [0, 255]: an
+      iterator (e.g. `video.iter_frames`) or an array `[T, H, W, C]`.
     preset: `tvl1` preset.
     batch_size: pairs per call; the last batch is padded with copies of its
       last pair (and the padding dropped) so every call has one shape.
+    max_batch_pixels: caps the pairs per call for large frames
+      (`pairs_per_call`); 0 = `batch_size` pairs whatever the size.
     **overrides: `tvl1` parameters.
 
   Yields:
-    float32 `[n, H, W, 2]` flows of pairs (t, t+1), in order, T-1 in all.
+    float32 `[n, H, W, 2]` flows of pairs (t, t+1), in order, T-1 in all
+    (none when T < 2).
   """
+  frames = iter(frames)
+  window = [next(frames, None)]
+  if window[0] is None:
+    return
+  height, width = np.shape(window[0])[:2]
+  batch = pairs_per_call(batch_size, max_batch_pixels, height, width)
+  for frame in frames:
+    window.append(frame)
+    if len(window) == batch + 1:
+      yield _batch_flow(window, batch, preset, overrides)
+      window = window[-1:]  # the last frame is the next batch's first
+  if len(window) > 1:
+    yield _batch_flow(window, batch, preset, overrides)
+
+
+def _batch_flow(window: List[np.ndarray], batch: int, preset: str,
+                overrides) -> np.ndarray:
+  """Flow of the n = len(window) - 1 consecutive pairs, padded to `batch`."""
   from tsnet_tf.flow.tvl1 import tvl1  # pylint: disable=g-import-not-at-top
-  num_pairs = len(frames) - 1
-  for start in range(0, num_pairs, batch_size):
-    index = np.minimum(np.arange(start, start + batch_size), num_pairs - 1)
-    first = np.asarray(frames[index], np.float32)
-    second = np.asarray(frames[index + 1], np.float32)
-    flow = np.asarray(tvl1(first, second, preset, **overrides))
-    yield flow[:min(batch_size, num_pairs - start)]
+  num_pairs = len(window) - 1
+  index = np.minimum(np.arange(batch), num_pairs - 1)
+  stacked = np.asarray(window, np.float32)
+  flow = np.asarray(tvl1(stacked[index], stacked[index + 1], preset, **overrides))
+  return flow[:num_pairs]
 
 
 def _write_jpeg(path: str, image: np.ndarray, quality: int) -> None:
@@ -237,29 +299,74 @@ def _stale_temps(parent: str, base: str) -> List[str]:
           if n.startswith(prefix)]
 
 
-FlowFn = Callable[[np.ndarray], Iterable[np.ndarray]]
+# `frames -> flow batches`: an iterator of uint8 [H, W, 3] frames to an
+# iterable of float32 [n, H, W, 2] batches, T-1 flows in order. It should pull
+# frames only as it needs them (as `video_flow` does) to keep memory bounded.
+FlowFn = Callable[[Iterator[np.ndarray]], Iterable[np.ndarray]]
+# `path -> frames`: an iterable of uint8 [H, W, 3] frames (an array
+# [T, H, W, 3] is one), best a generator that decodes as it goes.
+ReadFn = Callable[[str], Iterable[np.ndarray]]
+
+
+class _Writes:
+  """Image writes in flight on an executor, at most `limit` at once.
+
+  When the disk is slower than the flow, `submit` waits for the oldest write
+  (back-pressure) instead of queueing images without bound. A failed write
+  raises at a later `submit` or at `wait`.
+  """
+
+  def __init__(self, executor: concurrent.futures.Executor, limit: int):
+    self.limit = max(1, limit)
+    self._executor = executor
+    self._pending = collections.deque()
+
+  def submit(self, fn, *args) -> None:
+    while len(self._pending) >= self.limit:
+      self._pending.popleft().result()
+    self._pending.append(self._executor.submit(fn, *args))
+
+  def wait(self) -> None:
+    while self._pending:
+      self._pending.popleft().result()
+
+  def cancel(self) -> None:
+    """Drops the writes not started and waits for the running ones."""
+    for future in self._pending:
+      future.cancel()
+    concurrent.futures.wait(self._pending)
+    self._pending.clear()
 
 
 def extract_video(video: Video, output_dir: str, options: Options,
                   executor: concurrent.futures.Executor,
-                  read_video: Optional[Callable[[str], np.ndarray]] = None,
-                  flow_fn: Optional[FlowFn] = None) -> Tuple[int, float]:
-  """Extracts one video into `output_dir/video.name`, atomically.
+                  read_video: Optional[ReadFn] = None,
+                  flow_fn: Optional[FlowFn] = None,
+                  on_flows: Optional[Callable[[int], None]] = None
+                  ) -> Tuple[int, float]:
+  """Extracts one video into `output_dir/video.name`, atomically, streaming.
+
+  Frames are decoded, resized (`new_short`), written and paired one batch at
+  a time: memory holds about one batch of frames and flows and the bounded
+  queue of images waiting for a writer, whatever the video's length.
 
   Args:
     video: the input and its output name.
     output_dir: root of the outputs.
     options: `Options`.
     executor: runs the image writes.
-    read_video: decoder, `path -> uint8 [T, H, W, 3]`; default
-      `tsnet_tf.data.video.read_frames` of every frame, each resized as it is
-      decoded.
-    flow_fn: `uint8 [T, H, W, 3] -> iterable of float32 [n, H, W, 2]`
-      batches, T-1 flows in order; default `video_flow` with `options`
-      (another solver, e.g. OpenCV's, for a like-for-like benchmark).
+    read_video: decoder, `path -> iterable of uint8 [H, W, 3]` frames;
+      default `tsnet_tf.data.video.iter_frames` (one frame at a time).
+    flow_fn: `iterator of uint8 [H, W, 3] frames -> iterable of float32
+      [n, H, W, 2]` batches, T-1 flows in order; default `video_flow` with
+      `options` (another solver, e.g. OpenCV's, for a like-for-like
+      benchmark).
+    on_flows: called with the number of flows of each batch once computed
+      (progress).
 
   Returns:
-    (number of flows written, seconds spent computing flow).
+    (number of flows written, seconds spent computing flow, decoding and
+    writing excluded).
 
   Raises:
     ValueError: the video cannot be decoded (`VideoDecodeError`) or has
@@ -272,65 +379,102 @@ def extract_video(video: Video, output_dir: str, options: Options,
   for stale in _stale_temps(parent, base):
     shutil.rmtree(stale, ignore_errors=True)
   from tsnet_tf.data import tfrecords  # pylint: disable=g-import-not-at-top
+  resize = lambda frame: tfrecords.resize_frame(np.asarray(frame), options.new_short)
   if read_video is None:
-    # Each frame scaled down as it is decoded: a long full-HD video holds its
-    # frames at the flow's size, not at its own.
     from tsnet_tf.data import video as video_lib  # pylint: disable=g-import-not-at-top
-    frames = video_lib.read_frames(
-        video.path, np.arange,
-        transform=lambda f: tfrecords.resize_frames(f[None], options.new_short)[0])
+    # Each frame scaled down as it is decoded: a full-HD video holds its
+    # frames at the flow's size, one batch of them at a time.
+    source = video_lib.iter_frames(video.path, resize)
   else:
-    frames = tfrecords.resize_frames(read_video(video.path), options.new_short)
-  if len(frames) < 2:
-    raise ValueError(f"cannot extract flow from {video.path!r}: it has "
-                     f"{len(frames)} frame, flow needs at least 2")
+    source = map(resize, read_video(video.path))
+  quality = options.jpeg_quality
+  save_frames = options.fmt == "rawframes" and options.save_frames
+  num_frames = 0
+  other_seconds = 0.0  # decoding, resizing and waiting for writers
   tmp = tempfile.mkdtemp(prefix=f".{base}.tmp-", dir=parent)
+  writes = _Writes(executor, 2 * options.num_writers)
+
+  def frames():
+    """The frames, each handed to the writers first."""
+    nonlocal num_frames, other_seconds
+    while True:
+      start = time.perf_counter()
+      frame = next(source, None)
+      if frame is not None:
+        if not num_frames:
+          batch = pairs_per_call(options.batch_size, options.max_batch_pixels,
+                                 *frame.shape[:2])
+          writes.limit = max(2 * options.num_writers, 3 * batch)
+        num_frames += 1
+        if save_frames:
+          writes.submit(_write_jpeg, os.path.join(tmp, f"img_{num_frames:05d}.jpg"),
+                        frame, quality)
+      other_seconds += time.perf_counter() - start
+      if frame is None:
+        return
+      yield frame
+
   try:
-    writes = []
-    quality = options.jpeg_quality
-    if options.fmt == "rawframes" and options.save_frames:
-      for t, frame in enumerate(frames, 1):
-        writes.append(executor.submit(
-            _write_jpeg, os.path.join(tmp, f"img_{t:05d}.jpg"), frame,
-            quality))
+    if flow_fn is None:
+      batches = video_flow(frames(), options.preset, options.batch_size,
+                           options.max_batch_pixels, **options.overrides)
+    else:
+      batches = flow_fn(frames())
     index = 0
     flow_seconds = 0.0
-    start = time.perf_counter()
-    if flow_fn is None:
-      batches = video_flow(frames, options.preset, options.batch_size,
-                           **options.overrides)
-    else:
-      batches = flow_fn(frames)
-    for flows in batches:
-      flow_seconds += time.perf_counter() - start
+    batches = iter(batches)
+    while True:
+      start, other_before = time.perf_counter(), other_seconds
+      flows = next(batches, None)
+      flow_seconds += time.perf_counter() - start - (other_seconds - other_before)
+      if flows is None:
+        break
       for flow in flows:
         index += 1
         if options.fmt == "flo":
-          writes.append(executor.submit(
-              _write_flo, os.path.join(tmp, f"flow_{index:05d}.flo"), flow))
+          writes.submit(_write_flo, os.path.join(tmp, f"flow_{index:05d}.flo"), flow)
         else:
           image = flow_to_uint8(flow, options.bound)
           for axis, name in ((0, "x"), (1, "y")):
-            writes.append(executor.submit(
-                _write_jpeg, os.path.join(tmp, f"flow_{name}_{index:05d}.jpg"),
-                np.ascontiguousarray(image[..., axis]), quality))
-      start = time.perf_counter()
-    for future in writes:
-      future.result()
+            writes.submit(_write_jpeg, os.path.join(tmp, f"flow_{name}_{index:05d}.jpg"),
+                          np.ascontiguousarray(image[..., axis]), quality)
+      if on_flows is not None:
+        on_flows(len(flows))
+    if num_frames < 2:
+      raise ValueError(f"cannot extract flow from {video.path!r}: it has "
+                       f"{num_frames} frame, flow needs at least 2")
+    if index != num_frames - 1:
+      raise RuntimeError(f"{video.path}: the flow function gave {index} flows for "
+                         f"{num_frames} frames")
+    writes.wait()
     if os.path.exists(final):
       raise FileExistsError(f"{final!r} appeared while extracting; not "
                             "replaced")
     os.replace(tmp, final)
   except BaseException:
+    writes.cancel()
     shutil.rmtree(tmp, ignore_errors=True)
     raise
+  finally:
+    if hasattr(source, "close"):
+      source.close()  # the decoder's file, now rather than when collected
   return index, flow_seconds
+
+
+def _expected_flows(path: str) -> int:
+  """Flows of a video by its container header (0 when unknown): no decoding."""
+  from tsnet_tf.data import video as video_lib  # pylint: disable=g-import-not-at-top
+  try:
+    with video_lib.VideoReader(path) as reader:
+      return max(0, reader.header_frames - 1)
+  except (ValueError, OSError):
+    return 0
 
 
 def extract_all(videos: Sequence[Video], output_dir: str, options: Options,
                 progress: bool = True,
                 log: Callable[[str], None] = print,
-                read_video: Optional[Callable[[str], np.ndarray]] = None,
+                read_video: Optional[ReadFn] = None,
                 flow_fn: Optional[FlowFn] = None) -> Summary:
   """Extracts every video not already complete in `output_dir`.
 
@@ -338,7 +482,11 @@ def extract_all(videos: Sequence[Video], output_dir: str, options: Options,
     videos: from `find_videos`.
     output_dir: root of the outputs (created).
     options: `Options` (checked first).
-    progress: show a tqdm progress bar (videos, flows/s).
+    progress: show a tqdm progress bar counting flows, with the videos
+      done, failures and flows/s beside it. Its total is estimated as the
+      run goes: the flows done, the current video's frame count from its
+      container header (no decoding), and the mean header count for each
+      video to come.
     log: where the one-line messages go (skipped unreadable videos).
     read_video: decoder override, see `extract_video`.
     flow_fn: flow override, see `extract_video`.
@@ -362,13 +510,30 @@ def extract_all(videos: Sequence[Video], output_dir: str, options: Options,
   bar = None
   if progress:
     from tqdm import tqdm  # pylint: disable=g-import-not-at-top
-    bar = tqdm(total=len(todo), unit="video", dynamic_ncols=True)
+    bar = tqdm(total=0, unit="flow", dynamic_ncols=True)
+  finished_flows, headers = 0, []
   with concurrent.futures.ThreadPoolExecutor(
       max(1, options.num_writers)) as executor:
-    for video in todo:
+    for number, video in enumerate(todo):
+      flows_seen = 0
+      if bar is not None:
+        # Total: the flows of the videos done, this video's header count, and
+        # the mean header count for each video to come (no upfront scan).
+        headers.append(_expected_flows(video.path))
+        to_come = len(todo) - number - 1
+        bar.total = (finished_flows + headers[-1]
+                     + round(to_come * sum(headers) / len(headers)))
+        bar.refresh()
+
+      def on_flows(count):
+        nonlocal flows_seen
+        flows_seen += count
+        if bar is not None:
+          bar.update(count)
+
       try:
         count, seconds = extract_video(video, output_dir, options, executor,
-                                       read_video, flow_fn)
+                                       read_video, flow_fn, on_flows)
       except (ValueError, OSError) as e:
         summary.failed[video.name] = str(e)
         message = f"skipped {video.path}: {e}"
@@ -380,10 +545,16 @@ def extract_all(videos: Sequence[Video], output_dir: str, options: Options,
         summary.done.append(video.name)
         summary.num_flows += count
         summary.flow_seconds += seconds
+      finished_flows += flows_seen
       if bar is not None:
-        bar.update(1)
+        postfix = {"videos": f"{number + 1}/{len(todo)}"}
+        if summary.failed:
+          postfix["failed"] = len(summary.failed)
         if summary.flow_seconds:
-          bar.set_postfix(flows_per_s=f"{summary.num_flows / summary.flow_seconds:.1f}")
+          postfix["flows/s"] = f"{summary.num_flows / summary.flow_seconds:.1f}"
+        bar.set_postfix(postfix)
+  if bar is not None:
+    bar.total = finished_flows
   if bar is not None:
     bar.close()
   summary.seconds = time.perf_counter() - start

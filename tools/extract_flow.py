@@ -73,9 +73,7 @@ def main(argv):
       new_short=FLAGS.new_short,
       save_frames=FLAGS.save_frames, jpeg_quality=FLAGS.jpeg_quality,
       num_writers=FLAGS.num_writers)
-  if os.path.exists(FLAGS.output_dir) and not os.path.isdir(FLAGS.output_dir):
-    raise cli.ToolError(f"--output_dir {FLAGS.output_dir!r} is a file, not a directory",
-                        cli.USAGE_EXIT)
+  cli.check_dir_flag("output_dir", FLAGS.output_dir)
   try:
     options.check()
     videos = extract.find_videos(FLAGS.video_dir, FLAGS.list_file)

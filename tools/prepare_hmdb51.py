@@ -11,13 +11,13 @@ complete shards are kept, the others rewritten. Schema: tsnet_tf/data/tfrecords.
 """
 
 import logging
-import os
 
 from absl import app
 from absl import flags
 
 from tsnet_tf.data import hmdb51
 from tsnet_tf.data import tfrecords
+from tsnet_tf.utils import cli
 
 _VIDEO_DIR = flags.DEFINE_string("video_dir", None, "Folder of class folders of videos.",
                                  required=True)
@@ -90,8 +90,7 @@ def main(argv):
                                           jpeg_quality=_JPEG_QUALITY.value,
                                           frame_stride=_FRAME_STRIDE.value,
                                           validation_fraction=_VALIDATION_FRACTION.value)
-  if os.path.exists(_OUTPUT_DIR.value) and not os.path.isdir(_OUTPUT_DIR.value):
-    raise app.UsageError(f"--output_dir {_OUTPUT_DIR.value!r} is a file, not a directory")
+  cli.check_dir_flag("output_dir", _OUTPUT_DIR.value)
   try:
     summary = tfrecords.convert(_VIDEO_DIR.value, _SPLIT_DIR.value, _OUTPUT_DIR.value,
                                 splits=_parse_splits(_SPLITS.value), settings=settings,
@@ -107,5 +106,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  from tsnet_tf.utils import cli  # pylint: disable=g-import-not-at-top
   cli.run(main)

@@ -28,6 +28,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence,
 import av
 import numpy as np
 
+from tsnet_tf.utils import errors
 from tsnet_tf.utils import io as io_utils
 
 # Largest time-base denominator MPEG-4 Part 2 accepts (16-bit field), so
@@ -35,7 +36,7 @@ from tsnet_tf.utils import io as io_utils
 _MAX_RATE_DENOMINATOR = 1001
 
 
-class VideoDecodeError(ValueError):
+class VideoDecodeError(errors.ResourceError, ValueError):
   """A video file cannot be decoded into at least one frame.
 
   Attributes:

@@ -43,22 +43,6 @@ class ToolError(Exception):
     self.exit_code = exit_code
 
 
-# video.py's error is not an `errors.ResourceError` yet (another change owns
-# that module); looked up only once its module is imported, so this module
-# stays free of PyAV.
-_UNTYPED = (("tsnet_tf.data.video", "VideoDecodeError", FAILURE_EXIT),)
-
-
-def _untyped_classes() -> List[Tuple[type, int]]:
-  found = []
-  for module_name, class_name, code in _UNTYPED:
-    module = sys.modules.get(module_name)
-    cls = getattr(module, class_name, None) if module else None
-    if isinstance(cls, type) and not issubclass(cls, errors.ExpectedError):
-      found.append((cls, code))
-  return found
-
-
 def check_dir_flag(flag: str, path: Optional[str]) -> None:
   """Refuses a `--flag` directory `path` that exists as a file.
 
@@ -88,9 +72,6 @@ def describe(e: BaseException) -> Optional[Tuple[str, int]]:
     return str(e), USAGE_EXIT
   if isinstance(e, errors.ResourceError):
     return str(e), FAILURE_EXIT
-  for cls, code in _untyped_classes():
-    if isinstance(e, cls):
-      return str(e), code
   # Connection problems first: URLError and the socket errors are OSErrors too.
   import http.client  # pylint: disable=g-import-not-at-top
   import urllib.error  # pylint: disable=g-import-not-at-top

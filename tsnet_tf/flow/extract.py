@@ -555,7 +555,6 @@ def extract_all(videos: Sequence[Video], output_dir: str, options: Options,
         bar.set_postfix(postfix)
   if bar is not None:
     bar.total = finished_flows
-  if bar is not None:
     bar.close()
   summary.seconds = time.perf_counter() - start
   _write_summary(output_dir, summary, options)

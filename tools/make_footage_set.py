@@ -3,7 +3,8 @@ r"""Writes a real-footage benchmark in HMDB51's layout: each class is one clip, 
   python tools/make_footage_set.py --video_dir=../shared/data/video --output_dir=/tmp/footage
 
 Every video under --video_dir (recursively) gives two classes, `<name>_fwd` and
-`<name>_bwd` (or, with --factor=speed, `<name>_x1` and `<name>_x2`), cut into --windows_per_source temporally disjoint windows; split k
+`<name>_bwd` (or, with --factor=speed, `<name>_x1` and `<name>_x2`; with
+--factor=pan, `<name>_left` and `<name>_right`, a camera pan added), cut into --windows_per_source temporally disjoint windows; split k
 tests on two of them (rotating), the converter holds out validation windows
 from the rest. See tsnet_tf/data/footage.py. Then:
 
@@ -32,7 +33,8 @@ _SHORT_SIDE = flags.DEFINE_integer("short_side", 240, "Scale larger frames down 
                                    "side (0 keeps the size).", lower_bound=0)
 _FACTOR = flags.DEFINE_enum("factor", "direction", list(footage.FACTORS),
                             "What tells the two classes of a video apart: direction "
-                            "(<name>_fwd / <name>_bwd) or speed (<name>_x1 / <name>_x2).")
+                            "(<name>_fwd / <name>_bwd), speed (<name>_x1 / <name>_x2) or "
+                            "an added camera pan (<name>_left / <name>_right).")
 _OVERWRITE = flags.DEFINE_boolean("overwrite", False, "Replace --output_dir if it exists.")
 
 

@@ -49,7 +49,36 @@ def test_playback_variants():
     footage.playback(clip, "sideways")
 
 
-@pytest.mark.parametrize("factor", ["direction", "speed"])
+def test_pan_slides_a_crop_across_the_frame():
+  # Pixel value = its column: each output frame's first column is the crop's left edge.
+  n, height, width = 11, 20, 50
+  clip = np.broadcast_to(np.arange(width, dtype=np.int32)[None, None, :, None],
+                         (n, height, width, 1))
+  right = footage.playback(clip, "right")
+  left = footage.playback(clip, "left")
+  assert right.shape == left.shape == (n, 16, 40, 1)  # PAN_CROP of each side, even
+  edges = right[:, 0, 0, 0]
+  assert edges[0] == 0 and edges[-1] == width - 40  # crosses the whole frame
+  assert np.all(np.diff(edges) == 1)  # 10 px in 10 steps: constant speed
+  np.testing.assert_array_equal(left[:, 0, 0, 0], edges[::-1])
+  np.testing.assert_array_equal(right[0, :, :, 0], clip[0, 2:18, :40, 0])  # centred rows
+
+
+def test_pan_is_a_translation_optical_flow_sees():
+  from tsnet_tf import flow  # pylint: disable=g-import-not-at-top
+  rng = np.random.RandomState(0)
+  texture = rng.rand(12, 16)
+  scene = np.kron(texture, np.ones((4, 4)))[..., None].repeat(3, -1) * 255  # 48x64
+  clip = np.repeat(scene[None].astype(np.float32), 9, axis=0)  # a static shot
+  for variant, sign in (("right", -1), ("left", 1)):
+    frames = footage.playback(clip, variant)  # view moves 13 px over 8 steps
+    flows = np.asarray(flow.tvl1(frames[None, 3] / 255.0, frames[None, 4] / 255.0,
+                                 preset="fast"))
+    mean_u = flows[0, 8:-8, 8:-8, 0].mean()
+    assert sign * mean_u > 1.0, (variant, mean_u)  # about 1.6 px per frame
+
+
+@pytest.mark.parametrize("factor", ["direction", "speed", "pan"])
 def test_builds_layout_splits_and_playback(tmp_path, factor):
   src = tmp_path / "src"
   src.mkdir()
@@ -75,6 +104,12 @@ def test_builds_layout_splits_and_playback(tmp_path, factor):
     second = _levels(str(out / "videos" / f"clip_a_{variants[1]}" /
                           name.replace(variants[0], variants[1])))
     window = np.arange(start, end)
+    if factor == "pan":  # flat frames: a crop keeps each frame's level and order
+      np.testing.assert_array_equal(first, window)
+      np.testing.assert_array_equal(second, window)
+      info = video.probe_video(str(out / "videos" / f"clip_a_{variants[0]}" / name))
+      assert (info.height, info.width) == (24, 38)  # 0.8 of 32x48, even
+      continue
     np.testing.assert_array_equal(first, footage.playback(window, variants[0]))
     np.testing.assert_array_equal(second, footage.playback(window, variants[1]))
   # Split k tests windows (k-1, k+2); the rest are training; both variants alike.

@@ -9,12 +9,18 @@ tells the source (appearance) but not the direction; only motion tells the
 direction, as in HMDB51 where RGB and flow are each partly right. With
 `factor="speed"`, the pair is `<source>_x1` (the window's central half, as
 recorded) and `<source>_x2` (the whole window, every second frame: twice the
-speed, same frame rate, same length).
+speed, same frame rate, same length). With `factor="pan"`, the pair is
+`<source>_left` and `<source>_right`: the same window seen through a crop of
+`PAN_CROP` of the frame that slides across it (a camera pan, added to the
+footage's own motion), the view moving left or right.
 
 Direction is the harder factor for optical flow: reversing a clip negates its
 flow, and most motion (gestures, ballistic paths, camera pans) is as plausible
 backwards, so a flow network must learn each source's typical direction;
-speed scales the flow's magnitude, which flow shows directly.
+speed scales the flow's magnitude, which flow shows directly, but real motion
+varies more than 2x within one source. A pan adds one global translation to
+every flow field, even over repeated or static frames; the footage's own motion,
+noise and frame repeats stay on top of it.
 
 Each source is cut into `windows_per_source` temporally disjoint windows (a gap
 between them). Split k tests on windows {k-1, k-1 + W/2} (rotating over the
@@ -43,14 +49,41 @@ from tsnet_tf.utils import io as io_utils
 
 DIRECTIONS = ("fwd", "bwd")
 SPEEDS = ("x1", "x2")
-FACTORS = {"direction": DIRECTIONS, "speed": SPEEDS}
+PANS = ("left", "right")
+FACTORS = {"direction": DIRECTIONS, "speed": SPEEDS, "pan": PANS}
+# A pan sees this fraction of each side of the frame; the crop travels over the
+# rest (20 % of the width) during the window.
+PAN_CROP = 0.8
+
+
+def pan(clip: np.ndarray, view_moves: str) -> np.ndarray:
+  """`clip` `[N, H, W, C]` seen through a crop that slides across the frame.
+
+  The crop is `PAN_CROP` of each side (even sizes), vertically centred. Over the
+  N frames its left edge travels from one side of the frame to the other at a
+  constant speed (rounded to whole pixels), so the scene moves through the view
+  the opposite way: `view_moves="right"` makes the content move left.
+
+  Returns:
+    `[N, h, w, C]`, same dtype.
+  """
+  if view_moves not in PANS:
+    raise ValueError(f"unknown pan direction {view_moves!r}")
+  n, height, width = clip.shape[:3]
+  h = max(2, int(height * PAN_CROP) // 2 * 2)
+  w = max(2, int(width * PAN_CROP) // 2 * 2)
+  top = (height - h) // 2
+  lefts = np.round(np.linspace(0, width - w, n)).astype(int) if n > 1 else np.zeros(1, int)
+  if view_moves == "left":
+    lefts = lefts[::-1]
+  return np.stack([frame[top:top + h, x:x + w] for frame, x in zip(clip, lefts)])
 
 
 def playback(clip: np.ndarray, variant: str) -> np.ndarray:
   """The window `clip` `[N, H, W, 3]` played as `variant` (see FACTORS).
 
   fwd: as recorded; bwd: reversed; x1: the central N // 2 frames; x2: every
-  second frame (N // 2 frames at twice the speed).
+  second frame (N // 2 frames at twice the speed); left / right: `pan`.
   """
   half = len(clip) // 2
   if variant == "fwd":
@@ -62,6 +95,8 @@ def playback(clip: np.ndarray, variant: str) -> np.ndarray:
     return clip[start:start + half]
   if variant == "x2":
     return clip[0:2 * half:2]
+  if variant in PANS:
+    return pan(clip, variant)
   raise ValueError(f"unknown playback variant {variant!r}")
 
 
@@ -184,8 +219,9 @@ def build_direction_dataset(video_paths: Sequence[str], output_dir: str,
     min_window_frames: a video whose windows would be shorter is skipped.
     max_window_frames: longest window.
     short_side: frames larger than this are scaled down (0 keeps the size).
-    factor: "direction" (fwd / bwd) or "speed" (x1 / x2; windows are twice as
-      long, so that both variants have half a window's frames).
+    factor: "direction" (fwd / bwd), "speed" (x1 / x2; windows are twice as
+      long, so that both variants have half a window's frames) or "pan"
+      (left / right: a crop sliding across the frame, `pan`).
     overwrite: replace an existing `output_dir`.
     progress: called with 1 after each source video is done.
 

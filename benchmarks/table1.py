@@ -1,7 +1,7 @@
 """The paper's Table 1 on three benchmarks, several seeds, choices on validation, test once.
 
   python benchmarks/table1.py --work_dir=/tmp/t1 [--benchmarks=appearance_motion,footage,motion]
-      [--seeds=0,1,2] [--lambdas=0,10]
+      [--seeds=0,1,2] [--lambdas=0,10] [--fusions=mean,geometric]
 
 Benchmarks (HMDB51 layout, so every tool runs on them unchanged; each with
 train / validation / test, validation held out of the training list by
@@ -22,12 +22,21 @@ changes initialisation, sampling and augmentation):
 2. Chooses the student's lambda on the validation subset (video accuracy;
    lambda = 0 is the rgb run itself: a student that distillation would make
    worse than rgb on validation is not distilled).
-3. Evaluates rgb, flow, two-stream (late fusion) and the chosen student on the
-   test subset, once (tsnet_tf.training.comparison, as tools/results_table.py),
-   and times them (batch-1 TF and float32 TFLite ms, GFLOPs) on the first seed.
+3. Chooses the two-stream late-fusion rule among --fusions on the validation
+   subset (video accuracy of the fused rgb and flow runs; ties go to `mean`,
+   the classic rule): `mean` of the softmax or `geometric` (normalised
+   product, tsnet_tf.models.LateFusion).
+4. Evaluates rgb, flow, two-stream (late fusion, the chosen rule) and the
+   chosen student on the test subset, once (tsnet_tf.training.comparison, as
+   tools/results_table.py), and times them (batch-1 TF and float32 TFLite ms,
+   GFLOPs) on the first seed.
 
 Prints, per benchmark, every seed's rows and the mean ± std over seeds, the
-targets of issue #12, and writes everything to --work_dir/table1.{md,json}.
+lambda and fusion rule chosen per seed, the targets of issue #12, and writes
+everything to --work_dir/table1.{md,json}. A seed's record.json is reused as
+it stands; records written before the fusion choice existed count as `mean`
+(delete a seed's record.json to redo its choices and test evaluation; its
+trained runs are reused).
 """
 
 import json
@@ -60,6 +69,11 @@ _BENCHMARKS = flags.DEFINE_list("benchmarks", list(BENCHMARKS),
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Training seeds.")
 _LAMBDAS = flags.DEFINE_list("lambdas", ["0", "10"], "Student lambdas chosen among on "
                              "validation; 0 stands for the rgb run (no distillation).")
+# tsnet_tf.models.FUSION_MODES, spelled out so --help needs no Keras import.
+FUSIONS = ("mean", "geometric")
+_FUSIONS = flags.DEFINE_list("fusions", list(FUSIONS),
+                             "Two-stream late-fusion rules chosen among on validation, of: "
+                             f"{', '.join(FUSIONS)}.")
 _PARAMS_OVERRIDE = flags.DEFINE_string("params_override", "",
                                        "Config overrides for every stage (see tools/train.py).")
 _VIDEOS_PER_CLASS = flags.DEFINE_integer("videos_per_class", 40,
@@ -117,8 +131,13 @@ def _train(stage, run_dir, data_dir, seed, teacher_dir=None, extra="", benchmark
   return time.time() - start
 
 
-def run_seed(benchmark, data_dir, seed, out, timing_runs):
-  """Trains, chooses lambda on validation, evaluates on test; returns the record."""
+def record_fusion(record):
+  """The two-stream fusion rule of a seed's record (`mean` for records that predate it)."""
+  return record.get("chosen_fusion", "mean")
+
+
+def run_seed(benchmark, data_dir, seed, out, timing_runs, fusions=("mean",)):
+  """Trains, chooses lambda and fusion on validation, evaluates on test; returns the record."""
   from tsnet_tf.training import comparison  # pylint: disable=g-import-not-at-top
   runs = {name: os.path.join(out, name) for name in ("rgb", "flow")}
   seconds = {"rgb": _train("rgb", runs["rgb"], data_dir, seed, benchmark=benchmark),
@@ -143,13 +162,19 @@ def run_seed(benchmark, data_dir, seed, out, timing_runs):
   # Highest validation accuracy; ties go to the larger lambda (the method).
   chosen = max(validation, key=lambda lam: (validation[lam], float(lam)))
   runs["student"] = candidates[chosen]
+  # Highest validation accuracy of the fused rgb + flow; ties go to mean.
+  fusion_validation = comparison.validate_fusions(
+      runs["rgb"], runs["flow"], data_dir, os.path.join(out, "validation"), fusions,
+      num_clips=_NUM_CLIPS.value)
+  fusion = comparison.choose_fusion(fusion_validation)
   rows = comparison.compare(runs, data_dir, os.path.join(out, "test"),
                             num_clips=_NUM_CLIPS.value, timing_runs=timing_runs,
-                            tflite=bool(timing_runs))
+                            tflite=bool(timing_runs), fusion=fusion)
   caption = comparison.describe_protocol(runs, _NUM_CLIPS.value, split=1)
   comparison.write_results(rows, caption, os.path.join(out, "test"))
   return {"benchmark": benchmark, "seed": seed, "validation_video_accuracy": validation,
-          "chosen_lambda": float(chosen), "rows": rows, "train_seconds": seconds}
+          "chosen_lambda": float(chosen), "validation_fusion_accuracy": fusion_validation,
+          "chosen_fusion": fusion, "rows": rows, "train_seconds": seconds}
 
 
 def summarize(records):
@@ -214,6 +239,8 @@ def format_report(records, summary):
                  f"{per_seed} |")
     chosen = ", ".join(f"seed {r['seed']}: {r['chosen_lambda']:g}" for r in recs)
     out.append(f"\nstudent lambda chosen on validation: {chosen}")
+    fusions = ", ".join(f"seed {r['seed']}: {record_fusion(r)}" for r in recs)
+    out.append(f"two-stream fusion rule chosen on validation: {fusions}")
     timed = next((r for r in recs if r["rows"][0]["ms_per_clip"] is not None), None)
     if timed is not None:
       out.append("\n" + comparison.format_table(timed["rows"], f"costs (seed {timed['seed']})"))
@@ -228,6 +255,10 @@ def main(argv):
   unknown = [b for b in _BENCHMARKS.value if b not in BENCHMARKS]
   if unknown:
     raise app.UsageError(f"--benchmarks: unknown {unknown}; known: {', '.join(BENCHMARKS)}")
+  unknown = [f for f in _FUSIONS.value if f not in FUSIONS]
+  if unknown or not _FUSIONS.value:
+    raise app.UsageError(f"--fusions: give rules among {', '.join(FUSIONS)}"
+                         + (f"; unknown: {', '.join(unknown)}" if unknown else ""))
   from tsnet_tf.utils.io import atomic_write  # pylint: disable=g-import-not-at-top
   work_dir = _WORK_DIR.value
   os.makedirs(work_dir, exist_ok=True)
@@ -242,7 +273,8 @@ def main(argv):
         with open(record_path, encoding="utf-8") as f:
           records.append(json.load(f))
         continue
-      record = run_seed(bench, data_dir, seed, out, _TIMING_RUNS.value if i == 0 else 0)
+      record = run_seed(bench, data_dir, seed, out, _TIMING_RUNS.value if i == 0 else 0,
+                        fusions=_FUSIONS.value)
       with atomic_write(record_path) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:
           json.dump(record, f, indent=1)

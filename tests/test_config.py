@@ -144,6 +144,22 @@ def test_backbone_choices_match_the_builders():
   assert config_lib._R3D_DEPTHS == tuple(sorted(backbones.R3D_DEPTHS))  # pylint: disable=protected-access
 
 
+def test_fusion_key_choices_default_and_error():
+  from tsnet_tf.models import classifiers  # pylint: disable=g-import-not-at-top
+  # config.py keeps its own copy of the rules (no Keras import); they must agree.
+  assert config_lib._CHOICES[("model", "fusion")] == classifiers.FUSION_MODES  # pylint: disable=protected-access
+  assert config_lib.load_config(None, "twostream").model.fusion == "mean"
+  cfg = config_lib.load_config(None, "twostream", "stages.twostream.model.fusion=geometric")
+  assert cfg.model.fusion == "geometric"
+  for name in ("synthetic", "synthetic_table1", "table1", "hmdb51"):
+    path = os.path.join(REPO, "configs", f"{name}.yaml")
+    assert config_lib.load_config(path, "twostream").model.fusion == "mean"
+  with pytest.raises(config_lib.ConfigError) as e:
+    config_lib.load_config(None, "twostream", "model.fusion=max")
+  assert str(e.value) == ("--params_override: 'model.fusion' must be one of "
+                          "mean, geometric, got 'max'")
+
+
 def test_flow_stages_need_two_frames():
   config_lib.load_config(None, "rgb", "data.num_frames=1")
   for stage in ("teacher", "student", "twostream"):

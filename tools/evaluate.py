@@ -4,12 +4,15 @@
       [--split=1] [--num_clips=10] [--checkpoint=best.keras]
   # Two-stream late fusion of separately trained networks at evaluation:
   python tools/evaluate.py --model_dir=runs/rgb --fuse_with=runs/teacher \
-      --output_dir=runs/fused --data_dir=data/synth
+      --output_dir=runs/fused --data_dir=data/synth [--fusion=geometric]
 
 Writes <output_dir or model_dir>/eval.json (top-level clip_accuracy and
 video_accuracy, fractions in [0, 1], plus per-class accuracy and the
 confusion matrix) and confusion_matrix.png. Video level = mean of the K clips'
-softmax per video.
+softmax per video. With --fuse_with, --fusion picks the late-fusion rule
+(tsnet_tf.models.LateFusion): mean of the models' softmax (default, the
+classic two-stream rule) or geometric (normalised product, which lets a model
+sure that a class is wrong veto it); eval.json records it.
 """
 
 from absl import app
@@ -32,8 +35,14 @@ _BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Clips per batch.", lower_bo
 _CHECKPOINT = flags.DEFINE_enum("checkpoint", "model.keras", ["model.keras", "best.keras"],
                                 "Final model or the best on validation.")
 _FUSE_WITH = flags.DEFINE_list(
-    "fuse_with", [], "More model dirs whose softmax is averaged with --model_dir's per clip "
-    "(late fusion).")
+    "fuse_with", [], "More model dirs whose softmax is fused with --model_dir's per clip "
+    "(late fusion, rule: --fusion).")
+# tsnet_tf.models.FUSION_MODES, spelled out so --help needs no Keras import.
+_FUSION = flags.DEFINE_enum(
+    "fusion", "mean", ["mean", "geometric"],
+    "Late-fusion rule, applies with --fuse_with: mean = average of the softmax (classic "
+    "two-stream), geometric = normalised product of the softmax (a model sure a class is "
+    "wrong vetoes it).")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None,
                                   "Where eval.json and the PNG go (default: --model_dir).")
 
@@ -48,9 +57,10 @@ def main(argv):
   result = evaluation.evaluate(
       _MODEL_DIR.value, _DATA_DIR.value, split=_SPLIT.value, num_clips=_NUM_CLIPS.value,
       subset=_SUBSET.value, batch_size=_BATCH_SIZE.value, checkpoint=_CHECKPOINT.value,
-      fuse_dirs=_FUSE_WITH.value, output_dir=output_dir)
+      fuse_dirs=_FUSE_WITH.value, output_dir=output_dir, fusion=_FUSION.value)
+  fused = f", {result['fusion']} fusion" if "fusion" in result else ""
   print(f"split {result['split']} {result['subset']}: {result['num_videos']} videos, "
-        f"{result['clips_per_video']} clips each")
+        f"{result['clips_per_video']} clips each{fused}")
   print(f"clip accuracy  {result['clip_accuracy']:.4f}")
   print(f"video accuracy {result['video_accuracy']:.4f}")
   width = max(len(n) for n in result["per_class_accuracy"])

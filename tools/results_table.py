@@ -2,13 +2,14 @@
 
   python tools/results_table.py --rgb_dir=runs/rgb --flow_dir=runs/teacher \
       --student_dir=runs/student --data_dir=data/synth --output_dir=runs/table1 \
-      [--split=1] [--num_clips=4] [--timing_runs=10] [--notflite]
+      [--split=1] [--num_clips=4] [--timing_runs=10] [--notflite] [--fusion=mean]
 
 Evaluates each given run on the test subset (clip and video accuracy, K clips
 per video), adds two-stream late fusion when both --rgb_dir and --flow_dir are
-given, and measures batch-1 milliseconds per clip in TensorFlow and in float32
-TFLite on this machine, and GFLOPs per clip. Writes <output_dir>/table1.md,
-table1.json, <row>/eval.json, <row>/confusion_matrix.png and <row>.tflite.
+given (rule: --fusion, mean or geometric), and measures batch-1 milliseconds
+per clip in TensorFlow and in float32 TFLite on this machine, and GFLOPs per
+clip. Writes <output_dir>/table1.md, table1.json, <row>/eval.json,
+<row>/confusion_matrix.png and <row>.tflite.
 Each directory must hold a run of its row's stage (its config.yaml says so).
 For timings worth quoting, run it with nothing else on the machine.
 """
@@ -32,6 +33,12 @@ _TIMING_RUNS = flags.DEFINE_integer("timing_runs", 10,
                                     "Timed batch-1 inferences per model and runtime.",
                                     lower_bound=1)
 _TFLITE = flags.DEFINE_bool("tflite", True, "Also convert each model to TFLite and time it.")
+# tsnet_tf.models.FUSION_MODES, spelled out so --help needs no Keras import.
+_FUSION = flags.DEFINE_enum(
+    "fusion", "mean", ["mean", "geometric"],
+    "Two-stream late-fusion rule, applies with --rgb_dir and --flow_dir: mean = average of "
+    "the softmax (classic), geometric = normalised product of the softmax. Choose it on "
+    "validation, not on the test table.")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show evaluation progress bars.")
 # The stage each row's run must have trained (its config.yaml), so swapped
 # directories do not print mislabelled rows.
@@ -52,7 +59,8 @@ def main(argv):
     run_dir.check_stage(directory, f"--{name}_dir", _EXPECTED_STAGES[name])
   rows = comparison.compare(run_dirs, _DATA_DIR.value, _OUTPUT_DIR.value, split=_SPLIT.value,
                             num_clips=_NUM_CLIPS.value, timing_runs=_TIMING_RUNS.value,
-                            tflite=_TFLITE.value, progress=_PROGRESS.value)
+                            tflite=_TFLITE.value, progress=_PROGRESS.value,
+                            fusion=_FUSION.value)
   caption = comparison.describe_protocol(run_dirs, _NUM_CLIPS.value, _SPLIT.value)
   print(comparison.write_results(rows, caption, _OUTPUT_DIR.value))
   ratios = comparison.format_ratios(rows)

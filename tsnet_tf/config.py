@@ -115,6 +115,10 @@ class ModelConfig:
     dropout: dropout rate between "features" and the logits.
     stem: `light` only: `2plus1d` (spatial then temporal conv) or `3d` (one
       3x3x3 conv, velocity-tuned filters on the pixels).
+    fusion: `twostream` stage only: the late-fusion rule
+      (`tsnet_tf.models.LateFusion`), `mean` of the streams' softmax (the
+      classic rule) or `geometric` (normalised product: a stream sure that
+      a class is wrong vetoes it).
     flow: the teacher's flow layer settings.
   """
   backbone: str = "r3d18"
@@ -123,6 +127,7 @@ class ModelConfig:
   feature_dim: Optional[int] = None
   dropout: float = 0.0
   stem: str = "2plus1d"
+  fusion: str = "mean"
   flow: FlowConfig = dataclasses.field(default_factory=FlowConfig)
 
 
@@ -309,6 +314,8 @@ _CHOICES = {
     ("data", "validation_subset"): ("train", "validation", "test", "none"),
     ("model", "flow", "preset"): ("fast", "accurate"),
     ("model", "stem"): ("2plus1d", "3d"),
+    # tsnet_tf.models.FUSION_MODES.
+    ("model", "fusion"): ("mean", "geometric"),
     ("train", "lr_schedule"): ("cosine", "step", "constant"),
     ("train", "weight_decay_mode"): ("l2", "decoupled"),
     ("eval", "subset"): ("train", "validation", "test"),

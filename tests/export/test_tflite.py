@@ -55,6 +55,20 @@ def test_flatbuffer_does_not_grow_with_clip_length():
   assert abs(counts[1] - counts[0]) <= 2, counts
 
 
+def test_geometric_two_stream_converts_and_matches_keras():
+  # The edge twin re-creates LateFusion from its config: the rule must survive.
+  from tsnet_tf import models  # pylint: disable=g-import-not-at-top
+  rgb = models.build_rgb_model(3, 4, 16, backbone="light", width=4, name="rgb")
+  other = models.build_rgb_model(3, 4, 16, backbone="light", width=4, name="other")
+  fused = models.build_two_stream(rgb, other, fusion="geometric")
+  flatbuffer, _ = tfl.convert_keras_model(fused, "none")
+  clips = np.random.default_rng(3).uniform(0, 255, (2, 4, 16, 16, 3)).astype(np.float32)
+  got = tfl.TFLiteRunner(flatbuffer)(clips)["logits"]
+  np.testing.assert_allclose(got, fused(clips).numpy(), atol=1e-4)
+  mean = models.build_two_stream(rgb, other, fusion="mean")(clips).numpy()
+  assert np.abs(got - mean).max() > 1e-3  # the two rules differ on these clips
+
+
 def test_files_labels_and_int8_is_full_integer(deploy, converted):
   for q, info in converted.items():
     assert info["quantize"] == q  # int8 did not fall back to dynamic range

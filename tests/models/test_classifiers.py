@@ -97,6 +97,36 @@ def test_late_fusion_is_log_of_mean_probability():
   np.testing.assert_allclose(np.exp(_log_softmax(fused)), mean_p, atol=1e-6)
 
 
+def test_late_fusion_geometric_is_normalised_product_of_probabilities():
+  rng = np.random.RandomState(2)
+  a, b = rng.normal(size=(3, 5)) * 4, rng.normal(size=(3, 5)) * 4
+  fused = np.asarray(models.LateFusion(mode="geometric")(
+      [a.astype("float32"), b.astype("float32")]))
+  product = np.sqrt(np.exp(_log_softmax(a)) * np.exp(_log_softmax(b)))
+  geometric = product / product.sum(axis=-1, keepdims=True)
+  np.testing.assert_allclose(fused, np.log(geometric), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(np.exp(fused).sum(axis=-1), 1.0, atol=1e-6)
+  # The veto: rgb confidently picks class 0, flow is sure class 0 is wrong
+  # and mildly prefers 1. The mean follows rgb, the product follows flow.
+  rgb = np.array([[6.0, 3.0, 0.0]], "float32")
+  flow = np.array([[-6.0, 1.0, 0.0]], "float32")
+  mean = np.asarray(models.LateFusion(mode="mean")([rgb, flow]))
+  product = np.asarray(models.LateFusion(mode="geometric")([rgb, flow]))
+  assert np.argmax(mean) == 0 and np.argmax(product) == 1
+
+
+def test_late_fusion_modes_config_and_errors():
+  assert models.FUSION_MODES == ("mean", "geometric")
+  assert models.LateFusion().mode == "mean"
+  layer = models.LateFusion(mode="geometric", name="fuse")
+  config = layer.get_config()
+  assert config["mode"] == "geometric"
+  again = models.LateFusion.from_config(config)
+  assert again.mode == "geometric" and again.name == "fuse"
+  with pytest.raises(ValueError, match=r"'median'.*mean, geometric"):
+    models.LateFusion(mode="median")
+
+
 def test_teacher_computes_flow_in_graph(teacher):
   assert teacher.get_layer("flow").output.shape == (None, T - 1, S, S, 2)
   assert teacher.get_layer("flow_scaling").output.shape == (None, T - 1, S, S, 2)
@@ -120,6 +150,8 @@ def test_two_stream_equals_hand_fusion(rgb_model, cheap_teacher):
   np.testing.assert_allclose(np.asarray(fused(x)), np.log(mean_p), rtol=1e-4, atol=1e-5)
   with pytest.raises(ValueError, match="distinct names"):
     models.build_two_stream(rgb_model, rgb_model)
+  with pytest.raises(ValueError, match="unknown fusion mode 'max'"):
+    models.build_two_stream(rgb_model, cheap_teacher, fusion="max")
 
 
 def _round_trip(model, tmp_path, x):
@@ -147,6 +179,17 @@ def test_teacher_and_two_stream_round_trip(rgb_model, cheap_teacher, tmp_path):
   assert loaded.get_layer("flow_scaling").bound == 4.0
   assert loaded.get_layer("flow").get_config()["num_iters"] == 2
   _round_trip(models.build_two_stream(rgb_model, cheap_teacher), tmp_path, x)
+
+
+def test_geometric_two_stream_by_hand_and_round_trip(rgb_model, cheap_teacher, tmp_path):
+  fused = models.build_two_stream(rgb_model, cheap_teacher, name="geo", fusion="geometric")
+  x = _clip(2)
+  mean_log_p = (_log_softmax(np.asarray(rgb_model(x), "float64"))
+                + _log_softmax(np.asarray(cheap_teacher(x), "float64"))) / 2
+  np.testing.assert_allclose(np.asarray(fused(x)), _log_softmax(mean_log_p),
+                             rtol=1e-4, atol=1e-5)
+  loaded = _round_trip(fused, tmp_path, x)
+  assert loaded.get_layer("late_fusion").mode == "geometric"
 
 
 def test_count_flops_by_hand():

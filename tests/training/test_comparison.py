@@ -100,3 +100,43 @@ def test_compare_without_flow_has_no_twostream_and_rejects_bad_input(rgb_run, da
     assert json.load(f)["subset"] == "validation"
   with pytest.raises(evaluation.EvaluationError, match="does not exist"):
     comparison.compare({"rgb": str(tmp_path / "missing")}, data_dir, str(tmp_path / "t"))
+
+
+def test_choose_fusion_takes_the_best_and_breaks_ties_towards_mean():
+  assert comparison.choose_fusion({"mean": 0.5, "geometric": 0.6}) == "geometric"
+  assert comparison.choose_fusion({"mean": 0.7, "geometric": 0.6}) == "mean"
+  assert comparison.choose_fusion({"geometric": 0.6, "mean": 0.6}) == "mean"
+  assert comparison.choose_fusion({"geometric": 0.4}) == "geometric"
+  with pytest.raises(ValueError, match="no fusion rule"):
+    comparison.choose_fusion({})
+
+
+def test_row_label_names_a_fusion_other_than_mean():
+  assert comparison.row_label(_row("twostream", 1, 1, 1)) == "two-stream late fusion"
+  assert comparison.row_label(dict(_row("twostream", 1, 1, 1), fusion="mean")) == (
+      "two-stream late fusion")
+  geometric = dict(_row("twostream", 1, 1, 1), fusion="geometric")
+  assert comparison.row_label(geometric) == "two-stream late fusion (geometric)"
+  assert "| two-stream late fusion (geometric) |" in comparison.format_table([geometric])
+
+
+def test_fusion_rules_on_validation_and_in_compare(rgb_run, teacher_dir, data_dir, tmp_path):
+  rgb_dir, _ = rgb_run
+  accuracy = comparison.validate_fusions(rgb_dir, teacher_dir, data_dir, str(tmp_path / "v"),
+                                         ["mean", "geometric"], num_clips=1)
+  assert list(accuracy) == ["mean", "geometric"]
+  for rule in accuracy:
+    with open(tmp_path / "v" / f"fusion_{rule}" / "eval.json") as f:
+      saved = json.load(f)
+    assert (saved["fusion"], saved["subset"]) == (rule, "validation")
+    assert saved["video_accuracy"] == accuracy[rule]
+  # compare's twostream row is the same fused evaluation under the same rule.
+  rows = comparison.compare({"rgb": rgb_dir, "flow": teacher_dir}, data_dir, str(tmp_path / "c"),
+                            num_clips=1, timing_runs=0, subset="validation", fusion="geometric")
+  row = next(r for r in rows if r["model"] == "twostream")
+  assert row["fusion"] == "geometric" and row["video_accuracy"] == accuracy["geometric"]
+  assert all("fusion" not in r for r in rows if r["model"] != "twostream")
+  with open(tmp_path / "c" / "twostream" / "eval.json") as f:
+    assert json.load(f)["fusion"] == "geometric"
+  with pytest.raises(ValueError, match="unknown fusion 'max'"):
+    comparison.compare({"rgb": rgb_dir}, data_dir, str(tmp_path / "t"), fusion="max")

@@ -50,8 +50,19 @@ def test_evaluate_writes_eval_json_and_confusion_png(rgb_run, teacher_dir, data_
   fused = evaluation.evaluate(model_dir, data_dir, num_clips=2, batch_size=4,
                               fuse_dirs=[teacher_dir], output_dir=str(tmp_path / "fused"),
                               progress=False)
-  assert len(fused["models"]) == 2
+  assert len(fused["models"]) == 2 and fused["fusion"] == "mean"
   assert os.path.isfile(tmp_path / "fused" / "eval.json")
+  assert "fusion" not in saved  # one model: nothing fused
+  geometric = evaluation.evaluate(model_dir, data_dir, num_clips=2, batch_size=4,
+                                  fuse_dirs=[teacher_dir], fusion="geometric",
+                                  output_dir=str(tmp_path / "geometric"), progress=False)
+  with open(tmp_path / "geometric" / "eval.json") as f:
+    assert json.load(f)["fusion"] == "geometric"
+  assert geometric["num_clips"] == fused["num_clips"]
+  with pytest.raises(evaluation.EvaluationError, match="unknown fusion rule 'max'"):
+    evaluation.evaluate(model_dir, data_dir, fuse_dirs=[teacher_dir], fusion="max",
+                        output_dir=str(tmp_path / "max"), progress=False)
+  assert not os.path.exists(tmp_path / "max")
   with pytest.raises(evaluation.EvaluationError, match="has no model.keras"):
     evaluation.evaluate(str(tmp_path), data_dir, progress=False)
 
@@ -76,3 +87,8 @@ def test_predict_clips_fuses_the_mean_softmax_by_hand():
   fused, _, _ = evaluation.predict_clips([fixed(a, "a"), fixed(b, "b")], ds, progress=False)
   want = (softmax(np.array(a)) + softmax(np.array(b))) / 2
   np.testing.assert_allclose(fused, [want] * 2, atol=1e-6)
+  geometric, _, _ = evaluation.predict_clips([fixed(a, "a"), fixed(b, "b")], ds,
+                                             progress=False, fusion="geometric")
+  product = np.sqrt(softmax(np.array(a)) * softmax(np.array(b)))
+  np.testing.assert_allclose(geometric, [product / product.sum()] * 2, atol=1e-6)
+  assert np.abs(geometric - fused).max() > 0.01  # the rules differ here

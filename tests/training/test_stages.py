@@ -59,6 +59,13 @@ def test_twostream_checks_its_flags_before_building():
     stages.make_stage("twostream", _cfg("twostream", "train.epochs=0"), 3).build()
 
 
+def test_twostream_fuses_by_the_configs_rule():
+  for rule in ("mean", "geometric"):
+    cfg = _cfg("twostream", f"train.epochs=1,model.fusion={rule}")
+    model = stages.make_stage("twostream", cfg, 3).build()
+    assert model.get_layer("late_fusion").mode == rule
+
+
 def test_student_stage_trains_eq7_and_exports_the_student(tmp_path):
   teacher = stages.build_rgb(_cfg("rgb"), 3, "flow")
   keras.Model(teacher.input, teacher.output, name="flow").save(str(tmp_path / "model.keras"))

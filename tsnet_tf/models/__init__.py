@@ -10,6 +10,7 @@ from tsnet_tf.models.flops import count_flops
 from tsnet_tf.models.flops import count_params
 from tsnet_tf.models.classifiers import feature_and_logits
 from tsnet_tf.models.classifiers import FlowScaling
+from tsnet_tf.models.classifiers import FUSION_MODES
 from tsnet_tf.models.classifiers import LateFusion
 from tsnet_tf.models.classifiers import video_normalization
 from tsnet_tf.models.distillation import build_distillation_model

@@ -67,25 +67,59 @@ class FlowScaling(layers.Layer):
     return config
 
 
+# Late-fusion rules of `LateFusion` (and `build_two_stream`, evaluation, configs).
+FUSION_MODES = ("mean", "geometric")
+
+
 @keras.saving.register_keras_serializable(package="tsnet_tf")
 class LateFusion(layers.Layer):
-  """Averages the softmax probabilities of N logit tensors; returns the log.
+  """Fuses the class distributions of N classifiers; returns log-probabilities.
 
-  Input: a list of N float `[B, K]` logits. Output: float32 `[B, K]`,
-  `log(mean_i softmax(logits_i))`. Since these sum to one after `exp`, they
-  are logits in the softmax sense: `softmax(output) == mean_i softmax(l_i)`,
-  so argmax, cross-entropy and the serving graph's softmax all work unchanged.
+  Input: a list of N float `[B, K]` logits (any float dtype; computed in
+  float32). Output: float32 `[B, K]` log-probabilities, so `exp` sums to one
+  and `softmax(output)` is the fused distribution itself: argmax,
+  cross-entropy and the serving graph's softmax all work unchanged.
+
+  Modes:
+    mean: `log(mean_i softmax(l_i))`, the arithmetic mean of the streams'
+      probabilities (the classic two-stream rule). A stream that is
+      confident carries the average, even when it is confidently wrong.
+    geometric: `log_softmax(mean_i log_softmax(l_i))`, the normalised
+      geometric mean (a product of experts). A class gets mass only if every
+      stream gives it some, so a stream sure that a class is wrong vetoes it
+      (e.g. flow ruling out the motion direction RGB guessed).
+
+  Args:
+    mode: one of `FUSION_MODES`.
+    **kwargs: `keras.layers.Layer` arguments (name, ...).
+
+  Raises:
+    ValueError: an unknown `mode`.
   """
+
+  def __init__(self, mode: str = "mean", **kwargs):
+    super().__init__(**kwargs)
+    if mode not in FUSION_MODES:
+      raise ValueError(
+          f"unknown fusion mode {mode!r}; expected one of: {', '.join(FUSION_MODES)}")
+    self.mode = mode
 
   def call(self, inputs):
     log_probs = ops.stack(
         [ops.log_softmax(ops.cast(x, "float32"), axis=-1) for x in inputs],
         axis=0)
+    if self.mode == "geometric":
+      return ops.log_softmax(ops.mean(log_probs, axis=0), axis=-1)
     # log(mean p) = logsumexp(log p) - log N, stable for confident streams.
     return ops.logsumexp(log_probs, axis=0) - math.log(len(inputs))
 
   def compute_output_shape(self, input_shape):
     return input_shape[0]
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(mode=self.mode)
+    return config
 
 
 def _resolve_width(backbone: str, width: Optional[int],
@@ -212,19 +246,28 @@ def build_teacher(num_classes: int,
 
 
 def build_two_stream(rgb_model: keras.Model, flow_model: keras.Model,
-                     name: str = "twostream") -> keras.Model:
-  """Late fusion of two classifiers' softmax probabilities.
+                     name: str = "twostream", fusion: str = "mean") -> keras.Model:
+  """Late fusion of two classifiers' softmax probabilities (`LateFusion`).
 
   Args:
     rgb_model: classifier on RGB clips (e.g. `build_rgb_model`).
     flow_model: classifier on the same clips (e.g. `build_teacher`).
     name: model name.
+    fusion: `LateFusion` mode, one of `FUSION_MODES`: "mean" (the classic
+      rule) or "geometric".
 
   Returns:
     `keras.Model`: float32 `[B, T, S, S, 3]` in [0, 255] -> float32 `[B, K]`
-    equal to `log((softmax(rgb) + softmax(flow)) / 2)`; these are logits in
-    the softmax sense (softmax gives back the mean probability). The two
-    models are nested with their weights shared, under their own names.
+    log-probabilities of the fused distribution ("mean":
+    `log((softmax(rgb) + softmax(flow)) / 2)`; "geometric":
+    `log_softmax((log_softmax(rgb) + log_softmax(flow)) / 2)`); these are
+    logits in the softmax sense (softmax gives back the fused distribution).
+    The two models are nested with their weights shared, under their own
+    names.
+
+  Raises:
+    ValueError: equal model names, different inputs or class counts, or an
+      unknown `fusion`.
   """
   if rgb_model.name == flow_model.name:
     raise ValueError(
@@ -239,7 +282,7 @@ def build_two_stream(rgb_model: keras.Model, flow_model: keras.Model,
         f"class counts differ: rgb {rgb_model.output_shape[-1]} vs flow "
         f"{flow_model.output_shape[-1]}")
   clip = keras.Input(rgb_shape, name="clip")
-  fused = LateFusion(name="late_fusion")(
+  fused = LateFusion(mode=fusion, name="late_fusion")(
       [rgb_model(clip), flow_model(clip)])
   return keras.Model(clip, fused, name=name)
 

@@ -11,7 +11,7 @@ and `benchmarks/table1.py` are thin wrappers over these functions.
 
 import json
 import os
-from typing import Dict, List, Mapping, Optional
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -89,7 +89,7 @@ def standard_error(accuracy: float, num_videos: int) -> float:
 def compare(run_dirs: Mapping[str, str], data_dir: str, output_dir: str,
             split: int = 1, num_clips: int = 4, timing_runs: int = 10,
             tflite: bool = True, progress: bool = False,
-            subset: str = "test") -> List[Dict[str, object]]:
+            subset: str = "test", fusion: str = "mean") -> List[Dict[str, object]]:
   """Evaluates and times trained runs; returns one dict per Table 1 row.
 
   Args:
@@ -106,16 +106,18 @@ def compare(run_dirs: Mapping[str, str], data_dir: str, output_dir: str,
     progress: show evaluation progress bars.
     subset: the subset evaluated: `test` for the table, `validation` for
       choices made before it.
+    fusion: the twostream row's late-fusion rule (`tsnet_tf.models.LateFusion`
+      mode: `mean` or `geometric`), for its accuracy and its timed model.
 
   Returns:
     In `ROWS` order, dicts with `model`, `clip_accuracy`, `video_accuracy`
     (fractions), `num_videos`, `video_accuracy_se` (binomial standard
     error), `ms_per_clip` (TensorFlow; None without timing),
     `tflite_ms_per_clip` (None without `tflite` or timing),
-    `gflops_per_clip` and `params`.
+    `gflops_per_clip` and `params`; the twostream row also has `fusion`.
 
   Raises:
-    ValueError: no runs, or a key other than rgb/flow/student.
+    ValueError: no runs, a key other than rgb/flow/student, an unknown fusion.
     evaluation.EvaluationError: a missing run or data, mismatched models.
   """
   from tsnet_tf import models  # pylint: disable=g-import-not-at-top
@@ -124,6 +126,9 @@ def compare(run_dirs: Mapping[str, str], data_dir: str, output_dir: str,
     raise ValueError(f"run_dirs needs keys among {_TRAINED_ROWS}, got {sorted(run_dirs)}")
   if timing_runs < 0:
     raise ValueError(f"timing_runs must be >= 0, got {timing_runs}")
+  if fusion not in models.FUSION_MODES:
+    raise ValueError(f"unknown fusion {fusion!r}; expected one of: "
+                     f"{', '.join(models.FUSION_MODES)}")
   names = [n for n in ROWS if n in run_dirs
            or (n == "twostream" and "rgb" in run_dirs and "flow" in run_dirs)]
   loaded = {}
@@ -134,15 +139,15 @@ def compare(run_dirs: Mapping[str, str], data_dir: str, output_dir: str,
     else:
       model_dir, fuse = run_dirs[name], []
     result = evaluation.evaluate(model_dir, data_dir, split=split, num_clips=num_clips,
-                                 subset=subset, fuse_dirs=fuse,
+                                 subset=subset, fuse_dirs=fuse, fusion=fusion,
                                  output_dir=os.path.join(output_dir, name), progress=progress)
     if name == "twostream":
-      model = models.build_two_stream(loaded["rgb"], loaded["flow"])
+      model = models.build_two_stream(loaded["rgb"], loaded["flow"], fusion=fusion)
     else:
       # evaluate() has checked that the file exists and matches the data.
       model = run_dir.load_classifier(model_dir)
       loaded[name] = model
-    rows.append(dict(
+    row = dict(
         model=name, clip_accuracy=result["clip_accuracy"],
         video_accuracy=result["video_accuracy"], num_videos=result["num_videos"],
         video_accuracy_se=standard_error(result["video_accuracy"], result["num_videos"]),
@@ -151,8 +156,69 @@ def compare(run_dirs: Mapping[str, str], data_dir: str, output_dir: str,
                                         os.path.join(output_dir, f"{name}.tflite"))
                             if tflite and timing_runs else None),
         gflops_per_clip=models.count_flops(model) / 1e9,
-        params=models.count_params(model)))
+        params=models.count_params(model))
+    if name == "twostream":
+      row["fusion"] = fusion
+    rows.append(row)
   return rows
+
+
+def row_label(row: Mapping[str, object]) -> str:
+  """A row's Table 1 label; a two-stream row names its fusion rule unless it is `mean`.
+
+  Rows written before the rule was recorded have no `fusion` key: they are `mean`.
+  """
+  fusion = row.get("fusion", "mean")
+  return LABELS[row["model"]] + ("" if fusion == "mean" else f" ({fusion})")
+
+
+def validate_fusions(rgb_dir: str, flow_dir: str, data_dir: str, output_dir: str,
+                     fusions: Sequence[str], split: int = 1, num_clips: int = 4,
+                     progress: bool = False) -> Dict[str, float]:
+  """Video accuracy of the fused rgb and flow runs on validation, per fusion rule.
+
+  Only the twostream row matters for this choice, so each rule is one
+  `evaluation.evaluate` of the fused pair (not a whole `compare`).
+
+  Args:
+    rgb_dir, flow_dir: training directories of the two streams.
+    data_dir: output of tools/prepare_hmdb51.py (with a validation subset).
+    output_dir: each rule's eval.json goes to `output_dir/fusion_<rule>/`.
+    fusions: rules to try, each a `tsnet_tf.models.FUSION_MODES` entry.
+    split: official split.
+    num_clips: clips per video.
+    progress: show evaluation progress bars.
+
+  Returns:
+    `{rule: validation video accuracy}`, in the order of `fusions`.
+  """
+  accuracy = {}
+  for rule in fusions:
+    result = evaluation.evaluate(rgb_dir, data_dir, split=split, num_clips=num_clips,
+                                 subset="validation", fuse_dirs=[flow_dir], fusion=rule,
+                                 output_dir=os.path.join(output_dir, f"fusion_{rule}"),
+                                 progress=progress)
+    accuracy[rule] = result["video_accuracy"]
+  return accuracy
+
+
+def choose_fusion(validation_accuracy: Mapping[str, float]) -> str:
+  """The fusion rule with the highest validation accuracy.
+
+  Ties go to `mean` (the classic rule), then to the rule listed first.
+
+  Args:
+    validation_accuracy: `{rule: video accuracy on validation}` (e.g. from
+      `validate_fusions`), non-empty.
+
+  Raises:
+    ValueError: an empty mapping.
+  """
+  if not validation_accuracy:
+    raise ValueError("no fusion rule to choose from")
+  order = list(validation_accuracy)
+  return max(order, key=lambda rule: (validation_accuracy[rule], rule == "mean",
+                                      -order.index(rule)))
 
 
 def format_table(rows: List[Dict[str, object]], caption: str = "") -> str:
@@ -170,7 +236,7 @@ def format_table(rows: List[Dict[str, object]], caption: str = "") -> str:
   for r in rows:
     se = r.get("video_accuracy_se")
     se_text = "" if se is None else f" ± {100 * se:.1f}"
-    lines.append(f"| {LABELS[r['model']]} | {100 * r['clip_accuracy']:.1f} % | "
+    lines.append(f"| {row_label(r)} | {100 * r['clip_accuracy']:.1f} % | "
                  f"{100 * r['video_accuracy']:.1f}{se_text} % | {ms(r['ms_per_clip'])} | "
                  f"{ms(r['tflite_ms_per_clip'])} | "
                  f"{r['gflops_per_clip']:.3f} | {r['params'] / 1e6:.2f} M |")

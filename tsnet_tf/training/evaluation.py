@@ -3,8 +3,9 @@
 Each test video gives K clips spread over its length (centre crops); the
 clip-level accuracy scores every clip on its own, the video-level accuracy
 scores the mean of the K clips' softmax per video (the literature's two
-numbers). Several model directories can be fused at evaluation: their
-softmax outputs are averaged per clip (two-stream late fusion).
+numbers). Several model directories can be fused at evaluation, per clip,
+by a `tsnet_tf.models.LateFusion` rule (two-stream late fusion): `mean` of
+their softmax (the classic rule) or `geometric` (normalised product).
 
 Writes `model_dir/eval.json` (top-level `clip_accuracy` and `video_accuracy`,
 fractions in [0, 1]) and `model_dir/confusion_matrix.png` (video level).
@@ -118,14 +119,17 @@ def _load_model(model_dir: str, checkpoint: str):
 
 
 def predict_clips(models, dataset, total_batches: Optional[int] = None,
-                  progress: bool = True) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """Runs every model on every clip; averages their softmax per clip (`LateFusion`).
+                  progress: bool = True,
+                  fusion: str = "mean") -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Runs every model on every clip; fuses their softmax per clip (`LateFusion`).
 
   Args:
     models: classifiers `[B, T, S, S, 3]` -> logits `[B, K]`.
     dataset: yields `(clips, labels, video_index)`.
     total_batches: for the progress bar.
     progress: show a tqdm bar.
+    fusion: `LateFusion` mode when there are several models (`mean` or
+      `geometric`); ignored for one model.
 
   Returns:
     `(probs float32 [N, K], labels int32 [N], video_index int32 [N])`.
@@ -134,13 +138,14 @@ def predict_clips(models, dataset, total_batches: Optional[int] = None,
   from tqdm import tqdm  # pylint: disable=g-import-not-at-top
   from tsnet_tf.models import classifiers  # pylint: disable=g-import-not-at-top
 
-  # Several models: the two-stream model's fusion (log of the mean softmax).
-  fusion = classifiers.LateFusion(name="late_fusion") if len(models) > 1 else None
+  # Several models: the two-stream model's fusion layer. Built even for one
+  # model so a bad mode fails the same way whatever is fused.
+  fuse = classifiers.LateFusion(mode=fusion, name="late_fusion")
 
   @tf.function(reduce_retracing=True)
   def fused_softmax(clips):
     logits = [tf.cast(m(clips, training=False), tf.float32) for m in models]
-    return tf.nn.softmax(fusion(logits) if fusion is not None else logits[0])
+    return tf.nn.softmax(fuse(logits) if len(logits) > 1 else logits[0])
 
   probs, labels, videos = [], [], []
   for clips, y, v in tqdm(dataset, total=total_batches, unit="batch", desc="evaluate",
@@ -157,7 +162,7 @@ def evaluate(model_dir: str, data_dir: str, split: int = 1,
              num_clips: Optional[int] = None, subset: str = "test",
              batch_size: int = 8, checkpoint: str = "model.keras",
              fuse_dirs: Sequence[str] = (), output_dir: Optional[str] = None,
-             progress: bool = True) -> Dict[str, object]:
+             progress: bool = True, fusion: str = "mean") -> Dict[str, object]:
   """Evaluates `model_dir/<checkpoint>` (optionally fused with others) on a subset.
 
   The clips (length, stride, crop size) are the ones the model's clip contract
@@ -172,20 +177,28 @@ def evaluate(model_dir: str, data_dir: str, split: int = 1,
     subset: `test` or `train`.
     batch_size: clips per batch.
     checkpoint: `model.keras` (final) or `best.keras`.
-    fuse_dirs: more model dirs whose softmax is averaged with this one's
+    fuse_dirs: more model dirs whose softmax is fused with this one's
       (late fusion, e.g. an rgb and a flow model).
     output_dir: where eval.json and confusion_matrix.png go (default `model_dir`).
     progress: show a progress bar.
+    fusion: the late-fusion rule with `fuse_dirs`, one of
+      `tsnet_tf.models.FUSION_MODES`: `mean` (average of the softmax, the
+      classic rule) or `geometric` (normalised product of the softmax).
 
   Returns:
     The eval.json dict (see `summarize`, plus `split`, `subset`,
-    `clips_per_video`, `models`).
+    `clips_per_video`, `models`, and `fusion` when several models are fused).
 
   Raises:
-    EvaluationError: missing model or data, mismatched inputs or classes.
+    EvaluationError: missing model or data, mismatched inputs or classes, an
+      unknown fusion rule.
   """
   from tsnet_tf.data import pipeline  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.models import classifiers  # pylint: disable=g-import-not-at-top
   from tsnet_tf.training import plots  # pylint: disable=g-import-not-at-top
+  if fusion not in classifiers.FUSION_MODES:
+    raise EvaluationError(f"unknown fusion rule {fusion!r}; expected one of: "
+                          f"{', '.join(classifiers.FUSION_MODES)}")
   if not os.path.isdir(data_dir or ""):
     raise EvaluationError(f"--data_dir {data_dir!r} is not a directory")
   try:
@@ -234,11 +247,13 @@ def evaluate(model_dir: str, data_dir: str, split: int = 1,
                                   batch_size=batch_size, num_clips=num_clips,
                                   return_video_index=True)
   total = math.ceil(num_videos * num_clips / batch_size)
-  probs, labels, videos = predict_clips(models, dataset, total, progress)
+  probs, labels, videos = predict_clips(models, dataset, total, progress, fusion=fusion)
   result = summarize(probs, labels, videos, class_names)
   result.update(split=int(split), subset=subset, clips_per_video=int(num_clips),
                 checkpoint=checkpoint, models=[os.path.abspath(d) for d in dirs],
                 clip_spec=spec.to_dict())
+  if len(models) > 1:
+    result["fusion"] = fusion
   out = output_dir or model_dir
   os.makedirs(out, exist_ok=True)
   with atomic_write(os.path.join(out, EVAL_FILE)) as tmp:

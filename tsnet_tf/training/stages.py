@@ -205,7 +205,8 @@ class TwoStreamStage(Stage):
 
   With `rgb_dir` and `flow_dir` the trained networks are loaded (and
   fine-tuned only if epochs > 0); without them both are built fresh and
-  trained jointly on the CE of the fused prediction.
+  trained jointly on the CE of the fused prediction. The fusion rule is
+  `model.fusion` (`mean` or `geometric`).
   """
 
   name = "twostream"
@@ -239,7 +240,8 @@ class TwoStreamStage(Stage):
             "set train.epochs > 0 (e.g. --params_override=train.epochs=10)")
       rgb = build_rgb(cfg, self.num_classes, "rgb")
       flow = build_flow(cfg, self.num_classes, "flow")
-    self.model = models.build_two_stream(rgb, flow, name="twostream")
+    self.model = models.build_two_stream(rgb, flow, name="twostream",
+                                         fusion=cfg.model.fusion)
     return self.model
 
 

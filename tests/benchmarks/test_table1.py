@@ -1,0 +1,70 @@
+"""benchmarks/table1.py: its report on records with and without a fusion choice, its flags.
+
+The module defines absl flags at import, so it is loaded in a subprocess (not
+into the test process, where another module's flags of the same name clash).
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(_HERE))
+TABLE1 = os.path.join(REPO, "benchmarks", "table1.py")
+
+# Loads table1.py as a module and prints format_report of the records in argv[1].
+_REPORT = """
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("table1", sys.argv[2])
+table1 = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(table1)
+from tsnet_tf import models
+assert tuple(table1.FUSIONS) == models.FUSION_MODES, table1.FUSIONS
+with open(sys.argv[1]) as f:
+  records = json.load(f)
+print(table1.format_report(records, table1.summarize(records)))
+"""
+
+
+def _row(model, acc):
+  return dict(model=model, clip_accuracy=acc, video_accuracy=acc, num_videos=10,
+              video_accuracy_se=0.1, ms_per_clip=None, tflite_ms_per_clip=None,
+              gflops_per_clip=0.1, params=1000)
+
+
+def _record(seed, fusion=None):
+  rows = [_row("rgb", 0.5), _row("flow", 0.6), _row("twostream", 0.7), _row("student", 0.65)]
+  record = {"benchmark": "motion", "seed": seed, "validation_video_accuracy": {"0": 0.5},
+            "chosen_lambda": 0.0, "rows": rows, "train_seconds": {}}
+  if fusion is not None:  # records written before the choice have neither key
+    rows[2]["fusion"] = fusion
+    record.update(validation_fusion_accuracy={"mean": 0.5, fusion: 0.6},
+                  chosen_fusion=fusion)
+  return record
+
+
+def _env():
+  return dict(os.environ, PYTHONPATH=REPO, CUDA_VISIBLE_DEVICES="")
+
+
+def test_report_names_the_fusion_rule_per_seed_old_records_count_as_mean(tmp_path):
+  path = tmp_path / "records.json"
+  path.write_text(json.dumps([_record(0), _record(1, "geometric")]))
+  proc = subprocess.run([sys.executable, "-c", _REPORT, str(path), TABLE1], env=_env(),
+                        capture_output=True, text=True, timeout=300, check=False)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "two-stream fusion rule chosen on validation: seed 0: mean, seed 1: geometric" in (
+      proc.stdout)
+  assert "student lambda chosen on validation: seed 0: 0, seed 1: 0" in proc.stdout
+  assert "| two-stream late fusion | 70.0 ± 0.0 | 70.0 | 70.0 |" in proc.stdout
+
+
+def test_unknown_fusion_is_refused_before_any_work(tmp_path):
+  work_dir = tmp_path / "work"
+  proc = subprocess.run([sys.executable, TABLE1, f"--work_dir={work_dir}",
+                         "--fusions=mean,max"], env=_env(), capture_output=True, text=True,
+                        timeout=300, check=False)
+  assert proc.returncode != 0
+  assert "--fusions" in proc.stderr and "unknown: max" in proc.stderr
+  assert not work_dir.exists()

@@ -82,6 +82,24 @@ def test_train_is_deterministic_with_seed(data):
   assert any(not np.array_equal(x[0], y[0]) for x, y in zip(a, c))
 
 
+def test_every_iterator_of_a_seeded_dataset_yields_the_same_stream(data):
+  out, _ = data
+  ds = pipeline.make_dataset(out, 1, "train", num_frames=T, crop_size=S, batch_size=3, seed=5,
+                             return_video_index=True)
+  # Keras' torch and JAX fit take one batch from a first iterator (to build
+  # the model), then train on a second: neither a first iterator still alive
+  # nor one that has gone on into later epochs may change the second's stream.
+  first = iter(ds)
+  streams = [[tuple(x.numpy() for x in next(first)) for _ in range(8)]]  # 3 epochs
+  streams.append(_take(ds, 8))  # while `first` is alive
+  del first
+  streams.append(_take(ds, 8))
+  for other in streams[1:]:
+    for x, y in zip(streams[0], other):
+      for a, b in zip(x, y):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_skip_steps_continues_the_stream_where_a_resumed_run_starts(data):
   out, _ = data
   make = lambda skip: pipeline.make_dataset(out, 1, "train", num_frames=T, crop_size=S,

@@ -11,8 +11,8 @@ video: `sampling.train_indices` picks T consecutive frames (looping short
 videos), only those T JPEGs are decoded, and only inside the random crop window
 (`tf.io.decode_and_crop_jpeg`), resized to `crop_size`, flipped with p = 1/2.
 Batches are full (`drop_remainder=True`), prefetched with AUTOTUNE. With a
-`seed` the stream is deterministic (same batches every run); without one,
-tf.data may reorder elements for speed.
+`seed` the stream is deterministic (the same batches every run, from every
+iterator of the dataset); without one, tf.data may reorder elements for speed.
 
 Evaluation (`training=False`): one finite, ordered pass; each video gives
 `num_clips` clips spread uniformly (`sampling.eval_indices`), whole frames
@@ -132,7 +132,8 @@ def make_dataset(data_dir: str, split: int = 1, subset: str = "train", training:
     crop_size: S, output side.
     batch_size: clips per batch (global batch size when `input_context` is given).
     num_clips: K clips per video (evaluation only; training takes one per video visit).
-    seed: makes the stream deterministic (shuffles, sampling, crops, flips).
+    seed: makes the stream deterministic (shuffles, sampling, crops, flips),
+      the same from every iterator of the dataset.
     return_video_index: also yield each clip's video index (int32 [B]).
     input_context: tf.distribute.InputContext for per-replica batching and sharding.
     frame_stride: step between the T frames of a clip.
@@ -177,31 +178,46 @@ def make_dataset(data_dir: str, split: int = 1, subset: str = "train", training:
     pipeline_id = input_context.input_pipeline_id
   shard_files = num_pipelines > 1 and len(files) >= num_pipelines
 
-  ds = tf.data.Dataset.from_tensor_slices(files)
-  if shard_files:
-    ds = ds.shard(num_pipelines, pipeline_id)
-  if training:
-    ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-  ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), _MAX_OPEN_SHARDS),
-                     block_length=1, num_parallel_calls=tf.data.AUTOTUNE,
-                     deterministic=deterministic)
   if num_pipelines > 1 and not shard_files:
     log.warning("%d shard files for %d input pipelines: sharding by record", len(files),
                 num_pipelines)
-    ds = ds.shard(num_pipelines, pipeline_id)
-
   skey = schema.split_key(split)
 
   def in_subset(serialized):
     ctx = schema.parse_sequence_example(serialized, splits=[split], with_frames=False)
     return tf.equal(ctx[skey], subset_id)
 
-  ds = ds.filter(in_subset)
+  def records(shuffle_files=False):
+    """One pass over the subset's records (shard files in shuffled order, reshuffled at each
+    repeat, with `shuffle_files`)."""
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    if shard_files:
+      ds = ds.shard(num_pipelines, pipeline_id)
+    if shuffle_files:
+      ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), _MAX_OPEN_SHARDS),
+                       block_length=1, num_parallel_calls=tf.data.AUTOTUNE,
+                       deterministic=deterministic)
+    if num_pipelines > 1 and not shard_files:
+      ds = ds.shard(num_pipelines, pipeline_id)
+    return ds.filter(in_subset)
 
   if training:
-    # Repeat after the record shuffle: an epoch is finished before the next
-    # starts, so a small dataset does not put one video twice in a batch.
-    ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
+
+    def stream(_):
+      # Repeat after the record shuffle: an epoch is finished before the next
+      # starts, so a small dataset does not put one video twice in a batch.
+      return records(shuffle_files=True).shuffle(
+          shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
+
+    # Built inside flat_map, which runs `stream` once per iterator: each
+    # iterator gets its own shuffle seed generators, so with a seed every
+    # iterator yields the same stream. (Built directly, all iterators of the
+    # dataset share them, each epoch of each iterator drawing from them: Keras'
+    # torch and JAX `fit` take a batch from one iterator to build the model and
+    # train on a second, which then started wherever the first one's
+    # prefetching had left them.)
+    ds = tf.data.Dataset.range(1).flat_map(stream)
     ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed).batch(2)))
     if skip_steps:
       # Before the decoding map: skipped clips cost a record read, not a decode.
@@ -228,6 +244,7 @@ def make_dataset(data_dir: str, split: int = 1, subset: str = "train", training:
 
     ds = ds.map(train_clip, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
   else:
+    ds = records()
 
     def eval_clips(serialized):
       rec = schema.parse_sequence_example(serialized)

@@ -11,7 +11,10 @@ A `Stage` answers, for one stage, everything `trainer.train` needs to know:
 
 Stages:
   rgb        RGB 3D CNN, CE only.
-  teacher    RGB clip -> in-graph TV-L1 -> 3D CNN, CE only (M1 + M2).
+  teacher    RGB clip -> in-graph TV-L1 -> 3D CNN, CE only (M1 + M2); with
+             `model.flow.source: stored` its training steps take the flow
+             stored in the TFRecords (`models.FlowInputTeacher`), and it
+             exports the same RGB-input teacher.
   student    RGB 3D CNN (M3) with Eq. 7 against the frozen teacher of
              `teacher_dir`; exports the student alone.
   twostream  late fusion of rgb and flow networks: loaded from `rgb_dir` and
@@ -127,6 +130,11 @@ class Stage:
   def callbacks(self) -> List[keras.callbacks.Callback]:
     return []
 
+  def stored_flow(self) -> str:
+    """What the training input holds besides labels: "" (RGB clips) or a
+    `pipeline.make_dataset` `stored_flow` mode ("flow", "clip_and_flow")."""
+    return ""
+
   def classifier(self) -> keras.Model:
     """The trained classifier, without the optimizer state."""
     return uncompiled(self.model)
@@ -155,8 +163,23 @@ class TeacherStage(Stage):
   name = "teacher"
 
   def build(self):
-    self.model = build_flow(self.cfg, self.num_classes, "flow")
+    from tsnet_tf import models  # pylint: disable=g-import-not-at-top
+    teacher = build_flow(self.cfg, self.num_classes, "flow")
+    if self.stored_flow():
+      self.model = models.FlowInputTeacher(teacher, name="flow_input_teacher")
+      # Built on the RGB path: every weight of the teacher exists before fit.
+      self.model.build((None,) + tuple(teacher.input_shape[1:]))
+    else:
+      self.model = teacher
     return self.model
+
+  def stored_flow(self):
+    return "flow" if self.cfg.model.flow.source == "stored" else ""
+
+  def classifier(self):
+    if self.stored_flow():
+      return uncompiled(self.model.teacher)
+    return super().classifier()
 
 
 class StudentStage(Stage):

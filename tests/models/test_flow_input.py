@@ -42,3 +42,23 @@ def test_flow_input_teacher_trains_the_teachers_weights_on_flow():
   assert all(changed)
   np.testing.assert_allclose(model({"flow": flow}), models.flow_network(teacher)(flow),
                              rtol=1e-5, atol=1e-6)
+
+
+def test_distillation_takes_the_teachers_features_from_given_flow():
+  teacher = _teacher()
+  student = models.build_rgb_model(3, 4, 16, backbone="light", width=4, name="student")
+  model = models.DistillationModel(student, teacher, feature_layer="stage3_block1_out",
+                                   teacher_flow_input=True)
+  clip = np.random.default_rng(3).uniform(0, 255, (2, 4, 16, 16, 3)).astype("float32")
+  flow = keras.Model(teacher.input, teacher.get_layer("flow").output)(clip)
+  from_rgb = model(clip, training=True)
+  from_flow = model({"clip": clip, "flow": flow}, training=True)
+  for key in ("teacher_features", "teacher_logits", "features"):  # logits: dropout
+    np.testing.assert_allclose(from_flow[key], from_rgb[key], rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(model({"clip": clip, "flow": flow}), student(clip), rtol=1e-6)
+  model.compile("sgd")
+  model.fit({"clip": clip, "flow": flow}, np.array([0, 1]), epochs=1, verbose=0)
+  assert models.DistillationModel.from_config(model.get_config()).teacher_flow_input
+  plain = models.DistillationModel(student, teacher)
+  with pytest.raises(ValueError, match="teacher_flow_input=True"):
+    plain({"clip": clip, "flow": flow}, training=True)

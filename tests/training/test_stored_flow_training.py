@@ -56,8 +56,8 @@ class _CountTvl1(keras.callbacks.Callback):
     self.in_train_steps += self.calls[0] - self._start
 
 
-def test_teacher_trains_from_stored_flow_and_saves_the_rgb_teacher(flow_data_dir, tmp_path,
-                                                                   monkeypatch):
+def _train_counting_tvl1(*args, **kwargs):
+  """`trainer.train(*args, **kwargs)` -> (result, TVL1Flow calls in training steps, in all)."""
   calls = [0]
   original = tvl1_flow.TVL1Flow.call
 
@@ -65,13 +65,25 @@ def test_teacher_trains_from_stored_flow_and_saves_the_rgb_teacher(flow_data_dir
     calls[0] += 1
     return original(self, clip)
 
-  monkeypatch.setattr(tvl1_flow.TVL1Flow, "call", counting)
   counter = _CountTvl1(calls)
-  model_dir = str(tmp_path / "teacher")
-  result = trainer.train(_cfg("model.flow.source=stored"), "teacher", model_dir, flow_data_dir,
-                         verbose=0, callbacks=[counter])
-  assert counter.in_train_steps == 0  # two steps, no TV-L1
-  assert calls[0] > 0  # validation scored the RGB-input teacher
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(tvl1_flow.TVL1Flow, "call", counting)
+    result = trainer.train(*args, callbacks=[counter], verbose=0, **kwargs)
+  return result, counter.in_train_steps, calls[0]
+
+
+@pytest.fixture(scope="module")
+def stored_teacher(flow_data_dir, tmp_path_factory):
+  model_dir = str(tmp_path_factory.mktemp("stored_teacher"))
+  result, in_steps, total = _train_counting_tvl1(_cfg("model.flow.source=stored"), "teacher",
+                                                 model_dir, flow_data_dir)
+  return model_dir, result, in_steps, total
+
+
+def test_teacher_trains_from_stored_flow_and_saves_the_rgb_teacher(stored_teacher):
+  model_dir, result, in_steps, total = stored_teacher
+  assert in_steps == 0  # two steps, no TV-L1
+  assert total > 0  # validation scored the RGB-input teacher
   assert len(result.history["loss"]) == 1 and np.isfinite(result.history["loss"][0])
   assert "val_accuracy" in result.history
   model = keras.saving.load_model(os.path.join(model_dir, "model.keras"))
@@ -83,6 +95,23 @@ def test_teacher_trains_from_stored_flow_and_saves_the_rgb_teacher(flow_data_dir
   np.testing.assert_allclose(model.predict(clip, verbose=0), result.model(clip), atol=1e-4)
   saved = config_lib.load_run_config(model_dir)
   assert saved.model.flow.source == "stored"
+
+
+def test_student_distils_from_stored_flow(stored_teacher, flow_data_dir, data_dir, tmp_path):
+  teacher_dir = stored_teacher[0]
+  student_cfg = config_lib.load_config(
+      os.path.join(REPO, "configs", "synthetic.yaml"), "student",
+      _OVERRIDE + ",model.flow.source=stored,distill.mse_warmup_epochs=0")
+  result, in_steps, _ = _train_counting_tvl1(student_cfg, "student", str(tmp_path / "s"),
+                                             flow_data_dir, teacher_dir=teacher_dir)
+  assert in_steps == 0
+  assert np.isfinite(result.history["distill_loss"][0]) and result.history["distill_loss"][0] > 0
+  model = keras.saving.load_model(str(tmp_path / "s" / "model.keras"))
+  assert model.name == "student" and model.input_shape == (None, 4, 16, 16, 3)
+  # The stored flow must be the teacher's: data without flow is refused.
+  with pytest.raises(TrainingError, match="has no stored flow"):
+    trainer.train(student_cfg, "student", str(tmp_path / "t"), data_dir, teacher_dir=teacher_dir,
+                  verbose=0)
 
 
 def test_stored_source_needs_matching_stored_flow(data_dir, flow_data_dir, tmp_path):

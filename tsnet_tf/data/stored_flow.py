@@ -128,7 +128,8 @@ def summary_entry(preset: str, stride: int, bound: float,
 
 
 def check_summary(summary: Mapping[str, Any], data_dir: str, preset: str, bound: float,
-                  frame_stride: int, overrides: Optional[Mapping[str, Any]] = None) -> None:
+                  frame_stride: int, overrides: Optional[Mapping[str, Any]] = None,
+                  owner: str = "") -> None:
   """Raises `StoredFlowError` unless `data_dir` stores the flow a run asks for.
 
   Args:
@@ -137,6 +138,8 @@ def check_summary(summary: Mapping[str, Any], data_dir: str, preset: str, bound:
     preset, bound, overrides: the run's `model.flow.preset`, `.bound`, `.overrides`.
     frame_stride: the run's `data.frame_stride` (flow k of a clip is stored
       flow from t_k only when the stored stride is the clip's stride).
+    owner: whose settings these are, leading the key in the message (e.g.
+      "the teacher in --teacher_dir 'x' has "); "" for the run's own config.
   """
   stored = summary.get(SUMMARY_KEY)
   where = f"--data_dir {data_dir!r}"
@@ -153,7 +156,8 @@ def check_summary(summary: Mapping[str, Any], data_dir: str, preset: str, bound:
       summary_key = {"data.frame_stride": "stride",
                      "model.flow.overrides": "overrides"}.get(key, key.rsplit(".", 1)[-1])
       raise StoredFlowError(
-          f"model.flow.source=stored: {key}={wanted!r} but {where} stores flow with "
+          f"model.flow.source=stored: {owner if key != 'data.frame_stride' else ''}"
+          f"{key}={wanted!r} but {where} stores flow with "
           f"{SUMMARY_KEY}.{summary_key}={have!r} (summary.json)")
 
 

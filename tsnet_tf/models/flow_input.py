@@ -7,28 +7,44 @@ flow in pixels; `FlowInputTeacher` trains those weights on given flow while
 evaluating (and exporting) the whole RGB-input teacher.
 """
 
+from typing import Optional
+
 import keras
 
 # The teacher's layer that takes the flow in pixels (`classifiers.build_teacher`).
 FLOW_INPUT_LAYER = "flow_scaling"
-# The input dict key of a batch of flow (`pipeline.make_dataset(stored_flow=...)`).
+# The input dict keys of a batch of flow and of RGB clips
+# (`pipeline.make_dataset(stored_flow=...)`).
 FLOW_KEY = "flow"
+CLIP_KEY = "clip"
 
 
-def flow_network(teacher: keras.Model) -> keras.Model:
+def flow_network(teacher: keras.Model, feature_layer: Optional[str] = None) -> keras.Model:
   """The teacher after its TV-L1 layer: flow `[B, T-1, S, S, 2]` px -> logits `[B, K]`.
 
   Shares the teacher's layers (and so its weights): training one trains the other.
 
+  Args:
+    teacher: a model of `build_teacher` (also one loaded from a .keras file).
+    feature_layer: if given, the model outputs `(features, logits)`, the
+      output of this layer of the teacher first (as `feature_and_logits`).
+
   Raises:
-    ValueError: `teacher` has no `FlowScaling` layer named "flow_scaling".
+    ValueError: `teacher` has no `FlowScaling` layer named "flow_scaling", or
+      no layer named `feature_layer`.
   """
   try:
     layer = teacher.get_layer(FLOW_INPUT_LAYER)
   except ValueError as e:
     raise ValueError(f"model {teacher.name!r} has no layer {FLOW_INPUT_LAYER!r}; build it "
                      "with tsnet_tf.models.build_teacher") from e
-  return keras.Model(layer.input, teacher.outputs[0], name=f"{teacher.name}_from_flow")
+  outputs = teacher.outputs[0]
+  if feature_layer is not None:
+    try:
+      outputs = [teacher.get_layer(feature_layer).output, outputs]
+    except ValueError as e:
+      raise ValueError(f"model {teacher.name!r} has no layer named {feature_layer!r}") from e
+  return keras.Model(layer.input, outputs, name=f"{teacher.name}_from_flow")
 
 
 class FlowInputTeacher(keras.Model):

@@ -16,7 +16,9 @@ Stages:
              stored in the TFRecords (`models.FlowInputTeacher`), and it
              exports the same RGB-input teacher.
   student    RGB 3D CNN (M3) with Eq. 7 against the frozen teacher of
-             `teacher_dir`; exports the student alone.
+             `teacher_dir`; exports the student alone. With
+             `model.flow.source: stored` the teacher's features come from the
+             stored flow (no TV-L1 in the step).
   twostream  late fusion of rgb and flow networks: loaded from `rgb_dir` and
              `flow_dir`, or (neither given) built fresh and trained jointly.
 """
@@ -135,6 +137,10 @@ class Stage:
     `pipeline.make_dataset` `stored_flow` mode ("flow", "clip_and_flow")."""
     return ""
 
+  def flow_config(self) -> Tuple[config_lib.FlowConfig, str]:
+    """`(the TV-L1 settings stored flow must match, whose they are)`."""
+    return self.cfg.model.flow, ""
+
   def classifier(self) -> keras.Model:
     """The trained classifier, without the optimizer state."""
     return uncompiled(self.model)
@@ -205,13 +211,27 @@ class StudentStage(Stage):
         feature_layer=cfg.distill.feature_layer, projection=cfg.distill.projection,
         confidence_weighting=cfg.distill.confidence_weighting,
         logit_weight=cfg.distill.logit_weight, temperature=cfg.distill.temperature,
-        name="distillation")
+        teacher_flow_input=bool(self.stored_flow()), name="distillation")
     model.build((None,) + tuple(student.input_shape[1:]))
     self.model = model
     return model
 
   def compile_kwargs(self):
     return {}  # DistillationModel computes Eq. 7 itself.
+
+  def stored_flow(self):
+    return "clip_and_flow" if self.cfg.model.flow.source == "stored" else ""
+
+  def flow_config(self):
+    """The teacher run's TV-L1 settings (its config.yaml): stored flow stands in for
+    the flow the teacher computes."""
+    try:
+      teacher_cfg = config_lib.load_run_config(self.teacher_dir) if self.teacher_dir else None
+    except config_lib.ConfigError:
+      teacher_cfg = None
+    if teacher_cfg is None:
+      return self.cfg.model.flow, ""
+    return teacher_cfg.model.flow, f"the teacher in --teacher_dir {self.teacher_dir!r} has "
 
   def callbacks(self):
     from tsnet_tf import models  # pylint: disable=g-import-not-at-top

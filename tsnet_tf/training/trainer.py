@@ -137,13 +137,13 @@ def _check_run_dir(model_dir: str, cfg: config_lib.ExperimentConfig, overwrite: 
       log.warning("--overwrite: removed %s from %s", ", ".join(sorted(removed)), model_dir)
 
 
-def _check_stored_flow(cfg: config_lib.ExperimentConfig, summary: dict, data_dir: str) -> None:
-  """`model.flow.source: stored`: the data directory stores the flow the config computes."""
+def _check_stored_flow(stage: stages_lib.Stage, summary: dict, data_dir: str) -> None:
+  """`model.flow.source: stored`: the data directory stores the flow the teacher computes."""
   from tsnet_tf.data import stored_flow  # pylint: disable=g-import-not-at-top
-  f = cfg.model.flow
+  f, owner = stage.flow_config()
   try:
-    stored_flow.check_summary(summary, data_dir, f.preset, f.bound, cfg.data.frame_stride,
-                              f.overrides)
+    stored_flow.check_summary(summary, data_dir, f.preset, f.bound, stage.cfg.data.frame_stride,
+                              f.overrides, owner=owner)
   except stored_flow.StoredFlowError as e:
     raise TrainingError(str(e)) from e
 
@@ -318,7 +318,7 @@ def train(config: config_lib.ExperimentConfig,
                                     flow_dir=flow_dir)
   the_stage.check_input_runs()
   if the_stage.stored_flow():
-    _check_stored_flow(cfg, summary, data_dir)
+    _check_stored_flow(the_stage, summary, data_dir)
   _check_run_dir(model_dir, cfg, overwrite, may_delete=is_chief)
   multi_worker = distribute.is_multi_worker(strategy)
   distribute_input = isinstance(strategy, tf.distribute.Strategy) and (

@@ -6,6 +6,9 @@ process, for each clip shape:
 
   teacher graph    RGB clips -> in-graph TV-L1 -> flow network (model.flow.source: graph)
   teacher stored   stored flow -> the same flow network (model.flow.source: stored)
+  student graph    Eq. 7: student on RGB + the frozen teacher's forward with TV-L1
+  student stored   Eq. 7: student on RGB + the frozen teacher's layers after TV-L1
+                   on the stored flow
 
 on generated clips and flows (steps only: no input pipeline, no validation).
 The first step (tracing, compiling) and `--warmup` more are excluded; the
@@ -17,6 +20,7 @@ table gives the median of `--steps` and the ratio graph / stored.
 
 import os
 import sys
+import tempfile
 import time
 
 from absl import app
@@ -36,6 +40,7 @@ _BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Clips per step.", lower_bou
 _STEPS = flags.DEFINE_integer("steps", 5, "Timed steps per row (median).", lower_bound=1)
 _WARMUP = flags.DEFINE_integer("warmup", 1, "Untimed steps after the compiling first step.",
                                lower_bound=0)
+_STUDENT = flags.DEFINE_boolean("student", True, "Also time the student's Eq. 7 step.")
 _NUM_CLASSES = flags.DEFINE_integer("num_classes", 51, "K.")
 
 
@@ -63,11 +68,11 @@ def _time_steps(model, x, y):
   return first, float(np.median(times))
 
 
-def _stage_model(cfg, stage_name):
+def _stage_model(cfg, stage_name, teacher_dir=None):
   """The trainer's model of `stage_name` under `cfg`, compiled as the trainer does."""
   from tsnet_tf.training import optimization  # pylint: disable=g-import-not-at-top
   from tsnet_tf.training import stages  # pylint: disable=g-import-not-at-top
-  stage = stages.make_stage(stage_name, cfg, _NUM_CLASSES.value)
+  stage = stages.make_stage(stage_name, cfg, _NUM_CLASSES.value, teacher_dir=teacher_dir)
   model = stage.build()
   model.compile(optimizer=optimization.make_optimizer(cfg.train, 100),
                 **stage.compile_kwargs())
@@ -100,6 +105,23 @@ def time_shape(num_frames: int, crop_size: int):
     rows.append(dict(what="teacher", source=source, step_s=step, first_s=first,
                      preset=cfg.model.flow.preset, backbone=cfg.model.backbone))
     del model
+  if not _STUDENT.value:
+    return rows
+  with tempfile.TemporaryDirectory() as teacher_dir:
+    # A teacher run's model.keras (random weights), loaded by the student stage.
+    from tsnet_tf.training import stages  # pylint: disable=g-import-not-at-top
+    cfg = config_lib.load_config(_CONFIG.value, "teacher", override)
+    stages.build_flow(cfg, _NUM_CLASSES.value).save(os.path.join(teacher_dir, "model.keras"))
+    x_both = {"clip": x_rgb, "flow": x_flow["flow"]}
+    for source in ("graph", "stored"):
+      cfg = config_lib.load_config(_CONFIG.value, "student",
+                                   override + f",model.flow.source={source}")
+      keras.utils.set_random_seed(0)
+      model, _ = _stage_model(cfg, "student", teacher_dir)
+      first, step = _time_steps(model, x_rgb if source == "graph" else x_both, y)
+      rows.append(dict(what="student", source=source, step_s=step, first_s=first,
+                       preset=cfg.model.flow.preset, backbone=cfg.model.backbone))
+      del model
   return rows
 
 

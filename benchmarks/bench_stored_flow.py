@@ -14,6 +14,13 @@ on generated clips and flows (steps only: no input pipeline, no validation).
 The first step (tracing, compiling) and `--warmup` more are excluded; the
 table gives the median of `--steps` and the ratio graph / stored.
 
+With `--data_dir` (a conversion with stored flow, e.g. `prepare_hmdb51.py
+--flow_preset=fast --flow_stride=3 --flow_bound=4` for configs/table1.yaml),
+the input pipeline's own cost is timed too, for each shape: training clips/s
+of `pipeline.make_dataset` yielding RGB clips (graph), stored flow alone (the
+teacher's stored input) and both (the student's), decoding and augmenting
+only, no model.
+
   .venv/bin/python benchmarks/bench_stored_flow.py \
       [--config=configs/table1.yaml] [--shapes=8x64,16x112] [--batch_size=8]
 """
@@ -41,6 +48,11 @@ _STEPS = flags.DEFINE_integer("steps", 5, "Timed steps per row (median).", lower
 _WARMUP = flags.DEFINE_integer("warmup", 1, "Untimed steps after the compiling first step.",
                                lower_bound=0)
 _STUDENT = flags.DEFINE_boolean("student", True, "Also time the student's Eq. 7 step.")
+_DATA_DIR = flags.DEFINE_string(
+    "data_dir", "", "A converted data directory with stored flow: also time the input "
+    "pipeline of each source.")
+_PIPELINE_BATCHES = flags.DEFINE_integer("pipeline_batches", 20,
+                                         "Batches timed per input pipeline row.", lower_bound=1)
 _NUM_CLASSES = flags.DEFINE_integer("num_classes", 51, "K.")
 
 
@@ -125,6 +137,35 @@ def time_shape(num_frames: int, crop_size: int):
   return rows
 
 
+def time_pipeline(num_frames: int, crop_size: int):
+  """{mode: training clips/s} of the input pipeline on `--data_dir`."""
+  from tsnet_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.data import pipeline  # pylint: disable=g-import-not-at-top
+  cfg = config_lib.load_config(_CONFIG.value, "teacher", _PARAMS_OVERRIDE.value or None)
+  out = {}
+  for mode in ("", "flow", "clip_and_flow"):
+    ds = pipeline.make_dataset(_DATA_DIR.value, training=True, num_frames=num_frames,
+                               crop_size=crop_size, batch_size=_BATCH_SIZE.value, seed=0,
+                               frame_stride=cfg.data.frame_stride, flip=cfg.data.random_flip,
+                               stored_flow=mode)
+    it = iter(ds)
+    next(it)  # tracing, buffers
+    start = time.perf_counter()
+    for _ in range(_PIPELINE_BATCHES.value):
+      next(it)
+    out[mode] = _PIPELINE_BATCHES.value * _BATCH_SIZE.value / (time.perf_counter() - start)
+  return out
+
+
+def format_pipeline_table(results) -> str:
+  lines = ["| shape (T x S, batch) | RGB clips (graph: teacher, student) | stored flow "
+           "(teacher) | RGB + stored flow (student) |", "|---|---|---|---|"]
+  for (t, s), rates in results:
+    lines.append(f"| {t}x{s}x{s}, {_BATCH_SIZE.value} | {rates['']:.0f} clips/s | "
+                 f"{rates['flow']:.0f} clips/s | {rates['clip_and_flow']:.0f} clips/s |")
+  return "\n".join(lines)
+
+
 def format_table(results) -> str:
   lines = ["| shape (T x S, batch) | step | flow in graph (ms) | stored flow (ms) | "
            "graph / stored | saved per step (ms) |",
@@ -157,6 +198,11 @@ def main(argv):
         f"({keras.backend.backend()}), {os.cpu_count()} CPUs visible; median of "
         f"{_STEPS.value} steps\n")
   print(format_table(results))
+  if _DATA_DIR.value:
+    rates = [((t, s), time_pipeline(t, s)) for t, s in shapes]
+    print(f"\ninput pipeline on {_DATA_DIR.value} (training clips/s over "
+          f"{_PIPELINE_BATCHES.value} batches; tf.data, no model)\n")
+    print(format_pipeline_table(rates))
   return 0
 
 

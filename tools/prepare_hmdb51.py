@@ -2,11 +2,15 @@ r"""Converts HMDB51 (official layout) into sharded TFRecords for tsnet_tf.data.p
 
   python tools/prepare_hmdb51.py --video_dir=hmdb51_org --split_dir=testTrainMulti_7030_splits \
       --output_dir=data/hmdb51 [--splits=1,2,3] [--short_side=240] [--jpeg_quality=90] \
-      [--frame_stride=1] [--num_workers=2] [--num_shards=0]
+      [--frame_stride=1] [--num_workers=2] [--num_shards=0] \
+      [--flow_preset=fast|accurate --flow_stride=1 --flow_bound=20]
 
 Writes <output_dir>/hmdb51-SSSSS-of-NNNNN.tfrecord (one SequenceExample per video,
 JPEG frames in `image/encoded`, split membership in `clip/split<k>`), labels.txt
-and summary.json. Re-running the same command after an interruption resumes:
+and summary.json. With --flow_preset each record also stores the TV-L1 flow
+between its stored frames (`flow/x/encoded`, `flow/y/encoded`: grey JPEGs, for
+training the teacher with `model.flow.source: stored`; tsnet_tf/data/stored_flow.py).
+Re-running the same command after an interruption resumes:
 complete shards are kept, the others rewritten. Schema: tsnet_tf/data/tfrecords.py.
 """
 
@@ -38,6 +42,17 @@ _VALIDATION_FRACTION = flags.DEFINE_float(
     "was cut from, e.g. one movie) held out as the validation subset; 0 keeps none. HMDB51 "
     "has no validation list, and selecting on its test list would overstate accuracy.",
     lower_bound=0.0, upper_bound=0.95)
+_FLOW_PRESET = flags.DEFINE_enum(
+    "flow_preset", "", ["", "fast", "accurate"],
+    "Also store the TV-L1 flow (this preset) from each stored frame i to frame i + "
+    "--flow_stride, for a teacher trained with model.flow.source=stored. Empty: no flow "
+    "(the records are unchanged).")
+_FLOW_STRIDE = flags.DEFINE_integer(
+    "flow_stride", 1, "Stored frames between the two frames of a stored flow; must equal the "
+    "training config's data.frame_stride.", lower_bound=1)
+_FLOW_BOUND = flags.DEFINE_float(
+    "flow_bound", 20.0, "Stored flow is clipped to +-bound px and mapped to 0-255; must equal "
+    "the training config's model.flow.bound.")
 _NUM_WORKERS = flags.DEFINE_integer(
     "num_workers", 2, "Processes decoding and encoding videos (1: this process only).",
     lower_bound=1)
@@ -77,6 +92,10 @@ def format_summary(summary: dict) -> str:
               for p in summary["partial"]]
   lines.append(f"{summary['num_missing']} split-file lines name missing videos")
   lines += [f"  {m['split_file']}: {m['video']}" for m in summary["missing"]]
+  if summary.get("flow"):
+    f = summary["flow"]
+    lines.append(f"stored TV-L1 flow: preset {f['preset']}, stride {f['stride']}, "
+                 f"bound {f['bound']:g} px")
   if summary["num_unused"]:
     lines.append(f"{summary['num_unused']} videos are in no requested split (not converted)")
   return "\n".join(lines)
@@ -89,7 +108,10 @@ def main(argv):
   settings = tfrecords.ConversionSettings(short_side=_SHORT_SIDE.value,
                                           jpeg_quality=_JPEG_QUALITY.value,
                                           frame_stride=_FRAME_STRIDE.value,
-                                          validation_fraction=_VALIDATION_FRACTION.value)
+                                          validation_fraction=_VALIDATION_FRACTION.value,
+                                          flow_preset=_FLOW_PRESET.value,
+                                          flow_stride=_FLOW_STRIDE.value,
+                                          flow_bound=_FLOW_BOUND.value)
   cli.check_dir_flag("output_dir", _OUTPUT_DIR.value)
   try:
     summary = tfrecords.convert(_VIDEO_DIR.value, _SPLIT_DIR.value, _OUTPUT_DIR.value,

@@ -95,10 +95,16 @@ class FlowConfig:
     overrides: TV-L1 parameters overriding the preset (e.g. `{warps: 2}`).
     bound: flows are clipped to [-bound, bound] pixels and divided by `bound`
       before entering the flow network (M2).
+    source: where the teacher stage's training steps get their flow: `graph`
+      (TV-L1 on each clip, in the step) or `stored` (the flow stored in the
+      TFRecords by `prepare_hmdb51.py --flow_preset`, whose preset, bound and
+      stride must match). Either way the saved teacher is the same model, RGB
+      clips in, TV-L1 in the graph.
   """
   preset: str = "fast"
   overrides: Dict[str, Any] = dataclasses.field(default_factory=dict)
   bound: float = 20.0
+  source: str = "graph"
 
 
 @dataclasses.dataclass
@@ -313,6 +319,7 @@ _CHOICES = {
     ("model", "backbone"): ("r3d18", "light"),
     ("data", "validation_subset"): ("train", "validation", "test", "none"),
     ("model", "flow", "preset"): ("fast", "accurate"),
+    ("model", "flow", "source"): ("graph", "stored"),
     ("model", "stem"): ("2plus1d", "3d"),
     # tsnet_tf.models.FUSION_MODES.
     ("model", "fusion"): ("mean", "geometric"),

@@ -31,7 +31,7 @@ def test_helpfull_documents_every_flag():
   assert proc.returncode == 0, proc.stderr
   for flag in ("--video_dir", "--split_dir", "--output_dir", "--splits", "--short_side",
                "--jpeg_quality", "--frame_stride", "--validation_fraction", "--num_workers", "--num_shards",
-               "--[no]overwrite"):
+               "--[no]overwrite", "--flow_preset", "--flow_stride", "--flow_bound"):
     assert flag in proc.stdout, flag
 
 
@@ -89,3 +89,18 @@ def test_bad_flags_are_clear(synth, tmp_path, flag, match):
               f"--output_dir={tmp_path / 'o'}", flag)
   assert proc.returncode != 0
   assert match in proc.stderr
+
+
+def test_flow_flags_store_flow_and_bad_values_are_usage_errors(synth, tmp_path):
+  out = tmp_path / "data"
+  common = (f"--video_dir={synth}/videos", f"--split_dir={synth}/splits", "--splits=1",
+            "--short_side=16", "--num_workers=1", "--num_shards=1")
+  proc = _run(*common, f"--output_dir={out}", "--flow_preset=fast", "--flow_stride=2",
+              "--flow_bound=5")
+  assert proc.returncode == 0, proc.stderr
+  summary = json.loads((out / "summary.json").read_text())
+  assert summary["flow"] == {"preset": "fast", "stride": 2, "bound": 5.0, "overrides": {}}
+  assert "stored TV-L1 flow: preset fast, stride 2, bound 5 px" in proc.stdout
+  proc = _run(*common, f"--output_dir={tmp_path / 'bad'}", "--flow_preset=fast",
+              "--flow_bound=0")
+  assert proc.returncode != 0 and "--flow_bound must be > 0" in proc.stderr

@@ -29,3 +29,22 @@ def make_tiny_data_dir(root: str) -> str:
                     splits=[1], settings=tfrecords.ConversionSettings(short_side=0),
                     num_workers=0, progress=False)
   return data_dir
+
+
+# Stored flow matching configs/synthetic.yaml's teacher (fast, bound 4, frame stride 3).
+TINY_FLOW_SETTINGS = dict(flow_preset="fast", flow_stride=3, flow_bound=4.0)
+
+
+def make_tiny_flow_data_dir(root: str) -> str:
+  """Creates (once) `root/data_flow`: `make_tiny_data_dir`'s videos with stored flow."""
+  data_dir = os.path.join(root, "data_flow")
+  if os.path.isfile(os.path.join(data_dir, "summary.json")):
+    return data_dir
+  from tsnet_tf.data import tfrecords  # pylint: disable=g-import-not-at-top
+  make_tiny_data_dir(root)
+  videos = os.path.join(root, "videos")
+  tfrecords.convert(os.path.join(videos, "videos"), os.path.join(videos, "splits"), data_dir,
+                    splits=[1], settings=tfrecords.ConversionSettings(short_side=0,
+                                                                      **TINY_FLOW_SETTINGS),
+                    num_workers=0, progress=False)
+  return data_dir

@@ -27,6 +27,12 @@ Elements: `(clips, labels)` or `(clips, labels, video_index)`:
   labels       int32 [B], indices into `load_labels(data_dir)`
   video_index  int32 [B]
 
+Stored flow (`stored_flow="flow"` or `"clip_and_flow"`, training only; data
+converted with `prepare_hmdb51.py --flow_preset`): the clip's inputs become a
+dict, `{"flow": float32 [B, T-1, S, S, 2]}` (px, `stored_flow.train_flow_clip`:
+same frames, window and flip as the clip) or `{"clip": clips, "flow": ...}`;
+with `"flow"` alone no RGB frame is decoded.
+
 tf.distribute: pass `input_context` (from
 `strategy.distribute_datasets_from_function`); `batch_size` is then the global
 batch size and each input pipeline gets the per-replica batch, reading its own
@@ -120,7 +126,7 @@ def make_dataset(data_dir: str, split: int = 1, subset: str = "train", training:
                  scale_range: Sequence[float] = preprocessing.DEFAULT_SCALE_RANGE,
                  flip: bool = True, shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
                  drop_remainder: Optional[bool] = None,
-                 skip_steps: int = 0) -> tf.data.Dataset:
+                 skip_steps: int = 0, stored_flow: str = "") -> tf.data.Dataset:
   """The input pipeline (see the module doc for semantics).
 
   Args:
@@ -146,6 +152,9 @@ def make_dataset(data_dir: str, split: int = 1, subset: str = "train", training:
       after that many steps continues; the skipped records are read but not
       decoded. With a `seed`, the batches that follow are those an
       uninterrupted run gets.
+    stored_flow: training only: "" (RGB clips), "flow" (the stored flow of
+      each clip, no RGB decoded) or "clip_and_flow" (both), see the module
+      doc; the records must hold flow stored with stride `frame_stride`.
 
   Returns:
     tf.data.Dataset of `(clips float32 [B,T,S,S,3], labels int32 [B][, video_index int32 [B]])`.
@@ -161,6 +170,8 @@ def make_dataset(data_dir: str, split: int = 1, subset: str = "train", training:
                       ("frame_stride", frame_stride)):
     if int(value) < 1:
       raise ValueError(f"{name} must be >= 1, got {value}")
+  if stored_flow:
+    _check_stored_flow(summary, data_dir, stored_flow, training, frame_stride)
   split = int(split)
   subset_id = hmdb51.SUBSET_IDS[subset]
   files = schema.list_shards(data_dir)
@@ -224,7 +235,7 @@ def make_dataset(data_dir: str, split: int = 1, subset: str = "train", training:
       ds = ds.skip(int(skip_steps) * global_batch // num_pipelines)
 
     def train_clip(serialized, clip_seed):
-      rec = schema.parse_sequence_example(serialized)
+      rec = schema.parse_sequence_example(serialized, with_flow=bool(stored_flow))
       encoded = rec[schema.FRAMES_KEY]
       sample_seed, crop_seed = tf.unstack(
           tf.random.experimental.stateless_split(clip_seed, num=2))
@@ -234,6 +245,11 @@ def make_dataset(data_dir: str, split: int = 1, subset: str = "train", training:
       window_seed, flip_seed = preprocessing.train_window_and_flip_seeds(crop_seed)
       height, width = _frame_shape(encoded)
       window = preprocessing.random_crop_window(height, width, window_seed, scale_range)
+      if stored_flow:
+        inputs = _stored_flow_inputs(rec, idx, encoded, window, flip_seed, flip, crop_size,
+                                     num_frames, with_clip=stored_flow == "clip_and_flow")
+        return (inputs, tf.cast(rec[schema.LABEL_INDEX_KEY], tf.int32),
+                tf.cast(rec[schema.VIDEO_INDEX_KEY], tf.int32))
       frames = _decode_frames(encoded, window, num_frames)
       if flip:  # uint8 window: a quarter of the bytes of the float32 clip
         frames = preprocessing.random_flip(frames, flip_seed)
@@ -276,3 +292,41 @@ def make_dataset(data_dir: str, split: int = 1, subset: str = "train", training:
   options.deterministic = deterministic
   ds = ds.with_options(options)
   return ds.prefetch(tf.data.AUTOTUNE)
+
+
+STORED_FLOW_MODES = ("flow", "clip_and_flow")
+
+
+def _check_stored_flow(summary: dict, data_dir: str, mode: str, training: bool,
+                       frame_stride: int) -> None:
+  """`make_dataset(stored_flow=mode)` can serve this data directory."""
+  from tsnet_tf.data import stored_flow as stored_flow_lib  # pylint: disable=g-import-not-at-top
+  if mode not in STORED_FLOW_MODES:
+    raise ValueError(f"stored_flow must be '' or one of {STORED_FLOW_MODES}, got {mode!r}")
+  if not training:
+    raise ValueError("stored_flow is for training input only (evaluation feeds RGB clips "
+                     "to the in-graph teacher)")
+  stored = summary.get(stored_flow_lib.SUMMARY_KEY)
+  if not stored:
+    raise ValueError(f"{data_dir!r} has no stored flow (summary.json has no "
+                     f"'{stored_flow_lib.SUMMARY_KEY}'); convert with prepare_hmdb51.py "
+                     "--flow_preset")
+  if int(stored["stride"]) != int(frame_stride):
+    raise ValueError(f"frame_stride={frame_stride} but {data_dir!r} stores flow with stride "
+                     f"{stored['stride']} (summary.json flow.stride): clip flow k is "
+                     "stored flow from frame t_k only when the two are equal")
+
+
+def _stored_flow_inputs(rec, idx, encoded, window, flip_seed, flip: bool, crop_size: int,
+                        num_frames: int, with_clip: bool):
+  """`{"flow"[, "clip"]}` of one training clip (`stored_flow.train_flow_clip`)."""
+  from tsnet_tf.data import stored_flow as stored_flow_lib  # pylint: disable=g-import-not-at-top
+  flipped = preprocessing.flip_decision(flip_seed) if flip else tf.constant(False)
+  inputs = {"flow": stored_flow_lib.train_flow_clip(rec, idx, window, flipped, crop_size)}
+  if with_clip:
+    frames = _decode_frames(encoded, window, num_frames)
+    if flip:  # the same decision as `flipped` (same seed)
+      frames = preprocessing.random_flip(frames, flip_seed)
+    clip = preprocessing.resize_window(frames, crop_size)
+    inputs["clip"] = tf.ensure_shape(clip, [num_frames, crop_size, crop_size, 3])
+  return inputs

@@ -145,8 +145,16 @@ def random_flip(clip: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
   Returns:
     The clip, same shape and dtype.
   """
-  flip = tf.random.stateless_uniform([], seed=seed) < 0.5
-  return tf.cond(flip, lambda: tf.reverse(clip, axis=[-2]), lambda: clip)
+  return tf.cond(flip_decision(seed), lambda: tf.reverse(clip, axis=[-2]), lambda: clip)
+
+
+def flip_decision(seed: tf.Tensor) -> tf.Tensor:
+  """bool scalar: whether `random_flip` with this seed mirrors the clip.
+
+  For data that must follow the frames' flip (stored flow, whose x component
+  also changes sign).
+  """
+  return tf.random.stateless_uniform([], seed=seed) < 0.5
 
 
 def train_preprocess(clip: tf.Tensor, crop_size: int, seed: tf.Tensor,

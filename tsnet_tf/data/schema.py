@@ -18,6 +18,22 @@ MediaSequence key names, so their loaders read our records and ours read theirs:
     clip/split1..3       int64   0 unused, 1 train, 2 test, 3 validation (training
                                  videos held out by group, hmdb51.carve_validation)
 
+Stored TV-L1 flow (optional: only in conversions made with
+`prepare_hmdb51.py --flow_preset`; a record without these keys has no flow,
+and readers that do not ask for flow never parse them):
+
+  feature_lists:
+    flow/x/encoded       bytes, one grey JPEG per flow field: the x component of
+                         the TV-L1 flow from stored frame i to frame i + stride,
+                         clipped to +-bound px and mapped to 0-255
+                         (`flow.extract.flow_to_uint8`, 128 = no motion)
+    flow/y/encoded       bytes, the y components, same layout
+  context:
+    flow/stride          int64   stored frames between the two frames of a flow
+    flow/bound           float   clip value in px of the quantisation
+    flow/preset          bytes   tvl1 preset ("fast" or "accurate")
+    flow/num_flows       int64   num_frames - stride (0 for shorter videos)
+
 The files a reader opens in a data directory: `labels.txt`, `summary.json`
 and the shards `hmdb51-SSSSS-of-NNNNN.tfrecord`. The converter that writes
 them (and its resume state) is `tfrecords.py`; the tf.data pipeline that reads
@@ -41,6 +57,12 @@ FRAME_RATE_KEY = "image/frame_rate"
 HEIGHT_KEY = "image/height"
 WIDTH_KEY = "image/width"
 FORMAT_KEY = "image/format"
+FLOW_X_KEY = "flow/x/encoded"
+FLOW_Y_KEY = "flow/y/encoded"
+FLOW_STRIDE_KEY = "flow/stride"
+FLOW_BOUND_KEY = "flow/bound"
+FLOW_PRESET_KEY = "flow/preset"
+FLOW_NUM_KEY = "flow/num_flows"
 
 
 def split_key(split: int) -> str:
@@ -82,7 +104,7 @@ def list_shards(data_dir: str) -> List[str]:
 
 def make_sequence_example(frames_jpeg: Sequence[bytes], label_index: int, label_text: str,
                           media_id: str, video_index: int, frame_rate: float, height: int,
-                          width: int, split_ids: Dict[int, int]):
+                          width: int, split_ids: Dict[int, int], flow=None):
   """Builds one video's `tf.train.SequenceExample` (schema in the module doc).
 
   Args:
@@ -93,6 +115,10 @@ def make_sequence_example(frames_jpeg: Sequence[bytes], label_index: int, label_
     frame_rate: fps of the stored frames.
     height, width: stored frame size.
     split_ids: {split: 0|1|2}.
+    flow: optional stored flow, a mapping with `x` and `y` (lists of grey JPEG
+      bytes, one per flow field), `stride` (int), `bound` (float) and
+      `preset` (str); None writes no flow key (the records of a conversion
+      without flow).
 
   Returns:
     tf.train.SequenceExample.
@@ -122,6 +148,18 @@ def make_sequence_example(frames_jpeg: Sequence[bytes], label_index: int, label_
   frames = ex.feature_lists.feature_list[FRAMES_KEY]
   for jpeg in frames_jpeg:
     frames.feature.add().bytes_list.value.append(jpeg)
+  if flow is not None:
+    if len(flow["x"]) != len(flow["y"]):
+      raise ValueError(f"{media_id}: {len(flow['x'])} x flows but {len(flow['y'])} y flows")
+    ctx[FLOW_STRIDE_KEY].CopyFrom(i64(flow["stride"]))
+    ctx[FLOW_BOUND_KEY].CopyFrom(
+        tf.train.Feature(float_list=tf.train.FloatList(value=[float(flow["bound"])])))
+    ctx[FLOW_PRESET_KEY].CopyFrom(b(str(flow["preset"]).encode("utf-8")))
+    ctx[FLOW_NUM_KEY].CopyFrom(i64(len(flow["x"])))
+    for key, images in ((FLOW_X_KEY, flow["x"]), (FLOW_Y_KEY, flow["y"])):
+      feature_list = ex.feature_lists.feature_list[key]
+      for jpeg in images:
+        feature_list.feature.add().bytes_list.value.append(jpeg)
   return ex
 
 
@@ -143,23 +181,38 @@ def context_features(splits: Sequence[int] = ()):
   return spec
 
 
-def parse_sequence_example(serialized, splits: Sequence[int] = (), with_frames: bool = True):
+def parse_sequence_example(serialized, splits: Sequence[int] = (), with_frames: bool = True,
+                           with_flow: bool = False):
   """Parses one serialized record.
 
   Args:
     serialized: string scalar tensor.
     splits: official splits whose `clip/split<k>` to parse.
     with_frames: also parse the JPEG feature list (False is a cheap context-only parse).
+    with_flow: also parse the stored flow (its context keys and the two JPEG
+      lists; empty lists and `flow/stride` 0 in a record without flow).
 
   Returns:
     dict of the context keys (int64/float32/string scalars) and, with frames,
-    `image/encoded`: string [N].
+    `image/encoded`: string [N]; with flow, `flow/x/encoded` and
+    `flow/y/encoded`: string [M] and the `flow/*` context keys.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  seq_spec = {FRAMES_KEY: tf.io.FixedLenSequenceFeature([], tf.string)} if with_frames else None
-  context, sequence = tf.io.parse_single_sequence_example(
-      serialized, context_features=context_features(splits), sequence_features=seq_spec)
-  out = dict(context)
+  seq_spec = {}
   if with_frames:
-    out[FRAMES_KEY] = sequence[FRAMES_KEY]
+    seq_spec[FRAMES_KEY] = tf.io.FixedLenSequenceFeature([], tf.string)
+  context_spec = context_features(splits)
+  if with_flow:
+    for key in (FLOW_X_KEY, FLOW_Y_KEY):
+      seq_spec[key] = tf.io.FixedLenSequenceFeature([], tf.string, allow_missing=True)
+    context_spec.update({
+        FLOW_STRIDE_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=0),
+        FLOW_BOUND_KEY: tf.io.FixedLenFeature([], tf.float32, default_value=0.0),
+        FLOW_PRESET_KEY: tf.io.FixedLenFeature([], tf.string, default_value=""),
+        FLOW_NUM_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=0),
+    })
+  context, sequence = tf.io.parse_single_sequence_example(
+      serialized, context_features=context_spec, sequence_features=seq_spec or None)
+  out = dict(context)
+  out.update(sequence)
   return out

@@ -98,6 +98,11 @@ class ConversionSettings:
   frame_stride: int = 1
   # Share of each class's training groups held out for validation.
   validation_fraction: float = 0.2
+  # Stored TV-L1 flow (`stored_flow.py`): "" stores none (and the records are
+  # those of a conversion without these fields), else the tvl1 preset.
+  flow_preset: str = ""
+  flow_stride: int = 1
+  flow_bound: float = 20.0
 
   def validate(self) -> None:
     if not 0.0 <= self.validation_fraction < 1.0:
@@ -109,6 +114,27 @@ class ConversionSettings:
       raise ValueError(f"--jpeg_quality must be in [1, 100], got {self.jpeg_quality}")
     if self.frame_stride < 1:
       raise ValueError(f"--frame_stride must be >= 1, got {self.frame_stride}")
+    if self.flow_preset:
+      from tsnet_tf.flow.tvl1 import PRESETS  # pylint: disable=g-import-not-at-top
+      if self.flow_preset not in PRESETS:
+        raise ValueError(f"--flow_preset must be one of {', '.join(sorted(PRESETS))} "
+                         f"(or empty: no flow), got {self.flow_preset!r}")
+      if self.flow_stride < 1:
+        raise ValueError(f"--flow_stride must be >= 1, got {self.flow_stride}")
+      if not self.flow_bound > 0:
+        raise ValueError(f"--flow_bound must be > 0 px, got {self.flow_bound}")
+
+  def as_dict(self) -> Dict[str, object]:
+    """The settings as summary.json and the resume fingerprint record them.
+
+    Without stored flow the flow fields are left out, so a conversion without
+    flow records (and resumes) exactly as before they existed.
+    """
+    d = dataclasses.asdict(self)
+    if not self.flow_preset:
+      for key in ("flow_preset", "flow_stride", "flow_bound"):
+        d.pop(key)
+    return d
 
 
 @dataclasses.dataclass
@@ -190,7 +216,7 @@ def assign_shards(num_videos: int, num_shards: int) -> List[List[int]]:
 
 def _fingerprint(plan: Plan, settings: ConversionSettings, num_shards: int) -> str:
   h = hashlib.sha256()
-  h.update(json.dumps({"settings": dataclasses.asdict(settings), "num_shards": num_shards,
+  h.update(json.dumps({"settings": settings.as_dict(), "num_shards": num_shards,
                        "classes": plan.classes, "splits": plan.splits}, sort_keys=True).encode())
   for v in plan.videos:
     h.update(json.dumps([v.media_id, sorted(v.split_ids.items()),
@@ -296,11 +322,15 @@ def _encode_video_star(args):
 
 
 def write_shard(output_dir: str, index: int, num_shards: int, tasks: Sequence[VideoTask],
-                results: Iterator) -> Dict[str, object]:
+                results: Iterator,
+                settings: Optional[ConversionSettings] = None) -> Dict[str, object]:
   """Writes one shard from `encode_video` results (in `tasks` order), atomically.
 
   The shard appears under its final name only when complete, after its info
   file `_shard_info/<shard>.json`, so a complete-looking shard always has one.
+  With `settings.flow_preset`, each video's flow is computed here, in this
+  process, from its stored frames (`stored_flow.encode_video_flow`), one video
+  at a time.
 
   Returns:
     The shard info: {"shard", "videos": [...], "skipped": [{"video", "reason"}]}.
@@ -316,9 +346,15 @@ def write_shard(output_dir: str, index: int, num_shards: int, tasks: Sequence[Vi
           info["skipped"].append({"video": task.media_id, "reason": result[1]})
           continue
         _, jpegs, vinfo = result
+        flow = None
+        if settings is not None and settings.flow_preset:
+          from tsnet_tf.data import stored_flow  # pylint: disable=g-import-not-at-top
+          flow = stored_flow.encode_video_flow(jpegs, settings.flow_stride, settings.flow_preset,
+                                               settings.flow_bound, settings.jpeg_quality)
+          vinfo["num_flows"] = len(flow["x"])
         ex = make_sequence_example(jpegs, task.label, task.class_name, task.media_id,
                                    task.video_index, vinfo["fps"], vinfo["height"],
-                                   vinfo["width"], task.split_ids)
+                                   vinfo["width"], task.split_ids, flow=flow)
         # deterministic: map fields in key order, so records are byte-identical across processes.
         writer.write(ex.SerializeToString(deterministic=True))
         info["videos"].append(vinfo)
@@ -436,7 +472,7 @@ def convert(video_dir: str, split_dir: str, output_dir: str,
         results = pool.imap(_encode_video_star, jobs, chunksize=1)
       results = _counting(results, bar)
       for s, tasks in todo:
-        infos[s] = write_shard(output_dir, s, num_shards, tasks, results)
+        infos[s] = write_shard(output_dir, s, num_shards, tasks, results, settings)
 
   summary = _summarize(plan, settings, [infos[s] for s in range(num_shards)])
   for s in summary["skipped"]:
@@ -472,7 +508,7 @@ def _summarize(plan: Plan, settings: ConversionSettings, infos: List[Dict]) -> D
                      "header_frames": v["header_frames"]}
                     for v in videos if v.get("decoded_frames", 0) < v.get("header_frames", 0)),
                    key=lambda p: p["video"])
-  return {
+  summary = {
       "classes": plan.classes,
       "num_classes": len(plan.classes),
       "splits": counts,
@@ -488,5 +524,10 @@ def _summarize(plan: Plan, settings: ConversionSettings, infos: List[Dict]) -> D
       "num_unused": len(plan.unused),
       "unused": plan.unused,
       "shards": [i["shard"] for i in infos],
-      "settings": dataclasses.asdict(settings),
+      "settings": settings.as_dict(),
   }
+  if settings.flow_preset:
+    from tsnet_tf.data import stored_flow  # pylint: disable=g-import-not-at-top
+    summary[stored_flow.SUMMARY_KEY] = stored_flow.summary_entry(
+        settings.flow_preset, settings.flow_stride, settings.flow_bound)
+  return summary

@@ -220,6 +220,22 @@ def uint8_to_flow(image: np.ndarray, bound: float) -> np.ndarray:
           - bound).astype(np.float32)
 
 
+def uint8_to_flow_tf(image, bound):
+  """`uint8_to_flow` in the TF graph (the tf.data pipeline's stored flow).
+
+  Args:
+    image: uint8 or float tensor of quantised values in [0, 255] (a float
+      input may be a bilinear resize of the uint8 values: the map is linear).
+    bound: the quantisation's bound in px (float or float scalar tensor).
+
+  Returns:
+    float32 tensor, same shape, px.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  bound = tf.cast(bound, tf.float32)
+  return tf.cast(image, tf.float32) * (2.0 * bound / 255.0) - bound
+
+
 def pairs_per_call(batch_size: int, max_batch_pixels: int, height: int,
                    width: int) -> int:
   """Frame pairs per `tvl1` call for `height` x `width` frames.

@@ -16,3 +16,5 @@ from tsnet_tf.models.classifiers import video_normalization
 from tsnet_tf.models.distillation import build_distillation_model
 from tsnet_tf.models.distillation import DistillationModel
 from tsnet_tf.models.distillation import MseWarmup
+from tsnet_tf.models.flow_input import flow_network
+from tsnet_tf.models.flow_input import FlowInputTeacher

@@ -18,6 +18,7 @@ from keras import layers
 from keras import ops
 
 from tsnet_tf.models import classifiers
+from tsnet_tf.models import flow_input
 from tsnet_tf.utils import tf_graph
 
 # The forward pass in training returns these (see `DistillationModel.call`).
@@ -67,6 +68,12 @@ class DistillationModel(keras.Model):
   * `ce_weight` and `distill_weight` are non-trainable variables the trainer
     may assign between epochs: `ce_weight = 0` is the paper's MSE-only
     warm-up, which trains the part of the student below "features".
+  * `teacher_flow_input=True`: training batches may be dicts
+    `{"clip": RGB [B, T, S, S, 3], "flow": [B, T-1, S, S, 2] px}` (the
+    stored flow of `pipeline.make_dataset(stored_flow="clip_and_flow")`); the
+    teacher's features then come from its layers after TV-L1
+    (`flow_input.flow_network`) fed that flow, so no TV-L1 runs in the step.
+    RGB-only batches still go through the whole teacher.
   * `call(x)` (inference) runs the student alone and returns its logits
     `[B, K]`; `call(x, training=True)` (what `fit` runs) returns a dict with
     the student's `logits` and `features` and the teacher's `teacher_logits`
@@ -95,13 +102,14 @@ class DistillationModel(keras.Model):
       of its label.
     logit_weight: weight of the soft-logit term (0: none, Eq. 7 alone).
     temperature: softmax temperature T of the soft-logit term (> 0).
+    teacher_flow_input: accept `{"clip", "flow"}` batches (see above).
   """
 
   def __init__(self, student: keras.Model, teacher: keras.Model,
                distill_weight: float = 1.0, ce_weight: float = 1.0,
                feature_layer: str = "features", projection: str = "auto",
                confidence_weighting: bool = False, logit_weight: float = 0.0,
-               temperature: float = 4.0, **kwargs):
+               temperature: float = 4.0, teacher_flow_input: bool = False, **kwargs):
     super().__init__(**kwargs)
     if projection not in ("auto", "always"):
       raise ValueError(f"projection must be 'auto' or 'always', got {projection!r}")
@@ -119,6 +127,9 @@ class DistillationModel(keras.Model):
     self.feature_layer = feature_layer
     self._student_fl = classifiers.feature_and_logits(student, feature_layer)
     self._teacher_fl = classifiers.feature_and_logits(teacher, feature_layer)
+    self.teacher_flow_input = bool(teacher_flow_input)
+    self._teacher_flow_fl = (flow_input.flow_network(teacher, feature_layer)
+                             if self.teacher_flow_input else None)
     student_map = tuple(self._student_fl.outputs[0].shape[1:-1])
     teacher_map = tuple(self._teacher_fl.outputs[0].shape[1:-1])
     if student_map != teacher_map:
@@ -175,10 +186,20 @@ class DistillationModel(keras.Model):
 
   def call(self, inputs, training=False):
     """Student logits `[B, K]`; with `training=True`, the dict of Eq. 7's inputs."""
+    flow = None
+    if isinstance(inputs, dict):
+      if flow_input.FLOW_KEY in inputs and self._teacher_flow_fl is None:
+        raise ValueError("a batch with stored flow needs DistillationModel("
+                         "teacher_flow_input=True)")
+      flow = inputs.get(flow_input.FLOW_KEY)
+      inputs = inputs[flow_input.CLIP_KEY]
     if not training:
       return self.student(inputs, training=False)
     features, logits = self._student_fl(inputs, training=True)
-    teacher_features, teacher_logits = self._teacher_fl(inputs, training=False)
+    if flow is not None:
+      teacher_features, teacher_logits = self._teacher_flow_fl(flow, training=False)
+    else:
+      teacher_features, teacher_logits = self._teacher_fl(inputs, training=False)
     return {
         LOGITS: ops.cast(logits, "float32"),
         FEATURES: ops.cast(features, "float32"),
@@ -286,7 +307,8 @@ class DistillationModel(keras.Model):
         projection=self.projection_mode,
         confidence_weighting=self.confidence_weighting,
         logit_weight=self.logit_weight,
-        temperature=self.temperature)
+        temperature=self.temperature,
+        teacher_flow_input=self.teacher_flow_input)
     return config
 
   @classmethod

@@ -11,9 +11,14 @@ A `Stage` answers, for one stage, everything `trainer.train` needs to know:
 
 Stages:
   rgb        RGB 3D CNN, CE only.
-  teacher    RGB clip -> in-graph TV-L1 -> 3D CNN, CE only (M1 + M2).
+  teacher    RGB clip -> in-graph TV-L1 -> 3D CNN, CE only (M1 + M2); with
+             `model.flow.source: stored` its training steps take the flow
+             stored in the TFRecords (`models.FlowInputTeacher`), and it
+             exports the same RGB-input teacher.
   student    RGB 3D CNN (M3) with Eq. 7 against the frozen teacher of
-             `teacher_dir`; exports the student alone.
+             `teacher_dir`; exports the student alone. With
+             `model.flow.source: stored` the teacher's features come from the
+             stored flow (no TV-L1 in the step).
   twostream  late fusion of rgb and flow networks: loaded from `rgb_dir` and
              `flow_dir`, or (neither given) built fresh and trained jointly.
 """
@@ -127,6 +132,15 @@ class Stage:
   def callbacks(self) -> List[keras.callbacks.Callback]:
     return []
 
+  def stored_flow(self) -> str:
+    """What the training input holds besides labels: "" (RGB clips) or a
+    `pipeline.make_dataset` `stored_flow` mode ("flow", "clip_and_flow")."""
+    return ""
+
+  def flow_config(self) -> Tuple[config_lib.FlowConfig, str]:
+    """`(the TV-L1 settings stored flow must match, whose they are)`."""
+    return self.cfg.model.flow, ""
+
   def classifier(self) -> keras.Model:
     """The trained classifier, without the optimizer state."""
     return uncompiled(self.model)
@@ -155,8 +169,23 @@ class TeacherStage(Stage):
   name = "teacher"
 
   def build(self):
-    self.model = build_flow(self.cfg, self.num_classes, "flow")
+    from tsnet_tf import models  # pylint: disable=g-import-not-at-top
+    teacher = build_flow(self.cfg, self.num_classes, "flow")
+    if self.stored_flow():
+      self.model = models.FlowInputTeacher(teacher, name="flow_input_teacher")
+      # Built on the RGB path: every weight of the teacher exists before fit.
+      self.model.build((None,) + tuple(teacher.input_shape[1:]))
+    else:
+      self.model = teacher
     return self.model
+
+  def stored_flow(self):
+    return "flow" if self.cfg.model.flow.source == "stored" else ""
+
+  def classifier(self):
+    if self.stored_flow():
+      return uncompiled(self.model.teacher)
+    return super().classifier()
 
 
 class StudentStage(Stage):
@@ -182,13 +211,27 @@ class StudentStage(Stage):
         feature_layer=cfg.distill.feature_layer, projection=cfg.distill.projection,
         confidence_weighting=cfg.distill.confidence_weighting,
         logit_weight=cfg.distill.logit_weight, temperature=cfg.distill.temperature,
-        name="distillation")
+        teacher_flow_input=bool(self.stored_flow()), name="distillation")
     model.build((None,) + tuple(student.input_shape[1:]))
     self.model = model
     return model
 
   def compile_kwargs(self):
     return {}  # DistillationModel computes Eq. 7 itself.
+
+  def stored_flow(self):
+    return "clip_and_flow" if self.cfg.model.flow.source == "stored" else ""
+
+  def flow_config(self):
+    """The teacher run's TV-L1 settings (its config.yaml): stored flow stands in for
+    the flow the teacher computes."""
+    try:
+      teacher_cfg = config_lib.load_run_config(self.teacher_dir) if self.teacher_dir else None
+    except config_lib.ConfigError:
+      teacher_cfg = None
+    if teacher_cfg is None:
+      return self.cfg.model.flow, ""
+    return teacher_cfg.model.flow, f"the teacher in --teacher_dir {self.teacher_dir!r} has "
 
   def callbacks(self):
     from tsnet_tf import models  # pylint: disable=g-import-not-at-top

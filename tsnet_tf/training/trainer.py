@@ -137,6 +137,17 @@ def _check_run_dir(model_dir: str, cfg: config_lib.ExperimentConfig, overwrite: 
       log.warning("--overwrite: removed %s from %s", ", ".join(sorted(removed)), model_dir)
 
 
+def _check_stored_flow(stage: stages_lib.Stage, summary: dict, data_dir: str) -> None:
+  """`model.flow.source: stored`: the data directory stores the flow the teacher computes."""
+  from tsnet_tf.data import stored_flow  # pylint: disable=g-import-not-at-top
+  f, owner = stage.flow_config()
+  try:
+    stored_flow.check_summary(summary, data_dir, f.preset, f.bound, stage.cfg.data.frame_stride,
+                              f.overrides, owner=owner)
+  except stored_flow.StoredFlowError as e:
+    raise TrainingError(str(e)) from e
+
+
 # ----------------------------------------------------------------------------
 # train
 
@@ -177,15 +188,18 @@ def _plan_steps(cfg: config_lib.ExperimentConfig, summary: dict, data_dir: str, 
 
 
 def _datasets(cfg: config_lib.ExperimentConfig, data_dir: str, split: int, steps: _Steps,
-              strategy, distribute_input: bool, initial_epoch: int = 0):
+              strategy, distribute_input: bool, initial_epoch: int = 0, stored_flow: str = ""):
   """(train, validation or None) datasets of the run; the training stream starts
-  where epoch `initial_epoch` of an uninterrupted run starts."""
+  where epoch `initial_epoch` of an uninterrupted run starts. `stored_flow`: the
+  training input's stored flow mode (`stages.Stage.stored_flow`)."""
   data_kwargs = dict(data_dir=data_dir, split=split, num_frames=cfg.data.num_frames,
                      crop_size=cfg.data.crop_size, frame_stride=cfg.data.frame_stride)
+  train_kwargs = dict(stored_flow=stored_flow) if stored_flow else {}
   train_ds = distribute.dataset(strategy, distribute_input, cfg.data.batch_size, subset="train",
                                 training=True, seed=cfg.data.shuffle_seed,
                                 flip=cfg.data.random_flip,
-                                skip_steps=initial_epoch * steps.steps_per_epoch, **data_kwargs)
+                                skip_steps=initial_epoch * steps.steps_per_epoch, **data_kwargs,
+                                **train_kwargs)
   val_ds = None
   if steps.validation_subset != "none":
     val_ds = distribute.dataset(strategy, distribute_input, cfg.data.eval_batch_size,
@@ -303,6 +317,8 @@ def train(config: config_lib.ExperimentConfig,
                                     teacher_dir=teacher_dir, rgb_dir=rgb_dir,
                                     flow_dir=flow_dir)
   the_stage.check_input_runs()
+  if the_stage.stored_flow():
+    _check_stored_flow(the_stage, summary, data_dir)
   _check_run_dir(model_dir, cfg, overwrite, may_delete=is_chief)
   multi_worker = distribute.is_multi_worker(strategy)
   distribute_input = isinstance(strategy, tf.distribute.Strategy) and (
@@ -342,7 +358,7 @@ def train(config: config_lib.ExperimentConfig,
     backup_dir = os.path.join(out_dir, run_dir.BACKUP_DIR)
     initial_epoch = callbacks_lib.backed_up_epoch(backup_dir)
     train_ds, val_ds = _datasets(cfg, data_dir, split, steps, strategy, distribute_input,
-                                 initial_epoch)
+                                 initial_epoch, stored_flow=the_stage.stored_flow())
     if multi_worker:
       per_replica = batch // strategy.num_replicas_in_sync
       shape = (per_replica, cfg.data.num_frames, cfg.data.crop_size, cfg.data.crop_size, 3)

@@ -1,0 +1,215 @@
+"""TV-L1 flow stored in the TFRecords: computing it (converter) and reading it (tf.data).
+
+A conversion made with `tools/prepare_hmdb51.py --flow_preset=P
+--flow_stride=N --flow_bound=B` holds, in each video's record, the flow from
+stored frame i to stored frame i + N for every i with i + N < num_frames
+(`schema.FLOW_X_KEY`, `schema.FLOW_Y_KEY`: one grey JPEG per component),
+computed by `tsnet_tf.flow.tvl1` (preset P) on the stored frames as the
+pipeline decodes them, and quantised by `flow.extract.flow_to_uint8` (clip to
++-B px, 0-255). `summary.json` records the settings under `flow`.
+
+A teacher trained with `model.flow.source: stored` reads it instead of
+computing TV-L1 in every training step (`train_flow_clip`): for the clip's T
+frames t_0..t_{T-1} (stride `data.frame_stride`, which must equal N), flow k
+is the stored flow from t_k, cropped with the frames' window, flipped with
+them (x negated), resized to S with its vectors scaled by S / window side,
+and dequantised to px (`flow.extract.uint8_to_flow_tf`). Where the clip loops
+(a video shorter than the clip), the pair across the loop seam has no stored
+flow and gets zero flow.
+"""
+
+import io
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+from tsnet_tf.data import schema
+
+# `summary.json` key of the stored flow's settings.
+SUMMARY_KEY = "flow"
+DEFAULT_BATCH_SIZE = 16
+
+
+class StoredFlowError(ValueError):
+  """The data directory's stored flow cannot serve this run (one line, names the keys)."""
+
+
+# ---------------------------------------------------------------------------
+# Converter side (numpy, tvl1).
+
+
+def flow_pairs(frames: np.ndarray, stride: int, preset: str, batch_size: int = DEFAULT_BATCH_SIZE,
+               max_batch_pixels: Optional[int] = None,
+               overrides: Optional[Mapping[str, Any]] = None):
+  """TV-L1 flow from frame i to frame i + stride, for every i < N - stride.
+
+  Args:
+    frames: uint8 or float `[N, H, W, C]`, values in [0, 255].
+    stride: frames between the two frames of a pair, >= 1.
+    preset: `tvl1` preset.
+    batch_size: pairs per `tvl1` call (the last call is padded, so every call
+      of a frame size has one shape and compiles once).
+    max_batch_pixels: fewer pairs per call for large frames
+      (`extract.pairs_per_call`); None = `extract.DEFAULT_MAX_BATCH_PIXELS`.
+    overrides: extra `tvl1` parameters.
+
+  Yields:
+    float32 `[n, H, W, 2]` flows in px, in order, max(N - stride, 0) in all.
+  """
+  from tsnet_tf.flow import extract  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.flow.tvl1 import tvl1  # pylint: disable=g-import-not-at-top
+  frames = np.asarray(frames, np.float32)
+  num = frames.shape[0] - int(stride)
+  if num <= 0:
+    return
+  if max_batch_pixels is None:
+    max_batch_pixels = extract.DEFAULT_MAX_BATCH_PIXELS
+  batch = extract.pairs_per_call(batch_size, max_batch_pixels, frames.shape[1], frames.shape[2])
+  for begin in range(0, num, batch):
+    first = np.minimum(np.arange(begin, begin + batch), num - 1)
+    flow = np.asarray(tvl1(frames[first], frames[first + stride], preset,
+                           **dict(overrides or {})))
+    yield flow[:min(batch, num - begin)]
+
+
+def _grey_jpeg(image: np.ndarray, quality: int) -> bytes:
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  buf = io.BytesIO()
+  Image.fromarray(image, mode="L").save(buf, format="JPEG", quality=quality)
+  return buf.getvalue()
+
+
+def decode_stored_frames(frames_jpeg: Sequence[bytes]) -> np.ndarray:
+  """uint8 `[N, H, W, 3]`: stored JPEG frames decoded as the input pipeline does."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return np.stack([tf.io.decode_jpeg(j, channels=3).numpy() for j in frames_jpeg])
+
+
+def encode_video_flow(frames_jpeg: Sequence[bytes], stride: int, preset: str, bound: float,
+                      jpeg_quality: int, batch_size: int = DEFAULT_BATCH_SIZE,
+                      overrides: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+  """One video's stored flow, from its stored frames (what the record holds).
+
+  Args:
+    frames_jpeg: the video's stored JPEG frames (`tfrecords.encode_video`).
+    stride: flow from frame i to i + stride.
+    preset: `tvl1` preset.
+    bound: quantisation bound in px (`flow_to_uint8`).
+    jpeg_quality: quality of the grey flow JPEGs.
+    batch_size: pairs per `tvl1` call.
+    overrides: extra `tvl1` parameters.
+
+  Returns:
+    The `flow` argument of `schema.make_sequence_example`: `x`, `y` (lists
+    of grey JPEG bytes, max(N - stride, 0) each), `stride`, `bound`, `preset`.
+  """
+  from tsnet_tf.flow.extract import flow_to_uint8  # pylint: disable=g-import-not-at-top
+  xs: List[bytes] = []
+  ys: List[bytes] = []
+  if len(frames_jpeg) > stride:
+    frames = decode_stored_frames(frames_jpeg)
+    for flow in flow_pairs(frames, stride, preset, batch_size, overrides=overrides):
+      quantised = flow_to_uint8(flow, bound)
+      for q in quantised:
+        xs.append(_grey_jpeg(q[..., 0], jpeg_quality))
+        ys.append(_grey_jpeg(q[..., 1], jpeg_quality))
+  return {"x": xs, "y": ys, "stride": int(stride), "bound": float(bound), "preset": preset}
+
+
+def summary_entry(preset: str, stride: int, bound: float,
+                  overrides: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+  """What `summary.json` records under `SUMMARY_KEY`."""
+  return {"preset": preset, "stride": int(stride), "bound": float(bound),
+          "overrides": dict(overrides or {})}
+
+
+# ---------------------------------------------------------------------------
+# Reader side.
+
+
+def check_summary(summary: Mapping[str, Any], data_dir: str, preset: str, bound: float,
+                  frame_stride: int, overrides: Optional[Mapping[str, Any]] = None,
+                  owner: str = "") -> None:
+  """Raises `StoredFlowError` unless `data_dir` stores the flow a run asks for.
+
+  Args:
+    summary: `data_dir`'s `summary.json`.
+    data_dir: named in the message.
+    preset, bound, overrides: the run's `model.flow.preset`, `.bound`, `.overrides`.
+    frame_stride: the run's `data.frame_stride` (flow k of a clip is stored
+      flow from t_k only when the stored stride is the clip's stride).
+    owner: whose settings these are, leading the key in the message (e.g.
+      "the teacher in --teacher_dir 'x' has "); "" for the run's own config.
+  """
+  stored = summary.get(SUMMARY_KEY)
+  where = f"--data_dir {data_dir!r}"
+  if not stored:
+    raise StoredFlowError(
+        f"model.flow.source=stored but {where} has no stored flow (its summary.json has no "
+        f"'{SUMMARY_KEY}'); convert with tools/prepare_hmdb51.py --flow_preset")
+  checks = (("model.flow.preset", preset, stored.get("preset")),
+            ("model.flow.bound", float(bound), float(stored.get("bound", 0.0))),
+            ("data.frame_stride", int(frame_stride), int(stored.get("stride", 0))),
+            ("model.flow.overrides", dict(overrides or {}), dict(stored.get("overrides") or {})))
+  for key, wanted, have in checks:
+    if wanted != have:
+      summary_key = {"data.frame_stride": "stride",
+                     "model.flow.overrides": "overrides"}.get(key, key.rsplit(".", 1)[-1])
+      raise StoredFlowError(
+          f"model.flow.source=stored: {owner if key != 'data.frame_stride' else ''}"
+          f"{key}={wanted!r} but {where} stores flow with "
+          f"{SUMMARY_KEY}.{summary_key}={have!r} (summary.json)")
+
+
+def _decode_component(encoded, index, window, num: int):
+  """uint8 [num, h, w]: the window of the grey JPEGs `encoded[index[k]]`."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return tf.stack([tf.io.decode_and_crop_jpeg(encoded[index[k]], window, channels=1)[..., 0]
+                   for k in range(num)])
+
+
+def train_flow_clip(rec: Mapping[str, Any], indices, window, flip, crop_size: int):
+  """The stored flow of one training clip (see the module doc).
+
+  Args:
+    rec: a record parsed `with_flow` (`schema.parse_sequence_example`).
+    indices: int32 [T], the clip's frame indices (`sampling.train_indices`).
+    window: int32 [4] `(y, x, side, side)`, the frames' crop window.
+    flip: bool scalar, whether the frames are mirrored
+      (`preprocessing.flip_decision`).
+    crop_size: S.
+
+  Returns:
+    float32 [T-1, S, S, 2], px at the clip's resolution: channel 0 = x
+    (right), 1 = y (down), flow k from frame t_k to t_{k+1}.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.data import preprocessing  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.flow.extract import uint8_to_flow_tf  # pylint: disable=g-import-not-at-top
+  num = int(indices.shape[0]) - 1
+  flow_x = rec[schema.FLOW_X_KEY]
+  flow_y = rec[schema.FLOW_Y_KEY]
+  stride = tf.cast(rec[schema.FLOW_STRIDE_KEY], tf.int32)
+  num_flows = tf.shape(flow_x)[0]
+  first, second = indices[:-1], indices[1:]
+  # Pairs across a looped clip's seam have no stored flow.
+  valid = tf.logical_and(tf.equal(second - first, stride), first < num_flows)
+  safe = tf.where(valid, first, 0)
+
+  def decode():
+    return tf.stack([_decode_component(flow_x, safe, window, num),
+                     _decode_component(flow_y, safe, window, num)], axis=-1)
+
+  quantised = tf.cond(num_flows > 0, decode,
+                      lambda: tf.fill(tf.stack([num, window[2], window[3], 2]),
+                                      tf.constant(128, tf.uint8)))
+  quantised = tf.cond(flip, lambda: tf.reverse(quantised, axis=[-2]), lambda: quantised)
+  # The quantisation is linear: resizing the quantised values then dequantising
+  # equals dequantising then resizing.
+  resized = preprocessing.resize_window(quantised, crop_size)
+  flow = uint8_to_flow_tf(resized, rec[schema.FLOW_BOUND_KEY])
+  scale = tf.cast(crop_size, tf.float32) / tf.cast(window[2], tf.float32)
+  sign_x = tf.where(flip, -1.0, 1.0)
+  flow = flow * tf.stack([sign_x * scale, scale])
+  flow = flow * tf.cast(valid, tf.float32)[:, None, None, None]
+  return tf.ensure_shape(flow, [num, crop_size, crop_size, 2])

@@ -436,7 +436,9 @@ def attach(model, spec: ClipSpec, labels: Sequence[str] = ()):
     if layer.output is output:
       output = layer.input
   contract = ClipContract(spec.to_dict(), labels, name=CONTRACT_LAYER)
-  return keras.Model(model.inputs, contract(output), name=model.name)
+  # `model.input` keeps the input's structure (one tensor); `model.inputs` is a
+  # list, and Keras then warns on every call with a plain clip tensor.
+  return keras.Model(model.input, contract(output), name=model.name)
 
 
 def from_model(model) -> Optional[Tuple[ClipSpec, List[str]]]:

@@ -81,6 +81,36 @@ def test_conversion_stores_tvl1_of_the_stored_frames(synth, tmp_path):
   assert largest > 0.5  # the videos move
 
 
+class _CountingFrames(stored_flow.StoredFrames):
+  """StoredFrames that records which frames each access decodes."""
+
+  def __init__(self, jpegs):
+    super().__init__(jpegs)
+    self.accessed = []
+
+  def __getitem__(self, index):
+    self.accessed.append(int(index))
+    return super().__getitem__(index)
+
+
+def test_flow_pairs_decode_lazily_and_match_the_decoded_array():
+  rng = np.random.RandomState(0)
+  base = rng.randint(0, 256, (6, 8, 3)).repeat(4, 0).repeat(4, 1).astype(np.uint8)  # 24x32
+  frames = np.stack([np.roll(base, t, axis=1) for t in range(7)])
+  jpegs = [tf.io.encode_jpeg(f, quality=95).numpy() for f in frames]
+  lazy = _CountingFrames(jpegs)
+  decoded = np.stack([lazy[i] for i in range(len(lazy))])
+  lazy.accessed.clear()
+  expected = np.concatenate(list(stored_flow.flow_pairs(decoded, 2, "fast", batch_size=2)))
+  got = np.concatenate(list(stored_flow.flow_pairs(lazy, 2, "fast", batch_size=2)))
+  np.testing.assert_array_equal(got, expected)
+  assert got.shape == (5, 24, 32, 2)
+  # Frames are decoded per call (two pairs: 4 frames), never the whole video at once;
+  # each frame is decoded at most as the first and as the second of a pair (+ padding).
+  assert max(lazy.accessed.count(i) for i in range(7)) <= 3
+  assert lazy.accessed[1:5] == [0, 1, 2, 3]  # after reading frame 0's size: one call
+
+
 def test_bad_flow_settings_raise():
   for kwargs, match in ((dict(flow_preset="fastest"), "--flow_preset"),
                         (dict(flow_preset="fast", flow_stride=0), "--flow_stride"),

@@ -18,6 +18,7 @@ and dequantised to px (`flow.extract.uint8_to_flow_tf`). Where the clip loops
 flow and gets zero flow.
 """
 
+import collections.abc
 import io
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -38,13 +39,17 @@ class StoredFlowError(ValueError):
 # Converter side (numpy, tvl1).
 
 
-def flow_pairs(frames: np.ndarray, stride: int, preset: str, batch_size: int = DEFAULT_BATCH_SIZE,
+def flow_pairs(frames: Sequence[np.ndarray], stride: int, preset: str,
+               batch_size: int = DEFAULT_BATCH_SIZE,
                max_batch_pixels: Optional[int] = None,
                overrides: Optional[Mapping[str, Any]] = None):
   """TV-L1 flow from frame i to frame i + stride, for every i < N - stride.
 
   Args:
-    frames: uint8 or float `[N, H, W, C]`, values in [0, 255].
+    frames: N frames `[H, W, C]`, values in [0, 255]: an array `[N, H, W, C]`
+      or any sequence with `len` and indexing (e.g. `StoredFrames`, which
+      decodes on access). Only the frames of one call are held as float32,
+      so memory does not grow with the video's length.
     stride: frames between the two frames of a pair, >= 1.
     preset: `tvl1` preset.
     batch_size: pairs per `tvl1` call (the last call is padded, so every call
@@ -58,16 +63,17 @@ def flow_pairs(frames: np.ndarray, stride: int, preset: str, batch_size: int = D
   """
   from tsnet_tf.flow import extract  # pylint: disable=g-import-not-at-top
   from tsnet_tf.flow.tvl1 import tvl1  # pylint: disable=g-import-not-at-top
-  frames = np.asarray(frames, np.float32)
-  num = frames.shape[0] - int(stride)
+  num = len(frames) - int(stride)
   if num <= 0:
     return
   if max_batch_pixels is None:
     max_batch_pixels = extract.DEFAULT_MAX_BATCH_PIXELS
-  batch = extract.pairs_per_call(batch_size, max_batch_pixels, frames.shape[1], frames.shape[2])
+  height, width = np.shape(frames[0])[:2]
+  batch = extract.pairs_per_call(batch_size, max_batch_pixels, height, width)
+  stack = lambda index: np.stack([np.asarray(frames[int(i)], np.float32) for i in index])
   for begin in range(0, num, batch):
     first = np.minimum(np.arange(begin, begin + batch), num - 1)
-    flow = np.asarray(tvl1(frames[first], frames[first + stride], preset,
+    flow = np.asarray(tvl1(stack(first), stack(first + stride), preset,
                            **dict(overrides or {})))
     yield flow[:min(batch, num - begin)]
 
@@ -79,16 +85,32 @@ def _grey_jpeg(image: np.ndarray, quality: int) -> bytes:
   return buf.getvalue()
 
 
-def decode_stored_frames(frames_jpeg: Sequence[bytes]) -> np.ndarray:
-  """uint8 `[N, H, W, 3]`: stored JPEG frames decoded as the input pipeline does."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  return np.stack([tf.io.decode_jpeg(j, channels=3).numpy() for j in frames_jpeg])
+class StoredFrames(collections.abc.Sequence):
+  """A video's stored JPEG frames, decoded on access as the input pipeline does.
+
+  `frames[i]` is uint8 `[H, W, 3]` (`tf.io.decode_jpeg`); nothing is kept, so
+  a long video never sits decoded in memory (a pair's frames are decoded per
+  `tvl1` call, each frame about twice).
+  """
+
+  def __init__(self, frames_jpeg: Sequence[bytes]):
+    self._jpegs = frames_jpeg
+
+  def __len__(self) -> int:
+    return len(self._jpegs)
+
+  def __getitem__(self, index):
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    return tf.io.decode_jpeg(self._jpegs[index], channels=3).numpy()
 
 
 def encode_video_flow(frames_jpeg: Sequence[bytes], stride: int, preset: str, bound: float,
                       jpeg_quality: int, batch_size: int = DEFAULT_BATCH_SIZE,
                       overrides: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
   """One video's stored flow, from its stored frames (what the record holds).
+
+  Frames are decoded a call's worth at a time (`StoredFrames`), so memory holds
+  the record's JPEGs, never the decoded video.
 
   Args:
     frames_jpeg: the video's stored JPEG frames (`tfrecords.encode_video`).
@@ -106,13 +128,11 @@ def encode_video_flow(frames_jpeg: Sequence[bytes], stride: int, preset: str, bo
   from tsnet_tf.flow.extract import flow_to_uint8  # pylint: disable=g-import-not-at-top
   xs: List[bytes] = []
   ys: List[bytes] = []
-  if len(frames_jpeg) > stride:
-    frames = decode_stored_frames(frames_jpeg)
-    for flow in flow_pairs(frames, stride, preset, batch_size, overrides=overrides):
-      quantised = flow_to_uint8(flow, bound)
-      for q in quantised:
-        xs.append(_grey_jpeg(q[..., 0], jpeg_quality))
-        ys.append(_grey_jpeg(q[..., 1], jpeg_quality))
+  for flow in flow_pairs(StoredFrames(frames_jpeg), stride, preset, batch_size,
+                         overrides=overrides):
+    for q in flow_to_uint8(flow, bound):
+      xs.append(_grey_jpeg(q[..., 0], jpeg_quality))
+      ys.append(_grey_jpeg(q[..., 1], jpeg_quality))
   return {"x": xs, "y": ys, "stride": int(stride), "bound": float(bound), "preset": preset}
 
 

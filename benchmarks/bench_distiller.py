@@ -14,7 +14,6 @@ step: once for the logits, once more for the features).
 
 import os
 import sys
-import time
 
 from absl import app
 from absl import flags
@@ -25,6 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras
 
 from tsnet_tf import models
+from tsnet_tf.utils import timing
 
 _BACKBONE = flags.DEFINE_enum("backbone", "light", ["light", "r3d18"], "Backbone of both.")
 _WIDTH = flags.DEFINE_integer("width", 16, "First-stage channels of both.")
@@ -47,14 +47,9 @@ def _pair():
 
 
 def _time(model, x, y):
+  """(logs of the first step, median ms of the steps after one more warm-up step)."""
   first = model.train_on_batch(x, y, return_dict=True)
-  model.train_on_batch(x, y)
-  times = []
-  for _ in range(_REPEATS.value):
-    start = time.perf_counter()
-    model.train_on_batch(x, y)
-    times.append(time.perf_counter() - start)
-  return first, 1e3 * float(np.median(times))
+  return first, timing.median_ms(lambda: model.train_on_batch(x, y), _REPEATS.value, warmup=1)
 
 
 def main(argv):

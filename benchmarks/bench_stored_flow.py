@@ -66,18 +66,10 @@ def _parse_shape(text):
 
 def _time_steps(model, x, y):
   """(first step s, median step s) of `model.train_on_batch(x, y)`."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  start = time.perf_counter()
-  model.train_on_batch(x, y)
-  first = time.perf_counter() - start
-  for _ in range(_WARMUP.value):
-    model.train_on_batch(x, y)
-  times = []
-  for _ in range(_STEPS.value):
-    start = time.perf_counter()
-    model.train_on_batch(x, y)
-    times.append(time.perf_counter() - start)
-  return first, float(np.median(times))
+  from tsnet_tf.utils import timing  # pylint: disable=g-import-not-at-top
+  first, median = timing.first_and_median_ms(lambda: model.train_on_batch(x, y),
+                                             _STEPS.value, _WARMUP.value)
+  return first / 1e3, median / 1e3
 
 
 def _stage_model(cfg, stage_name, teacher_dir=None):

@@ -173,10 +173,10 @@ def _error_kind(error: BaseException) -> str:
 def run_group(stage: str, precision: str, batch_sizes, emit) -> None:
   """Times `stage` at each batch size; calls `emit(row_dict)` per row."""
   import keras  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
   from tsnet_tf import config as config_lib  # pylint: disable=g-import-not-at-top
   from tsnet_tf.data import numpy_input  # pylint: disable=g-import-not-at-top
   from tsnet_tf.training import backend  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.utils import timing  # pylint: disable=g-import-not-at-top
 
   cfg = config_lib.load_config(_CONFIG.value, stage, _PARAMS_OVERRIDE.value or None)
   policy = "float32"
@@ -206,17 +206,9 @@ def run_group(stage: str, precision: str, batch_sizes, emit) -> None:
         # On the device before timing: the step, not the host-to-device copy.
         x = keras.ops.convert_to_tensor(clips)
         y = keras.ops.convert_to_tensor(labels)
-        start = time.perf_counter()
-        model.train_on_batch(x, y)
-        first = time.perf_counter() - start
-        for _ in range(_WARMUP.value):
-          model.train_on_batch(x, y)
-        times = []
-        for _ in range(_STEPS.value):
-          start = time.perf_counter()
-          logs = model.train_on_batch(x, y, return_dict=True)
-          times.append(time.perf_counter() - start)
-        step = float(np.median(times))
+        first, step = (ms / 1e3 for ms in timing.first_and_median_ms(
+            lambda: model.train_on_batch(x, y), _STEPS.value, _WARMUP.value))
+        logs = model.train_on_batch(x, y, return_dict=True)  # untimed: the loss column
         row.update(status="ok", step_s=step, clips_per_s=batch / step,
                    compile_s=max(0.0, first - step), peak_bytes=_peak_device_bytes(),
                    loss=float(logs["loss"]))

@@ -21,6 +21,12 @@ def _load_helper():
 tiny_data = _load_helper()
 
 
+@pytest.fixture(scope="session")
+def tiny_data_module():
+  """tests/training/tiny_data.py, loaded once (test modules cannot import it by name)."""
+  return tiny_data
+
+
 def tiny_config(stage, extra=""):
   override = tiny_data.TINY_OVERRIDE + ("," + extra if extra else "")
   return config_lib.load_config(os.path.join(REPO, "configs", "synthetic.yaml"), stage, override)

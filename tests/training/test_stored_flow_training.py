@@ -16,29 +16,22 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(_HERE))
 
 
-def _load_tiny_data():
-  # Loaded by path, as conftest does (pytest runs with --import-mode=importlib).
-  import importlib.util  # pylint: disable=g-import-not-at-top
-  spec = importlib.util.spec_from_file_location("tiny_data", os.path.join(_HERE, "tiny_data.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+@pytest.fixture(scope="module")
+def make_cfg(tiny_data_module):
+  """`make_cfg(extra, stage)`: the tiny config of `stage` without its TV-L1 overrides (stored
+  flow has none), plus `extra` overrides."""
+  override = tiny_data_module.TINY_OVERRIDE.split(",model.flow.overrides=")[0]
 
+  def make(extra="", stage="teacher"):
+    return config_lib.load_config(os.path.join(REPO, "configs", "synthetic.yaml"), stage,
+                                  override + ("," + extra if extra else ""))
 
-tiny_data = _load_tiny_data()
-
-# The tiny overrides without their TV-L1 overrides: the stored flow has none.
-_OVERRIDE = tiny_data.TINY_OVERRIDE.split(",model.flow.overrides=")[0]
-
-
-def _cfg(extra=""):
-  return config_lib.load_config(os.path.join(REPO, "configs", "synthetic.yaml"), "teacher",
-                                _OVERRIDE + ("," + extra if extra else ""))
+  return make
 
 
 @pytest.fixture(scope="module")
-def flow_data_dir(data_dir):
-  return tiny_data.make_tiny_flow_data_dir(os.path.dirname(data_dir))
+def flow_data_dir(data_dir, tiny_data_module):
+  return tiny_data_module.make_tiny_flow_data_dir(os.path.dirname(data_dir))
 
 
 class _CountTvl1(keras.callbacks.Callback):
@@ -73,9 +66,9 @@ def _train_counting_tvl1(*args, **kwargs):
 
 
 @pytest.fixture(scope="module")
-def stored_teacher(flow_data_dir, tmp_path_factory):
+def stored_teacher(flow_data_dir, tmp_path_factory, make_cfg):
   model_dir = str(tmp_path_factory.mktemp("stored_teacher"))
-  result, in_steps, total = _train_counting_tvl1(_cfg("model.flow.source=stored"), "teacher",
+  result, in_steps, total = _train_counting_tvl1(make_cfg("model.flow.source=stored"), "teacher",
                                                  model_dir, flow_data_dir)
   return model_dir, result, in_steps, total
 
@@ -97,11 +90,10 @@ def test_teacher_trains_from_stored_flow_and_saves_the_rgb_teacher(stored_teache
   assert saved.model.flow.source == "stored"
 
 
-def test_student_distils_from_stored_flow(stored_teacher, flow_data_dir, data_dir, tmp_path):
+def test_student_distils_from_stored_flow(stored_teacher, flow_data_dir, data_dir, tmp_path,
+                                          make_cfg):
   teacher_dir = stored_teacher[0]
-  student_cfg = config_lib.load_config(
-      os.path.join(REPO, "configs", "synthetic.yaml"), "student",
-      _OVERRIDE + ",model.flow.source=stored,distill.mse_warmup_epochs=0")
+  student_cfg = make_cfg("model.flow.source=stored,distill.mse_warmup_epochs=0", "student")
   result, in_steps, _ = _train_counting_tvl1(student_cfg, "student", str(tmp_path / "s"),
                                              flow_data_dir, teacher_dir=teacher_dir)
   assert in_steps == 0
@@ -114,22 +106,22 @@ def test_student_distils_from_stored_flow(stored_teacher, flow_data_dir, data_di
                   verbose=0)
 
 
-def test_stored_source_needs_matching_stored_flow(data_dir, flow_data_dir, tmp_path):
+def test_stored_source_needs_matching_stored_flow(data_dir, flow_data_dir, tmp_path, make_cfg):
   with pytest.raises(TrainingError, match="has no stored flow"):
-    trainer.train(_cfg("model.flow.source=stored"), "teacher", str(tmp_path / "a"), data_dir,
+    trainer.train(make_cfg("model.flow.source=stored"), "teacher", str(tmp_path / "a"), data_dir,
                   verbose=0)
   with pytest.raises(TrainingError,
                      match=r"model.flow.preset='accurate' .*flow.preset='fast'"):
-    trainer.train(_cfg("model.flow.source=stored,model.flow.preset=accurate"), "teacher",
+    trainer.train(make_cfg("model.flow.source=stored,model.flow.preset=accurate"), "teacher",
                   str(tmp_path / "b"), flow_data_dir, verbose=0)
   with pytest.raises(TrainingError, match=r"data.frame_stride=2 .*flow.stride=3"):
-    trainer.train(_cfg("model.flow.source=stored,data.frame_stride=2"), "teacher",
+    trainer.train(make_cfg("model.flow.source=stored,data.frame_stride=2"), "teacher",
                   str(tmp_path / "c"), flow_data_dir, verbose=0)
   assert not os.listdir(tmp_path)  # refused before writing anything
 
 
-def test_source_is_a_choice_key():
+def test_source_is_a_choice_key(make_cfg):
   with pytest.raises(config_lib.ConfigError,
                      match="'model.flow.source' must be one of graph, stored, got 'disk'"):
-    _cfg("model.flow.source=disk")
-  assert _cfg().model.flow.source == "graph"
+    make_cfg("model.flow.source=disk")
+  assert make_cfg().model.flow.source == "graph"

@@ -20,3 +20,15 @@ def median_ms(fn, repeats: int, warmup: int = 2) -> float:
     fn()
     times.append(time.perf_counter() - start)
   return 1e3 * float(np.median(times))
+
+
+def first_and_median_ms(fn, repeats: int, warmup: int = 1):
+  """`(ms of the first call, median_ms(fn, repeats, warmup))`.
+
+  The first call of a compiled step traces and compiles; it is timed and
+  reported apart, then `median_ms` times the steady state.
+  """
+  start = time.perf_counter()
+  fn()
+  first = 1e3 * (time.perf_counter() - start)
+  return first, median_ms(fn, repeats, warmup)

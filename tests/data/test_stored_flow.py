@@ -111,6 +111,28 @@ def test_flow_pairs_decode_lazily_and_match_the_decoded_array():
   assert lazy.accessed[1:5] == [0, 1, 2, 3]  # after reading frame 0's size: one call
 
 
+def test_student_stream_is_the_plain_stream_plus_flow_and_resumes(synth, tmp_path):
+  data_dir = str(tmp_path / "flow")
+  _convert(synth, data_dir, flow_preset="fast", flow_stride=1, flow_bound=BOUND)
+  make = lambda mode, skip=0: pipeline.make_dataset(
+      data_dir, 1, "train", num_frames=4, crop_size=16, batch_size=2, seed=7,
+      stored_flow=mode, skip_steps=skip)
+  take = lambda ds, n: [next(it) for it in [iter(ds)] for _ in range(n)]
+  plain, both = take(make(""), 5), take(make("clip_and_flow"), 5)
+  flows = take(make("flow"), 5)
+  for (clip, y), (x, y2), (f, y3) in zip(plain, both, flows):
+    # The student sees the clips an RGB-only run sees (same frames, window, flip).
+    np.testing.assert_array_equal(x["clip"].numpy(), clip.numpy())
+    np.testing.assert_array_equal(y2.numpy(), y.numpy())
+    np.testing.assert_array_equal(f["flow"].numpy(), x["flow"].numpy())
+    np.testing.assert_array_equal(y3.numpy(), y.numpy())
+  # A run resumed after 3 steps continues the same stream (checkpoint resume).
+  for (x, y), (x2, y2) in zip(both[3:], take(make("clip_and_flow", skip=3), 2)):
+    np.testing.assert_array_equal(x2["flow"].numpy(), x["flow"].numpy())
+    np.testing.assert_array_equal(x2["clip"].numpy(), x["clip"].numpy())
+  assert np.abs(both[0][0]["flow"].numpy()).max() > 0.1  # the videos move
+
+
 def test_bad_flow_settings_raise():
   for kwargs, match in ((dict(flow_preset="fastest"), "--flow_preset"),
                         (dict(flow_preset="fast", flow_stride=0), "--flow_stride"),

@@ -210,6 +210,21 @@ def check_targets(records, summary):
     if bench == "motion":
       line(mean["student"] >= 0.9 * mean["flow"],
            f"motion: student {mean['student']:.1f} >= 0.9 x teacher = {0.9 * mean['flow']:.1f}")
+  # Cost: the student >= 10x cheaper than flow and two-stream in GFLOPs and TFLite ms,
+  # on each benchmark's timed seed (the first).
+  from tsnet_tf.training import comparison  # pylint: disable=g-import-not-at-top
+  for bench in summary:
+    timed = next((r for r in records if r["benchmark"] == bench
+                  and r["rows"][0].get("tflite_ms_per_clip") is not None), None)
+    if timed is None:
+      continue
+    ratios = comparison.cost_ratios(timed["rows"])
+    for other in ("flow", "twostream"):
+      for key, what in (("gflops_per_clip", "GFLOPs"), ("tflite_ms_per_clip", "TFLite ms")):
+        x = ratios.get(other, {}).get(key)
+        if x is not None:
+          line(x >= 10, f"{bench} seed {timed['seed']}: student {x:.1f}x cheaper than {other} "
+                        f"in {what} >= 10x")
   for rec in records:
     acc = {r["model"]: 100 * r["video_accuracy"] for r in rec["rows"]}
     line(acc["student"] >= acc["rgb"] - 1,

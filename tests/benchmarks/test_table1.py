@@ -24,6 +24,7 @@ assert tuple(table1.FUSIONS) == models.FUSION_MODES, table1.FUSIONS
 with open(sys.argv[1]) as f:
   records = json.load(f)
 print(table1.format_report(records, table1.summarize(records)))
+print(table1.check_targets(records, table1.summarize(records)))
 """
 
 
@@ -58,6 +59,27 @@ def test_report_names_the_fusion_rule_per_seed_old_records_count_as_mean(tmp_pat
       proc.stdout)
   assert "student lambda chosen on validation: seed 0: 0, seed 1: 0" in proc.stdout
   assert "| two-stream late fusion | 70.0 ± 0.0 | 70.0 | 70.0 |" in proc.stdout
+
+
+def test_cost_targets_from_the_timed_seed(tmp_path):
+  record = _record(0)
+  costs = {"rgb": (1.0, 0.1), "flow": (5.0, 1.5), "twostream": (12.0, 1.6),
+           "student": (1.0, 0.1)}  # model: (TFLite ms, GFLOPs)
+  for row in record["rows"]:
+    row["tflite_ms_per_clip"], row["gflops_per_clip"] = costs[row["model"]]
+    row["ms_per_clip"] = row["tflite_ms_per_clip"]
+  untimed = _record(1)  # later seeds are not timed: no cost lines of their own
+  path = tmp_path / "records.json"
+  path.write_text(json.dumps([record, untimed]))
+  proc = subprocess.run([sys.executable, "-c", _REPORT, str(path), TABLE1], env=_env(),
+                        capture_output=True, text=True, timeout=300, check=False)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  lines = [l for l in proc.stdout.splitlines() if "cheaper than" in l]
+  assert lines == [
+      "- [met] motion seed 0: student 15.0x cheaper than flow in GFLOPs >= 10x",
+      "- [MISSED] motion seed 0: student 5.0x cheaper than flow in TFLite ms >= 10x",
+      "- [met] motion seed 0: student 16.0x cheaper than twostream in GFLOPs >= 10x",
+      "- [met] motion seed 0: student 12.0x cheaper than twostream in TFLite ms >= 10x"]
 
 
 def test_unknown_fusion_is_refused_before_any_work(tmp_path):

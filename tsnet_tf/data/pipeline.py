@@ -250,11 +250,7 @@ def make_dataset(data_dir: str, split: int = 1, subset: str = "train", training:
                                      num_frames, with_clip=stored_flow == "clip_and_flow")
         return (inputs, tf.cast(rec[schema.LABEL_INDEX_KEY], tf.int32),
                 tf.cast(rec[schema.VIDEO_INDEX_KEY], tf.int32))
-      frames = _decode_frames(encoded, window, num_frames)
-      if flip:  # uint8 window: a quarter of the bytes of the float32 clip
-        frames = preprocessing.random_flip(frames, flip_seed)
-      clip = preprocessing.resize_window(frames, crop_size)
-      clip = tf.ensure_shape(clip, [num_frames, crop_size, crop_size, 3])
+      clip = _train_frames(encoded, window, flip_seed, flip, crop_size, num_frames)
       return (clip, tf.cast(rec[schema.LABEL_INDEX_KEY], tf.int32),
               tf.cast(rec[schema.VIDEO_INDEX_KEY], tf.int32))
 
@@ -306,27 +302,29 @@ def _check_stored_flow(summary: dict, data_dir: str, mode: str, training: bool,
   if not training:
     raise ValueError("stored_flow is for training input only (evaluation feeds RGB clips "
                      "to the in-graph teacher)")
-  stored = summary.get(stored_flow_lib.SUMMARY_KEY)
-  if not stored:
-    raise ValueError(f"{data_dir!r} has no stored flow (summary.json has no "
-                     f"'{stored_flow_lib.SUMMARY_KEY}'); convert with prepare_hmdb51.py "
-                     "--flow_preset")
-  if int(stored["stride"]) != int(frame_stride):
-    raise ValueError(f"frame_stride={frame_stride} but {data_dir!r} stores flow with stride "
-                     f"{stored['stride']} (summary.json flow.stride): clip flow k is "
-                     "stored flow from frame t_k only when the two are equal")
+  stored_flow_lib.check_stride(summary, data_dir, frame_stride)
+
+
+def _train_frames(encoded, window, flip_seed, flip: bool, crop_size: int,
+                  num_frames: int) -> tf.Tensor:
+  """float32 [T, S, S, 3]: a training clip's frames, decoded in `window`, flipped
+  (`flip`, decided by `flip_seed`) and resized to S."""
+  frames = _decode_frames(encoded, window, num_frames)
+  if flip:  # uint8 window: a quarter of the bytes of the float32 clip
+    frames = preprocessing.random_flip(frames, flip_seed)
+  clip = preprocessing.resize_window(frames, crop_size)
+  return tf.ensure_shape(clip, [num_frames, crop_size, crop_size, 3])
 
 
 def _stored_flow_inputs(rec, idx, encoded, window, flip_seed, flip: bool, crop_size: int,
                         num_frames: int, with_clip: bool):
-  """`{"flow"[, "clip"]}` of one training clip (`stored_flow.train_flow_clip`)."""
+  """`{FLOW_KEY[, CLIP_KEY]}` of one training clip (`stored_flow.train_flow_clip`): the
+  flow follows the frames' window and flip (the same seed)."""
   from tsnet_tf.data import stored_flow as stored_flow_lib  # pylint: disable=g-import-not-at-top
   flipped = preprocessing.flip_decision(flip_seed) if flip else tf.constant(False)
-  inputs = {"flow": stored_flow_lib.train_flow_clip(rec, idx, window, flipped, crop_size)}
+  inputs = {stored_flow_lib.FLOW_KEY: stored_flow_lib.train_flow_clip(rec, idx, window, flipped,
+                                                                      crop_size)}
   if with_clip:
-    frames = _decode_frames(encoded, window, num_frames)
-    if flip:  # the same decision as `flipped` (same seed)
-      frames = preprocessing.random_flip(frames, flip_seed)
-    clip = preprocessing.resize_window(frames, crop_size)
-    inputs["clip"] = tf.ensure_shape(clip, [num_frames, crop_size, crop_size, 3])
+    inputs[stored_flow_lib.CLIP_KEY] = _train_frames(encoded, window, flip_seed, flip,
+                                                     crop_size, num_frames)
   return inputs

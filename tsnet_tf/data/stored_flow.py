@@ -28,6 +28,10 @@ from tsnet_tf.data import schema
 
 # `summary.json` key of the stored flow's settings.
 SUMMARY_KEY = "flow"
+# Keys of a training input dict with stored flow (`pipeline.make_dataset(stored_flow=...)`,
+# `models.FlowInputTeacher`, `models.DistillationModel(teacher_flow_input=True)`).
+FLOW_KEY = "flow"
+CLIP_KEY = "clip"
 DEFAULT_BATCH_SIZE = 16
 
 
@@ -147,6 +151,26 @@ def summary_entry(preset: str, stride: int, bound: float,
 # Reader side.
 
 
+def check_stride(summary: Mapping[str, Any], data_dir: str, frame_stride: int) -> None:
+  """Raises `StoredFlowError` unless `data_dir` stores flow of stride `frame_stride`.
+
+  Flow k of a clip is the stored flow from t_k only when the stored stride is
+  the clip's `frame_stride`.
+  """
+  stored = summary.get(SUMMARY_KEY)
+  if not stored:
+    raise StoredFlowError(
+        f"model.flow.source=stored but --data_dir {data_dir!r} has no stored flow (its "
+        f"summary.json has no '{SUMMARY_KEY}'); convert with tools/prepare_hmdb51.py "
+        "--flow_preset")
+  have = int(stored.get("stride", 0))
+  if int(frame_stride) != have:
+    raise StoredFlowError(
+        f"model.flow.source=stored: data.frame_stride={int(frame_stride)} but --data_dir "
+        f"{data_dir!r} stores flow with stride {have} (summary.json {SUMMARY_KEY}.stride="
+        f"{have}): clip flow k is stored flow from frame t_k only when the two are equal")
+
+
 def check_summary(summary: Mapping[str, Any], data_dir: str, preset: str, bound: float,
                   frame_stride: int, overrides: Optional[Mapping[str, Any]] = None,
                   owner: str = "") -> None:
@@ -156,29 +180,20 @@ def check_summary(summary: Mapping[str, Any], data_dir: str, preset: str, bound:
     summary: `data_dir`'s `summary.json`.
     data_dir: named in the message.
     preset, bound, overrides: the run's `model.flow.preset`, `.bound`, `.overrides`.
-    frame_stride: the run's `data.frame_stride` (flow k of a clip is stored
-      flow from t_k only when the stored stride is the clip's stride).
+    frame_stride: the run's `data.frame_stride` (`check_stride`).
     owner: whose settings these are, leading the key in the message (e.g.
       "the teacher in --teacher_dir 'x' has "); "" for the run's own config.
   """
-  stored = summary.get(SUMMARY_KEY)
-  where = f"--data_dir {data_dir!r}"
-  if not stored:
-    raise StoredFlowError(
-        f"model.flow.source=stored but {where} has no stored flow (its summary.json has no "
-        f"'{SUMMARY_KEY}'); convert with tools/prepare_hmdb51.py --flow_preset")
-  checks = (("model.flow.preset", preset, stored.get("preset")),
-            ("model.flow.bound", float(bound), float(stored.get("bound", 0.0))),
-            ("data.frame_stride", int(frame_stride), int(stored.get("stride", 0))),
-            ("model.flow.overrides", dict(overrides or {}), dict(stored.get("overrides") or {})))
+  check_stride(summary, data_dir, frame_stride)
+  stored = summary[SUMMARY_KEY]
+  checks = (("preset", preset, stored.get("preset")),
+            ("bound", float(bound), float(stored.get("bound", 0.0))),
+            ("overrides", dict(overrides or {}), dict(stored.get("overrides") or {})))
   for key, wanted, have in checks:
     if wanted != have:
-      summary_key = {"data.frame_stride": "stride",
-                     "model.flow.overrides": "overrides"}.get(key, key.rsplit(".", 1)[-1])
       raise StoredFlowError(
-          f"model.flow.source=stored: {owner if key != 'data.frame_stride' else ''}"
-          f"{key}={wanted!r} but {where} stores flow with "
-          f"{SUMMARY_KEY}.{summary_key}={have!r} (summary.json)")
+          f"model.flow.source=stored: {owner}model.flow.{key}={wanted!r} but --data_dir "
+          f"{data_dir!r} stores flow with {SUMMARY_KEY}.{key}={have!r} (summary.json)")
 
 
 def _decode_component(encoded, index, window, num: int):

@@ -11,12 +11,13 @@ from typing import Optional
 
 import keras
 
+from tsnet_tf.data import stored_flow
+
 # The teacher's layer that takes the flow in pixels (`classifiers.build_teacher`).
 FLOW_INPUT_LAYER = "flow_scaling"
-# The input dict keys of a batch of flow and of RGB clips
-# (`pipeline.make_dataset(stored_flow=...)`).
-FLOW_KEY = "flow"
-CLIP_KEY = "clip"
+# The input dict keys of a batch of flow and of RGB clips (owned by `stored_flow`).
+FLOW_KEY = stored_flow.FLOW_KEY
+CLIP_KEY = stored_flow.CLIP_KEY
 
 
 def flow_network(teacher: keras.Model, feature_layer: Optional[str] = None) -> keras.Model:

@@ -194,12 +194,11 @@ def _datasets(cfg: config_lib.ExperimentConfig, data_dir: str, split: int, steps
   training input's stored flow mode (`stages.Stage.stored_flow`)."""
   data_kwargs = dict(data_dir=data_dir, split=split, num_frames=cfg.data.num_frames,
                      crop_size=cfg.data.crop_size, frame_stride=cfg.data.frame_stride)
-  train_kwargs = dict(stored_flow=stored_flow) if stored_flow else {}
   train_ds = distribute.dataset(strategy, distribute_input, cfg.data.batch_size, subset="train",
                                 training=True, seed=cfg.data.shuffle_seed,
                                 flip=cfg.data.random_flip,
-                                skip_steps=initial_epoch * steps.steps_per_epoch, **data_kwargs,
-                                **train_kwargs)
+                                skip_steps=initial_epoch * steps.steps_per_epoch,
+                                stored_flow=stored_flow, **data_kwargs)
   val_ds = None
   if steps.validation_subset != "none":
     val_ds = distribute.dataset(strategy, distribute_input, cfg.data.eval_batch_size,

@@ -15,6 +15,12 @@ tools/prepare_hmdb51.py):
                      disjoint windows (tools/make_footage_set.py).
   motion             generated, classes differ only by motion (4 classes).
 
+With --stored_flow (the default) each benchmark is converted with the
+teacher's TV-L1 flow stored in its TFRecords, and the teacher and the
+student's Eq. 7 train from it (model.flow.source=stored): the saved models are
+the same, RGB clips in and TV-L1 in the graph, and every evaluation runs them
+so; only the training steps skip the flow.
+
 For each benchmark and seed (the data are the same for every seed; the seed
 changes initialisation, sampling and augmentation):
 1. Trains `rgb`, `flow` (the teacher) and, for each lambda > 0 of --lambdas, a
@@ -80,6 +86,11 @@ _VIDEOS_PER_CLASS = flags.DEFINE_integer("videos_per_class", 40,
                                          "Generated videos per class.")
 _FOOTAGE_DIR = flags.DEFINE_string("footage_dir", SHARED_VIDEO, "Real videos for `footage`.")
 _NUM_CLIPS = flags.DEFINE_integer("num_clips", 4, "Clips per video (validation and test).")
+_STORED_FLOW = flags.DEFINE_boolean(
+    "stored_flow", True, "Convert each benchmark with the teacher's TV-L1 flow stored in the "
+    "TFRecords (its preset and bound, data.frame_stride) and train the teacher and the "
+    "student's Eq. 7 from it (model.flow.source=stored): the same models, evaluated with "
+    "TV-L1 in the graph, without the flow in every training step.")
 _TIMING_RUNS = flags.DEFINE_integer("timing_runs", 10, "Timed batch-1 inferences per model "
                                     "(first seed of each benchmark).")
 
@@ -88,6 +99,29 @@ def _run_tool(args):
   cmd = [sys.executable] + args
   print("+", " ".join(cmd), flush=True)
   subprocess.run(cmd, check=True, cwd=REPO)
+
+
+# Stages whose training steps read the stored flow under --stored_flow.
+_STORED_FLOW_STAGES = ("teacher", "student")
+
+
+def _load_config(stage, benchmark, extra=""):
+  """--config for `stage` with the benchmark's, --params_override's and `extra` overrides."""
+  from tsnet_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  override = [o for o in (BENCHMARK_OVERRIDES.get(benchmark, ""), _PARAMS_OVERRIDE.value, extra)
+              if o]
+  if _STORED_FLOW.value and stage in _STORED_FLOW_STAGES:
+    override.append("model.flow.source=stored")
+  return config_lib.load_config(_CONFIG.value, stage, ",".join(override))
+
+
+def stored_flow_flags(flow_cfg, frame_stride: int):
+  """tools/prepare_hmdb51.py flags storing the flow a teacher with `flow_cfg` trains on."""
+  if flow_cfg.overrides:
+    raise app.UsageError("--stored_flow: the teacher's model.flow.overrides cannot be stored "
+                         "(prepare_hmdb51.py stores presets); pass --nostored_flow")
+  return [f"--flow_preset={flow_cfg.preset}", f"--flow_stride={frame_stride}",
+          f"--flow_bound={flow_cfg.bound}"]
 
 
 def make_data(benchmark: str, root: str) -> str:
@@ -110,21 +144,22 @@ def make_data(benchmark: str, root: str) -> str:
     # Generated frames are stored as made (64x80); real footage at 72 px, the
     # same scale for a 64x64 crop.
     short_side = "72" if benchmark == "footage" else "0"
+    flow = []
+    if _STORED_FLOW.value:
+      teacher = _load_config("teacher", benchmark)
+      flow = stored_flow_flags(teacher.model.flow, teacher.data.frame_stride)
     _run_tool(["tools/prepare_hmdb51.py", f"--video_dir={os.path.join(videos, 'videos')}",
                f"--split_dir={os.path.join(videos, 'splits')}", f"--output_dir={data_dir}",
-               "--splits=1", f"--short_side={short_side}", "--num_workers=2"])
+               "--splits=1", f"--short_side={short_side}", "--num_workers=2"] + flow)
   return data_dir
 
 
 def _train(stage, run_dir, data_dir, seed, teacher_dir=None, extra="", benchmark=""):
-  from tsnet_tf import config as config_lib  # pylint: disable=g-import-not-at-top
   from tsnet_tf.training import trainer  # pylint: disable=g-import-not-at-top
   if os.path.isfile(os.path.join(run_dir, trainer.MODEL_FILE)):
     return None
-  override = [o for o in (BENCHMARK_OVERRIDES.get(benchmark, ""), _PARAMS_OVERRIDE.value, extra)
-              if o]
-  override.append(f"train.seed={seed},data.shuffle_seed={seed}")
-  cfg = config_lib.load_config(_CONFIG.value, stage, ",".join(override))
+  seeds = f"train.seed={seed},data.shuffle_seed={seed}"
+  cfg = _load_config(stage, benchmark, ",".join(o for o in (extra, seeds) if o))
   start = time.time()
   print(f"== train {stage} -> {run_dir}", flush=True)
   trainer.train(cfg, stage, run_dir, data_dir, teacher_dir=teacher_dir, verbose=2)

@@ -90,3 +90,42 @@ def test_unknown_fusion_is_refused_before_any_work(tmp_path):
   assert proc.returncode != 0
   assert "--fusions" in proc.stderr and "unknown: max" in proc.stderr
   assert not work_dir.exists()
+
+
+# Prints, for each flag set in argv[2:], the stages' flow source and the
+# conversion flags make_data would pass.
+_STORED = """
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("table1", sys.argv[1])
+table1 = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(table1)
+table1.flags.FLAGS(["table1"] + sys.argv[2:])
+for stage in ("teacher", "student", "rgb"):
+  print(stage, table1._load_config(stage, "motion").model.flow.source)
+teacher = table1._load_config("teacher", "motion")
+print("flags", " ".join(table1.stored_flow_flags(teacher.model.flow, teacher.data.frame_stride)))
+try:
+  table1.stored_flow_flags(teacher.model.flow.__class__(overrides={"num_warps": 2}), 3)
+except table1.app.UsageError as e:
+  print("refused", e)
+"""
+
+
+def _stored(*flags):
+  proc = subprocess.run([sys.executable, "-c", _STORED, TABLE1, *flags], env=_env(),
+                        capture_output=True, text=True, timeout=300, check=False)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  return proc.stdout.splitlines()
+
+
+def test_stored_flow_trains_teacher_and_student_from_the_teachers_stored_flow(tmp_path):
+  config = tmp_path / "c.yaml"
+  config.write_text("data: {frame_stride: 2}\nmodel: {flow: {preset: fast, bound: 5.0}}\n")
+  out = _stored(f"--config={config}")
+  assert out[:3] == ["teacher stored", "student stored", "rgb graph"]
+  # The conversion stores the teacher's preset and bound, between frames a clip's
+  # stride apart.
+  assert out[3] == "flags --flow_preset=fast --flow_stride=2 --flow_bound=5.0"
+  assert out[4].startswith("refused --stored_flow") and "overrides" in out[4]
+  out = _stored(f"--config={config}", "--nostored_flow")
+  assert out[:3] == ["teacher graph", "student graph", "rgb graph"]

@@ -106,6 +106,24 @@ def test_student_distils_from_stored_flow(stored_teacher, flow_data_dir, data_di
                   verbose=0)
 
 
+def test_student_distils_from_a_wider_stored_flow_teacher(flow_data_dir, tmp_path, make_cfg):
+  # Table 1 v5's pairing (configs/table1.yaml): the teacher wider than the student, its
+  # feature map reached through the student's learned projection.
+  teacher_dir = str(tmp_path / "wide_teacher")
+  trainer.train(make_cfg("model.flow.source=stored,model.width=8"), "teacher",
+                teacher_dir, flow_data_dir, verbose=0)
+  student_cfg = make_cfg("model.flow.source=stored,distill.mse_warmup_epochs=0", "student")
+  result, in_steps, _ = _train_counting_tvl1(student_cfg, "student", str(tmp_path / "s"),
+                                             flow_data_dir, teacher_dir=teacher_dir)
+  assert in_steps == 0
+  assert np.isfinite(result.history["distill_loss"][0]) and result.history["distill_loss"][0] > 0
+  layer = student_cfg.distill.feature_layer
+  teacher = keras.saving.load_model(os.path.join(teacher_dir, "model.keras"))
+  student = keras.saving.load_model(str(tmp_path / "s" / "model.keras"))
+  assert teacher.get_layer(layer).output.shape[-1] == 2 * student.get_layer(layer).output.shape[-1]
+  assert student.count_params() < teacher.count_params()
+
+
 def test_stored_source_needs_matching_stored_flow(data_dir, flow_data_dir, tmp_path, make_cfg):
   with pytest.raises(TrainingError, match="has no stored flow"):
     trainer.train(make_cfg("model.flow.source=stored"), "teacher", str(tmp_path / "a"), data_dir,

@@ -124,6 +124,14 @@ def stored_flow_flags(flow_cfg, frame_stride: int):
           f"--flow_bound={flow_cfg.bound}"]
 
 
+def conversion_flow_flags(benchmark: str):
+  """The benchmark's stored-flow conversion flags under --stored_flow, else none."""
+  if not _STORED_FLOW.value:
+    return []
+  teacher = _load_config("teacher", benchmark)
+  return stored_flow_flags(teacher.model.flow, teacher.data.frame_stride)
+
+
 def make_data(benchmark: str, root: str) -> str:
   """Generates and converts a benchmark's dataset with the real tools (reused if present)."""
   videos = os.path.join(root, "videos")
@@ -144,13 +152,10 @@ def make_data(benchmark: str, root: str) -> str:
     # Generated frames are stored as made (64x80); real footage at 72 px, the
     # same scale for a 64x64 crop.
     short_side = "72" if benchmark == "footage" else "0"
-    flow = []
-    if _STORED_FLOW.value:
-      teacher = _load_config("teacher", benchmark)
-      flow = stored_flow_flags(teacher.model.flow, teacher.data.frame_stride)
     _run_tool(["tools/prepare_hmdb51.py", f"--video_dir={os.path.join(videos, 'videos')}",
                f"--split_dir={os.path.join(videos, 'splits')}", f"--output_dir={data_dir}",
-               "--splits=1", f"--short_side={short_side}", "--num_workers=2"] + flow)
+               "--splits=1", f"--short_side={short_side}", "--num_workers=2"]
+              + conversion_flow_flags(benchmark))
   return data_dir
 
 
@@ -309,6 +314,8 @@ def main(argv):
   if unknown or not _FUSIONS.value:
     raise app.UsageError(f"--fusions: give rules among {', '.join(FUSIONS)}"
                          + (f"; unknown: {', '.join(unknown)}" if unknown else ""))
+  for bench in _BENCHMARKS.value:
+    conversion_flow_flags(bench)  # a teacher whose flow cannot be stored stops here, before any work
   from tsnet_tf.utils.io import atomic_write  # pylint: disable=g-import-not-at-top
   work_dir = _WORK_DIR.value
   os.makedirs(work_dir, exist_ok=True)

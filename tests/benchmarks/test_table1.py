@@ -129,3 +129,15 @@ def test_stored_flow_trains_teacher_and_student_from_the_teachers_stored_flow(tm
   assert out[4].startswith("refused --stored_flow") and "overrides" in out[4]
   out = _stored(f"--config={config}", "--nostored_flow")
   assert out[:3] == ["teacher graph", "student graph", "rgb graph"]
+
+
+def test_a_teacher_whose_flow_cannot_be_stored_is_refused_before_any_work(tmp_path):
+  config = tmp_path / "c.yaml"
+  config.write_text("model: {flow: {preset: fast, overrides: {num_warps: 2}}}\n")
+  work_dir = tmp_path / "work"
+  proc = subprocess.run([sys.executable, TABLE1, f"--work_dir={work_dir}", f"--config={config}",
+                         "--benchmarks=motion"], env=_env(), capture_output=True, text=True,
+                        timeout=300, check=False)
+  assert proc.returncode != 0
+  assert "--stored_flow" in proc.stderr and "--nostored_flow" in proc.stderr
+  assert not work_dir.exists()

@@ -1,7 +1,7 @@
 """The paper's Table 1 on three benchmarks, several seeds, choices on validation, test once.
 
   python benchmarks/table1.py --work_dir=/tmp/t1 [--benchmarks=appearance_motion,footage,motion]
-      [--seeds=0,1,2] [--lambdas=0,10] [--fusions=mean,geometric]
+      [--seeds=0,1,2] [--lambdas=0,10,30] [--fusions=mean,geometric]
 
 Benchmarks (HMDB51 layout, so every tool runs on them unchanged; each with
 train / validation / test, validation held out of the training list by
@@ -73,7 +73,7 @@ _CONFIG = flags.DEFINE_string("config", os.path.join(REPO, "configs", "table1.ya
 _BENCHMARKS = flags.DEFINE_list("benchmarks", list(BENCHMARKS),
                                 f"Benchmarks to run, of: {', '.join(BENCHMARKS)}.")
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Training seeds.")
-_LAMBDAS = flags.DEFINE_list("lambdas", ["0", "10"], "Student lambdas chosen among on "
+_LAMBDAS = flags.DEFINE_list("lambdas", ["0", "10", "30"], "Student lambdas chosen among on "
                              "validation; 0 stands for the rgb run (no distillation).")
 # tsnet_tf.models.FUSION_MODES, spelled out so --help needs no Keras import.
 FUSIONS = ("mean", "geometric")

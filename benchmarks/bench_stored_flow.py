@@ -89,6 +89,7 @@ def time_shape(num_frames: int, crop_size: int):
   import numpy as np  # pylint: disable=g-import-not-at-top
   from tsnet_tf import config as config_lib  # pylint: disable=g-import-not-at-top
   from tsnet_tf.data import numpy_input  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.data.stored_flow import CLIP_KEY, FLOW_KEY  # pylint: disable=g-import-not-at-top
   override = f"data.num_frames={num_frames},data.crop_size={crop_size}"
   if _PARAMS_OVERRIDE.value:
     override += "," + _PARAMS_OVERRIDE.value
@@ -97,7 +98,7 @@ def time_shape(num_frames: int, crop_size: int):
   rng = np.random.default_rng(0)
   flows = rng.normal(0.0, 2.0, (batch, num_frames - 1, crop_size, crop_size, 2)).astype("float32")
   x_rgb = keras.ops.convert_to_tensor(clips)
-  x_flow = {"flow": keras.ops.convert_to_tensor(flows)}
+  x_flow = {FLOW_KEY: keras.ops.convert_to_tensor(flows)}
   y = keras.ops.convert_to_tensor(labels)
   rows = []
   for source in ("graph", "stored"):
@@ -113,10 +114,11 @@ def time_shape(num_frames: int, crop_size: int):
     return rows
   with tempfile.TemporaryDirectory() as teacher_dir:
     # A teacher run's model.keras (random weights), loaded by the student stage.
+    from tsnet_tf.training import run_dir  # pylint: disable=g-import-not-at-top
     from tsnet_tf.training import stages  # pylint: disable=g-import-not-at-top
     cfg = config_lib.load_config(_CONFIG.value, "teacher", override)
-    stages.build_flow(cfg, _NUM_CLASSES.value).save(os.path.join(teacher_dir, "model.keras"))
-    x_both = {"clip": x_rgb, "flow": x_flow["flow"]}
+    stages.build_flow(cfg, _NUM_CLASSES.value).save(os.path.join(teacher_dir, run_dir.MODEL_FILE))
+    x_both = {CLIP_KEY: x_rgb, **x_flow}
     for source in ("graph", "stored"):
       cfg = config_lib.load_config(_CONFIG.value, "student",
                                    override + f",model.flow.source={source}")
@@ -135,7 +137,7 @@ def time_pipeline(num_frames: int, crop_size: int):
   from tsnet_tf.data import pipeline  # pylint: disable=g-import-not-at-top
   cfg = config_lib.load_config(_CONFIG.value, "teacher", _PARAMS_OVERRIDE.value or None)
   out = {}
-  for mode in ("", "flow", "clip_and_flow"):
+  for mode in ("",) + pipeline.STORED_FLOW_MODES:
     ds = pipeline.make_dataset(_DATA_DIR.value, training=True, num_frames=num_frames,
                                crop_size=crop_size, batch_size=_BATCH_SIZE.value, seed=0,
                                frame_stride=cfg.data.frame_stride, flip=cfg.data.random_flip,

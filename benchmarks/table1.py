@@ -156,7 +156,24 @@ def make_data(benchmark: str, root: str) -> str:
                f"--split_dir={os.path.join(videos, 'splits')}", f"--output_dir={data_dir}",
                "--splits=1", f"--short_side={short_side}", "--num_workers=2"]
               + conversion_flow_flags(benchmark))
+  elif _STORED_FLOW.value:
+    check_reused_data(benchmark, data_dir)
   return data_dir
+
+
+def check_reused_data(benchmark: str, data_dir: str) -> None:
+  """Refuses, in one line and before any training, a reused conversion without the stored
+  flow the teacher trains on (e.g. a work dir from before --stored_flow)."""
+  from tsnet_tf.data import pipeline  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.data import stored_flow  # pylint: disable=g-import-not-at-top
+  teacher = _load_config("teacher", benchmark)
+  flow = teacher.model.flow
+  try:
+    stored_flow.check_summary(pipeline.load_summary(data_dir), data_dir, flow.preset, flow.bound,
+                              teacher.data.frame_stride, flow.overrides)
+  except stored_flow.StoredFlowError as e:
+    raise app.UsageError(f"{e}. Convert it again into a new --work_dir, or pass "
+                         "--nostored_flow") from None
 
 
 def _train(stage, run_dir, data_dir, seed, teacher_dir=None, extra="", benchmark=""):

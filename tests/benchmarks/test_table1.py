@@ -141,3 +141,18 @@ def test_a_teacher_whose_flow_cannot_be_stored_is_refused_before_any_work(tmp_pa
   assert proc.returncode != 0
   assert "--stored_flow" in proc.stderr and "--nostored_flow" in proc.stderr
   assert not work_dir.exists()
+
+
+def test_reused_data_without_the_teachers_stored_flow_is_refused_before_training(tmp_path):
+  # A work dir converted before --stored_flow: videos and data present, no stored flow.
+  data = tmp_path / "work" / "motion" / "data"
+  (tmp_path / "work" / "motion" / "videos").mkdir(parents=True)
+  data.mkdir()
+  (data / "summary.json").write_text(json.dumps({"num_classes": 4}))
+  proc = subprocess.run([sys.executable, TABLE1, f"--work_dir={tmp_path / 'work'}",
+                         "--benchmarks=motion"], env=_env(), capture_output=True, text=True,
+                        timeout=300, check=False)
+  assert proc.returncode != 0
+  assert "has no stored flow" in proc.stderr and "--nostored_flow" in proc.stderr
+  assert "Traceback" not in proc.stderr
+  assert not (tmp_path / "work" / "motion" / "seed0").exists()

@@ -207,6 +207,10 @@ class DistillConfig:
     logit_weight: weight of a soft-logit term added to Eq. 7 (not in the
       paper): T^2 * KL(teacher's softmax(logits / T) || the student's); 0 = off.
     temperature: T of that term.
+    lambda_schedule: `constant` keeps lambda for every epoch (the paper);
+      `cosine` decays it from lambda after the warm-up to 0 at the last epoch
+      (half a cosine), so the teacher shapes the student's features early and
+      the student ends on its own cross-entropy.
   """
   lambda_: float = dataclasses.field(default=1.0, metadata={"yaml": "lambda"})
   mse_warmup_epochs: int = 0
@@ -215,6 +219,7 @@ class DistillConfig:
   confidence_weighting: bool = False
   logit_weight: float = 0.0
   temperature: float = 4.0
+  lambda_schedule: str = "constant"
 
 
 @dataclasses.dataclass
@@ -327,6 +332,7 @@ _CHOICES = {
     ("train", "weight_decay_mode"): ("l2", "decoupled"),
     ("eval", "subset"): ("train", "validation", "test"),
     ("distill", "projection"): ("auto", "always"),
+    ("distill", "lambda_schedule"): ("constant", "cosine"),
 }
 # (low, high): keys that must be >= low, or lie in [low, high) when high is set.
 _BOUNDS = {

@@ -190,6 +190,24 @@ def test_mse_warmup_callback_sets_phase_per_epoch():
   assert seen == [0.0, 0.0, 1.0]
 
 
+def test_distill_weight_decay_sets_lambda_per_epoch_by_hand():
+  model = _distiller()
+  callback = models.DistillWeightDecay(10.0, epochs=5, start_epoch=1)
+  callback.set_model(model)
+  seen = []
+  for epoch in range(5):
+    callback.on_epoch_begin(epoch)
+    seen.append(float(_np(model.distill_weight)))
+  # Warm-up epoch at full weight, then 10 * (1 + cos(pi * k / 4)) / 2, k = 0..3.
+  np.testing.assert_allclose(seen, [10.0, 10.0, 8.5355339, 5.0, 1.4644661], rtol=1e-6)
+  x, y = _data()
+  ce, mse, _ = _expected(model, x, y, 0.0)
+  logs = model.train_on_batch(x, y, return_dict=True)
+  np.testing.assert_allclose(logs["loss"], ce + seen[-1] * mse, rtol=1e-5)
+  with pytest.raises(ValueError, match="epochs > start_epoch"):
+    models.DistillWeightDecay(1.0, epochs=2, start_epoch=2)
+
+
 def test_teacher_frozen_student_trained():
   model = _distiller(run_eagerly=False)
   teacher_before = [_np(w) for w in model.teacher.weights]  # incl. BN statistics

@@ -73,6 +73,12 @@ def test_student_stage_trains_eq7_and_exports_the_student(tmp_path):
   model = stage.build()
   assert stage.compile_kwargs() == {}  # Eq. 7 is the model's own loss
   assert [type(c).__name__ for c in stage.callbacks()] == ["MseWarmup"]
+  decaying = stages.make_stage("student", _cfg("student", "distill.lambda_schedule=cosine,"
+                                               "train.epochs=6"), 3, teacher_dir=str(tmp_path))
+  warmup, decay = decaying.callbacks()
+  assert (type(warmup).__name__, decay.start_epoch, decay.epochs) == ("MseWarmup", 2, 6)
+  with pytest.raises(config_lib.ConfigError, match="lambda_schedule"):
+    _cfg("student", "distill.lambda_schedule=linear")
   assert stage.export() is model.student and model.student.name == "student"
   with pytest.raises(TrainingError, match="--teacher_dir is required"):
     stages.make_stage("student", _cfg("student"), 3).build()

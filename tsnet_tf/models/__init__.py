@@ -16,5 +16,6 @@ from tsnet_tf.models.classifiers import video_normalization
 from tsnet_tf.models.distillation import build_distillation_model
 from tsnet_tf.models.distillation import DistillationModel
 from tsnet_tf.models.distillation import MseWarmup
+from tsnet_tf.models.distillation import DistillWeightDecay
 from tsnet_tf.models.flow_input import flow_network
 from tsnet_tf.models.flow_input import FlowInputTeacher

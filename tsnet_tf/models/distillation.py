@@ -11,6 +11,7 @@ and reaches the optimizer through Keras' own training step (`compute_loss`),
 so `fit` trains the student under the TensorFlow, JAX and PyTorch backends.
 """
 
+import math
 from typing import Dict, Optional
 
 import keras
@@ -340,6 +341,36 @@ class MseWarmup(keras.callbacks.Callback):
           f"MseWarmup needs a DistillationModel, got {type(self.model)}")
     self.model.ce_weight.assign(
         0.0 if epoch < self.warmup_epochs else self.ce_weight)
+
+
+class DistillWeightDecay(keras.callbacks.Callback):
+  """Decays lambda of Eq. 7 from `distill_weight` to 0 by the last epoch.
+
+  Epochs before `start_epoch` (the MSE warm-up) keep `distill_weight`; epoch
+  e in [start_epoch, epochs) trains with
+  `distill_weight * 0.5 * (1 + cos(pi * (e - start_epoch) / (epochs - start_epoch)))`.
+  The schedule is a function of the epoch alone, so a resumed run continues it.
+  """
+
+  def __init__(self, distill_weight: float, epochs: int, start_epoch: int = 0):
+    super().__init__()
+    if epochs <= start_epoch:
+      raise ValueError(f"need epochs > start_epoch, got {epochs} and {start_epoch}")
+    self.distill_weight = float(distill_weight)
+    self.epochs = int(epochs)
+    self.start_epoch = int(start_epoch)
+
+  def weight(self, epoch: int) -> float:
+    if epoch < self.start_epoch:
+      return self.distill_weight
+    progress = min(1.0, (epoch - self.start_epoch) / (self.epochs - self.start_epoch))
+    return self.distill_weight * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+  def on_epoch_begin(self, epoch, logs=None):
+    if not isinstance(self.model, DistillationModel):
+      raise TypeError(
+          f"DistillWeightDecay needs a DistillationModel, got {type(self.model)}")
+    self.model.distill_weight.assign(self.weight(epoch))
 
 
 def build_distillation_model(student: keras.Model, teacher: keras.Model,

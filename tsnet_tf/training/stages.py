@@ -235,9 +235,14 @@ class StudentStage(Stage):
 
   def callbacks(self):
     from tsnet_tf import models  # pylint: disable=g-import-not-at-top
-    if not self.cfg.distill.mse_warmup_epochs:
-      return []
-    return [models.MseWarmup(self.cfg.distill.mse_warmup_epochs)]
+    distill = self.cfg.distill
+    callbacks = []
+    if distill.mse_warmup_epochs:
+      callbacks.append(models.MseWarmup(distill.mse_warmup_epochs))
+    if distill.lambda_schedule == "cosine" and self.cfg.train.epochs > distill.mse_warmup_epochs:
+      callbacks.append(models.DistillWeightDecay(
+          distill.lambda_, self.cfg.train.epochs, start_epoch=distill.mse_warmup_epochs))
+    return callbacks
 
   def classifier(self):
     return self.model.student

@@ -16,7 +16,7 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "SavedModel version dir (or its parent), .keras or .tflite.")
 flags.DEFINE_string("video", None, "Video file to classify.")
 flags.DEFINE_string("labels", None, "Class names file (default: those --model carries).")
-flags.DEFINE_integer("top_k", 5, "How many classes to print.")
+flags.DEFINE_integer("top_k", 5, "How many classes to print.", lower_bound=1)
 flags.DEFINE_integer("frame_stride", None,
                      "Step between the clip's frames, in the stored frames the model was "
                      "trained on (default: the model's clip spec).", lower_bound=1)

@@ -404,3 +404,94 @@ def test_resize_frame_is_pil_bilinear():
       video.resize_frame(frame, (16, 20)),
       np.asarray(Image.fromarray(frame).resize((20, 16), Image.BILINEAR)))
   assert video.resize_frame(frame, frame.shape[:2]) is frame
+
+
+# -- rotation: frames as a player shows them ----------------------------------
+
+# The mp4 `tkhd` matrix (ISO/IEC 14496-12 8.3.2) maps a stored pixel (p, q) to
+# (a*p + c*q + x, b*p + d*q + y); (a, b, c, d) for a clockwise turn on screen
+# (y grows downwards) of 90, 180 and 270 degrees, as a phone filming upright writes.
+_CLOCKWISE_MATRIX = {90: (0, 1, -1, 0), 180: (-1, 0, 0, -1), 270: (0, -1, 1, 0)}
+
+
+def _write_mp4(path, frames, fps=25):
+  """An mp4 (MPEG-4 Part 2) written by PyAV, no rotation."""
+  with av_lib().open(str(path), mode="w", format="mp4") as container:
+    stream = container.add_stream("mpeg4", rate=fps)
+    stream.height, stream.width = frames.shape[1:3]
+    stream.pix_fmt = "yuv420p"
+    stream.thread_count = 1
+    for rgb in frames:
+      container.mux(stream.encode(av_lib().VideoFrame.from_ndarray(rgb, format="rgb24")))
+    container.mux(stream.encode(None))
+
+
+def av_lib():
+  import av  # pylint: disable=g-import-not-at-top
+  return av
+
+
+def _set_track_matrix(path, degrees_clockwise):
+  """Rewrites the (version 0) `tkhd` box's display matrix in place."""
+  import struct  # pylint: disable=g-import-not-at-top
+  data = bytearray(path.read_bytes())
+  box = data.index(b"tkhd")
+  assert data[box + 4] == 0, "version 1 tkhd: wider time fields"
+  # Type, version+flags, creation, modification, track id, reserved, duration
+  # (4 bytes each), reserved (8), layer, group, volume, reserved (2 each).
+  matrix = box + 4 + 40
+  a, b, c, d = _CLOCKWISE_MATRIX[degrees_clockwise]
+  for offset, value in zip((0, 4, 12, 16), (a, b, c, d)):  # 16.16 fixed point
+    data[matrix + offset:matrix + offset + 4] = struct.pack(">i", value << 16)
+  path.write_bytes(data)
+
+
+@pytest.fixture(scope="module")
+def rotated_paths(tmp_path_factory):
+  """{clockwise degrees: path}: one 32x48 (h x w) stream, with each track matrix."""
+  root = tmp_path_factory.mktemp("rotated")
+  frames = np.random.default_rng(2).integers(0, 256, (6, 32, 48, 3), dtype=np.uint8)
+  frames[:, :8, :8] = 255  # a white top-left corner, to see where it goes
+  frames[:, :8, -8:] = 0
+  paths = {}
+  for degrees in (0, 90, 180, 270):
+    paths[degrees] = root / f"r{degrees}.mp4"
+    _write_mp4(paths[degrees], frames)
+    if degrees:
+      _set_track_matrix(paths[degrees], degrees)
+  return paths
+
+
+def test_rotation_sign_follows_the_display_matrix(rotated_paths):
+  # PyAV reads the angle counterclockwise (the tester's -90 for a phone's 90).
+  for degrees, path in rotated_paths.items():
+    with av_lib().open(str(path)) as container:
+      frame = next(container.decode(video=0))
+      assert frame.rotation % 360 == -degrees % 360
+  # Turned clockwise by 90, the stored top-left corner shows at the top-right
+  # (the matrix maps (0, 0) to the right end of the displayed x range).
+  shown = video.read_video(rotated_paths[90])[0]
+  assert shown.shape == (48, 32, 3)
+  assert shown[:8, -8:].min() > 200 and shown[-8:, -8:].max() < 60
+
+
+@pytest.mark.parametrize("degrees", [90, 180, 270])
+def test_rotated_video_decodes_as_a_player_shows_it(rotated_paths, degrees):
+  stored = video.read_video(rotated_paths[0])
+  expected = np.rot90(stored, k=-degrees // 90, axes=(1, 2))  # clockwise
+  path = rotated_paths[degrees]
+  np.testing.assert_array_equal(video.read_video(path), expected)
+  np.testing.assert_array_equal(np.stack(list(video.iter_frames(path, step=2))),
+                                expected[::2])
+  idx = np.array([[5, 0], [2, 2]])
+  np.testing.assert_array_equal(video.read_frames(path, idx), expected[idx])
+  selection = video.read_selection(path, lambda n: np.arange(n - 3, n))
+  np.testing.assert_array_equal(selection.frames, expected[3:])
+  # A transform (the converters' resize) sees the displayed frame.
+  np.testing.assert_array_equal(video.read_frames(path, [1], transform=_half),
+                                np.stack([_half(expected[1])]))
+  height, width = expected.shape[1:3]
+  assert video.probe_video(path) == video.VideoInfo(fps=25.0, num_frames=6,
+                                                    height=height, width=width)
+  with video.VideoReader(path) as reader:
+    assert {video.display_size(f) for f in reader.decoded()} == {(height, width)}

@@ -117,3 +117,27 @@ def test_frame_stride_comes_with_every_artifact_of_a_run(deploy, trained, datase
   assert predict.load_predictor(export, frame_stride=1).frame_stride == 1
   with pytest.raises(ValueError, match="frame_stride"):
     predict.load_predictor(export, frame_stride=0)
+
+
+def test_top_k_needs_at_least_one_class():
+  probs = np.array([0.2, 0.5, 0.3])
+  assert predict.top_k(probs, ["a", "b", "c"], k=2) == [("b", 0.5), ("c", 0.3)]
+  assert [name for name, _ in predict.top_k(probs, ["a", "b", "c"], k=9)] == ["b", "c", "a"]
+  for k in (0, -1):
+    with pytest.raises(ValueError, match="k must be >= 1"):
+      predict.top_k(probs, ["a", "b", "c"], k=k)
+
+
+def test_bad_labels_flag_is_named_for_every_artifact(export_dir, converted, tmp_path):
+  # A model file given as --labels used to surface as a bare UnicodeDecodeError
+  # (a ValueError tools/predict.py blamed on --model); a directory as "no class names".
+  tflite = converted["none"]["output"]
+  binary = tmp_path / "other.tflite"
+  shutil.copy(tflite, binary)
+  for artifact in (export_dir, tflite):
+    with pytest.raises(ValueError, match=r"--labels '.*other\.tflite' is not a text class names"):
+      predict.load_predictor(artifact, str(binary))
+    with pytest.raises(ValueError, match=r"--labels '.*' is a directory"):
+      predict.load_predictor(artifact, str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=r"--labels '.*none\.txt' does not exist"):
+      predict.load_predictor(artifact, str(tmp_path / "none.txt"))

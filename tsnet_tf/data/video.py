@@ -14,6 +14,11 @@ Every reader streams: memory holds the frames asked for, never the whole video
 loop; `read_selection` / `read_frames` keep a clip's frames, `iter_frames`
 hands out every frame in order.
 
+Frames come out as a player shows them: a rotation in the container's display
+matrix (phone footage filmed upright: an mp4 whose frames are stored landscape
+with a 90 degree track matrix) is applied to every frame, and the sizes
+`probe_video` reports are those of the rotated frames (`display_rgb`).
+
 Unreadable files (missing, empty, garbage, truncated before the first frame,
 zero frames) raise `VideoDecodeError`, a `ValueError` that names the file. A
 file truncated mid-stream still yields the frames before the cut.
@@ -65,8 +70,8 @@ class VideoInfo:
       demuxing (`count_frames`) when the header has none. For a file
       truncated after writing its header this is the header's count, which
       can exceed what `read_video` returns.
-    height: frame height in pixels.
-    width: frame width in pixels.
+    height: frame height in pixels, as displayed (rotation applied).
+    width: frame width in pixels, as displayed.
   """
   fps: float
   num_frames: int
@@ -132,6 +137,41 @@ def _iter_frames(container, stream):
   return last_error
 
 
+def _quarter_turns(frame) -> int:
+  """Counterclockwise quarter turns that show `frame` as a player does (0..3).
+
+  FFmpeg exports the container's display matrix (the mp4 `tkhd` matrix) as
+  frame side data; PyAV's `frame.rotation` is its angle in degrees
+  counterclockwise (`av_display_rotation_get`). An upright phone video stored
+  landscape has the matrix a=0, b=1, c=-1, d=0, which maps the stored pixel
+  (x, y) to (-y, x): the top-left corner goes to the top-right, a clockwise
+  quarter turn, and PyAV reads -90; ffmpeg's autorotate then inserts
+  `transpose=clock`. `np.rot90(image, k)` turns an image (rows downwards)
+  counterclockwise by k quarter turns, so k = rotation / 90. Phones write only
+  multiples of 90 degrees; another angle is rounded to the nearest one.
+  A mirroring matrix is not undone (PyAV reports only its rotation part).
+  """
+  return int(round(frame.rotation / 90.0)) % 4
+
+
+def display_size(frame) -> Tuple[int, int]:
+  """(height, width) of a PyAV frame as a player shows it (rotation applied)."""
+  height, width = int(frame.height), int(frame.width)
+  return (width, height) if _quarter_turns(frame) % 2 else (height, width)
+
+
+def display_rgb(frame) -> np.ndarray:
+  """A PyAV frame as uint8 RGB `[H, W, 3]`, turned as a player shows it.
+
+  The one conversion from decoded frame to array: every reader of this module
+  goes through it, so the rotation reaches every tool.
+  """
+  rgb = frame.to_ndarray(format="rgb24")
+  turns = _quarter_turns(frame)
+  # rot90 is a strided view; callers (PIL, JPEG encoders) want C order.
+  return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
+
+
 class VideoReader:
   """Streams one video's frames in order, one at a time.
 
@@ -143,6 +183,8 @@ class VideoReader:
       for frame in reader.frames(transform=half, step=2):  # uint8 [h, w, 3]
         ...
       print(reader.num_decoded)  # every frame decoded, kept or not
+
+  Frames are turned as the container's display matrix says (`display_rgb`).
 
   A reader is read once. Opening raises `VideoDecodeError` for a missing,
   empty or non-video file; reading raises it when the stream yields no frame
@@ -188,6 +230,9 @@ class VideoReader:
   def decoded(self) -> Iterator["av.VideoFrame"]:
     """Yields the PyAV frames in order (not converted to RGB: cheap to skip).
 
+    They are as stored, not yet turned: convert them with `display_rgb` and
+    size them with `display_size`.
+
     Raises:
       VideoDecodeError: the frame size changes, or (once the stream ends) no
         frame decoded.
@@ -204,7 +249,7 @@ class VideoReader:
       except StopIteration as stop:
         self.last_error = stop.value
         break
-      size = (int(frame.height), int(frame.width), 3)
+      size = display_size(frame) + (3,)
       if shape is None:
         shape = size
       elif size != shape:
@@ -234,7 +279,7 @@ class VideoReader:
       raise ValueError(f"step must be >= 1, got {step}")
     for index, frame in enumerate(self.decoded()):
       if index % step == 0:
-        rgb = frame.to_ndarray(format="rgb24")
+        rgb = display_rgb(frame)
         yield rgb if transform is None else transform(rgb)
 
 
@@ -280,7 +325,8 @@ def probe_video(path: Union[str, os.PathLike]) -> VideoInfo:
   """Reads a video's frame rate, frame count and size without decoding it all.
 
   Uses the container metadata and decodes only the first frame (to prove the
-  file is decodable and to get the true frame size). When the header has no
+  file is decodable and to get the true frame size, as displayed: a video
+  with a 90 degree display matrix reports its frames' turned size). When the header has no
   frame count (MKV, WebM), the packets are counted (`count_frames`: demuxing,
   no decoding).
 
@@ -299,8 +345,8 @@ def probe_video(path: Union[str, os.PathLike]) -> VideoInfo:
     if not reader.fps:
       raise VideoDecodeError(path, "container gives no frame rate")
     num_frames = reader.header_frames or max(1, count_frames(path))
-    return VideoInfo(fps=reader.fps, num_frames=num_frames,
-                     height=int(first.height), width=int(first.width))
+    height, width = display_size(first)
+    return VideoInfo(fps=reader.fps, num_frames=num_frames, height=height, width=width)
 
 
 def count_frames(path: Union[str, os.PathLike]) -> int:
@@ -382,7 +428,7 @@ def _decode_selected(path: str, wanted: Set[int],
   with VideoReader(path) as reader:
     for index, frame in enumerate(reader.decoded()):
       if index in wanted:
-        rgb = frame.to_ndarray(format="rgb24")
+        rgb = display_rgb(frame)
         kept[index] = rgb if transform is None else transform(rgb)
       if stop_after is not None and index >= stop_after:
         break

@@ -155,8 +155,33 @@ class _TFLitePredictor(Predictor):
     return self._runner(clips)["probabilities"]
 
 
+def read_labels_flag(labels_path: str) -> List[str]:
+  """The class names of the `--labels` file, errors naming the flag and the file.
+
+  Raises:
+    FileNotFoundError: it does not exist.
+    ValueError: it is a directory, not UTF-8 text (e.g. a model file given by
+      mistake) or lists no class.
+  """
+  if os.path.isdir(labels_path):
+    raise ValueError(f"--labels {labels_path!r} is a directory, not a class names file "
+                     "(one name a line)")
+  if not os.path.exists(labels_path):
+    raise FileNotFoundError(f"--labels {labels_path!r} does not exist")
+  try:
+    return labels_lib.read_labels(labels_path)
+  except UnicodeDecodeError as e:
+    # A UnicodeDecodeError is a ValueError that names neither file nor flag.
+    raise ValueError(f"--labels {labels_path!r} is not a text class names file "
+                     f"(not UTF-8: {e.reason} at byte {e.start})") from e
+  except ValueError as e:  # lists no class: read_labels names the file
+    raise ValueError(f"--labels: {e}") from e
+
+
 def _labels_for_file(path: str, labels_path: Optional[str]) -> List[str]:
-  candidates = [labels_path] if labels_path else [
+  if labels_path:
+    return read_labels_flag(labels_path)
+  candidates = [
       tfl.labels_path_for(path),
       os.path.join(os.path.dirname(path), sm.LABELS_FILE),
       os.path.join(os.path.dirname(path), "assets", sm.LABELS_FILE)]
@@ -200,7 +225,7 @@ def _load_predictor(path, labels_path, num_threads) -> Predictor:
                               "(saved_model.pb) or numeric version subdirectories")
     predictor = _SavedModelPredictor(version)
     if labels_path:
-      predictor.labels = labels_lib.read_labels(labels_path)
+      predictor.labels = read_labels_flag(labels_path)
     return predictor
   if not os.path.isfile(path):
     raise FileNotFoundError(f"--model {path!r} does not exist")
@@ -217,8 +242,10 @@ def top_k(probabilities: np.ndarray, labels: Sequence[str], k: int = 5
   """`[(name, probability)]` of the k most probable classes, best first.
 
   Raises:
-    ValueError: `labels` does not hold one name per class.
+    ValueError: `labels` does not hold one name per class, or k < 1.
   """
+  if k < 1:  # a negative k would slice off the last classes, 0 would print none
+    raise ValueError(f"k must be >= 1, got {k}")
   if len(labels) != len(probabilities):
     raise ValueError(f"{len(labels)} class names for a model with {len(probabilities)} "
                      "classes")

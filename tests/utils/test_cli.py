@@ -65,7 +65,7 @@ def test_tf_environment_errors_are_one_line_failures(name):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   error = getattr(tf.errors, name)(
       None, None, "{{function_node __wrapped__IteratorGetNext_device_/job:localhost}} "
-      "/data/x.tfrecord; No space left on device [Op:IteratorGetNext]")
+      "/data/x.tfrecord; No space left on device [Op:IteratorGetNext] name: ")
   assert cli.describe(error) == ("/data/x.tfrecord; No space left on device", cli.FAILURE_EXIT)
 
 

@@ -49,9 +49,9 @@ def tf_error_text(e: BaseException) -> str:
   """A TF error's message without the op decoration TF adds around it.
 
   '{{function_node __wrapped__IteratorGetNext_...}} x.tfrecord; No such file
-  [Op:IteratorGetNext]' -> 'x.tfrecord; No such file'.
+  [Op:IteratorGetNext] name: ' -> 'x.tfrecord; No such file'.
   """
   text = str(getattr(e, "message", None) or e)
   text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text)
-  text = re.sub(r"\s*\[Op:[^\]]*\]\s*$", "", text)
+  text = re.sub(r"\s*\[Op:[^\]]*\](\s*name:.*)?$", "", text.strip())
   return text.strip() or type(e).__name__

@@ -50,14 +50,17 @@ _OUTPUT_DIR = flags.DEFINE_string("output_dir", None,
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  from tsnet_tf.data import pipeline  # pylint: disable=g-import-not-at-top
   from tsnet_tf.training import evaluation  # pylint: disable=g-import-not-at-top
   output_dir = _OUTPUT_DIR.value
   cli.check_dir_flag("output_dir", output_dir)
-  # EvaluationError and missing files end as one line in cli.run.
-  result = evaluation.evaluate(
-      _MODEL_DIR.value, _DATA_DIR.value, split=_SPLIT.value, num_clips=_NUM_CLIPS.value,
-      subset=_SUBSET.value, batch_size=_BATCH_SIZE.value, checkpoint=_CHECKPOINT.value,
-      fuse_dirs=_FUSE_WITH.value, output_dir=output_dir, fusion=_FUSION.value)
+  # EvaluationError and missing files end as one line in cli.run; `reading`
+  # names the shard when a truncated one stops tf.data midway.
+  with pipeline.reading(_DATA_DIR.value):
+    result = evaluation.evaluate(
+        _MODEL_DIR.value, _DATA_DIR.value, split=_SPLIT.value, num_clips=_NUM_CLIPS.value,
+        subset=_SUBSET.value, batch_size=_BATCH_SIZE.value, checkpoint=_CHECKPOINT.value,
+        fuse_dirs=_FUSE_WITH.value, output_dir=output_dir, fusion=_FUSION.value)
   fused = f", {result['fusion']} fusion" if "fusion" in result else ""
   print(f"split {result['split']} {result['subset']}: {result['num_videos']} videos, "
         f"{result['clips_per_video']} clips each{fused}")

@@ -174,3 +174,38 @@ def test_distribute_datasets_from_function(data):
                                         batch_size=2, seed=0, input_context=ctx))
   clips, labels = next(iter(dist))
   assert clips.shape == (2, T, S, S, 3) and labels.dtype == tf.int32
+
+
+def _truncated_copy(data_dir, tmp_path, shard=1):
+  """A copy of `data_dir` whose `shard` is cut to 60% (a full disk, a killed copy)."""
+  import shutil  # pylint: disable=g-import-not-at-top
+  copy = str(tmp_path / "data")
+  shutil.copytree(data_dir, copy)
+  path = tfrecords.list_shards(copy)[shard]
+  with open(path, "r+b") as f:
+    f.truncate(os.path.getsize(path) * 6 // 10)
+  return copy, path
+
+
+def test_reading_a_truncated_shard_names_it_and_the_data_dir(data, tmp_path):
+  copy, bad = _truncated_copy(data[0], tmp_path)
+  assert pipeline.find_corrupt_shards(data[0]) == []
+  assert pipeline.find_corrupt_shards(copy) == [bad]
+  ds = pipeline.make_dataset(copy, split=1, subset="train", training=False, num_frames=T,
+                             crop_size=S, batch_size=4)
+  with pytest.raises(pipeline.CorruptDataError) as info:
+    with pipeline.reading(copy):
+      for _ in ds:
+        pass
+  message = str(info.value)
+  assert message.startswith(f"--data_dir {copy!r}: truncated or corrupt shard: "
+                            f"{os.path.basename(bad)} (")
+  assert "{{function_node" not in message and "[Op:" not in message
+  assert isinstance(info.value.__cause__, tf.errors.DataLossError)
+
+
+def test_reading_leaves_a_data_loss_elsewhere_as_it_is(data):
+  # A corrupt checkpoint, say: the shards are fine, so nothing to blame on them.
+  with pytest.raises(tf.errors.DataLossError, match="checkpoint"):
+    with pipeline.reading(data[0]):
+      raise tf.errors.DataLossError(None, None, "corrupt checkpoint")

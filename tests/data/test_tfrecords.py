@@ -282,3 +282,65 @@ def test_encode_video_streams_and_equals_encoding_the_decoded_video(tmp_path):
     tracemalloc.stop()
   frame_bytes = height * width * 3
   assert peak < sum(len(j) for j in jpegs) + 16 * frame_bytes < num_frames * frame_bytes / 2
+
+
+def _one_video_results():
+  jpegs = [tf.io.encode_jpeg(np.full((4, 6, 3), 9, np.uint8)).numpy()]
+  task = tfrecords.VideoTask(path="v.avi", class_name="clap", label=0, file_name="v.avi",
+                             video_index=0, split_ids={1: 1})
+  vinfo = {"video": task.media_id, "fps": 25.0, "height": 4, "width": 6}
+  return [task], iter([("ok", jpegs, vinfo)])
+
+
+class _FullDiskWriter:
+  """tf.io.TFRecordWriter on a full disk: TF raises its own error, naming the temp file."""
+
+  def __init__(self, path):
+    self.path = path
+    open(path, "wb").close()
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    return False
+
+  def write(self, record):
+    del record
+    raise tf.errors.ResourceExhaustedError(None, None, f"{self.path}; No space left on device")
+
+
+def test_write_shard_disk_full_names_the_shard_and_leaves_nothing(tmp_path, monkeypatch):
+  monkeypatch.setattr(tf.io, "TFRecordWriter", _FullDiskWriter)
+  out = str(tmp_path / "out")
+  tasks, results = _one_video_results()
+  with pytest.raises(tfrecords.ShardWriteError) as info:
+    tfrecords.write_shard(out, 0, 2, tasks, results)
+  message = str(info.value)
+  assert os.path.join(out, tfrecords.shard_name(0, 2)) in message
+  assert "No space left on device" in message and ".tmp-" not in message
+  assert isinstance(info.value, OSError)  # callers catching OSError still do
+  assert os.listdir(out) == []  # the temporary shard is removed
+
+
+def test_write_shard_keeps_a_bug_a_bug(tmp_path, monkeypatch):
+  class BuggyWriter(_FullDiskWriter):
+
+    def write(self, record):
+      raise tf.errors.InvalidArgumentError(None, None, "a bug, not the disk")
+
+  monkeypatch.setattr(tf.io, "TFRecordWriter", BuggyWriter)
+  tasks, results = _one_video_results()
+  with pytest.raises(tf.errors.InvalidArgumentError):
+    tfrecords.write_shard(str(tmp_path), 0, 2, tasks, results)
+
+
+def test_write_shard_unwritable_dir_names_the_shard(tmp_path, monkeypatch):
+  def refuse(*args, **kwargs):
+    raise PermissionError(13, "Permission denied", str(tmp_path / ".hmdb51.tmp-x.tfrecord"))
+
+  monkeypatch.setattr(tfrecords.io_utils.tempfile, "mkstemp", refuse)
+  tasks, results = _one_video_results()
+  with pytest.raises(tfrecords.ShardWriteError, match=r"cannot write .*hmdb51-00001-of-00002"
+                     r"\.tfrecord.*: Permission denied"):
+    tfrecords.write_shard(str(tmp_path), 1, 2, tasks, results)

@@ -151,3 +151,40 @@ def test_flow_layer_converts_and_matches_keras():
   ref = TVL1Flow(preset="fast")(clip).numpy()
   assert got.shape == (1, 2, 24, 24, 2)
   np.testing.assert_allclose(got, ref, atol=1e-3)
+
+
+def _tiny_student(deploy):
+  from tsnet_tf.models import classifiers  # pylint: disable=g-import-not-at-top
+  return classifiers.build_rgb_model(len(deploy.CLASSES), deploy.T, deploy.S, backbone="light",
+                                     width=4)
+
+
+def test_unreadable_calibration_data_fails_instead_of_falling_back(deploy, dataset, tmp_path):
+  import shutil  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.data import pipeline  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.data import schema  # pylint: disable=g-import-not-at-top
+  data_dir = str(tmp_path / "data")
+  shutil.copytree(dataset[1], data_dir)
+  for shard in schema.list_shards(data_dir):  # a copy cut short: every shard truncated
+    with open(shard, "r+b") as f:
+      f.truncate(f.seek(0, 2) * 3 // 10)
+  rep = tfl.representative_dataset(data_dir, deploy.spec(dataset[1]), num_clips=64)
+  # docs/deploy.md: the dynamic-range fallback is for ops the converter cannot
+  # quantise, never for calibration data that cannot be read.
+  with pytest.raises(pipeline.CorruptDataError, match=f"--data_dir '{data_dir}'"):
+    tfl.convert_keras_model(_tiny_student(deploy), "int8", rep)
+  assert isinstance(rep.failure, pipeline.CorruptDataError)
+
+
+def test_converter_failure_still_falls_back_to_dynamic(deploy, monkeypatch):
+  real = tfl._configure  # pylint: disable=protected-access
+
+  def no_int8(conv, quantize, rep):
+    if quantize == "int8":
+      raise RuntimeError("Quantization not yet supported for op: 'X'")
+    return real(conv, quantize, rep)
+
+  monkeypatch.setattr(tfl, "_configure", no_int8)
+  clips = lambda: iter([[np.zeros((1, deploy.T, deploy.S, deploy.S, 3), np.float32)]])
+  flatbuffer, used = tfl.convert_keras_model(_tiny_student(deploy), "int8", clips)
+  assert used == "dynamic" and flatbuffer

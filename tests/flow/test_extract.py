@@ -442,3 +442,92 @@ def test_tool_helpfull_errors_and_run(hmdb_tree, tmp_path):
   done = run(f"--video_dir={hmdb_tree}", f"--output_dir={out}",
              "--preset=fast", "--batch_size=4", "--noprogress")
   assert "0 extracted, 2 already done, 1 unreadable" in done.stdout
+
+
+def test_output_write_failure_stops_the_run_naming_the_output(hmdb_tree, tmp_path,
+                                                              monkeypatch):
+  from tsnet_tf.utils import cli  # pylint: disable=g-import-not-at-top
+  out = tmp_path / "out"
+  written = []
+
+  def full_disk(path, image, quality):
+    del image, quality
+    if len(written) == 3:
+      raise OSError(28, "No space left on device", path)
+    written.append(path)
+
+  monkeypatch.setattr(extract, "_write_jpeg", full_disk)
+  with pytest.raises(extract.OutputError) as info:
+    extract.extract_all(extract.find_videos(str(hmdb_tree)), str(out),
+                        extract.Options(**FAST), progress=False)
+  # The first video's final folder, not the hidden temporary one being written.
+  assert str(info.value) == f"cannot write {str(out / 'run' / 'a')!r}: No space left on device"
+  assert cli.describe(info.value) == (str(info.value), cli.FAILURE_EXIT)
+  assert len(written) == 3  # stopped at the failure: not 3 videos' worth of retries
+  assert os.listdir(out / "run") == []  # the partial temporary folder is gone
+  assert not (out / extract.SUMMARY_FILE).exists()
+
+
+def test_unwritable_output_dir_stops_the_run(hmdb_tree, tmp_path, monkeypatch):
+  out = tmp_path / "out"
+  out.mkdir()
+  out.chmod(0o555)
+  if os.geteuid() == 0:  # root ignores the mode: refuse as a read-only mount does
+    real_mkdir = os.mkdir
+
+    def read_only(path, *args, **kwargs):
+      if str(path).startswith(str(out)):
+        raise OSError(30, "Read-only file system", str(path))
+      return real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", read_only)
+  try:
+    with pytest.raises(extract.OutputError, match=r"cannot write '.*out/run/a': "
+                       r"(Permission denied|Read-only file system)"):
+      extract.extract_all(extract.find_videos(str(hmdb_tree)), str(out),
+                          extract.Options(**FAST), progress=False)
+  finally:
+    out.chmod(0o755)
+  assert os.listdir(out) == []
+
+
+def test_unreadable_input_is_still_skipped_not_an_output_error(tmp_path):
+  out = tmp_path / "out"
+
+  def unreadable(path):
+    raise PermissionError(13, "Permission denied", path)
+
+  summary = extract.extract_all([extract.Video("/in/a.avi", "a")], str(out),
+                                extract.Options(**FAST), progress=False, log=lambda m: None,
+                                read_video=unreadable)
+  assert summary.failed == {"a": "[Errno 13] Permission denied: '/in/a.avi'"}
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o755), (0o027, 0o750)])
+def test_output_folder_gets_the_mode_of_a_plain_folder(tmp_path, umask, mode):
+  old = os.umask(umask)
+  try:
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+      extract.extract_video(extract.Video("a.avi", "a"), str(tmp_path),
+                            extract.Options(**FAST), pool,
+                            read_video=lambda path: _frames(3, size=8), flow_fn=_zero_flow)
+  finally:
+    os.umask(old)
+  # tempfile.mkdtemp's 0700 would hide it from other users (a server, a colleague).
+  assert os.stat(tmp_path / "a").st_mode & 0o777 == mode
+  assert os.listdir(tmp_path) == ["a"]
+
+
+def test_list_file_not_utf8_names_the_file_and_line(hmdb_tree, tmp_path):
+  listing = tmp_path / "list.txt"
+  listing.write_bytes(b"run/a.avi 0\ncaf\xe9.avi 1\n")
+  with pytest.raises(ValueError) as info:
+    extract.find_videos(str(hmdb_tree), str(listing))
+  assert str(info.value).startswith(f"--list_file {str(listing)!r}: line 2 (byte 15) is not "
+                                    "UTF-8")
+  done = subprocess.run([sys.executable, _TOOL, f"--video_dir={hmdb_tree}",
+                         f"--output_dir={tmp_path / 'out'}", f"--list_file={listing}"],
+                        capture_output=True, text=True, check=False)
+  errors = [l for l in done.stderr.splitlines() if l.startswith("extract_flow")]
+  assert done.returncode == 2 and errors == [
+      f"extract_flow: error: {info.value}"], done.stderr[-2000:]

@@ -1,6 +1,7 @@
 """tools/evaluate.py as a command on a tiny data directory and an untrained tiny teacher."""
 
 import json
+import re
 
 
 def test_helpfull(run_tool):
@@ -32,3 +33,26 @@ def test_writes_eval_json_with_fractions(tmp_path, tiny_data_dir, run_tool):
     assert 0.0 <= result[key] <= 1.0
   assert result["num_clips"] == 3 * result["num_videos"] == 6
   assert (model_dir / "confusion_matrix.png").stat().st_size > 0
+
+
+def test_truncated_shard_is_one_line_naming_it(tmp_path, tiny_data_dir, run_tool):
+  import shutil  # pylint: disable=g-import-not-at-top
+  from tsnet_tf import models  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.data import schema  # pylint: disable=g-import-not-at-top
+  data_dir = str(tmp_path / "data")
+  shutil.copytree(tiny_data_dir, data_dir)
+  for shard in schema.list_shards(data_dir):  # every shard: whichever holds the test videos
+    with open(shard, "r+b") as f:
+      f.truncate(f.seek(0, 2) * 6 // 10)
+  model_dir = tmp_path / "model"
+  model_dir.mkdir()
+  models.build_rgb_model(2, 4, 16, backbone="light", width=4).save(
+      str(model_dir / "model.keras"))
+  proc = run_tool("evaluate.py", f"--model_dir={model_dir}", f"--data_dir={data_dir}",
+                  "--num_clips=1", "--batch_size=2")
+  # Split on \r too: tqdm's bar rewrites its line with it.
+  lines = [l for l in re.split(r"[\r\n]", proc.stderr) if l.startswith("evaluate: error")]
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+  assert len(lines) == 1 and proc.stderr.rstrip().endswith(lines[0])
+  assert lines[0].startswith(
+      f"evaluate: error: --data_dir {data_dir!r}: truncated or corrupt shard: hmdb51-0"), lines

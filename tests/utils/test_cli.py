@@ -4,6 +4,7 @@
 """
 
 import importlib
+import sys
 
 from absl import app
 import pytest
@@ -56,3 +57,27 @@ def test_check_dir_flag_refuses_a_file_only(tmp_path):
   assert str(info.value) == f"--output_dir {str(a_file)!r} is a file, not a directory"
   for fine in (str(tmp_path), str(tmp_path / "new"), "", None):
     cli.check_dir_flag("output_dir", fine)
+
+
+@pytest.mark.parametrize("name", ["ResourceExhaustedError", "DataLossError", "NotFoundError",
+                                  "PermissionDeniedError", "FailedPreconditionError"])
+def test_tf_environment_errors_are_one_line_failures(name):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  error = getattr(tf.errors, name)(
+      None, None, "{{function_node __wrapped__IteratorGetNext_device_/job:localhost}} "
+      "/data/x.tfrecord; No space left on device [Op:IteratorGetNext] name: ")
+  assert cli.describe(error) == ("/data/x.tfrecord; No space left on device", cli.FAILURE_EXIT)
+
+
+def test_tf_errors_of_a_bug_keep_their_traceback():
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  for cls in (tf.errors.InvalidArgumentError, tf.errors.InternalError,
+              tf.errors.UnimplementedError):
+    assert cli.describe(cls(None, None, "shape mismatch")) is None
+
+
+def test_tf_errors_are_not_looked_for_without_tensorflow(monkeypatch):
+  # A tool that never imported TF has no TF error to describe; describe must not import it.
+  monkeypatch.setitem(sys.modules, "tensorflow", None)
+  assert errors.tf_environment_errors() == ()
+  assert cli.describe(RuntimeError("a bug")) is None

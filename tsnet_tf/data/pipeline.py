@@ -39,6 +39,7 @@ batch size and each input pipeline gets the per-replica batch, reading its own
 subset of the shard files (records, if there are fewer files than pipelines).
 """
 
+import contextlib
 import json
 import logging
 import os
@@ -50,6 +51,7 @@ from tsnet_tf.data import hmdb51
 from tsnet_tf.data import preprocessing
 from tsnet_tf.data import sampling
 from tsnet_tf.data import schema
+from tsnet_tf.utils import errors
 from tsnet_tf.utils import labels as labels_lib
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,51 @@ SUBSETS = hmdb51.SUBSETS
 # shuffle buffer, on top of the shuffled shard order and the mixed shards.
 DEFAULT_SHUFFLE_BUFFER = 64
 _MAX_OPEN_SHARDS = 8
+
+
+class CorruptDataError(errors.ResourceError, OSError):
+  """A shard of the data directory cannot be read to its end (truncated, corrupt)."""
+
+
+def find_corrupt_shards(data_dir: str) -> List[str]:
+  """Paths of `data_dir`'s shards whose records cannot all be read (bad length or CRC).
+
+  Reads every record of every shard (no parsing): run it after a failure, not
+  before every read.
+  """
+  bad = []
+  for path in schema.list_shards(data_dir):
+    try:
+      tf.data.TFRecordDataset(path).reduce(tf.constant(0, tf.int64), lambda n, _: n + 1)
+    except tf.errors.DataLossError:
+      bad.append(path)
+  return bad
+
+
+@contextlib.contextmanager
+def reading(data_dir: str):
+  """Names the shard when reading `data_dir`'s records fails as corrupt.
+
+  tf.data's DataLossError ("truncated record at 1440714 ... [Op:IteratorGetNext]")
+  names no file. Inside this block it becomes `CorruptDataError` naming
+  `data_dir` and the corrupt shards (re-scanned, `find_corrupt_shards`); if no
+  shard is corrupt, the loss was elsewhere (a checkpoint, say) and the
+  original error propagates.
+
+  Raises:
+    CorruptDataError: a DataLossError was raised and a shard of `data_dir` is corrupt.
+  """
+  try:
+    yield
+  except tf.errors.DataLossError as e:
+    bad = find_corrupt_shards(data_dir)
+    if not bad:
+      raise
+    names = ", ".join(os.path.basename(p) for p in bad)
+    raise CorruptDataError(
+        f"--data_dir {data_dir!r}: truncated or corrupt shard: {names} "
+        f"({errors.tf_error_text(e)}); delete it and re-run tools/prepare_hmdb51.py "
+        "with the same flags, which rewrites missing shards") from e
 
 
 def load_summary(data_dir: str) -> dict:

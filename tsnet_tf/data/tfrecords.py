@@ -55,6 +55,7 @@ from tsnet_tf.data.schema import SUMMARY_FILE
 from tsnet_tf.data.schema import VIDEO_INDEX_KEY
 from tsnet_tf.data.schema import WIDTH_KEY
 # pylint: enable=unused-import
+from tsnet_tf.utils import errors
 from tsnet_tf.utils import io as io_utils
 from tsnet_tf.utils import labels as labels_lib
 from tsnet_tf.utils import processes
@@ -69,6 +70,10 @@ _MIN_SHARDS = 8
 _SHARD_PERMUTATION_SEED = 0
 
 log = logging.getLogger(__name__)
+
+
+class ShardWriteError(errors.ResourceError, OSError):
+  """A shard (or its info file) could not be written: disk full, not writable, ..."""
 
 
 # ---------------------------------------------------------------------------
@@ -334,11 +339,30 @@ def write_shard(output_dir: str, index: int, num_shards: int, tasks: Sequence[Vi
 
   Returns:
     The shard info: {"shard", "videos": [...], "skipped": [{"video", "reason"}]}.
+
+  Raises:
+    ShardWriteError: writing failed (disk full, directory not writable, ...);
+      the message names the shard and `output_dir`, nothing is left behind.
   """
+  path = os.path.join(output_dir, shard_name(index, num_shards))
+  try:
+    return _write_shard(path, tasks, results, settings)
+  except (OSError,) + errors.tf_environment_errors() as e:
+    # The writer names its hidden temporary file (".hmdb51-...tmp-x.tfrecord",
+    # already removed); the user knows the shard and --output_dir.
+    reason = (e.strerror or str(e)) if isinstance(e, OSError) else errors.tf_error_text(e)
+    reason = reason.rsplit("; ", 1)[-1] if ".tmp-" in reason else reason
+    raise ShardWriteError(f"cannot write {path!r} (--output_dir {output_dir!r}): "
+                          f"{reason}") from e
+
+
+def _write_shard(path: str, tasks: Sequence[VideoTask], results: Iterator,
+                 settings: Optional[ConversionSettings]) -> Dict[str, object]:
+  """`write_shard` to `path`; errors name the temporary file."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  name = shard_name(index, num_shards)
+  output_dir, name = os.path.split(path)
   info = {"shard": name, "videos": [], "skipped": []}
-  with io_utils.atomic_write(os.path.join(output_dir, name)) as tmp:
+  with io_utils.atomic_write(path) as tmp:
     with tf.io.TFRecordWriter(tmp) as writer:
       for task in tasks:
         result = next(results)

@@ -62,6 +62,10 @@ def representative_dataset(data_dir: str, spec: clip_spec_lib.ClipSpec,
 
   Returns:
     A generator function yielding `[clip]`, clip float32 `[1, T, S, S, 3]`.
+    An error reading the data (a truncated shard is a
+    `pipeline.CorruptDataError` naming it) is raised and also kept in the
+    function's `failure` attribute, so that `convert_keras_model` tells it from
+    a converter failure whatever the converter wraps it in.
   """
   from tsnet_tf.data import pipeline  # pylint: disable=g-import-not-at-top
   clip_spec_lib.warn_if_stored_differently(spec, data_dir)
@@ -70,8 +74,16 @@ def representative_dataset(data_dir: str, spec: clip_spec_lib.ClipSpec,
                              frame_stride=spec.frame_stride, batch_size=1)
 
   def gen():
-    for clip, _ in ds.take(num_clips):
-      yield [clip.numpy().astype(np.float32)]
+    gen.failure = None
+    try:
+      with pipeline.reading(data_dir):
+        for clip, _ in ds.take(num_clips):
+          yield [clip.numpy().astype(np.float32)]
+    except Exception as e:  # pylint: disable=broad-except
+      gen.failure = e
+      raise
+
+  gen.failure = None
   return gen
 
 
@@ -116,6 +128,10 @@ def convert_keras_model(model: keras.Model, quantize: str = "none",
   Returns:
     `(flatbuffer bytes, quantize mode actually used)`: `int8` falls back to
     `dynamic` when the converter cannot quantise every op (logged).
+
+  Raises:
+    Exception: whatever reading `rep` raised (its `failure`, see
+      `representative_dataset`): no fallback then.
   """
   if quantize not in QUANTIZATIONS:
     raise ValueError(f"quantize must be one of {QUANTIZATIONS}, got {quantize!r}")
@@ -144,6 +160,13 @@ def convert_keras_model(model: keras.Model, quantize: str = "none",
     try:
       return convert("int8"), "int8"
     except Exception as e:  # pylint: disable=broad-except
+      # The calibration data could not be read (a truncated shard, a missing
+      # file): not the converter's failure, so no fallback (docs/deploy.md).
+      failure = getattr(rep, "failure", None)
+      if failure is not None:
+        if failure is e:
+          raise
+        raise failure from e
       # ConverterError or RuntimeError depending on the failing stage.
       logging.warning("full-integer int8 conversion failed (%s); falling back to "
                       "dynamic-range quantisation", str(e).splitlines()[0][:300])

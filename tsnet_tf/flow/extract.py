@@ -27,7 +27,8 @@ bytes per pixel of the batch.
 Each video is written into a temporary folder beside its final place and
 renamed when complete, so a killed run leaves no half-written video and a new
 run skips the finished ones (`resume`). A video that cannot be decoded is
-named in one line, counted and skipped.
+named in one line, counted and skipped; a failure to write the outputs (disk
+full, folder not writable) stops the run (`OutputError`).
 """
 
 import collections
@@ -35,11 +36,13 @@ import concurrent.futures
 import dataclasses
 import os
 import shutil
-import tempfile
 import time
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+import uuid
 
 import numpy as np
+
+from tsnet_tf.utils import errors
 
 FORMATS = ("rawframes", "flo")
 # Summary written into the output directory after each run.
@@ -51,6 +54,17 @@ SUMMARY_FILE = "extract_summary.json"
 # (`benchmarks/bench_video_memory.py --parts=tvl1`, docs/flow.md). 320x240
 # and 455x256 frames keep 16 pairs.
 DEFAULT_MAX_BATCH_PIXELS = 1 << 23
+
+
+class OutputError(errors.ResourceError, OSError):
+  """The outputs cannot be written (disk full, read-only folder): every video would fail."""
+
+
+def _output_error(path: str, e: OSError) -> OutputError:
+  """`e` as an `OutputError` naming `path` (the user's, not a temporary name)."""
+  if isinstance(e, OutputError):
+    return e
+  return OutputError(f"cannot write {path!r}: {e.strerror or e}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,18 +189,25 @@ def find_videos(video_dir: str, list_file: Optional[str] = None
   if list_file:
     if not os.path.isfile(list_file):
       raise ValueError(f"--list_file: {list_file!r} does not exist")
-    with open(list_file) as f:
-      for number, line in enumerate(f, 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-          continue
-        entry = line.split()[0]
-        path = entry if os.path.isabs(entry) else os.path.join(video_dir,
-                                                               entry)
-        rel = os.path.relpath(path, video_dir)
-        if rel.startswith(".."):
-          rel = os.path.basename(path)
-        videos.append(Video(path, _strip_ext(rel)))
+    with open(list_file, "rb") as f:
+      data = f.read()
+    try:
+      text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+      line = data.count(b"\n", 0, e.start) + 1
+      raise ValueError(f"--list_file {list_file!r}: line {line} (byte {e.start}) is not "
+                       f"UTF-8 ({e.reason}: {data[e.start:e.end]!r})") from e
+    for line in text.splitlines():
+      line = line.strip()
+      if not line or line.startswith("#"):
+        continue
+      entry = line.split()[0]
+      path = entry if os.path.isabs(entry) else os.path.join(video_dir,
+                                                             entry)
+      rel = os.path.relpath(path, video_dir)
+      if rel.startswith(".."):
+        rel = os.path.basename(path)
+      videos.append(Video(path, _strip_ext(rel)))
   else:
     from tsnet_tf.data import video as video_lib  # pylint: disable=g-import-not-at-top
     videos = [Video(path, _strip_ext(os.path.relpath(path, video_dir)))
@@ -324,6 +345,39 @@ FlowFn = Callable[[Iterator[np.ndarray]], Iterable[np.ndarray]]
 ReadFn = Callable[[str], Iterable[np.ndarray]]
 
 
+def _write_output(output: str, fn, *args) -> None:
+  """`fn(*args)`, a write into the temporary folder of `output`; OSError -> OutputError.
+
+  Raised here, in the writer thread, the error is an `OutputError` wherever it
+  surfaces (a later `submit`, inside the frame generator, or `wait`), so a full
+  disk is never mistaken for an unreadable input video.
+  """
+  try:
+    fn(*args)
+  except OSError as e:
+    raise _output_error(output, e) from e
+
+
+def _make_temp_dir(parent: str, base: str) -> str:
+  """A new empty `parent/.base.tmp-XXXXXXXX` with the mode `os.makedirs` would give.
+
+  Not `tempfile.mkdtemp`: it makes 0700 folders, so the renamed output would
+  be unreadable to anyone else (a training job or colleague under another
+  user). `os.mkdir`'s default mode goes through the umask as a plain folder's
+  does, with no `os.umask` call (reading the umask that way sets it for a
+  moment, racing the writer threads creating files). tsnet_tf/utils/io.py has
+  no folder-mode helper to share (saved_model.py sets a fixed 0755).
+  """
+  for _ in range(100):
+    path = os.path.join(parent, f".{base}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+      os.mkdir(path)
+      return path
+    except FileExistsError:
+      continue
+  raise FileExistsError(f"no free temporary name in {parent!r}")
+
+
 class _Writes:
   """Image writes in flight on an executor, at most `limit` at once.
 
@@ -332,15 +386,16 @@ class _Writes:
   raises at a later `submit` or at `wait`.
   """
 
-  def __init__(self, executor: concurrent.futures.Executor, limit: int):
+  def __init__(self, executor: concurrent.futures.Executor, limit: int, output: str):
     self.limit = max(1, limit)
     self._executor = executor
     self._pending = collections.deque()
+    self._output = output
 
   def submit(self, fn, *args) -> None:
     while len(self._pending) >= self.limit:
       self._pending.popleft().result()
-    self._pending.append(self._executor.submit(fn, *args))
+    self._pending.append(self._executor.submit(_write_output, self._output, fn, *args))
 
   def wait(self) -> None:
     while self._pending:
@@ -387,13 +442,19 @@ def extract_video(video: Video, output_dir: str, options: Options,
   Raises:
     ValueError: the video cannot be decoded (`VideoDecodeError`) or has
       fewer than 2 frames. Nothing is left in `output_dir` then.
+    OSError: the video cannot be read.
+    OutputError: the output cannot be written (disk full, folder not
+      writable); the temporary folder is removed.
   """
   final = os.path.join(output_dir, video.name)
   parent, base = os.path.split(final)
-  os.makedirs(parent, exist_ok=True)
-  # A temporary folder of ours left by a killed run: ours to remove.
-  for stale in _stale_temps(parent, base):
-    shutil.rmtree(stale, ignore_errors=True)
+  try:
+    os.makedirs(parent, exist_ok=True)
+    # A temporary folder of ours left by a killed run: ours to remove.
+    for stale in _stale_temps(parent, base):
+      shutil.rmtree(stale, ignore_errors=True)
+  except OSError as e:
+    raise _output_error(final, e) from e
   from tsnet_tf.data import tfrecords  # pylint: disable=g-import-not-at-top
   resize = lambda frame: tfrecords.resize_frame(np.asarray(frame), options.new_short)
   if read_video is None:
@@ -407,8 +468,11 @@ def extract_video(video: Video, output_dir: str, options: Options,
   save_frames = options.fmt == "rawframes" and options.save_frames
   num_frames = 0
   other_seconds = 0.0  # decoding, resizing and waiting for writers
-  tmp = tempfile.mkdtemp(prefix=f".{base}.tmp-", dir=parent)
-  writes = _Writes(executor, 2 * options.num_writers)
+  try:
+    tmp = _make_temp_dir(parent, base)
+  except OSError as e:
+    raise _output_error(final, e) from e
+  writes = _Writes(executor, 2 * options.num_writers, final)
 
   def frames():
     """The frames, each handed to the writers first."""
@@ -466,7 +530,10 @@ def extract_video(video: Video, output_dir: str, options: Options,
     if os.path.exists(final):
       raise FileExistsError(f"{final!r} appeared while extracting; not "
                             "replaced")
-    os.replace(tmp, final)
+    try:
+      os.replace(tmp, final)
+    except OSError as e:
+      raise _output_error(final, e) from e
   except BaseException:
     writes.cancel()
     shutil.rmtree(tmp, ignore_errors=True)
@@ -512,6 +579,9 @@ def extract_all(videos: Sequence[Video], output_dir: str, options: Options,
 
   Raises:
     ValueError: bad options.
+    OutputError: an output cannot be written (disk full, folder not
+      writable): the run stops there (the videos finished stay, the one
+      being written is removed). Unreadable input videos are skipped instead.
   """
   options.check()
   os.makedirs(output_dir, exist_ok=True)
@@ -550,6 +620,8 @@ def extract_all(videos: Sequence[Video], output_dir: str, options: Options,
       try:
         count, seconds = extract_video(video, output_dir, options, executor,
                                        read_video, flow_fn, on_flows)
+      except OutputError:
+        raise  # The disk or folder, not this video: the next ones would fail too.
       except (ValueError, OSError) as e:
         summary.failed[video.name] = str(e)
         message = f"skipped {video.path}: {e}"
@@ -582,6 +654,10 @@ def _write_summary(output_dir: str, summary: Summary, options: Options):
   from tsnet_tf.utils import io as io_utils  # pylint: disable=g-import-not-at-top
   record = dataclasses.asdict(summary)
   record["options"] = dataclasses.asdict(options)
-  with io_utils.atomic_write(os.path.join(output_dir, SUMMARY_FILE)) as tmp:
-    with open(tmp, "w") as f:
-      json.dump(record, f, indent=1, default=str)
+  path = os.path.join(output_dir, SUMMARY_FILE)
+  try:
+    with io_utils.atomic_write(path) as tmp:
+      with open(tmp, "w") as f:
+        json.dump(record, f, indent=1, default=str)
+  except OSError as e:
+    raise _output_error(path, e) from e

@@ -11,7 +11,10 @@ keeps Python's traceback.
 Library code signals an expected failure by raising one of its own error
 classes (subclasses of `errors.InputError`, exit 2, or `errors.ResourceError`,
 exit 1), an `OSError`, or `cli.ToolError`; tools turn a flag they reject into
-`app.UsageError`.
+`app.UsageError`. TensorFlow's file and device failures (`tf.errors` named in
+`errors.TF_ENVIRONMENT_ERRORS`: not found, permission denied, disk or memory
+exhausted, data loss, ...) are expected too (exit 1); other `tf.errors` (e.g.
+InvalidArgumentError) are bugs. TF is never imported here just to check.
 """
 
 import os
@@ -91,6 +94,11 @@ def describe(e: BaseException) -> Optional[Tuple[str, int]]:
     return f"gRPC call failed ({code}): {details}", FAILURE_EXIT
   if isinstance(e, OSError):
     return _os_error_message(e), FAILURE_EXIT
+  # TF reports file and device failures as tf.errors.OpError, not OSError; only
+  # those of the environment are expected (errors.TF_ENVIRONMENT_ERRORS).
+  tf_environment = errors.tf_environment_errors()
+  if tf_environment and isinstance(e, tf_environment):
+    return errors.tf_error_text(e), FAILURE_EXIT
   return None
 
 

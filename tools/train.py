@@ -69,6 +69,7 @@ def main(argv):
   # A ConfigError (naming the key and file) ends the run before anything is written.
   cfg = config_lib.load_config(_CONFIG.value, _STAGE.value, _PARAMS_OVERRIDE.value)
   # Imported here so --helpfull and config errors do not pay for TensorFlow.
+  from tsnet_tf.data import pipeline  # pylint: disable=g-import-not-at-top
   from tsnet_tf.training import backend  # pylint: disable=g-import-not-at-top
   from tsnet_tf.training import trainer  # pylint: disable=g-import-not-at-top
 
@@ -78,12 +79,14 @@ def main(argv):
   # The strategy first: multi-worker collectives must be set up before other ops.
   strategy = trainer.make_strategy(_STRATEGY.value)
   progress = _PROGRESS.value if _PROGRESS.value == "auto" else int(_PROGRESS.value)
-  # Expected failures (TrainingError, BackendError, a missing file) end as one line in cli.run.
-  result = trainer.train(cfg, _STAGE.value, _MODEL_DIR.value, _DATA_DIR.value,
-                         split=_SPLIT.value, teacher_dir=_TEACHER_DIR.value,
-                         rgb_dir=_RGB_DIR.value, flow_dir=_FLOW_DIR.value,
-                         strategy=strategy, mixed_precision=_MIXED_PRECISION.value,
-                         verbose=progress, overwrite=_OVERWRITE.value)
+  # Expected failures (TrainingError, BackendError, a missing file) end as one line in
+  # cli.run; `reading` names a truncated or corrupt shard of --data_dir.
+  with pipeline.reading(_DATA_DIR.value):
+    result = trainer.train(cfg, _STAGE.value, _MODEL_DIR.value, _DATA_DIR.value,
+                           split=_SPLIT.value, teacher_dir=_TEACHER_DIR.value,
+                           rgb_dir=_RGB_DIR.value, flow_dir=_FLOW_DIR.value,
+                           strategy=strategy, mixed_precision=_MIXED_PRECISION.value,
+                           verbose=progress, overwrite=_OVERWRITE.value)
   best = "n/a" if result.best_value is None else f"{result.best_value:.4f}"
   print(f"{result.stage}: {os.path.join(result.model_dir, trainer.MODEL_FILE)} "
         f"(best {result.best_metric} {best} at epoch "

@@ -6,7 +6,8 @@
       --output=student_int8.tflite --quantize=int8 --data_dir=data/hmdb51_tfrecords
   python tools/convert_tflite.py --flow_only --flow_shape=8,112,112 --output=tvl1.tflite
 
-Writes the .tflite file and its class names (<output stem>.labels.txt).
+Writes the .tflite file and its class names (<output stem>.labels.txt); an
+existing one is replaced only with --overwrite.
 """
 
 from absl import app
@@ -27,15 +28,25 @@ flags.DEFINE_integer("num_calibration_clips", 64, "Clips in the int8 representat
 flags.DEFINE_bool("flow_only", False, "Convert tsnet_tf.layers.TVL1Flow alone (float32).")
 flags.DEFINE_list("flow_shape", ["8", "112", "112"], "T,H,W of the flow model's input clip.")
 flags.DEFINE_enum("flow_preset", "fast", ["fast", "accurate"], "TV-L1 preset (--flow_only).")
+flags.DEFINE_bool("overwrite", False, "Replace an existing --output (and its .labels.txt).")
 flags.mark_flags_as_required(["output"])
 
 
 def main(argv):
   del argv
   from tsnet_tf.export import tflite as tfl  # pylint: disable=g-import-not-at-top
-  from tsnet_tf.utils.io import atomic_write  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.utils import io  # pylint: disable=g-import-not-at-top
   if not FLAGS.output.endswith(".tflite"):
     raise app.UsageError(f"--output {FLAGS.output!r} must end in .tflite")
+  # Before any work: a file the user did not ask to replace is kept.
+  outputs = [("--output", FLAGS.output)]
+  if not FLAGS.flow_only:
+    outputs.append(("--output's class names", tfl.labels_path_for(FLAGS.output)))
+  for flag, path in outputs:
+    try:
+      io.check_new_file(path, FLAGS.overwrite, flag)
+    except (FileExistsError, IsADirectoryError) as e:
+      raise app.UsageError(str(e)) from e
   if FLAGS.flow_only:
     try:
       t, h, w = (int(v) for v in FLAGS.flow_shape)
@@ -46,7 +57,7 @@ def main(argv):
       raise app.UsageError(f"--flow_shape {t},{h},{w}: T must be >= 2 (flow is between two "
                            "frames) and H, W >= 1")
     flatbuffer = tfl.convert_flow_layer(t, h, w, preset=FLAGS.flow_preset)
-    with atomic_write(FLAGS.output) as tmp:
+    with io.atomic_write(FLAGS.output) as tmp:
       with open(tmp, "wb") as f:
         f.write(flatbuffer)
     print(f"wrote {FLAGS.output} ({len(flatbuffer)} bytes): clip [1,{t},{h},{w},3] -> "

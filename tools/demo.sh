@@ -32,7 +32,7 @@ $PY tools/prepare_hmdb51.py --video_dir="$OUT/videos_hmdb51/videos" \
 
 step "3/10 Flow pictures of one generated video (paper Fig. 5)"
 VIDEO=$(find "$OUT/videos_hmdb51/videos" -name '*.avi' -size +1k | sort | head -n 1)
-$PY tools/visualize_flow.py --video="$VIDEO" --output="$OUT/flow.png"
+$PY tools/visualize_flow.py --video="$VIDEO" --output="$OUT/flow.png" --overwrite
 
 step "4/10 Train the teacher (in-graph TV-L1 + 3D CNN on flow)"
 $PY tools/train.py --config="$CONFIG" --stage=teacher --model_dir="$OUT/models/teacher" \
@@ -55,9 +55,10 @@ step "8/10 Export the student as a SavedModel (TF-Serving layout, carrying its c
 $PY tools/export.py --model_dir="$OUT/models/student" --export_dir="$EXPORT_DIR"
 
 step "9/10 Convert to TFLite (float32 and int8)"
-$PY tools/convert_tflite.py --saved_model="$EXPORT_DIR" --output="$OUT/student_fp32.tflite" --quantize=none
+$PY tools/convert_tflite.py --saved_model="$EXPORT_DIR" --output="$OUT/student_fp32.tflite" --quantize=none \
+  --overwrite
 $PY tools/convert_tflite.py --saved_model="$EXPORT_DIR" --output="$OUT/student_int8.tflite" \
-  --quantize=int8 --data_dir="$OUT/tfrecords" --split=1
+  --quantize=int8 --data_dir="$OUT/tfrecords" --split=1 --overwrite
 
 step "10/10 Predict the same videos with the SavedModel and the int8 TFLite file (same clips: both read the clip spec they carry)"
 for V in $(find "$OUT/videos_hmdb51/videos" -name '*.avi' -size +1k | sort | awk 'NR % 90 == 1'); do

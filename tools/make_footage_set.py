@@ -18,6 +18,7 @@ import tqdm
 
 from tsnet_tf.data import footage
 from tsnet_tf.data import video
+from tsnet_tf.utils import io as io_utils
 
 _VIDEO_DIR = flags.DEFINE_string("video_dir", None, "Folder of real videos (searched "
                                  "recursively).", required=True)
@@ -35,16 +36,25 @@ _FACTOR = flags.DEFINE_enum("factor", "direction", list(footage.FACTORS),
                             "What tells the two classes of a video apart: direction "
                             "(<name>_fwd / <name>_bwd), speed (<name>_x1 / <name>_x2) or "
                             "an added camera pan (<name>_left / <name>_right).")
-_OVERWRITE = flags.DEFINE_boolean("overwrite", False, "Replace --output_dir if it exists.")
+_OVERWRITE = flags.DEFINE_boolean("overwrite", False, "Replace --output_dir if it exists and "
+                                   "holds only a dataset make_footage_set wrote.")
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  paths = footage.find_videos(_VIDEO_DIR.value)
+  try:
+    paths = footage.find_videos(_VIDEO_DIR.value)
+  except ValueError as e:  # not a directory; the message names the flag
+    raise app.UsageError(str(e)) from e
   if not paths:
     raise app.UsageError(f"--video_dir {_VIDEO_DIR.value!r} holds no video "
                          f"({', '.join(video.VIDEO_EXTENSIONS)})")
+  try:
+    # Before any work: replacing --output_dir must never delete the input videos.
+    io_utils.check_apart(_OUTPUT_DIR.value, "--output_dir", _VIDEO_DIR.value, "--video_dir")
+  except ValueError as e:
+    raise app.UsageError(str(e)) from e
   try:
     with tqdm.tqdm(total=len(paths), unit="video", desc="make_footage_set", delay=1) as bar:
       summary = footage.build_direction_dataset(

@@ -32,7 +32,8 @@ flags.DEFINE_integer("stride", 1, "Frame step inside a triplet (1 = "
                      "consecutive frames).")
 flags.DEFINE_enum("preset", "accurate", ["accurate", "fast"], "TV-L1 preset.")
 flags.DEFINE_float("max_flow", 0.0, "Flow magnitude (px) drawn fully "
-                   "saturated; 0 = the largest in each row.")
+                   "saturated (> 0); 0 = the largest in each row.")
+flags.DEFINE_bool("overwrite", False, "Replace an existing --output.")
 
 
 def _longer_side_size(height: int, width: int, size: int):
@@ -74,12 +75,24 @@ def main(argv):
     raise app_usage("--video is required")
   if not FLAGS.output:
     raise app_usage("--output is required")
+  if os.path.isdir(FLAGS.video):
+    raise app_usage(f"--video={FLAGS.video}: is a directory, not a video file")
   if not os.path.isfile(FLAGS.video):
     raise app_usage(f"--video={FLAGS.video}: no such file")
   if not FLAGS.output.lower().endswith(".png"):
     raise app_usage(f"--output={FLAGS.output}: must end in .png")
   if FLAGS.rows < 1 or FLAGS.stride < 1 or FLAGS.size < 0:
     raise app_usage("--rows and --stride must be >= 1 and --size >= 0")
+  # A negative scale would draw every flow fully saturated; 0 means per row.
+  if not FLAGS.max_flow >= 0 or FLAGS.max_flow == float("inf"):
+    raise app_usage(f"--max_flow={FLAGS.max_flow}: must be > 0 px, or 0 for the "
+                    "largest in each row")
+  from tsnet_tf.utils import io
+  try:
+    # Before any flow: a file the user did not ask to replace is kept.
+    io.check_new_file(FLAGS.output, FLAGS.overwrite, "--output")
+  except (FileExistsError, IsADirectoryError) as e:
+    raise app_usage(str(e)) from e
   try:
     visualize_video(FLAGS.video, FLAGS.output, FLAGS.rows, FLAGS.size,
                     FLAGS.stride, FLAGS.preset, FLAGS.max_flow)

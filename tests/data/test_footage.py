@@ -178,3 +178,45 @@ def test_windows_are_read_resized_without_the_rest_of_the_video(tmp_path):
         window, np.stack([video.resize_frame(f, (24, 32)) for f in decoded[start:end]]))
   with pytest.raises(footage._TooShort):  # pylint: disable=protected-access
     footage._read_windows(path, info, 4, 2, 10, 20, short_side=24)  # pylint: disable=protected-access
+
+
+def _two_sources(src):
+  src.mkdir()
+  for name in ("a", "b"):
+    _ramp_video(str(src / f"{name}.avi"), 12)
+  return footage.find_videos(str(src))
+
+
+_SMALL = dict(windows_per_source=4, gap_frames=0, min_window_frames=2, max_window_frames=3)
+
+
+def test_overwrite_replaces_only_a_set_it_wrote(tmp_path):
+  paths = _two_sources(tmp_path / "src")
+  out = tmp_path / "set"
+  footage.build_direction_dataset(paths, str(out), **_SMALL)
+  footage.build_direction_dataset(paths, str(out), overwrite=True, **_SMALL)
+  assert sorted(os.listdir(out)) == ["manifest.json", "splits", "videos"]
+  # A user's file inside it: refused, kept.
+  (out / "videos" / "notes.txt").write_text("mine")
+  with pytest.raises(FileExistsError, match="'videos/notes.txt', which make_footage_set did"):
+    footage.build_direction_dataset(paths, str(out), overwrite=True, **_SMALL)
+  assert (out / "videos" / "notes.txt").read_text() == "mine"
+  # A directory it never wrote (another tool's manifest counts as none).
+  thesis = tmp_path / "thesis"
+  thesis.mkdir()
+  (thesis / "thesis.txt").write_text("mine")
+  for manifest in (None, {"generator": "tsnet_tf.data.synthetic"}):
+    if manifest:
+      (thesis / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(FileExistsError, match="not a dataset written by make_footage_set"):
+      footage.build_direction_dataset(paths, str(thesis), overwrite=True, **_SMALL)
+    assert (thesis / "thesis.txt").read_text() == "mine"
+
+
+def test_refuses_an_output_dir_holding_its_videos(tmp_path):
+  src = tmp_path / "src"
+  paths = _two_sources(src)
+  for out in (src, tmp_path):
+    with pytest.raises(ValueError, match="is inside --output_dir"):
+      footage.build_direction_dataset(paths, str(out), overwrite=True, **_SMALL)
+  assert sorted(os.listdir(src)) == ["a.avi", "b.avi"]

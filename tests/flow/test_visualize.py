@@ -5,6 +5,7 @@ import pytest
 
 from tsnet_tf.flow import flow_to_rgb
 from tsnet_tf.flow.visualize import color_wheel
+from tsnet_tf.flow.visualize import triplets_figure
 
 
 def _rgb(u, v, max_flow=1.0):
@@ -71,3 +72,12 @@ def test_flow_figure_draws_one_row_per_triplet():
   # Five panels side by side; a second row makes it taller, not wider.
   assert one.shape[1] > 2 * one.shape[0] and two.shape[1] == one.shape[1]
   assert two.shape[0] > 1.5 * one.shape[0]
+
+
+def test_negative_max_flow_is_refused_not_drawn_saturated():
+  # Clamped to 1e-6, it would draw every flow fully saturated.
+  with pytest.raises(ValueError, match="max_flow must be >= 0"):
+    _rgb(0.1, 0, max_flow=-5.0)
+  with pytest.raises(ValueError, match="max_flow"):
+    triplets_figure(np.zeros((1, 3, 8, 8, 3), np.uint8), [0], max_flow=-5.0)
+  np.testing.assert_array_equal(_rgb(0, 0, max_flow=0.0), [255, 255, 255])

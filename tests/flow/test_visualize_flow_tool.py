@@ -57,3 +57,46 @@ def test_helpfull_and_missing_flag():
   assert done.returncode == 0 and "--video" in done.stdout
   done = _run("--output=a.png")
   assert done.returncode != 0 and "--video is required" in done.stderr
+
+
+def _in_process(capsys, *args):
+  """The tool through `cli.run` in this process (tests/reliability/conftest.py)."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  spec = importlib.util.spec_from_file_location(
+      "reliability_conftest", os.path.join(os.path.dirname(os.path.dirname(
+          os.path.abspath(__file__))), "reliability", "conftest.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.run_tool(capsys, "visualize_flow.py", *args)
+
+
+def _error_line(result):
+  assert result.code == 2, result.err
+  lines = [l for l in result.lines if ": error: " in l]
+  assert len(lines) == 1 and lines[0] == result.lines[-1], result.err
+  return lines[0]
+
+
+def test_refusals_before_any_flow(capsys, tmp_path):
+  video = str(tmp_path / "v.avi")
+  _write_video(video)
+  mine = tmp_path / "mine.png"
+  mine.write_text("precious")
+  (tmp_path / "dir.png").mkdir()
+  (tmp_path / "x.mp4").mkdir()
+  fast = ("--size=0", "--preset=fast")
+  for args, needle in [
+      ((f"--output={mine}",), f"--output '{mine}' already exists; pass --overwrite"),
+      ((f"--output={tmp_path}/dir.png", "--overwrite"), "dir.png' is a directory"),
+      ((f"--output={tmp_path}/n.png", "--max_flow=-5"), "--max_flow=-5.0: must be > 0"),
+  ]:
+    assert needle in _error_line(_in_process(capsys, f"--video={video}", *args, *fast))
+  r = _in_process(capsys, f"--video={tmp_path}/x.mp4", f"--output={tmp_path}/n.png")
+  assert "x.mp4: is a directory" in _error_line(r)
+  assert mine.read_text() == "precious"
+  assert sorted(os.listdir(tmp_path)) == ["dir.png", "mine.png", "v.avi", "x.mp4"]
+  # --overwrite replaces it; 0 still means each row's own scale.
+  r = _in_process(capsys, f"--video={video}", f"--output={mine}", "--overwrite", "--rows=1",
+                  "--max_flow=0", *fast)
+  assert r.code == 0, r.err
+  assert mine.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -54,6 +54,7 @@ FACTORS = {"direction": DIRECTIONS, "speed": SPEEDS, "pan": PANS}
 # A pan sees this fraction of each side of the frame; the crop travels over the
 # rest (20 % of the width) during the window.
 PAN_CROP = 0.8
+_GENERATOR = "tsnet_tf.data.footage"
 
 
 def pan(clip: np.ndarray, view_moves: str) -> np.ndarray:
@@ -116,6 +117,31 @@ class FootageSummary:
   windows: Dict[str, List[Tuple[int, int]]]
   skipped: Dict[str, str]
   split_counts: Dict[int, Dict[str, int]]
+
+
+def _video_file(source: str, window: int, cls: str) -> str:
+  """A window's video, relative to the dataset root."""
+  return os.path.join("videos", cls, f"{source}-w{window:02d}_{cls}_nm_np1_fr_goo_0.avi")
+
+
+def _owned_files(manifest: dict) -> List[str]:
+  """The files a dataset's manifest says `build_direction_dataset` wrote (besides it)."""
+  files = []
+  for cls in manifest["classes"]:
+    source = cls.rsplit("_", 1)[0]
+    files += [_video_file(source, w, cls)
+              for w in range(len(manifest["sources"][source]["windows"]))]
+    files += [os.path.join("splits", hmdb51.split_file_name(cls, k)) for k in hmdb51.SPLITS]
+  return files
+
+
+def check_replaceable(output_dir: str) -> None:
+  """Checks that `output_dir` holds only a dataset `build_direction_dataset` wrote.
+
+  Raises:
+    FileExistsError: naming the directory and what is not ours.
+  """
+  io_utils.check_replaceable(output_dir, _GENERATOR, "make_footage_set", _owned_files)
 
 
 def source_name(path: str) -> str:
@@ -222,16 +248,18 @@ def build_direction_dataset(video_paths: Sequence[str], output_dir: str,
     factor: "direction" (fwd / bwd), "speed" (x1 / x2; windows are twice as
       long, so that both variants have half a window's frames) or "pan"
       (left / right: a crop sliding across the frame, `pan`).
-    overwrite: replace an existing `output_dir`.
+    overwrite: replace an existing `output_dir` that holds only a dataset
+      written here (`check_replaceable`).
     progress: called with 1 after each source video is done.
 
   Returns:
     FootageSummary.
 
   Raises:
-    ValueError: a bad argument (named as the tool's flag), or fewer than two
-      usable videos.
-    FileExistsError: `output_dir` exists and `overwrite` is False.
+    ValueError: a bad argument (named as the tool's flag), a video inside
+      `output_dir`, or fewer than two usable videos.
+    FileExistsError: `output_dir` exists and `overwrite` is False, or it holds
+      anything this function did not write.
   """
   if windows_per_source < 4:
     raise ValueError(f"--windows_per_source must be >= 4, got {windows_per_source}")
@@ -249,9 +277,16 @@ def build_direction_dataset(video_paths: Sequence[str], output_dir: str,
   if dupes:
     raise ValueError(f"videos share a source name after cleaning: {', '.join(dupes)}")
   output_dir = os.fspath(output_dir)
+  inside = [p for p in video_paths if io_utils.is_within(p, output_dir)]
+  if inside:
+    # Replacing the directory would delete the videos it is made from.
+    raise ValueError(f"video {inside[0]!r} is inside --output_dir {output_dir!r}; "
+                     "write the output somewhere else")
   if os.path.exists(output_dir) and not overwrite:
     raise FileExistsError(f"--output_dir {output_dir!r} already exists; pass --overwrite "
                           f"to replace it")
+  if os.path.exists(output_dir):
+    check_replaceable(output_dir)
 
   windows, skipped, fps_of = {}, {}, {}
   with io_utils.atomic_dir(output_dir, overwrite=overwrite) as root:
@@ -277,8 +312,7 @@ def build_direction_dataset(video_paths: Sequence[str], output_dir: str,
       for w, clip in enumerate(windows_frames):
         for variant in variants:
           cls = f"{source}_{variant}"
-          name = f"{source}-w{w:02d}_{cls}_nm_np1_fr_goo_0.avi"
-          video_lib.write_video(os.path.join(root, "videos", cls, name),
+          video_lib.write_video(os.path.join(root, _video_file(source, w, cls)),
                                 playback(clip, variant), info.fps)
       del windows_frames
       windows[source] = spans
@@ -306,13 +340,13 @@ def build_direction_dataset(video_paths: Sequence[str], output_dir: str,
                   encoding="utf-8") as f:
           f.write(hmdb51.format_split_lines(entries))
       split_counts[split] = counts
-    manifest = {"generator": "tsnet_tf.data.footage", "factor": factor,
+    manifest = {"generator": _GENERATOR, "factor": factor,
                 "classes": list(classes),
                 "sources": {s: {"fps": fps_of[s], "windows": [list(w) for w in windows[s]]}
                             for s in windows},
                 "skipped": skipped, "windows_per_source": windows_per_source,
                 "split_counts": {str(k): v for k, v in split_counts.items()}}
-    with open(os.path.join(root, "manifest.json"), "w", encoding="utf-8") as f:
+    with open(os.path.join(root, io_utils.MANIFEST), "w", encoding="utf-8") as f:
       json.dump(manifest, f, indent=1)
   return FootageSummary(output_dir=output_dir, classes=classes, windows=windows,
                         skipped=skipped, split_counts=split_counts)

@@ -539,44 +539,28 @@ def _make_one(job: _Job, root: str, seed: int, height: int, width: int,
                      height=height, width=width, motion=motion, broken=job.broken)
 
 
-MANIFEST = "manifest.json"
+MANIFEST = io_utils.MANIFEST
 _GENERATOR = "tsnet_tf.data.synthetic"
+
+
+def _owned_files(manifest: dict) -> List[str]:
+  """The files a dataset's manifest says this module wrote (besides the manifest)."""
+  return ([v["path"] for v in manifest["videos"]]
+          + [os.path.join("splits", hmdb51.split_file_name(c, k))
+             for c in manifest["classes"] for k in hmdb51.SPLITS])
 
 
 def check_replaceable(output_dir: str) -> None:
   """Checks that `output_dir` holds only a dataset this module wrote.
 
   `--overwrite` replaces such a directory; anything else in it (a user's
-  files, another dataset) makes it refuse, so it deletes only what it wrote.
+  files, another dataset) makes it refuse, so it deletes only what it wrote
+  (`io_utils.check_replaceable`).
 
   Raises:
     FileExistsError: naming the directory and what is not ours.
   """
-  if not os.path.isdir(output_dir):
-    raise FileExistsError(f"--output_dir {output_dir!r} is a file, not a directory; "
-                          "--overwrite replaces only a dataset make_synthetic wrote")
-  if not os.listdir(output_dir):
-    return
-  try:
-    with open(os.path.join(output_dir, MANIFEST), encoding="utf-8") as f:
-      manifest = json.load(f)
-    ours = {os.path.normpath(v["path"]) for v in manifest["videos"]}
-    ours |= {os.path.join("splits", hmdb51.split_file_name(c, k))
-             for c in manifest["classes"] for k in hmdb51.SPLITS}
-    if manifest.get("generator") != _GENERATOR:
-      raise ValueError(manifest.get("generator"))
-  except (OSError, ValueError, KeyError, TypeError) as e:
-    raise FileExistsError(
-        f"--output_dir {output_dir!r} is not a dataset written by make_synthetic (no valid "
-        f"{MANIFEST}); refusing to delete it with --overwrite") from e
-  ours.add(MANIFEST)
-  for root, _, files in os.walk(output_dir):
-    for name in files:
-      rel = os.path.normpath(os.path.relpath(os.path.join(root, name), output_dir))
-      if rel not in ours:
-        raise FileExistsError(
-            f"--output_dir {output_dir!r} holds {rel!r}, which make_synthetic did not write; "
-            "refusing to delete it with --overwrite")
+  io_utils.check_replaceable(output_dir, _GENERATOR, "make_synthetic", _owned_files)
 
 
 def generate_dataset(output_dir: str, num_classes: int = 4, videos_per_class: int = 10,
@@ -691,7 +675,7 @@ def generate_dataset(output_dir: str, num_classes: int = 4, videos_per_class: in
                                     "unused": ids.count(hmdb51.UNUSED)}
     summary = SyntheticSummary(output_dir=output_dir, classes=tuple(sorted(chosen)),
                                videos=tuple(records), split_counts=split_counts)
-    manifest = dict(summary.to_json(), seed=seed, generator="tsnet_tf.data.synthetic",
+    manifest = dict(summary.to_json(), seed=seed, generator=_GENERATOR,
                     appearances=list(appearances))
     with open(os.path.join(root, MANIFEST), "w", encoding="utf-8") as f:
       json.dump(manifest, f, indent=1)

@@ -37,10 +37,14 @@ def flow_to_rgb(flow, max_flow: Optional[float] = None) -> np.ndarray:
       drawn black.
     max_flow: magnitude mapped to full saturation; default: the largest
       finite magnitude of each image (at least 1e-6). Pass one value to
-      compare several flows on the same scale.
+      compare several flows on the same scale; must be >= 0 (0, e.g. the
+      largest magnitude of a still image, is taken as 1e-6).
 
   Returns:
     uint8 `[..., H, W, 3]` RGB.
+
+  Raises:
+    ValueError: a bad flow shape, or a negative or NaN `max_flow`.
   """
   flow = np.asarray(flow, np.float64)
   if flow.ndim < 3 or flow.shape[-1] != 2:
@@ -52,6 +56,9 @@ def flow_to_rgb(flow, max_flow: Optional[float] = None) -> np.ndarray:
   mag = np.hypot(u, v)
   if max_flow is None:
     max_flow = np.max(mag, axis=(-2, -1), keepdims=True)
+  elif not np.all(np.asarray(max_flow, np.float64) >= 0):
+    # Clamped to 1e-6, it would draw every flow fully saturated.
+    raise ValueError(f"flow_to_rgb: max_flow must be >= 0, got {max_flow}")
   max_flow = np.maximum(max_flow, 1e-6)
   rad = np.minimum(mag / max_flow, 1.0)
   wheel = color_wheel()
@@ -128,7 +135,13 @@ def triplets_figure(triplets: np.ndarray, starts: Sequence[int], stride: int = 1
 
   Returns:
     uint8 RGB `[H', W', 3]`: the rendered figure.
+
+  Raises:
+    ValueError: `max_flow` is negative (or NaN).
   """
+  if not max_flow >= 0:
+    raise ValueError(f"max_flow must be > 0 px, or 0 for the largest in each row; "
+                     f"got {max_flow}")
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top

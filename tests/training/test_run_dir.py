@@ -6,6 +6,7 @@ import pytest
 
 from tsnet_tf.data import clip_spec
 from tsnet_tf.training import run_dir
+from tsnet_tf.utils import errors
 from tsnet_tf.utils import labels as labels_lib
 
 
@@ -36,6 +37,11 @@ def test_clear_errors(tmp_path):
     run_dir.load_classifier(str(tmp_path), flag="--teacher_dir")
   with pytest.raises(FileNotFoundError, match="not a directory"):
     run_dir.load_classifier(str(tmp_path / "nope"))
+  # Keras would call a text file named model.keras "File not found".
+  (tmp_path / "model.keras").write_text("not a model")
+  with pytest.raises(errors.InputError, match="--teacher_dir .*: .*model.keras' is not a "
+                     "Keras model file"):
+    run_dir.load_classifier(str(tmp_path), flag="--teacher_dir")
   with pytest.raises(ValueError, match="non-empty"):
     run_dir.write_labels(str(tmp_path), ["a", ""])
   (tmp_path / "labels.txt").write_text("\n\n")

@@ -37,7 +37,6 @@ the measured difference).
 
 import os
 import tempfile
-import zipfile
 from typing import Dict, Optional, Sequence
 
 import keras
@@ -46,6 +45,7 @@ import tensorflow as tf
 from tsnet_tf.data import clip_spec as clip_spec_lib
 from tsnet_tf.utils import labels as labels_lib
 from tsnet_tf.utils.io import atomic_dir
+from tsnet_tf.utils.io import check_keras_file
 
 SERVING_SIGNATURE = "serving_default"
 CLIP_SIGNATURE = "classify_clip"
@@ -206,22 +206,6 @@ def export_saved_model(model: keras.Model, labels: Optional[Sequence[str]], expo
   return export_dir
 
 
-def check_keras_file(path: str) -> None:
-  """Refuses a `path` that is not a `.keras` archive before Keras reads it.
-
-  Keras reports any unreadable archive as "File not found", even when the file
-  exists (e.g. a text file named model.keras).
-
-  Raises:
-    FileNotFoundError: `path` does not exist.
-    ValueError: it is not a zip archive.
-  """
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f"Keras model file {path!r} does not exist")
-  if not zipfile.is_zipfile(path):
-    raise ValueError(f"{path!r} is not a Keras model file (a .keras file is a zip archive)")
-
-
 def load_keras_model(path: str) -> keras.Model:
   """Loads a `.keras` classifier with tsnet_tf's custom layers registered.
 
@@ -252,14 +236,9 @@ def export_from_model_dir(model_dir: str, export_dir: str,
 
   Raises:
     FileNotFoundError: `model_dir` or its `checkpoint` is missing.
-    ValueError: the checkpoint is not a Keras model file (`check_keras_file`).
+    ValueError: the checkpoint is not a Keras model file (`io.check_keras_file`).
   """
   from tsnet_tf.training import run_dir  # pylint: disable=g-import-not-at-top
-  checkpoint_path = run_dir.path(model_dir, checkpoint)
-  if os.path.isfile(checkpoint_path):
-    # load_classifier names a missing file; one that is not an archive would
-    # reach Keras, which calls it "File not found".
-    check_keras_file(checkpoint_path)
   model = run_dir.load_classifier(model_dir, checkpoint)
   spec, labels = run_dir.clip_contract(model_dir, model)
   if labels is None:

@@ -38,11 +38,11 @@ import os
 import shutil
 import time
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
-import uuid
 
 import numpy as np
 
 from tsnet_tf.utils import errors
+from tsnet_tf.utils import io as io_utils
 
 FORMATS = ("rawframes", "flo")
 # Summary written into the output directory after each run.
@@ -358,26 +358,6 @@ def _write_output(output: str, fn, *args) -> None:
     raise _output_error(output, e) from e
 
 
-def _make_temp_dir(parent: str, base: str) -> str:
-  """A new empty `parent/.base.tmp-XXXXXXXX` with the mode `os.makedirs` would give.
-
-  Not `tempfile.mkdtemp`: it makes 0700 folders, so the renamed output would
-  be unreadable to anyone else (a training job or colleague under another
-  user). `os.mkdir`'s default mode goes through the umask as a plain folder's
-  does, with no `os.umask` call (reading the umask that way sets it for a
-  moment, racing the writer threads creating files). tsnet_tf/utils/io.py has
-  no folder-mode helper to share (saved_model.py sets a fixed 0755).
-  """
-  for _ in range(100):
-    path = os.path.join(parent, f".{base}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-      os.mkdir(path)
-      return path
-    except FileExistsError:
-      continue
-  raise FileExistsError(f"no free temporary name in {parent!r}")
-
-
 class _Writes:
   """Image writes in flight on an executor, at most `limit` at once.
 
@@ -469,7 +449,7 @@ def extract_video(video: Video, output_dir: str, options: Options,
   num_frames = 0
   other_seconds = 0.0  # decoding, resizing and waiting for writers
   try:
-    tmp = _make_temp_dir(parent, base)
+    tmp = io_utils.make_temp_dir(parent, base)
   except OSError as e:
     raise _output_error(final, e) from e
   writes = _Writes(executor, 2 * options.num_writers, final)
@@ -651,7 +631,6 @@ def extract_all(videos: Sequence[Video], output_dir: str, options: Options,
 
 def _write_summary(output_dir: str, summary: Summary, options: Options):
   import json  # pylint: disable=g-import-not-at-top
-  from tsnet_tf.utils import io as io_utils  # pylint: disable=g-import-not-at-top
   record = dataclasses.asdict(summary)
   record["options"] = dataclasses.asdict(options)
   path = os.path.join(output_dir, SUMMARY_FILE)

@@ -25,6 +25,7 @@ from typing import List, Optional, Sequence, Tuple
 
 from tsnet_tf import config as config_lib
 from tsnet_tf.utils import errors
+from tsnet_tf.utils import io as io_utils
 from tsnet_tf.utils import labels as labels_lib
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,8 @@ def load_classifier(run_dir: str, checkpoint: str = MODEL_FILE, flag: str = "--m
 
   Raises:
     FileNotFoundError: naming `flag`, the directory and the missing file.
+    io.NotAKerasFileError: the file is not a `.keras` archive (Keras itself would
+      call it "File not found").
   """
   import keras  # pylint: disable=g-import-not-at-top
   import tsnet_tf  # pylint: disable=g-import-not-at-top,unused-import
@@ -82,6 +85,10 @@ def load_classifier(run_dir: str, checkpoint: str = MODEL_FILE, flag: str = "--m
   file = path(run_dir, checkpoint)
   if not os.path.isfile(file):
     raise FileNotFoundError(f"{flag} {run_dir!r} has no {checkpoint} (train that stage first)")
+  try:
+    io_utils.check_keras_file(file)
+  except io_utils.NotAKerasFileError as e:
+    raise io_utils.NotAKerasFileError(f"{flag} {run_dir!r}: {e}") from e
   return keras.saving.load_model(file, compile=False)
 
 

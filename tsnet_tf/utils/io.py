@@ -12,7 +12,10 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from typing import Callable, Iterable, Optional
+
+from tsnet_tf.utils import errors
 
 MANIFEST = "manifest.json"
 
@@ -241,3 +244,24 @@ def atomic_dir(path: str, overwrite: bool = False):
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
     raise
+
+
+class NotAKerasFileError(errors.InputError, ValueError):
+  """A file given as a `.keras` model is not one."""
+
+
+def check_keras_file(path: str) -> None:
+  """Refuses a `path` that is not a `.keras` archive before Keras reads it.
+
+  Keras reports any unreadable archive as "File not found", even when the file
+  exists (e.g. a text file named model.keras).
+
+  Raises:
+    FileNotFoundError: `path` does not exist.
+    NotAKerasFileError: it is not a zip archive (a ValueError).
+  """
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"Keras model file {path!r} does not exist")
+  if not zipfile.is_zipfile(path):
+    raise NotAKerasFileError(
+        f"{path!r} is not a Keras model file (a .keras file is a zip archive)")

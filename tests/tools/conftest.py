@@ -1,5 +1,6 @@
 """Shared by the tool tests: run a tool as a subprocess (tiny_data_dir: tests/conftest.py)."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -20,3 +21,23 @@ def run_tool():
 
   return run
 
+
+def _in_process_runner():
+  spec = importlib.util.spec_from_file_location(
+      "_reliability_runner", os.path.join(REPO, "tests", "reliability", "conftest.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+_RUNNER = _in_process_runner()
+
+
+@pytest.fixture
+def run_tool_in_process(capsys):
+  """`run_tool_in_process("predict.py", *flags)`: the tool through `cli.run` in this process.
+
+  tests/reliability/conftest.py's `run_tool`: a probe of an error path costs what the
+  tool does, not a subprocess's TensorFlow import.
+  """
+  return lambda tool, *args: _RUNNER.run_tool(capsys, tool, *args)

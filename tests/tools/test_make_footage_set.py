@@ -1,21 +1,13 @@
 """tools/make_footage_set.py: --overwrite never deletes what the tool did not write."""
 
-import importlib.util
 import os
 
 import pytest
 
-_TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The in-process runner of the error tests: a probe costs what the tool does, not an import.
-_spec = importlib.util.spec_from_file_location(
-    "reliability_conftest", os.path.join(_TESTS, "reliability", "conftest.py"))
-_reliability = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_reliability)
-
 
 @pytest.fixture
-def tool(capsys):
-  return lambda *args: _reliability.run_tool(capsys, "make_footage_set.py", *args)
+def tool(run_tool_in_process):
+  return lambda *args: run_tool_in_process("make_footage_set.py", *args)
 
 
 @pytest.fixture

@@ -4,29 +4,15 @@ The tools run in this process through `cli.run` (tests/reliability/conftest.py's
 `run_tool`): a subprocess would pay TensorFlow's import per probe.
 """
 
-import importlib.util
-import os
-
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLASSES = ("catch", "hug", "run")
 
 
-def _load(relative_path, name):
-  spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, relative_path))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-_runner = _load(os.path.join("tests", "reliability", "conftest.py"), "_reliability_runner")
-
-
 @pytest.fixture
-def tool(capsys):
-  return lambda name, *args: _runner.run_tool(capsys, name, *args)
+def tool(run_tool_in_process):
+  return run_tool_in_process
 
 
 def _error_line(result, code):

@@ -66,7 +66,9 @@ def _complete_shards(out):
 def _kill_conversion_then_resume(videos, tmp_path, sig, seed):
   """Starts tools/prepare_hmdb51.py, sends `sig` once k shards are complete, resumes."""
   from tsnet_tf.data import tfrecords  # pylint: disable=g-import-not-at-top
-  k = random.Random(seed).randint(1, NUM_SHARDS - 2)
+  # At least 3 shards left after the k-th: on a loaded 2-core machine the last two
+  # once finished between the poll and the signal (the decoder runs ahead).
+  k = random.Random(seed).randint(1, NUM_SHARDS - 3)
   out = str(tmp_path / "data")
   proc = subprocess.Popen(
       [sys.executable, os.path.join(REPO, "tools", "prepare_hmdb51.py"),
@@ -76,7 +78,7 @@ def _kill_conversion_then_resume(videos, tmp_path, sig, seed):
       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
   deadline = time.time() + 240
   while _complete_shards(out) < k and proc.poll() is None and time.time() < deadline:
-    time.sleep(0.005)
+    time.sleep(0.002)
   proc.send_signal(sig)
   _, err = proc.communicate(timeout=120)
   done = _complete_shards(out)

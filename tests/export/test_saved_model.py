@@ -97,6 +97,26 @@ def test_refuses_to_overwrite_and_checks_labels(deploy, export_dir, trained, dat
   assert not os.path.exists(export_dir + "_x")
 
 
+def test_overwrite_replaces_only_a_saved_model(deploy, trained, dataset, tmp_path):
+  mine = tmp_path / "1"
+  mine.mkdir()
+  (mine / "notes.txt").write_text("mine")
+  with pytest.raises(FileExistsError, match="not a SavedModel .*refusing to delete"):
+    sm.export_saved_model(trained, list(deploy.CLASSES), str(mine), overwrite=True,
+                          spec=deploy.spec(dataset[1]))
+  assert os.listdir(mine) == ["notes.txt"]
+  (tmp_path / "2").write_text("a file")
+  with pytest.raises(FileExistsError, match="is a file"):
+    sm.export_saved_model(trained, list(deploy.CLASSES), str(tmp_path / "2"), overwrite=True,
+                          spec=deploy.spec(dataset[1]))
+  assert (tmp_path / "2").read_text() == "a file"
+  ours = str(tmp_path / "3")
+  for _ in range(2):  # the second replaces the first: it is a SavedModel
+    sm.export_saved_model(trained, list(deploy.CLASSES), ours, overwrite=True,
+                          spec=deploy.spec(dataset[1]), save_keras=False)
+  assert os.path.isfile(os.path.join(ours, "saved_model.pb"))
+
+
 def test_keras_file_loads_in_fresh_process(deploy, export_dir):
   code = ("import sys, numpy as np, keras, tsnet_tf; "
           "m = keras.saving.load_model(sys.argv[1]); "

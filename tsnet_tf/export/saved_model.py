@@ -189,6 +189,8 @@ def export_saved_model(model: keras.Model, labels: Optional[Sequence[str]], expo
     raise FileExistsError(
         f"export_dir {export_dir!r} already exists; pass overwrite=True "
         "(--overwrite) or choose a new version number")
+  if overwrite and os.path.exists(export_dir):
+    _check_replaceable_export(export_dir)
   model = clip_spec_lib.attach(model, spec, labels)
   with tempfile.TemporaryDirectory() as scratch:
     labels_path = os.path.join(scratch, LABELS_FILE)
@@ -204,6 +206,20 @@ def export_saved_model(model: keras.Model, labels: Optional[Sequence[str]], expo
       if save_keras:
         model.save(os.path.join(tmp, KERAS_FILE))
   return export_dir
+
+
+def _check_replaceable_export(export_dir: str) -> None:
+  """`overwrite` replaces an empty directory or a SavedModel, never anything else.
+
+  A mistyped --export_dir (a data or home directory) must not be deleted.
+  """
+  if not os.path.isdir(export_dir):
+    raise FileExistsError(f"export_dir {export_dir!r} is a file, not a SavedModel; "
+                          "refusing to replace it with --overwrite")
+  if os.listdir(export_dir) and not os.path.isfile(
+      os.path.join(export_dir, "saved_model.pb")):
+    raise FileExistsError(f"export_dir {export_dir!r} is not a SavedModel (no saved_model.pb); "
+                          "refusing to delete it with --overwrite")
 
 
 def load_keras_model(path: str) -> keras.Model:

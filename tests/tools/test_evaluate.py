@@ -35,7 +35,7 @@ def test_writes_eval_json_with_fractions(tmp_path, tiny_data_dir, run_tool):
   assert (model_dir / "confusion_matrix.png").stat().st_size > 0
 
 
-def test_truncated_shard_is_one_line_naming_it(tmp_path, tiny_data_dir, run_tool):
+def test_truncated_shard_is_one_line_naming_it(tmp_path, tiny_data_dir, run_tool_in_process):
   import shutil  # pylint: disable=g-import-not-at-top
   from tsnet_tf import models  # pylint: disable=g-import-not-at-top
   from tsnet_tf.data import schema  # pylint: disable=g-import-not-at-top
@@ -48,11 +48,11 @@ def test_truncated_shard_is_one_line_naming_it(tmp_path, tiny_data_dir, run_tool
   model_dir.mkdir()
   models.build_rgb_model(2, 4, 16, backbone="light", width=4).save(
       str(model_dir / "model.keras"))
-  proc = run_tool("evaluate.py", f"--model_dir={model_dir}", f"--data_dir={data_dir}",
-                  "--num_clips=1", "--batch_size=2")
+  result = run_tool_in_process("evaluate.py", f"--model_dir={model_dir}",
+                               f"--data_dir={data_dir}", "--num_clips=1", "--batch_size=2")
   # Split on \r too: tqdm's bar rewrites its line with it.
-  lines = [l for l in re.split(r"[\r\n]", proc.stderr) if l.startswith("evaluate: error")]
-  assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
-  assert len(lines) == 1 and proc.stderr.rstrip().endswith(lines[0])
+  lines = [l for l in re.split(r"[\r\n]", result.err) if l.startswith("evaluate: error")]
+  assert result.code == 1 and "Traceback" not in result.err, result.err[-3000:]
+  assert len(lines) == 1 and result.err.rstrip().endswith(lines[0])
   assert lines[0].startswith(
       f"evaluate: error: --data_dir {data_dir!r}: truncated or corrupt shard: hmdb51-0"), lines

@@ -94,8 +94,7 @@ def test_teacher_dir_of_another_stage_is_refused(tmp_path, tiny_data_dir):
   assert not (tmp_path / "student").exists()
 
 
-def test_truncated_shard_is_one_line_naming_it(tmp_path, tiny_data_dir):
-  import re  # pylint: disable=g-import-not-at-top
+def test_truncated_shard_is_one_line_naming_it(tmp_path, tiny_data_dir, run_tool_in_process):
   import shutil  # pylint: disable=g-import-not-at-top
   from tsnet_tf.data import schema  # pylint: disable=g-import-not-at-top
   data_dir = str(tmp_path / "data")
@@ -103,11 +102,13 @@ def test_truncated_shard_is_one_line_naming_it(tmp_path, tiny_data_dir):
   for shard in schema.list_shards(data_dir):
     with open(shard, "r+b") as f:
       f.truncate(f.seek(0, 2) * 6 // 10)
-  proc = _run("--stage=rgb", f"--model_dir={tmp_path / 'm'}", f"--data_dir={data_dir}",
-              "--params_override=data.num_frames=4,data.crop_size=16,model.backbone=light,"
-              "model.width=4,train.epochs=1,train.steps_per_epoch=2,data.batch_size=2")
-  lines = [l for l in re.split(r"[\r\n]", proc.stderr) if l.startswith("train: error")]
-  assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
-  assert len(lines) == 1, proc.stderr[-3000:]
+  result = run_tool_in_process(
+      "train.py", "--stage=rgb", f"--model_dir={tmp_path / 'm'}", f"--data_dir={data_dir}",
+      "--params_override=data.num_frames=4,data.crop_size=16,model.backbone=light,"
+      "model.width=4,train.epochs=1,train.steps_per_epoch=2,data.batch_size=2",
+      "--progress=0")
+  lines = [l for l in result.err.splitlines() if l.startswith("train: error")]
+  assert result.code == 1 and "Traceback" not in result.err, result.err[-3000:]
+  assert len(lines) == 1, result.err[-3000:]
   assert lines[0].startswith(
       f"train: error: --data_dir {data_dir!r}: truncated or corrupt shard: hmdb51-0"), lines

@@ -46,8 +46,10 @@ def test_accurate_never_diverges_at_112(stress_112):
   assert errors.mean() < 0.5
 
 
+@pytest.mark.slow
 def test_legacy_behaviour_diverged_on_the_same_set(stress_112):
-  # The check above is a real one: the pre-fix solver fails it.
+  # The check above is a real one: the pre-fix solver fails it (slow: it guards
+  # the test, not the solver).
   f0, f1, truth, names = stress_112
   flow = np.asarray(tvl1(f0, f1, "accurate", **tvl1_lib.LEGACY))
   with pytest.raises(AssertionError):

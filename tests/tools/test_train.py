@@ -26,17 +26,17 @@ def test_helpfull_documents_every_flag():
     assert flag in proc.stdout, flag
 
 
-def test_unknown_config_key_names_key_and_file(tmp_path):
+def test_unknown_config_key_names_key_and_file(tmp_path, run_tool_in_process):
   config = tmp_path / "bad.yaml"
   config.write_text("train:\n  epochz: 3\n")
-  proc = _run(f"--config={config}", "--stage=rgb", f"--model_dir={tmp_path / 'm'}",
-              f"--data_dir={tmp_path}")
-  assert proc.returncode == 2
-  assert "bad.yaml" in proc.stderr and "'train.epochz'" in proc.stderr
-  proc = _run("--stage=rgb", f"--model_dir={tmp_path / 'm'}", f"--data_dir={tmp_path}",
-              "--params_override=model.widht=2")
-  assert proc.returncode == 2
-  assert "--params_override" in proc.stderr and "'model.widht'" in proc.stderr
+  result = run_tool_in_process("train.py", f"--config={config}", "--stage=rgb",
+                               f"--model_dir={tmp_path / 'm'}", f"--data_dir={tmp_path}")
+  assert result.code == 2
+  assert "bad.yaml" in result.err and "'train.epochz'" in result.err
+  result = run_tool_in_process("train.py", "--stage=rgb", f"--model_dir={tmp_path / 'm'}",
+                               f"--data_dir={tmp_path}", "--params_override=model.widht=2")
+  assert result.code == 2
+  assert "--params_override" in result.err and "'model.widht'" in result.err
 
 
 @pytest.mark.slow

@@ -200,7 +200,7 @@ def export_saved_model(model: keras.Model, labels: Optional[Sequence[str]], expo
       f.write(spec.to_json() + "\n")
     module = ServingModule(model, labels_path, spec, spec_path)
     with atomic_dir(export_dir, overwrite=overwrite) as tmp:
-      # mkdtemp makes it 0700; a model server often runs as another user.
+      # Readable by all whatever the umask: a model server often runs as another user.
       os.chmod(tmp, 0o755)
       tf.saved_model.save(module, tmp, signatures=module.signatures())
       if save_keras:

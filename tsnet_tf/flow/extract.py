@@ -32,6 +32,7 @@ full, folder not writable) stops the run (`OutputError`).
 """
 
 import collections
+import contextlib
 import concurrent.futures
 import dataclasses
 import os
@@ -60,11 +61,16 @@ class OutputError(errors.ResourceError, OSError):
   """The outputs cannot be written (disk full, read-only folder): every video would fail."""
 
 
-def _output_error(path: str, e: OSError) -> OutputError:
-  """`e` as an `OutputError` naming `path` (the user's, not a temporary name)."""
-  if isinstance(e, OutputError):
-    return e
-  return OutputError(f"cannot write {path!r}: {e.strerror or e}")
+@contextlib.contextmanager
+def _writing(path: str):
+  """An OSError inside becomes an `OutputError` naming `path` (the user's, not a
+  temporary name)."""
+  try:
+    yield
+  except OutputError:
+    raise
+  except OSError as e:
+    raise OutputError(f"cannot write {path!r}: {e.strerror or e}") from e
 
 
 @dataclasses.dataclass(frozen=True)
@@ -352,10 +358,8 @@ def _write_output(output: str, fn, *args) -> None:
   surfaces (a later `submit`, inside the frame generator, or `wait`), so a full
   disk is never mistaken for an unreadable input video.
   """
-  try:
+  with _writing(output):
     fn(*args)
-  except OSError as e:
-    raise _output_error(output, e) from e
 
 
 class _Writes:
@@ -428,13 +432,11 @@ def extract_video(video: Video, output_dir: str, options: Options,
   """
   final = os.path.join(output_dir, video.name)
   parent, base = os.path.split(final)
-  try:
+  with _writing(final):
     os.makedirs(parent, exist_ok=True)
     # A temporary folder of ours left by a killed run: ours to remove.
     for stale in _stale_temps(parent, base):
       shutil.rmtree(stale, ignore_errors=True)
-  except OSError as e:
-    raise _output_error(final, e) from e
   from tsnet_tf.data import tfrecords  # pylint: disable=g-import-not-at-top
   resize = lambda frame: tfrecords.resize_frame(np.asarray(frame), options.new_short)
   if read_video is None:
@@ -448,10 +450,8 @@ def extract_video(video: Video, output_dir: str, options: Options,
   save_frames = options.fmt == "rawframes" and options.save_frames
   num_frames = 0
   other_seconds = 0.0  # decoding, resizing and waiting for writers
-  try:
+  with _writing(final):
     tmp = io_utils.make_temp_dir(parent, base)
-  except OSError as e:
-    raise _output_error(final, e) from e
   writes = _Writes(executor, 2 * options.num_writers, final)
 
   def frames():
@@ -510,10 +510,8 @@ def extract_video(video: Video, output_dir: str, options: Options,
     if os.path.exists(final):
       raise FileExistsError(f"{final!r} appeared while extracting; not "
                             "replaced")
-    try:
+    with _writing(final):
       os.replace(tmp, final)
-    except OSError as e:
-      raise _output_error(final, e) from e
   except BaseException:
     writes.cancel()
     shutil.rmtree(tmp, ignore_errors=True)
@@ -634,9 +632,6 @@ def _write_summary(output_dir: str, summary: Summary, options: Options):
   record = dataclasses.asdict(summary)
   record["options"] = dataclasses.asdict(options)
   path = os.path.join(output_dir, SUMMARY_FILE)
-  try:
-    with io_utils.atomic_write(path) as tmp:
-      with open(tmp, "w") as f:
-        json.dump(record, f, indent=1, default=str)
-  except OSError as e:
-    raise _output_error(path, e) from e
+  with _writing(path), io_utils.atomic_write(path) as tmp:
+    with open(tmp, "w") as f:
+      json.dump(record, f, indent=1, default=str)

@@ -74,6 +74,12 @@ class DataConfig:
       `temporal_stride`): 1 = consecutive frames; 2 or 3 cover a longer span
       and make per-step motion larger (the teacher's flow is then between
       frames `frame_stride` apart). Evaluation and export use the same stride.
+    color_jitter: training: strength s of one random brightness, contrast and
+      saturation change per RGB clip, each factor in [1 - s, 1 + s]; 0 = off.
+      Makes clothes, skin and light say less about the class.
+    background_mix: training: largest weight of a still frame of another clip
+      of the batch blended into each RGB clip; 0 = off. Adds another person or
+      room without adding motion, so who and where stop telling the class.
   """
   num_frames: int = 8
   crop_size: int = 64
@@ -83,6 +89,8 @@ class DataConfig:
   validation_clips: int = 1
   shuffle_seed: int = 0
   random_flip: bool = True
+  color_jitter: float = 0.0
+  background_mix: float = 0.0
   frame_stride: int = 1
 
 
@@ -126,6 +134,11 @@ class ModelConfig:
       classic rule) or `geometric` (normalised product: a stream sure that
       a class is wrong vetoes it).
     flow: the teacher's flow layer settings.
+    rgb_input: what the rgb and student networks see of their RGB clip:
+      `frames`, `differences` (x[t] - x[t-1], `layers.TemporalDifference`:
+      what moves, without the still person and room) or
+      `frames_and_differences` (both, in channels). Computed inside the
+      model, so serving still takes RGB frames and no flow is needed.
   """
   backbone: str = "r3d18"
   depth: int = 18
@@ -133,6 +146,7 @@ class ModelConfig:
   feature_dim: Optional[int] = None
   dropout: float = 0.0
   stem: str = "2plus1d"
+  rgb_input: str = "frames"
   fusion: str = "mean"
   flow: FlowConfig = dataclasses.field(default_factory=FlowConfig)
 
@@ -143,7 +157,16 @@ class TrainConfig:
 
   Attributes:
     epochs: training epochs.
-    steps_per_epoch: batches per epoch; null = training videos // batch_size.
+    steps_per_epoch: batches per epoch; null = training videos // batch_size,
+      raised to reach `min_steps`.
+    min_steps: a floor on the training budget in steps (0 = none): when
+      `epochs` epochs of the training set are fewer steps, each epoch gets
+      ceil(min_steps / epochs) steps (several passes over the videos), so a
+      15-video set trains as long as a 100-video one with the same config.
+      The schedule's epochs (warm-up, decay, MSE warm-up) keep their meaning.
+    early_stopping_patience: stop when the validation accuracy has not
+      improved for this many epochs, and end with the weights of the best
+      epoch (model.keras = best.keras); 0 = off. Needs a validation subset.
     validation_steps: validation batches per epoch; null = the whole subset.
     learning_rate: peak learning rate, reached at the end of warm-up.
     momentum: SGD momentum.
@@ -170,6 +193,8 @@ class TrainConfig:
   """
   epochs: int = 10
   steps_per_epoch: Optional[int] = None
+  min_steps: int = 0
+  early_stopping_patience: int = 0
   validation_steps: Optional[int] = None
   learning_rate: float = 0.1
   momentum: float = 0.9
@@ -326,6 +351,7 @@ _CHOICES = {
     ("model", "flow", "preset"): ("fast", "accurate"),
     ("model", "flow", "source"): ("graph", "stored"),
     ("model", "stem"): ("2plus1d", "3d"),
+    ("model", "rgb_input"): ("frames", "differences", "frames_and_differences"),
     # tsnet_tf.models.FUSION_MODES.
     ("model", "fusion"): ("mean", "geometric"),
     ("train", "lr_schedule"): ("cosine", "step", "constant"),
@@ -339,7 +365,9 @@ _BOUNDS = {
     ("data", "num_frames"): (1, None), ("data", "crop_size"): (8, None),
     ("data", "batch_size"): (1, None), ("data", "eval_batch_size"): (1, None),
     ("data", "validation_clips"): (1, None), ("data", "frame_stride"): (1, None),
+    ("data", "color_jitter"): (0.0, 1.0), ("data", "background_mix"): (0.0, 1.0),
     ("train", "epochs"): (0, None), ("train", "steps_per_epoch"): (1, None),
+    ("train", "min_steps"): (0, None), ("train", "early_stopping_patience"): (0, None),
     ("train", "validation_steps"): (1, None), ("train", "learning_rate"): (0.0, None),
     ("train", "weight_decay"): (0.0, None), ("train", "warmup_epochs"): (0.0, None),
     ("train", "steps_per_execution"): (1, None), ("distill", "lambda_"): (0.0, None),

@@ -209,3 +209,23 @@ def test_reading_leaves_a_data_loss_elsewhere_as_it_is(data):
   with pytest.raises(tf.errors.DataLossError, match="checkpoint"):
     with pipeline.reading(data[0]):
       raise tf.errors.DataLossError(None, None, "corrupt checkpoint")
+
+
+def test_appearance_augmentation_is_seeded_resumable_and_changes_only_the_clips(data):
+  out, _ = data
+  make = lambda skip=0, **aug: pipeline.make_dataset(
+      out, 1, "train", num_frames=T, crop_size=S, batch_size=3, seed=5,
+      return_video_index=True, skip_steps=skip, **aug)
+  aug = dict(color_jitter=0.4, background_mix=0.5)
+  plain, mixed = _take(make(), 4), _take(make(**aug), 4)
+  for p, m in zip(plain, mixed):
+    np.testing.assert_array_equal(p[1], m[1])  # same videos, same labels
+    np.testing.assert_array_equal(p[2], m[2])
+    assert not np.allclose(p[0], m[0])
+    assert m[0].min() >= 0 and m[0].max() <= 255
+  # Seeded, and a resumed run gets the same augmented batches.
+  for x, y in zip(mixed[2:], _take(make(2, **aug), 2)):
+    for a, b in zip(x, y):
+      np.testing.assert_array_equal(a, b)
+  with pytest.raises(ValueError, match="color_jitter and background_mix"):
+    pipeline.make_dataset(out, 1, "train", color_jitter=1.5)

@@ -100,3 +100,41 @@ def test_train_preprocess_is_a_crop_or_its_mirror_and_seeded():
 def test_crop_and_resize_rejects_bad_rank():
   with pytest.raises(ValueError, match="clip must be"):
     preprocessing.eval_preprocess(np.zeros((4, 4, 3), np.uint8), 2)
+
+
+def test_color_jitter_changes_every_frame_alike_and_keeps_the_range():
+  rng = np.random.default_rng(3)
+  clip = tf.constant(rng.uniform(0, 255, size=(4, 8, 8, 3)), tf.float32)
+  assert preprocessing.color_jitter(clip, 0.0, tf.constant([1, 2])) is clip
+  out = preprocessing.color_jitter(clip, 0.5, tf.constant([1, 2])).numpy()
+  assert out.min() >= 0 and out.max() <= 255 and not np.allclose(out, clip.numpy())
+  np.testing.assert_array_equal(out, preprocessing.color_jitter(clip, 0.5,
+                                                                tf.constant([1, 2])).numpy())
+  # One change for the whole clip: a still clip stays still.
+  still = tf.repeat(clip[:1], 4, axis=0)
+  jittered = preprocessing.color_jitter(still, 0.5, tf.constant([5, 6])).numpy()
+  np.testing.assert_allclose(jittered, np.repeat(jittered[:1], 4, axis=0), atol=1e-4)
+
+
+def test_background_mix_is_a_still_frame_of_the_next_clip():
+  rng = np.random.default_rng(4)
+  clips = rng.uniform(0, 255, size=(3, 5, 4, 4, 3)).astype("float32")
+  assert preprocessing.background_mix(clips, 0.0, tf.constant([0, 1])) is clips
+  out = preprocessing.background_mix(tf.constant(clips), 0.6, tf.constant([0, 1])).numpy()
+  others = np.roll(clips, 1, axis=0)
+  for b in range(3):
+    # out - x = a (still - x): the added part is one frame of the clip before, the same
+    # at every time step, with a in [0, 0.6).
+    found = False
+    for k in range(5):
+      still = others[b, k][None]
+      a = np.sum((out[b] - clips[b]) * (still - clips[b])) / np.sum((still - clips[b]) ** 2)
+      if np.allclose(out[b], (1 - a) * clips[b] + a * still, atol=1e-3):
+        found = 0 <= a < 0.6
+    assert found, b
+  # The motion is kept, scaled by 1 - a: frame differences are proportional.
+  d_out = np.diff(out, axis=1)
+  d_in = np.diff(clips, axis=1)
+  ratio = np.sum(d_out * d_in, axis=(1, 2, 3, 4)) / np.sum(d_in * d_in, axis=(1, 2, 3, 4))
+  np.testing.assert_allclose(d_out, ratio[:, None, None, None, None] * d_in, atol=1e-3)
+  assert np.all((ratio > 0.4) & (ratio <= 1.0))

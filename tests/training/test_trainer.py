@@ -226,3 +226,48 @@ def test_wrong_stage_input_runs_are_refused(rgb_run, teacher_dir, data_dir, tmp_
     trainer.train(_tiny_config("twostream", "train.epochs=0"), "twostream", str(model_dir),
                   data_dir, rgb_dir=teacher_dir, flow_dir=rgb_dir)
   assert not model_dir.exists()
+
+
+def test_min_steps_lengthens_the_epochs_of_a_small_set():
+  counts = {"splits": {"1": {"train": 15, "validation": 5, "test": 5}}}
+  cfg = _tiny_config("rgb", "train.steps_per_epoch=null,data.batch_size=8,train.epochs=24")
+  assert trainer._plan_steps(cfg, counts, "/x", 1, multi_worker=False).steps_per_epoch == 1
+  cfg = _tiny_config("rgb", "train.steps_per_epoch=null,data.batch_size=8,train.epochs=24,"
+                            "train.min_steps=300")
+  # ceil(300 / 24) = 13 steps an epoch: 312 steps, not 24.
+  assert trainer._plan_steps(cfg, counts, "/x", 1, multi_worker=False).steps_per_epoch == 13
+  # A large set already has more steps than the floor: unchanged.
+  counts["splits"]["1"]["train"] = 1000
+  assert trainer._plan_steps(cfg, counts, "/x", 1, multi_worker=False).steps_per_epoch == 125
+  # An explicit steps_per_epoch wins.
+  cfg = _tiny_config("rgb", "train.steps_per_epoch=2,train.min_steps=300")
+  assert trainer._plan_steps(cfg, counts, "/x", 1, multi_worker=False).steps_per_epoch == 2
+
+
+def test_early_stopping_starts_after_the_warm_ups_and_needs_validation():
+  counts = {"splits": {"1": {"train": 15, "validation": 5, "test": 5}}}
+  cfg = _tiny_config("student", "train.early_stopping_patience=3,train.warmup_epochs=1.5,"
+                                "distill.mse_warmup_epochs=4")
+  steps = trainer._plan_steps(cfg, counts, "/x", 1, multi_worker=False)
+  stop, = trainer._early_stopping(cfg, "student", steps)
+  assert isinstance(stop, keras.callbacks.EarlyStopping)
+  assert (stop.patience, stop.start_from_epoch, stop.monitor) == (3, 4, "val_accuracy")
+  assert stop.restore_best_weights
+  stop, = trainer._early_stopping(cfg, "rgb", steps)
+  assert stop.start_from_epoch == 2
+  assert trainer._early_stopping(_tiny_config("rgb"), "rgb", steps) == []
+  counts["splits"]["1"]["validation"] = 0
+  steps = trainer._plan_steps(cfg, counts, "/x", 1, multi_worker=False)
+  assert trainer._early_stopping(cfg, "rgb", steps) == []
+
+
+def test_early_stopping_ends_with_the_best_epochs_weights(data_dir, tmp_path):
+  cfg = _tiny_config("rgb", "train.epochs=4,train.early_stopping_patience=1,"
+                            "train.warmup_epochs=0")
+  result = trainer.train(cfg, "rgb", str(tmp_path / "m"), data_dir, verbose=0)
+  assert 2 <= len(result.history["val_accuracy"]) <= 4
+  # model.keras is the best epoch's model, i.e. best.keras.
+  final = keras.saving.load_model(str(tmp_path / "m" / "model.keras"))
+  best = keras.saving.load_model(str(tmp_path / "m" / "best.keras"))
+  for a, b in zip(final.get_weights(), best.get_weights()):
+    np.testing.assert_array_equal(a, b)

@@ -173,7 +173,8 @@ def make_dataset(data_dir: str, split: int = 1, subset: str = "train", training:
                  scale_range: Sequence[float] = preprocessing.DEFAULT_SCALE_RANGE,
                  flip: bool = True, shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
                  drop_remainder: Optional[bool] = None,
-                 skip_steps: int = 0, stored_flow: str = "") -> tf.data.Dataset:
+                 skip_steps: int = 0, stored_flow: str = "", color_jitter: float = 0.0,
+                 background_mix: float = 0.0) -> tf.data.Dataset:
   """The input pipeline (see the module doc for semantics).
 
   Args:
@@ -202,6 +203,13 @@ def make_dataset(data_dir: str, split: int = 1, subset: str = "train", training:
     stored_flow: training only: "" (RGB clips), "flow" (the stored flow of
       each clip, no RGB decoded) or "clip_and_flow" (both), see the module
       doc; the records must hold flow stored with stride `frame_stride`.
+    color_jitter: training: strength of one random brightness, contrast and
+      saturation change per RGB clip (`preprocessing.color_jitter`); the
+      stored flow is the unchanged clip's, so a student's Eq. 7 target does not
+      depend on it. 0 = off.
+    background_mix: training: the largest weight of a still frame of another
+      clip of the batch blended into each RGB clip
+      (`preprocessing.background_mix`). 0 = off.
 
   Returns:
     tf.data.Dataset of `(clips float32 [B,T,S,S,3], labels int32 [B][, video_index int32 [B]])`.
@@ -219,6 +227,9 @@ def make_dataset(data_dir: str, split: int = 1, subset: str = "train", training:
       raise ValueError(f"{name} must be >= 1, got {value}")
   if stored_flow:
     _check_stored_flow(summary, data_dir, stored_flow, training, frame_stride)
+  if not (0.0 <= color_jitter < 1.0 and 0.0 <= background_mix < 1.0):
+    raise ValueError(f"color_jitter and background_mix must be in [0, 1), got {color_jitter} "
+                     f"and {background_mix}")
   split = int(split)
   subset_id = hmdb51.SUBSET_IDS[subset]
   files = schema.list_shards(data_dir)
@@ -292,12 +303,19 @@ def make_dataset(data_dir: str, split: int = 1, subset: str = "train", training:
       window_seed, flip_seed = preprocessing.train_window_and_flip_seeds(crop_seed)
       height, width = _frame_shape(encoded)
       window = preprocessing.random_crop_window(height, width, window_seed, scale_range)
+      # Folded from the clip's seed, so the other draws are those of a run without it.
+      jitter_seed = tf.random.experimental.stateless_fold_in(clip_seed, _JITTER_SALT)
       if stored_flow:
         inputs = _stored_flow_inputs(rec, idx, encoded, window, flip_seed, flip, crop_size,
                                      num_frames, with_clip=stored_flow == "clip_and_flow")
+        from tsnet_tf.data import stored_flow as stored_flow_lib  # pylint: disable=g-import-not-at-top
+        if stored_flow_lib.CLIP_KEY in inputs:
+          inputs[stored_flow_lib.CLIP_KEY] = preprocessing.color_jitter(
+              inputs[stored_flow_lib.CLIP_KEY], color_jitter, jitter_seed)
         return (inputs, tf.cast(rec[schema.LABEL_INDEX_KEY], tf.int32),
                 tf.cast(rec[schema.VIDEO_INDEX_KEY], tf.int32))
       clip = _train_frames(encoded, window, flip_seed, flip, crop_size, num_frames)
+      clip = preprocessing.color_jitter(clip, color_jitter, jitter_seed)
       return (clip, tf.cast(rec[schema.LABEL_INDEX_KEY], tf.int32),
               tf.cast(rec[schema.VIDEO_INDEX_KEY], tf.int32))
 
@@ -331,6 +349,8 @@ def make_dataset(data_dir: str, split: int = 1, subset: str = "train", training:
   if not return_video_index:
     ds = ds.map(lambda clip, label, video_index: (clip, label))
   ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+  if training and background_mix and stored_flow != "flow":
+    ds = _mix_backgrounds(ds, background_mix, seed, skip_steps)
   options = tf.data.Options()
   options.deterministic = deterministic
   ds = ds.with_options(options)
@@ -338,6 +358,29 @@ def make_dataset(data_dir: str, split: int = 1, subset: str = "train", training:
 
 
 STORED_FLOW_MODES = ("flow", "clip_and_flow")
+_JITTER_SALT = 0x6A17
+
+
+def _mix_backgrounds(ds: tf.data.Dataset, max_alpha: float, seed: Optional[int],
+                     skip_steps: int) -> tf.data.Dataset:
+  """`preprocessing.background_mix` on each batch's RGB clips (not its stored flow)."""
+  # One seed per batch, skipped like the batches of a resumed run.
+  seeds = tf.data.Dataset.random(seed=None if seed is None else seed + 1).batch(2)
+  seeds = seeds.skip(int(skip_steps))
+
+  from tsnet_tf.data import stored_flow as stored_flow_lib  # pylint: disable=g-import-not-at-top
+
+  def mix(batch, batch_seed):
+    inputs = batch[0]
+    if isinstance(inputs, dict):
+      inputs = dict(inputs)
+      inputs[stored_flow_lib.CLIP_KEY] = preprocessing.background_mix(
+          inputs[stored_flow_lib.CLIP_KEY], max_alpha, batch_seed)
+    else:
+      inputs = preprocessing.background_mix(inputs, max_alpha, batch_seed)
+    return (inputs,) + tuple(batch[1:])
+
+  return tf.data.Dataset.zip((ds, seeds)).map(mix, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _check_stored_flow(summary: dict, data_dir: str, mode: str, training: bool,

@@ -293,3 +293,62 @@ def eval_preprocess(clip: tf.Tensor, crop_size: int) -> tf.Tensor:
     raise ValueError(f"clip must be [T, H, W, C] or [B, T, H, W, C], got shape {clip.shape}")
   window = centre_crop_window(shape[rank - 3], shape[rank - 2])
   return crop_and_resize(clip, window, crop_size)
+
+
+def color_jitter(clip: tf.Tensor, strength: float, seed: tf.Tensor) -> tf.Tensor:
+  """One random brightness, contrast and saturation change for a whole clip.
+
+  Each factor is drawn uniformly in `[1 - strength, 1 + strength]`; every frame
+  gets the same ones, so the motion between frames is unchanged. Hue is left
+  alone: it would turn one coloured object into another, and colour can be
+  what a class is (the appearance x motion benchmark).
+
+  Args:
+    clip: float32 `[T, H, W, 3]` in [0, 255].
+    strength: in [0, 1); 0 returns the clip.
+    seed: int [2] stateless-random seed.
+
+  Returns:
+    float32 `[T, H, W, 3]` in [0, 255].
+  """
+  if not strength:
+    return clip
+  seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=3)
+  factor = [tf.random.stateless_uniform([], seed=s, minval=1.0 - strength,
+                                        maxval=1.0 + strength) for s in tf.unstack(seeds)]
+  clip = clip * factor[0]
+  mean = tf.reduce_mean(clip, axis=[1, 2, 3], keepdims=True)
+  clip = (clip - mean) * factor[1] + mean
+  grey = tf.reduce_mean(clip, axis=-1, keepdims=True)
+  clip = (clip - grey) * factor[2] + grey
+  return tf.clip_by_value(clip, 0.0, 255.0)
+
+
+def background_mix(clips: tf.Tensor, max_alpha: float, seed: tf.Tensor) -> tf.Tensor:
+  """Blends into each clip of a batch one still frame of another clip.
+
+  `clip' = (1 - a) clip + a still`, with `a ~ U(0, max_alpha)` per clip and
+  `still` a random frame of the next clip in the batch (the batch rolled by
+  one). The still frame adds appearance (another person, another room) but no
+  motion, so the label and the clip's optical flow are unchanged while who
+  and where stop telling the class.
+
+  Args:
+    clips: float32 `[B, T, H, W, C]` in [0, 255].
+    max_alpha: in [0, 1); 0 returns the clips.
+    seed: int [2] stateless-random seed.
+
+  Returns:
+    float32 `[B, T, H, W, C]`.
+  """
+  if not max_alpha:
+    return clips
+  shape = tf.shape(clips)
+  batch, frames = shape[0], shape[1]
+  alpha_seed, frame_seed = tf.unstack(
+      tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=2))
+  alpha = tf.random.stateless_uniform([batch, 1, 1, 1, 1], seed=alpha_seed, maxval=max_alpha)
+  pick = tf.random.stateless_uniform([batch], seed=frame_seed, maxval=frames, dtype=tf.int32)
+  others = tf.roll(clips, shift=1, axis=0)
+  still = tf.gather(others, pick, axis=1, batch_dims=1)[:, None]
+  return (1.0 - alpha) * clips + alpha * still

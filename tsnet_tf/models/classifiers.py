@@ -14,6 +14,7 @@ import keras
 from keras import layers
 from keras import ops
 
+from tsnet_tf.layers.temporal_difference import TemporalDifference
 from tsnet_tf.models import backbones
 
 # Kinetics-400 RGB statistics (torchvision's video models), for inputs in [0, 1].
@@ -161,6 +162,7 @@ def build_rgb_model(num_classes: int,
                     dropout_rate: float = 0.5,
                     weight_decay: float = 0.0,
                     name: str = "rgb",
+                    rgb_input: str = "frames",
                     **backbone_kwargs) -> keras.Model:
   """RGB clip classifier: the `rgb` baseline and the student (M3).
 
@@ -176,6 +178,9 @@ def build_rgb_model(num_classes: int,
     weight_decay: L2 on kernels with gradient `weight_decay * w`; 0 to leave
       decay to the optimizer.
     name: model name (distinct names are needed to fuse two models).
+    rgb_input: `frames` (the backbone sees the clip), `differences` or
+      `frames_and_differences` (`layers.TemporalDifference` after the
+      normalisation: the backbone sees T - 1 steps, as the teacher's flow).
     **backbone_kwargs: depth, blocks_per_stage, widths, feature_dim,
       stem_pool, forwarded to the backbone.
 
@@ -183,9 +188,12 @@ def build_rgb_model(num_classes: int,
     Functional `keras.Model`: float32 `[B, T, S, S, 3]` in [0, 255] ->
     float32 logits `[B, K]`; layer "features" gives `[B, D]`.
   """
-  _check_common(num_classes, num_frames, crop_size)
+  _check_common(num_classes, num_frames, crop_size,
+                min_frames=1 if rgb_input == "frames" else 2)
   clip = keras.Input((num_frames, crop_size, crop_size, 3), name="clip")
   x = video_normalization()(clip)
+  if rgb_input != "frames":
+    x = TemporalDifference(rgb_input, name="temporal_difference")(x)
   features = backbones.apply_backbone(
       x, backbone,
       width_multiplier=_resolve_width(backbone, width, width_multiplier),

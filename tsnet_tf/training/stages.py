@@ -38,7 +38,8 @@ def build_rgb(cfg: config_lib.ExperimentConfig, num_classes: int,
   """The config's RGB classifier: float32 `[B, T, S, S, 3]` -> logits `[B, K]`."""
   from tsnet_tf import models  # pylint: disable=g-import-not-at-top
   return models.build_rgb_model(num_classes, cfg.data.num_frames, cfg.data.crop_size,
-                                name=name, **config_lib.backbone_kwargs(cfg))
+                                name=name, rgb_input=cfg.model.rgb_input,
+                                **config_lib.backbone_kwargs(cfg))
 
 
 def build_flow(cfg: config_lib.ExperimentConfig, num_classes: int,

@@ -171,6 +171,8 @@ def _plan_steps(cfg: config_lib.ExperimentConfig, summary: dict, data_dir: str, 
 
   num_train = count("train")
   steps_per_epoch = cfg.train.steps_per_epoch or max(1, num_train // cfg.data.batch_size)
+  if not cfg.train.steps_per_epoch and cfg.train.min_steps and cfg.train.epochs:
+    steps_per_epoch = max(steps_per_epoch, math.ceil(cfg.train.min_steps / cfg.train.epochs))
   validation_subset = cfg.data.validation_subset
   if validation_subset != "none" and count(validation_subset) == 0:
     log.warning("split %d has no %s videos: no validation", split, validation_subset)
@@ -187,6 +189,23 @@ def _plan_steps(cfg: config_lib.ExperimentConfig, summary: dict, data_dir: str, 
   return _Steps(steps_per_epoch, validation_subset, validation_steps, monitor)
 
 
+def _early_stopping(cfg: config_lib.ExperimentConfig, stage: str, steps: _Steps) -> list:
+  """[EarlyStopping] under `train.early_stopping_patience`, else []."""
+  patience = cfg.train.early_stopping_patience
+  if not patience:
+    return []
+  if steps.validation_subset == "none":
+    log.warning("train.early_stopping_patience=%d needs a validation subset; not stopping "
+                "early", patience)
+    return []
+  # Not before the warm-ups end: a student's MSE-only epochs have chance accuracy.
+  start = math.ceil(cfg.train.warmup_epochs)
+  if stage == "student":
+    start = max(start, cfg.distill.mse_warmup_epochs)
+  return [keras.callbacks.EarlyStopping(monitor=steps.monitor, mode="max", patience=patience,
+                                        start_from_epoch=start, restore_best_weights=True)]
+
+
 def _datasets(cfg: config_lib.ExperimentConfig, data_dir: str, split: int, steps: _Steps,
               strategy, distribute_input: bool, initial_epoch: int = 0, stored_flow: str = ""):
   """(train, validation or None) datasets of the run; the training stream starts
@@ -197,6 +216,8 @@ def _datasets(cfg: config_lib.ExperimentConfig, data_dir: str, split: int, steps
   train_ds = distribute.dataset(strategy, distribute_input, cfg.data.batch_size, subset="train",
                                 training=True, seed=cfg.data.shuffle_seed,
                                 flip=cfg.data.random_flip,
+                                color_jitter=cfg.data.color_jitter,
+                                background_mix=cfg.data.background_mix,
                                 skip_steps=initial_epoch * steps.steps_per_epoch,
                                 stored_flow=stored_flow, **data_kwargs)
   val_ds = None
@@ -374,6 +395,7 @@ def train(config: config_lib.ExperimentConfig,
     cbs += the_stage.callbacks()
     cbs += [history_cb, best_cb,
             callbacks_lib.EpochSummaries(os.path.join(out_dir, run_dir.LOGS_DIR))]
+    cbs += _early_stopping(cfg, stage, steps)
     cbs += list(callbacks)
 
     if cfg.train.epochs > 0:

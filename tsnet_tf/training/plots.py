@@ -92,3 +92,49 @@ def plot_confusion_matrix(matrix: np.ndarray, labels: Sequence[str], path: str,
     # bbox "tight" keeps a title wider than the axes inside the picture.
     fig.savefig(tmp, dpi=100, format="png", bbox_inches="tight")
   plt.close(fig)
+
+
+def plot_activation_maps(clips: np.ndarray, maps: Mapping[str, np.ndarray],
+                         row_titles: Sequence[str], path: str,
+                         title: Optional[str] = None) -> None:
+  """Writes, per clip, its middle frame and each model's class activation map on it.
+
+  Args:
+    clips: `[N, T, S, S, 3]` frames in [0, 255].
+    maps: {model name: `[N, T', H', W']` maps (`models.cam.class_activation_maps`)};
+      each is averaged over time, scaled to [0, 1] per clip (positive evidence
+      only) and drawn over the frame.
+    row_titles: N labels (e.g. the video and its class).
+    path: output PNG, written atomically.
+    title: figure title.
+  """
+  plt = _pyplot()
+  n = len(clips)
+  cols = 1 + len(maps)
+  fig, axes = plt.subplots(n, cols, figsize=(2.2 * cols, 2.2 * n), squeeze=False)
+  for i in range(n):
+    frame = np.clip(clips[i][len(clips[i]) // 2], 0, 255).astype(np.uint8)
+    size = frame.shape[:2]
+    axes[i, 0].imshow(frame)
+    axes[i, 0].set_ylabel(row_titles[i], fontsize=7)
+    for j, (name, m) in enumerate(maps.items(), start=1):
+      heat = np.maximum(np.asarray(m[i], np.float32).mean(axis=0), 0.0)
+      heat = heat / heat.max() if heat.max() > 0 else heat
+      # Nearest upsampling to the frame: each cell is one position of the map.
+      reps = (int(np.ceil(size[0] / heat.shape[0])), int(np.ceil(size[1] / heat.shape[1])))
+      heat = np.kron(heat, np.ones(reps))[:size[0], :size[1]]
+      axes[i, j].imshow(frame)
+      axes[i, j].imshow(heat, cmap="jet", alpha=0.45, vmin=0, vmax=1)
+      if i == 0:
+        axes[i, j].set_title(name, fontsize=8)
+    if i == 0:
+      axes[i, 0].set_title("middle frame", fontsize=8)
+  for ax in axes.ravel():
+    ax.set_xticks([])
+    ax.set_yticks([])
+  if title:
+    fig.suptitle(title, fontsize=9)
+  fig.tight_layout()
+  with atomic_write(path) as tmp:
+    fig.savefig(tmp, dpi=100, format="png")
+  plt.close(fig)

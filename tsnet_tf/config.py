@@ -185,8 +185,16 @@ class TrainConfig:
     decay_rate: `step` schedule factor.
     min_lr_ratio: `cosine` schedule: final rate / peak rate.
     seed: seed for weight initialisation and dropout.
-    mixed_precision: train under the `mixed_float16` policy (GPU) or
-      `mixed_bfloat16` (CPU); variables stay float32.
+    micro_batch_size: clips per forward/backward pass; null = the whole
+      `data.batch_size`. When smaller it must divide `data.batch_size`: the
+      gradients of `data.batch_size / micro_batch_size` micro-batches are
+      averaged before each optimizer step (Keras' `gradient_accumulation_steps`),
+      so the effective batch and the learning rate schedule stay those of
+      `data.batch_size` while memory is that of the micro-batch (BatchNorm's
+      statistics are the micro-batch's). Global, like `data.batch_size`.
+    mixed_precision: `auto` (default: on when training on a GPU or TPU, off on
+      CPU), true or false: train under the `mixed_float16` policy (GPU, with
+      loss scaling) or `mixed_bfloat16` (elsewhere); variables stay float32.
     steps_per_execution: batches per compiled call (speed on accelerators).
     run_eagerly: run the train/test steps eagerly, without tf.function
       (debugging; for a handful of steps it also skips the tracing cost).
@@ -207,7 +215,8 @@ class TrainConfig:
   decay_rate: float = 0.1
   min_lr_ratio: float = 0.0
   seed: int = 0
-  mixed_precision: bool = False
+  micro_batch_size: Optional[int] = None
+  mixed_precision: Any = "auto"  # true, false or "auto" (checked in _check_values)
   steps_per_execution: int = 1
   run_eagerly: bool = False
 
@@ -374,6 +383,7 @@ _BOUNDS = {
     ("distill", "mse_warmup_epochs"): (0, None), ("distill", "logit_weight"): (0.0, None),
     ("distill", "temperature"): (0.01, None), ("eval", "num_clips"): (1, None),
     ("model", "width"): (1, None), ("model", "feature_dim"): (1, None),
+    ("train", "micro_batch_size"): (1, None),
     ("train", "decay_rate"): (0.0, None), ("train", "min_lr_ratio"): (0.0, None),
     # [low, high): what Keras' SGD and Dropout accept.
     ("train", "momentum"): (0.0, 1.0), ("model", "dropout"): (0.0, 1.0),
@@ -404,6 +414,14 @@ def _check_values(cfg: ExperimentConfig, source: str) -> None:
     raise ConfigError(f"{source}: 'model.depth' must be one of "
                       f"{', '.join(map(str, _R3D_DEPTHS))} for backbone r3d18, "
                       f"got {cfg.model.depth!r}")
+  if cfg.train.mixed_precision not in (True, False, "auto"):
+    raise ConfigError(f"{source}: 'train.mixed_precision' must be true, false or auto, "
+                      f"got {cfg.train.mixed_precision!r}")
+  micro = cfg.train.micro_batch_size
+  if micro is not None and cfg.data.batch_size % micro:
+    raise ConfigError(f"{source}: 'train.micro_batch_size' ({micro}) must divide "
+                      f"'data.batch_size' ({cfg.data.batch_size}): the optimizer steps once "
+                      "per data.batch_size clips")
   if cfg.model.flow.bound <= 0:
     raise ConfigError(f"{source}: 'model.flow.bound' must be > 0 pixels, "
                       f"got {cfg.model.flow.bound!r}")
@@ -647,6 +665,12 @@ def load_config(path: Optional[str] = None, stage: Optional[str] = None,
   raw = read_yaml(path) if path else {}
   overrides = parse_overrides(params_override)
   return resolve(raw, stage, overrides, source=path or "<defaults>")
+
+
+def accumulation_steps(train_cfg: "TrainConfig", batch_size: int) -> int:
+  """Micro-batches per optimizer step: `batch_size / train.micro_batch_size` (1: none)."""
+  micro = train_cfg.micro_batch_size
+  return 1 if not micro or micro >= batch_size else batch_size // micro
 
 
 def backbone_kwargs(cfg: "ExperimentConfig") -> Dict[str, Any]:

@@ -185,3 +185,86 @@ def test_kill_during_training_then_resume(tmp_path, sig):
     assert json.load(f)["epoch"] == json.load(g)["epoch"]
   for a, b in zip(_weights(run), _weights(ref)):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=f"seed {seed}")
+
+
+# ---------------------------------------------------------------------------
+# Training: Ctrl-C or kill -9 at 20 random instants, many of them while a
+# backup, history.json or best.keras is being written (issue #25): every rerun
+# resumes, and the run ends with an uninterrupted run's weights.
+
+_WRITES = _TINY.replace("train.epochs=4", "train.epochs=6").replace(
+    "data.validation_subset=none", "data.validation_subset=validation")
+
+
+def _writing(model_dir):
+  """Whether a temporary file of an atomic write exists in the run (a write in progress)."""
+  for d in (model_dir, os.path.join(model_dir, "backup")):
+    try:
+      if any(n.startswith(".") and ".tmp-" in n or n.startswith(".tmp-")
+             for n in os.listdir(d)):
+        return True
+    except OSError:
+      pass
+  return False
+
+
+@pytest.mark.slow
+def test_training_resumes_after_kills_at_20_random_instants_including_writes(tmp_path):
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  spec = importlib.util.spec_from_file_location(
+      "tiny_data", os.path.join(REPO, "tests", "training", "tiny_data.py"))
+  tiny = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(tiny)
+  data_dir = tiny.make_tiny_data_dir(str(tmp_path / "tiny"))
+
+  def cmd(model_dir):
+    return _tool_cmd("train.py", "--stage=rgb", f"--model_dir={model_dir}",
+                     f"--data_dir={data_dir}", f"--params_override={_WRITES}", "--progress=0")
+
+  start = time.time()
+  ref = tmp_path / "ref"
+  proc = subprocess.run(cmd(ref), capture_output=True, text=True, env=_env(), timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  wall = time.time() - start
+  ref_weights = _weights(ref)
+
+  seed = int(time.time())
+  rng = random.Random(seed)
+  runs, kills, in_write, run = 0, 0, 0, None
+  while kills < 20:
+    if run is None:
+      runs += 1
+      run = tmp_path / f"run{runs}"
+    sig = rng.choice([signal.SIGINT, signal.SIGKILL])
+    at_write = rng.random() < 0.6  # else a uniformly random instant
+    delay = rng.uniform(0.2 * wall, 1.0 * wall)
+    proc = subprocess.Popen(cmd(run), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, env=_env())
+    t0, hit = time.time(), False
+    while proc.poll() is None and time.time() - t0 < (2 * wall if at_write else delay):
+      if at_write and _writing(run):
+        hit = True
+        break
+      time.sleep(0.0005 if at_write else 0.01)
+    if proc.poll() is None:
+      proc.send_signal(sig)
+      kills += 1
+      in_write += hit
+    _, err = proc.communicate(timeout=300)
+    # Killed by us (-9 or Ctrl-C's 130), or finished: never an error of its own.
+    assert proc.returncode in (0, 130, -signal.SIGKILL), (seed, kills, err[-3000:])
+    if proc.returncode == 130:
+      assert "Traceback" not in err, (seed, err[-3000:])
+    if proc.returncode == 0:
+      for a, b in zip(_weights(run), ref_weights):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=f"seed {seed}")
+      run = None
+  if run is not None:
+    proc = subprocess.run(cmd(run), capture_output=True, text=True, env=_env(), timeout=600)
+    assert proc.returncode == 0, (seed, proc.stderr[-3000:])
+    for a, b in zip(_weights(run), ref_weights):
+      np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=f"seed {seed}")
+    with open(run / "history.json") as f, open(ref / "history.json") as g:
+      assert json.load(f)["epoch"] == json.load(g)["epoch"]
+  print(f"seed {seed}: {kills} kills ({in_write} during a write) over {runs} run(s)")
+  assert in_write >= 3, f"too few kills landed in a write ({in_write}); seed {seed}"

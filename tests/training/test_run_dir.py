@@ -108,15 +108,6 @@ def test_check_stage_names_flag_directory_and_stage(tmp_path):
     run_dir.check_stage(str(tmp_path / "bad"), "--flow_dir", ("teacher",))
 
 
-def test_backed_up_epoch_reads_what_backup_and_restore_resumes_at(tmp_path):
-  from tsnet_tf.training import callbacks  # pylint: disable=g-import-not-at-top
-  assert callbacks.backed_up_epoch(str(tmp_path / "none")) == 0
-  (tmp_path / "training_metadata.json").write_text('{"epoch": 3, "batch": -1}')
-  assert callbacks.backed_up_epoch(str(tmp_path)) == 3
-  (tmp_path / "training_metadata.json").write_text("garbage")
-  assert callbacks.backed_up_epoch(str(tmp_path)) == 0
-
-
 def test_check_classes_names_the_first_differing_class(tmp_path):
   from tsnet_tf.training import run_dir  # pylint: disable=g-import-not-at-top
   run = str(tmp_path / "teacher")
@@ -131,33 +122,3 @@ def test_check_classes_names_the_first_differing_class(tmp_path):
     run_dir.check_classes(run, "--teacher_dir", ["clap", "walk"])
   # Classes the model carries win over the file.
   run_dir.check_classes(run, "--model_dir", ["x", "y"], labels_model=["x", "y"])
-
-
-def test_backed_up_epoch_matches_keras_backup_and_restore(tmp_path):
-  import keras  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from tsnet_tf.training import callbacks  # pylint: disable=g-import-not-at-top
-  model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-  model.compile(optimizer="sgd", loss="mse")
-  backup = str(tmp_path / "backup")
-  x, y = np.zeros((4, 2), "float32"), np.zeros((4, 1), "float32")
-
-  class StopAfter(keras.callbacks.Callback):  # a kill after two epochs: the backup stays
-    def on_epoch_end(self, epoch, logs=None):
-      if epoch == 1:
-        raise KeyboardInterrupt
-
-  with pytest.raises(KeyboardInterrupt):
-    model.fit(x, y, epochs=5, verbose=0, callbacks=[
-        keras.callbacks.BackupAndRestore(backup, double_checkpoint=True), StopAfter()])
-  assert callbacks.backed_up_epoch(backup) == 2
-  seen = []
-
-  class FirstEpoch(keras.callbacks.Callback):
-    def on_epoch_begin(self, epoch, logs=None):
-      seen.append(epoch)
-
-  model.fit(x, y, epochs=3, verbose=0, callbacks=[
-      keras.callbacks.BackupAndRestore(backup, double_checkpoint=True),
-      callbacks.ResumedEpochCheck(2), FirstEpoch()])
-  assert seen == [2]

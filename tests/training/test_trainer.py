@@ -89,7 +89,7 @@ def test_teacher_stage_writes_every_output(teacher_dir):
 def test_resume_after_kill_continues_from_the_last_epoch(rgb_run):
   model_dir, info = rgb_run
   # The kill came in epoch 1 (0-based): epoch 0 was backed up and logged.
-  assert "latest.weights.h5" in info["backup_after_kill"]
+  assert info["backup_after_kill"] == ["epoch-00001.weights.h5"]
   assert info["history_after_kill"]["epoch"] == [0]
   # The re-run restored epoch 0's state and went on with epoch 1.
   assert info["first_epoch"] == 1
@@ -271,3 +271,38 @@ def test_early_stopping_ends_with_the_best_epochs_weights(data_dir, tmp_path):
   best = keras.saving.load_model(str(tmp_path / "m" / "best.keras"))
   for a, b in zip(final.get_weights(), best.get_weights()):
     np.testing.assert_array_equal(a, b)
+
+
+def test_micro_batches_accumulate_and_out_of_memory_names_the_flag(data_dir, tmp_path):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.training import backend  # pylint: disable=g-import-not-at-top
+  seen = {}
+
+  class Record(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+      seen["micro_steps"] = seen.get("micro_steps", 0) + 1
+
+    def on_train_end(self, logs=None):
+      seen["iterations"] = int(self.model.optimizer.iterations)
+      seen["accumulation"] = self.model.optimizer.gradient_accumulation_steps
+
+  cfg = _tiny_config("rgb", "train.micro_batch_size=1,data.validation_subset=none")
+  trainer.train(cfg, "rgb", str(tmp_path / "run"), data_dir, verbose=0, callbacks=[Record()])
+  # batch 2 in micro-batches of 1: 2 optimizer steps per epoch are 4 micro-steps.
+  assert seen == {"micro_steps": 4, "iterations": 2, "accumulation": 2}
+
+  cfg = _tiny_config("rgb", "data.batch_size=8,train.micro_batch_size=8")
+  steps = trainer._plan_steps(cfg, {"splits": {"1": {"train": 16, "validation": 0}}}, "", 1,
+                              multi_worker=False)
+  hint = trainer._memory_hint(cfg, steps, mixed=False)
+  for oom in (tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor"),
+              type("XlaRuntimeError", (RuntimeError,), {})("RESOURCE_EXHAUSTED: Out of memory")):
+    with pytest.raises(backend.OutOfMemoryError) as e:
+      with backend.out_of_memory_hint(hint):
+        raise oom
+    assert "\n" not in str(e.value)
+    assert "train.micro_batch_size=4" in str(e.value) and "--mixed_precision" in str(e.value)
+  with pytest.raises(RuntimeError, match="other"):
+    with backend.out_of_memory_hint(hint):
+      raise RuntimeError("other")
+  assert backend.use_mixed_precision("auto") is False  # this machine has no GPU

@@ -15,6 +15,7 @@ Nothing here imports TensorFlow unless the backend is TensorFlow.
 import contextlib
 import logging
 import os
+import sys
 from typing import Optional
 
 import keras
@@ -52,6 +53,44 @@ def accelerator() -> Optional[str]:
   if tf.config.list_logical_devices("GPU"):
     return "gpu"
   return "tpu" if tf.config.list_logical_devices("TPU") else None
+
+
+def use_mixed_precision(setting) -> bool:
+  """`train.mixed_precision` (true, false or "auto") -> whether to train in mixed precision.
+
+  `auto`: on where it saves memory and time (a GPU or TPU), off on CPU (whose
+  bfloat16 kernels are often slower than float32).
+  """
+  if setting == "auto":
+    return accelerator() is not None
+  return bool(setting)
+
+
+class OutOfMemoryError(errors.ResourceError, MemoryError):
+  """The accelerator ran out of memory; the message names the setting to change."""
+
+
+def is_out_of_memory(e: BaseException) -> bool:
+  """Whether `e` is an accelerator out-of-memory error of TF, JAX/XLA or PyTorch."""
+  tf = sys.modules.get("tensorflow")
+  tf_errors = getattr(tf, "errors", None)
+  if tf_errors is not None and isinstance(e, tf_errors.ResourceExhaustedError):
+    return True
+  kind = type(e).__name__
+  if kind in ("XlaRuntimeError", "JaxRuntimeError"):
+    return "RESOURCE_EXHAUSTED" in str(e)
+  return kind == "OutOfMemoryError" and type(e).__module__.startswith("torch")
+
+
+@contextlib.contextmanager
+def out_of_memory_hint(hint: str):
+  """Turns an accelerator out-of-memory error inside into `OutOfMemoryError(hint)`."""
+  try:
+    yield
+  except Exception as e:  # pylint: disable=broad-except
+    if is_out_of_memory(e):
+      raise OutOfMemoryError(hint) from e
+    raise
 
 
 def mixed_policy() -> str:

@@ -81,19 +81,28 @@ def make_learning_rate(train_cfg: config_lib.TrainConfig,
       alpha=train_cfg.min_lr_ratio)
 
 
-def make_optimizer(train_cfg: config_lib.TrainConfig,
-                   steps_per_epoch: int) -> keras.optimizers.Optimizer:
+def make_optimizer(train_cfg: config_lib.TrainConfig, steps_per_epoch: int,
+                   gradient_accumulation_steps: int = 1) -> keras.optimizers.Optimizer:
   """SGD with momentum and the warm-up schedule.
 
   With `weight_decay_mode: decoupled` the optimizer applies the decay (not to
   biases or BatchNorm parameters); with `l2` the models carry it as a kernel
   regularizer and the optimizer applies none.
+
+  Args:
+    train_cfg: the `train:` section.
+    steps_per_epoch: batches `fit` draws per epoch (micro-batches when
+      accumulating): Keras evaluates the schedule at the micro-step count, so
+      warm-up, decay and boundaries are laid out in these.
+    gradient_accumulation_steps: micro-batches averaged per update (1: none).
   """
   decoupled = train_cfg.weight_decay_mode == "decoupled" and train_cfg.weight_decay > 0
   optimizer = keras.optimizers.SGD(
       learning_rate=make_learning_rate(train_cfg, steps_per_epoch),
       momentum=train_cfg.momentum, nesterov=train_cfg.nesterov,
-      weight_decay=train_cfg.weight_decay if decoupled else None)
+      weight_decay=train_cfg.weight_decay if decoupled else None,
+      gradient_accumulation_steps=(gradient_accumulation_steps
+                                   if gradient_accumulation_steps > 1 else None))
   if decoupled:
     optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
   return optimizer

@@ -130,7 +130,8 @@ def remove_training_outputs(run_dir: str) -> List[str]:
     the removed paths, relative to `run_dir`.
   """
   removed = []
-  names = list(TRAINER_FILES) + [BACKUP_DIR] + [os.path.join(LOGS_DIR, d) for d in LOG_SUBDIRS]
+  names = list(TRAINER_FILES) + [BACKUP_DIR, BACKUP_DIR + ".removing"] + [
+      os.path.join(LOGS_DIR, d) for d in LOG_SUBDIRS]
   # Leftovers of `utils.io.atomic_write` of a killed run: `.<base>.tmp-*<ext>`.
   for name in TRAINER_FILES:
     base, ext = os.path.splitext(name)

@@ -155,10 +155,17 @@ def _check_stored_flow(stage: stages_lib.Stage, summary: dict, data_dir: str) ->
 @dataclasses.dataclass
 class _Steps:
   """How long an epoch is and what validates it."""
-  steps_per_epoch: int
+  steps_per_epoch: int  # optimizer steps (data.batch_size clips each)
   validation_subset: str  # "none": no validation
   validation_steps: Optional[int]
   monitor: str  # the metric that picks best.keras
+  accumulation: int = 1  # micro-batches per optimizer step
+  micro_batch: int = 0  # clips per micro-batch (0: data.batch_size)
+
+  @property
+  def fit_steps_per_epoch(self) -> int:
+    """Batches `fit` draws per epoch: micro-batches."""
+    return self.steps_per_epoch * self.accumulation
 
 
 def _plan_steps(cfg: config_lib.ExperimentConfig, summary: dict, data_dir: str, split: int,
@@ -186,7 +193,9 @@ def _plan_steps(cfg: config_lib.ExperimentConfig, summary: dict, data_dir: str, 
     num_val = count(validation_subset)
     validation_steps = max(1, math.ceil(num_val * cfg.data.validation_clips
                                         / cfg.data.eval_batch_size))
-  return _Steps(steps_per_epoch, validation_subset, validation_steps, monitor)
+  accumulation = config_lib.accumulation_steps(cfg.train, cfg.data.batch_size)
+  return _Steps(steps_per_epoch, validation_subset, validation_steps, monitor,
+                accumulation=accumulation, micro_batch=cfg.data.batch_size // accumulation)
 
 
 def _early_stopping(cfg: config_lib.ExperimentConfig, stage: str, steps: _Steps) -> list:
@@ -213,12 +222,15 @@ def _datasets(cfg: config_lib.ExperimentConfig, data_dir: str, split: int, steps
   training input's stored flow mode (`stages.Stage.stored_flow`)."""
   data_kwargs = dict(data_dir=data_dir, split=split, num_frames=cfg.data.num_frames,
                      crop_size=cfg.data.crop_size, frame_stride=cfg.data.frame_stride)
-  train_ds = distribute.dataset(strategy, distribute_input, cfg.data.batch_size, subset="train",
+  # Micro-batches of the same clip stream: batch b of an unaccumulated run is
+  # micro-batches b*k .. b*k+k-1 here.
+  train_ds = distribute.dataset(strategy, distribute_input, steps.micro_batch or
+                                cfg.data.batch_size, subset="train",
                                 training=True, seed=cfg.data.shuffle_seed,
                                 flip=cfg.data.random_flip,
                                 color_jitter=cfg.data.color_jitter,
                                 background_mix=cfg.data.background_mix,
-                                skip_steps=initial_epoch * steps.steps_per_epoch,
+                                skip_steps=initial_epoch * steps.fit_steps_per_epoch,
                                 stored_flow=stored_flow, **data_kwargs)
   val_ds = None
   if steps.validation_subset != "none":
@@ -244,10 +256,27 @@ def _write_final(final: keras.Model, out_dir: str, best_cb, history_cb, title: s
     final.save(tmp)
   if not os.path.isfile(best_cb.model_path):
     # No epoch had the monitored metric: the final model is the best known.
-    shutil.copyfile(os.path.join(out_dir, MODEL_FILE), best_cb.model_path)
+    with atomic_write(best_cb.model_path) as tmp:
+      shutil.copyfile(os.path.join(out_dir, MODEL_FILE), tmp)
   if history_cb.history:
     from tsnet_tf.training import plots  # pylint: disable=g-import-not-at-top
     plots.plot_history(history_cb.history, os.path.join(out_dir, CURVES_FILE), title=title)
+
+
+def _memory_hint(cfg: config_lib.ExperimentConfig, steps: _Steps, mixed: bool) -> str:
+  """What to change when the accelerator runs out of memory (one line)."""
+  micro = steps.micro_batch or cfg.data.batch_size
+  smaller = max(1, micro // 2)
+  while smaller > 1 and cfg.data.batch_size % smaller:
+    smaller -= 1
+  hint = (f"training {micro} clips of {cfg.data.num_frames}x{cfg.data.crop_size}x"
+          f"{cfg.data.crop_size} per step (mixed precision {'on' if mixed else 'off'}) ran out "
+          f"of accelerator memory: lower train.micro_batch_size (e.g. "
+          f"--params_override=train.micro_batch_size={smaller}; the effective batch stays "
+          f"data.batch_size={cfg.data.batch_size})")
+  if not mixed:
+    hint += " or turn mixed precision on (--mixed_precision)"
+  return hint + "; docs/hmdb51.md has a memory table"
 
 
 @dataclasses.dataclass
@@ -348,17 +377,19 @@ def train(config: config_lib.ExperimentConfig,
   out_dir = model_dir if is_chief else os.path.join(model_dir, f".worker-{role}")
   os.makedirs(out_dir, exist_ok=True)
 
-  batch = cfg.data.batch_size
+  steps = _plan_steps(cfg, summary, data_dir, split, multi_worker)
+  batch = steps.micro_batch or cfg.data.batch_size
   if batch % strategy.num_replicas_in_sync:
     raise TrainingError(
-        f"data.batch_size={batch} is not divisible by {strategy.num_replicas_in_sync} replicas")
-  steps = _plan_steps(cfg, summary, data_dir, split, multi_worker)
+        f"{'train.micro_batch_size' if steps.accumulation > 1 else 'data.batch_size'}={batch} "
+        f"is not divisible by {strategy.num_replicas_in_sync} replicas")
 
   if is_chief:
     config_lib.save_config(cfg, os.path.join(out_dir, CONFIG_FILE))
     run_dir.write_labels(out_dir, labels)
 
-  use_mixed = cfg.train.mixed_precision if mixed_precision is None else mixed_precision
+  use_mixed = backend.use_mixed_precision(
+      cfg.train.mixed_precision if mixed_precision is None else mixed_precision)
   previous_policy = keras.config.dtype_policy()
   if use_mixed:
     keras.config.set_dtype_policy(backend.mixed_policy())
@@ -367,7 +398,10 @@ def train(config: config_lib.ExperimentConfig,
     keras.utils.set_random_seed(cfg.train.seed)
     with strategy.scope():
       model = the_stage.build()
-      model.compile(optimizer=make_optimizer(cfg.train, steps.steps_per_epoch),
+      # The schedule counts micro-batches (Keras' optimizer calls it with every
+      # micro-step's iteration count), so it is given the micro-steps per epoch.
+      model.compile(optimizer=make_optimizer(cfg.train, steps.fit_steps_per_epoch,
+                                             gradient_accumulation_steps=steps.accumulation),
                     steps_per_execution=backend.steps_per_execution(
                         cfg.train.steps_per_execution),
                     run_eagerly=cfg.train.run_eagerly,
@@ -389,25 +423,30 @@ def train(config: config_lib.ExperimentConfig,
                                              write=is_chief)
     best_cb = callbacks_lib.BestModelCheckpoint(out_dir, the_stage.export,
                                                 monitor=steps.monitor, write=is_chief)
-    # Order matters: BackupAndRestore restores the epoch before the others start.
-    cbs = [keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True),
+    # Order matters: the backup is restored before the others start, and
+    # written after they have written the epoch's files (the commit point).
+    cbs = [callbacks_lib.RestoreBackup(backup_dir),
            callbacks_lib.ResumedEpochCheck(initial_epoch)]
     cbs += the_stage.callbacks()
     cbs += [history_cb, best_cb,
             callbacks_lib.EpochSummaries(os.path.join(out_dir, run_dir.LOGS_DIR))]
     cbs += _early_stopping(cfg, stage, steps)
     cbs += list(callbacks)
+    cbs += [callbacks_lib.SaveBackup(backup_dir)]
 
-    if cfg.train.epochs > 0:
-      model.fit(train_ds, epochs=cfg.train.epochs, steps_per_epoch=steps.steps_per_epoch,
-                validation_data=val_ds, validation_steps=steps.validation_steps,
-                callbacks=cbs, verbose=verbose, shuffle=False)
-    elif val_ds is not None:
-      _record_validation(model, val_ds, steps.validation_steps, history_cb, best_cb)
+    with backend.out_of_memory_hint(_memory_hint(cfg, steps, use_mixed)):
+      if cfg.train.epochs > 0:
+        model.fit(train_ds, epochs=cfg.train.epochs, steps_per_epoch=steps.fit_steps_per_epoch,
+                  validation_data=val_ds, validation_steps=steps.validation_steps,
+                  callbacks=cbs, verbose=verbose, shuffle=False)
+      elif val_ds is not None:
+        _record_validation(model, val_ds, steps.validation_steps, history_cb, best_cb)
 
     final = the_stage.export()
     if is_chief:
       _write_final(final, out_dir, best_cb, history_cb, title=f"{stage} (split {split})")
+      # Only now: a kill before this resumes (after the last epoch) and rewrites them.
+      callbacks_lib.remove_backup(backup_dir)
     else:
       shutil.rmtree(out_dir, ignore_errors=True)
   finally:

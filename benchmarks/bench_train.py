@@ -149,7 +149,9 @@ def _build(stage, cfg, num_classes):
     student = models.build_rgb_model(num_classes, t, s, name="student", **kwargs)
     model = models.DistillationModel(student, teacher("flow"),
                                      distill_weight=cfg.distill.lambda_,
-                                     feature_layer=cfg.distill.feature_layer)
+                                     feature_layer=cfg.distill.feature_layer,
+                                     projection=cfg.distill.projection,
+                                     confidence_weighting=cfg.distill.confidence_weighting)
   decoupled = cfg.train.weight_decay_mode == "decoupled" and cfg.train.weight_decay > 0
   optimizer = keras.optimizers.SGD(cfg.train.learning_rate, momentum=cfg.train.momentum,
                                    nesterov=cfg.train.nesterov,

@@ -3,6 +3,19 @@
   python benchmarks/table1.py --work_dir=/tmp/t1 [--benchmarks=appearance_motion,footage,motion]
       [--seeds=0,1,2] [--lambdas=0,10,30] [--fusions=mean,geometric]
 
+On a real dataset (HMDB51, converted by tools/prepare_hmdb51.py; docs/hmdb51.md):
+
+  .venv/bin/python benchmarks/table1.py --data_dir=data/hmdb51 --work_dir=runs/table1 \
+      [--config=configs/hmdb51.yaml] [--splits=1,2,3] [--lambdas=10,30]
+
+With --data_dir the rows are trained and tested on each official split of
+--splits (seed --seeds, default 0) with --config (default configs/hmdb51.yaml),
+and the table is the mean over splits (the paper's protocol). Before training
+it times a few training steps of each stage at the config's shapes
+(benchmarks/bench_train.py, --estimate_steps) and prints the hours the
+training steps will take. Re-running the same command resumes: finished runs
+and splits are reused, an interrupted run continues from its last epoch.
+
 Benchmarks (HMDB51 layout, so every tool runs on them unchanged; each with
 train / validation / test, validation held out of the training list by
 tools/prepare_hmdb51.py):
@@ -93,6 +106,31 @@ _STORED_FLOW = flags.DEFINE_boolean(
     "TV-L1 in the graph, without the flow in every training step.")
 _TIMING_RUNS = flags.DEFINE_integer("timing_runs", 10, "Timed batch-1 inferences per model "
                                     "(first seed of each benchmark).")
+_DATA_DIR = flags.DEFINE_string(
+    "data_dir", "", "A converted real dataset (tools/prepare_hmdb51.py output, with the splits "
+    "of --splits) instead of the generated benchmarks: trains and tests every row on each "
+    "split; --config defaults to configs/hmdb51.yaml, --seeds to 0.")
+_SPLITS = flags.DEFINE_list("splits", ["1", "2", "3"], "With --data_dir: official splits.")
+_ESTIMATE_STEPS = flags.DEFINE_integer(
+    "estimate_steps", 2, "With --data_dir: training steps timed per stage for the up-front "
+    "time estimate (benchmarks/bench_train.py); 0 = no estimate.", lower_bound=0)
+
+# The benchmark name of a --data_dir run.
+REAL = "hmdb51"
+HMDB51_CONFIG = os.path.join(REPO, "configs", "hmdb51.yaml")
+
+
+def config_path() -> str:
+  """--config, or configs/hmdb51.yaml for a --data_dir run that does not name one."""
+  if _DATA_DIR.value and not flags.FLAGS["config"].present:
+    return HMDB51_CONFIG
+  return _CONFIG.value
+
+
+def seeds():
+  if _DATA_DIR.value and not flags.FLAGS["seeds"].present:
+    return [0]
+  return [int(s) for s in _SEEDS.value]
 
 
 def _run_tool(args):
@@ -112,7 +150,7 @@ def _load_config(stage, benchmark, extra=""):
               if o]
   if _STORED_FLOW.value and stage in _STORED_FLOW_STAGES:
     override.append("model.flow.source=stored")
-  return config_lib.load_config(_CONFIG.value, stage, ",".join(override))
+  return config_lib.load_config(config_path(), stage, ",".join(override))
 
 
 def stored_flow_flags(flow_cfg, frame_stride: int):
@@ -176,7 +214,7 @@ def check_reused_data(benchmark: str, data_dir: str) -> None:
                          "--nostored_flow") from None
 
 
-def _train(stage, run_dir, data_dir, seed, teacher_dir=None, extra="", benchmark=""):
+def _train(stage, run_dir, data_dir, seed, teacher_dir=None, extra="", benchmark="", split=1):
   from tsnet_tf.training import trainer  # pylint: disable=g-import-not-at-top
   if os.path.isfile(os.path.join(run_dir, trainer.MODEL_FILE)):
     return None
@@ -184,8 +222,17 @@ def _train(stage, run_dir, data_dir, seed, teacher_dir=None, extra="", benchmark
   cfg = _load_config(stage, benchmark, ",".join(o for o in (extra, seeds) if o))
   start = time.time()
   print(f"== train {stage} -> {run_dir}", flush=True)
-  trainer.train(cfg, stage, run_dir, data_dir, teacher_dir=teacher_dir, verbose=2)
+  trainer.train(cfg, stage, run_dir, data_dir, split=split, teacher_dir=teacher_dir, verbose=2)
   return time.time() - start
+
+
+def record_label(record) -> str:
+  """`seed s` (generated benchmarks), `split n` (a --data_dir run; `split n seed s` when
+  seeds other than 0 are run)."""
+  if record["benchmark"] != REAL:
+    return f"seed {record['seed']}"
+  label = f"split {record.get('split', 1)}"
+  return label if record["seed"] == 0 else f"{label} seed {record['seed']}"
 
 
 def record_fusion(record):
@@ -193,12 +240,13 @@ def record_fusion(record):
   return record.get("chosen_fusion", "mean")
 
 
-def run_seed(benchmark, data_dir, seed, out, timing_runs, fusions=("mean",)):
+def run_seed(benchmark, data_dir, seed, out, timing_runs, fusions=("mean",), split=1):
   """Trains, chooses lambda and fusion on validation, evaluates on test; returns the record."""
   from tsnet_tf.training import comparison  # pylint: disable=g-import-not-at-top
   runs = {name: os.path.join(out, name) for name in ("rgb", "flow")}
-  seconds = {"rgb": _train("rgb", runs["rgb"], data_dir, seed, benchmark=benchmark),
-             "flow": _train("teacher", runs["flow"], data_dir, seed, benchmark=benchmark)}
+  seconds = {"rgb": _train("rgb", runs["rgb"], data_dir, seed, benchmark=benchmark, split=split),
+             "flow": _train("teacher", runs["flow"], data_dir, seed, benchmark=benchmark,
+                            split=split)}
   validation = {}
   candidates = {}
   for lam in _LAMBDAS.value:
@@ -209,12 +257,13 @@ def run_seed(benchmark, data_dir, seed, out, timing_runs, fusions=("mean",)):
     seconds[f"student_lambda{lam}"] = _train("student", run_dir, data_dir, seed,
                                              teacher_dir=runs["flow"],
                                              extra=f"distill.lambda={lam}",
-                                             benchmark=benchmark)
+                                             benchmark=benchmark, split=split)
     candidates[lam] = run_dir
   for lam, run_dir in candidates.items():
     row, = comparison.compare({"rgb": run_dir}, data_dir,
                               os.path.join(out, "validation", f"lambda{lam}"),
-                              num_clips=_NUM_CLIPS.value, timing_runs=0, subset="validation")
+                              num_clips=_NUM_CLIPS.value, timing_runs=0, subset="validation",
+                              split=split)
     validation[lam] = row["video_accuracy"]
   # Highest validation accuracy; ties go to the larger lambda (the method).
   chosen = max(validation, key=lambda lam: (validation[lam], float(lam)))
@@ -222,14 +271,15 @@ def run_seed(benchmark, data_dir, seed, out, timing_runs, fusions=("mean",)):
   # Highest validation accuracy of the fused rgb + flow; ties go to mean.
   fusion_validation = comparison.validate_fusions(
       runs["rgb"], runs["flow"], data_dir, os.path.join(out, "validation"), fusions,
-      num_clips=_NUM_CLIPS.value)
+      split=split, num_clips=_NUM_CLIPS.value)
   fusion = comparison.choose_fusion(fusion_validation)
   rows = comparison.compare(runs, data_dir, os.path.join(out, "test"),
                             num_clips=_NUM_CLIPS.value, timing_runs=timing_runs,
-                            tflite=bool(timing_runs), fusion=fusion)
-  caption = comparison.describe_protocol(runs, _NUM_CLIPS.value, split=1)
+                            tflite=bool(timing_runs), fusion=fusion, split=split)
+  caption = comparison.describe_protocol(runs, _NUM_CLIPS.value, split=split)
   comparison.write_results(rows, caption, os.path.join(out, "test"))
-  return {"benchmark": benchmark, "seed": seed, "validation_video_accuracy": validation,
+  return {"benchmark": benchmark, "seed": seed, "split": split,
+          "validation_video_accuracy": validation,
           "chosen_lambda": float(chosen), "validation_fusion_accuracy": fusion_validation,
           "chosen_fusion": fusion, "rows": rows, "train_seconds": seconds}
 
@@ -280,12 +330,12 @@ def check_targets(records, summary):
       for key, what in (("gflops_per_clip", "GFLOPs"), ("tflite_ms_per_clip", "TFLite ms")):
         x = ratios.get(other, {}).get(key)
         if x is not None:
-          line(x >= 10, f"{bench} seed {timed['seed']}: student {x:.1f}x cheaper than {other} "
+          line(x >= 10, f"{bench} {record_label(timed)}: student {x:.1f}x cheaper than {other} "
                         f"in {what} >= 10x")
   for rec in records:
     acc = {r["model"]: 100 * r["video_accuracy"] for r in rec["rows"]}
     line(acc["student"] >= acc["rgb"] - 1,
-         f"{rec['benchmark']} seed {rec['seed']}: student {acc['student']:.1f} >= rgb - 1 = "
+         f"{rec['benchmark']} {record_label(rec)}: student {acc['student']:.1f} >= rgb - 1 = "
          f"{acc['rgb'] - 1:.1f} (lambda {rec['chosen_lambda']:g})")
   return "\n".join(lines)
 
@@ -296,11 +346,12 @@ def format_report(records, summary):
   for bench in summary:
     recs = [r for r in records if r["benchmark"] == bench]
     n = recs[0]["rows"][0]["num_videos"]
-    out.append(f"### {bench}: test video accuracy, mean ± std over {len(recs)} seeds "
+    over = "splits" if bench == REAL else "seeds"
+    out.append(f"### {bench}: test video accuracy, mean ± std over {len(recs)} {over} "
                f"({n} test videos)")
     out.append("")
-    seeds = " | ".join(f"seed {r['seed']}" for r in recs)
-    out.append(f"| model | mean ± std | {seeds} |")
+    columns = " | ".join(record_label(r) for r in recs)
+    out.append(f"| model | mean ± std | {columns} |")
     out.append("| --- | ---: |" + " ---: |" * len(recs))
     for model in comparison.ROWS:
       mean, std, _ = summary[bench][model]
@@ -309,16 +360,113 @@ def format_report(records, summary):
           for r in recs)
       out.append(f"| {comparison.LABELS[model]} | {100 * mean:.1f} ± {100 * std:.1f} | "
                  f"{per_seed} |")
-    chosen = ", ".join(f"seed {r['seed']}: {r['chosen_lambda']:g}" for r in recs)
+    chosen = ", ".join(f"{record_label(r)}: {r['chosen_lambda']:g}" for r in recs)
     out.append(f"\nstudent lambda chosen on validation: {chosen}")
-    fusions = ", ".join(f"seed {r['seed']}: {record_fusion(r)}" for r in recs)
+    fusions = ", ".join(f"{record_label(r)}: {record_fusion(r)}" for r in recs)
     out.append(f"two-stream fusion rule chosen on validation: {fusions}")
     timed = next((r for r in recs if r["rows"][0]["ms_per_clip"] is not None), None)
     if timed is not None:
-      out.append("\n" + comparison.format_table(timed["rows"], f"costs (seed {timed['seed']})"))
+      out.append("\n" + comparison.format_table(timed["rows"], f"costs ({record_label(timed)})"))
       out.append(comparison.format_ratios(timed["rows"]))
     out.append("")
   return "\n".join(out)
+
+
+def check_real_data(data_dir: str, splits) -> None:
+  """A --data_dir run: the directory holds every split of --splits and, under
+  --stored_flow, the flow the teacher trains on; one line otherwise, before any work."""
+  from tsnet_tf.data import pipeline  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.data import stored_flow  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.training import trainer  # pylint: disable=g-import-not-at-top
+  for split in splits:
+    try:
+      trainer.check_data_dir(data_dir, split)
+    except trainer.TrainingError as e:
+      raise app.UsageError(f"{e} (convert every split of --splits with "
+                           "tools/prepare_hmdb51.py --splits=1,2,3)") from None
+  if _STORED_FLOW.value:
+    teacher = _load_config("teacher", REAL)
+    flow = teacher.model.flow
+    try:
+      stored_flow.check_summary(pipeline.load_summary(data_dir), data_dir, flow.preset,
+                                flow.bound, teacher.data.frame_stride, flow.overrides)
+    except stored_flow.StoredFlowError as e:
+      flags_text = " ".join(stored_flow_flags(flow, teacher.data.frame_stride))
+      raise app.UsageError(f"{e}. Convert with tools/prepare_hmdb51.py {flags_text}, or pass "
+                           "--nostored_flow (TV-L1 in every teacher and student step)") from None
+
+
+def estimate_hours(step_rows, train_clips: int, epochs, num_students: int) -> dict:
+  """Hours of training steps for one split, from measured step times.
+
+  Args:
+    step_rows: benchmarks/bench_train.py rows (`stage`, `status`, `clips_per_s`).
+    train_clips: training clips of the split (videos; one clip each per epoch).
+    epochs: `{stage: epochs}` (rgb, teacher, student).
+    num_students: students trained (one per lambda > 0).
+
+  Returns:
+    `{stage: hours of one run}` plus `split`: all runs of one split; None where
+    the stage has no measured row.
+  """
+  rate = {r["stage"]: r["clips_per_s"] for r in step_rows if r.get("status") == "ok"}
+  hours = {stage: (train_clips * epochs[stage] / rate[stage] / 3600.0 if stage in rate else None)
+           for stage in ("rgb", "teacher", "student")}
+  known = [h for h in hours.values() if h is not None]
+  hours["split"] = (None if len(known) < 3 else
+                    hours["rgb"] + hours["teacher"] + num_students * hours["student"])
+  return hours
+
+
+def measure_steps(num_classes: int, steps: int) -> list:
+  """bench_train.py rows: `steps` training steps of rgb, teacher and student at the
+  config's shapes, micro-batch and precision (as tools/train.py would train them)."""
+  import tempfile  # pylint: disable=g-import-not-at-top
+  from tsnet_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.training import backend  # pylint: disable=g-import-not-at-top
+  cfg = _load_config("student", REAL)
+  micro = cfg.data.batch_size // config_lib.accumulation_steps(cfg.train, cfg.data.batch_size)
+  precision = "on" if backend.use_mixed_precision(cfg.train.mixed_precision) else "off"
+  with tempfile.TemporaryDirectory() as tmp:
+    out = os.path.join(tmp, "rows.json")
+    cmd = [sys.executable, os.path.join(REPO, "benchmarks", "bench_train.py"),
+           f"--config={config_path()}", "--stages=rgb,teacher,student",
+           f"--batch_sizes={micro}", f"--precisions={precision}", f"--steps={steps}",
+           "--warmup=0", f"--num_classes={num_classes}", f"--output_json={out}"]
+    if _PARAMS_OVERRIDE.value:
+      cmd.append(f"--params_override={_PARAMS_OVERRIDE.value}")
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd, cwd=REPO, check=False)
+    if not os.path.isfile(out):
+      return []
+    with open(out, encoding="utf-8") as f:
+      return json.load(f)
+
+
+def print_estimate(data_dir: str, splits) -> None:
+  """Times a few steps per stage and prints the hours the protocol's training takes."""
+  from tsnet_tf.data import pipeline  # pylint: disable=g-import-not-at-top
+  summary = pipeline.load_summary(data_dir)
+  num_classes = len(pipeline.load_labels(data_dir))
+  rows = measure_steps(num_classes, _ESTIMATE_STEPS.value)
+  epochs = {stage: _load_config(stage, REAL).train.epochs
+            for stage in ("rgb", "teacher", "student")}
+  students = sum(1 for lam in _LAMBDAS.value if float(lam) > 0)
+  total = 0.0
+  for split in splits:
+    clips = pipeline.subset_size(summary, data_dir, split, "train")
+    hours = estimate_hours(rows, clips, epochs, students)
+    if hours["split"] is None:
+      print("time estimate: a stage's steps could not be timed (see above); none given")
+      return
+    total += hours["split"]
+  per = ", ".join(f"{s} {1e3 / r['clips_per_s'] * r['batch']:.0f} ms/step of {r['batch']} clips"
+                  for s in ("rgb", "teacher", "student") for r in rows
+                  if r["stage"] == s and r.get("status") == "ok")
+  print(f"time estimate (measured here: {per}; {rows[0].get('device', '?')}): training steps "
+        f"take ~{total:.1f} h for splits {','.join(map(str, splits))} (rgb, teacher, "
+        f"{students} student(s); validation, evaluation and the input pipeline not "
+        "included)", flush=True)
 
 
 def main(argv):
@@ -331,33 +479,49 @@ def main(argv):
   if unknown or not _FUSIONS.value:
     raise app.UsageError(f"--fusions: give rules among {', '.join(FUSIONS)}"
                          + (f"; unknown: {', '.join(unknown)}" if unknown else ""))
-  for bench in _BENCHMARKS.value:
+  real = bool(_DATA_DIR.value)
+  splits = [int(s) for s in _SPLITS.value] if real else [1]
+  if any(s not in (1, 2, 3) for s in splits):
+    raise app.UsageError(f"--splits: official splits are 1, 2 and 3, got {_SPLITS.value}")
+  benches = [REAL] if real else _BENCHMARKS.value
+  for bench in benches:
     conversion_flow_flags(bench)  # a teacher whose flow cannot be stored stops here, before any work
+  if real:
+    check_real_data(_DATA_DIR.value, splits)
   from tsnet_tf.utils.io import atomic_write  # pylint: disable=g-import-not-at-top
   work_dir = _WORK_DIR.value
   os.makedirs(work_dir, exist_ok=True)
   t0 = time.time()
   records = []
-  for bench in _BENCHMARKS.value:
-    data_dir = make_data(bench, os.path.join(work_dir, bench))
-    for i, seed in enumerate(int(s) for s in _SEEDS.value):
-      out = os.path.join(work_dir, bench, f"seed{seed}")
-      record_path = os.path.join(out, "record.json")
-      if os.path.isfile(record_path):
-        with open(record_path, encoding="utf-8") as f:
-          records.append(json.load(f))
-        continue
-      record = run_seed(bench, data_dir, seed, out, _TIMING_RUNS.value if i == 0 else 0,
-                        fusions=_FUSIONS.value)
-      with atomic_write(record_path) as tmp:
-        with open(tmp, "w", encoding="utf-8") as f:
-          json.dump(record, f, indent=1)
-      records.append(record)
-      print(f"[{time.time() - t0:.0f} s] {bench} seed {seed} done", flush=True)
+  if real and _ESTIMATE_STEPS.value:
+    print_estimate(_DATA_DIR.value, splits)
+  for bench in benches:
+    data_dir = _DATA_DIR.value if real else make_data(bench, os.path.join(work_dir, bench))
+    first = True
+    for split in splits:
+      for seed in seeds():
+        out = os.path.join(work_dir, bench, *([f"split{split}"] if real else []), f"seed{seed}")
+        record_path = os.path.join(out, "record.json")
+        if os.path.isfile(record_path):
+          with open(record_path, encoding="utf-8") as f:
+            records.append(json.load(f))
+          first = False
+          continue
+        record = run_seed(bench, data_dir, seed, out, _TIMING_RUNS.value if first else 0,
+                          fusions=_FUSIONS.value, split=split)
+        first = False
+        with atomic_write(record_path) as tmp:
+          with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(record, f, indent=1)
+        records.append(record)
+        print(f"[{time.time() - t0:.0f} s] {bench} {record_label(record)} done", flush=True)
   summary = summarize(records)
   report = format_report(records, summary)
   targets = check_targets(records, summary)
   text = f"{report}\nTargets (issue #12):\n{targets}\n"
+  if real:
+    text = (f"Table 1 on {_DATA_DIR.value} ({os.path.relpath(config_path(), REPO)}), "
+            f"splits {','.join(map(str, splits))}\n\n{text}")
   with atomic_write(os.path.join(work_dir, "table1.md")) as tmp:
     with open(tmp, "w", encoding="utf-8") as f:
       f.write(text)

@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 _HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(_HERE))
 TABLE1 = os.path.join(REPO, "benchmarks", "table1.py")
@@ -156,3 +158,105 @@ def test_reused_data_without_the_teachers_stored_flow_is_refused_before_training
   assert "has no stored flow" in proc.stderr and "--nostored_flow" in proc.stderr
   assert "Traceback" not in proc.stderr
   assert not (tmp_path / "work" / "motion" / "seed0").exists()
+
+
+# ---------------------------------------------------------------------------
+# --data_dir: the protocol on a real (HMDB51-layout) converted set, splits 1-3.
+# In-process with the trainer and the evaluations mocked: what is checked is the
+# orchestration (each row per split, lambda and fusion chosen on validation, the
+# mean over splits, resuming), not the training.
+
+
+def _load_table1():
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  spec = importlib.util.spec_from_file_location("_table1_under_test", TABLE1)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def _fake_data_dir(root, splits=(1, 2, 3)):
+  os.makedirs(root)
+  with open(os.path.join(root, "labels.txt"), "w") as f:
+    f.write("brush_hair\ncartwheel\n")
+  summary = {"splits": {str(s): {"train": 10, "validation": 2, "test": 4} for s in splits},
+             "settings": {}}
+  with open(os.path.join(root, "summary.json"), "w") as f:
+    json.dump(summary, f)
+  return str(root)
+
+
+def test_data_dir_trains_every_row_per_split_and_prints_the_mean(tmp_path, monkeypatch, capsys):
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.training import comparison  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.training import trainer  # pylint: disable=g-import-not-at-top
+  before = set(flags.FLAGS)
+  try:
+    table1 = _load_table1()
+    data_dir = _fake_data_dir(tmp_path / "hmdb51")
+    trained = []
+
+    def fake_train(cfg, stage, run_dir, data_dir, split=1, teacher_dir=None, verbose=0):
+      trained.append((stage, split, os.path.basename(run_dir), cfg.distill.lambda_,
+                      cfg.distill.feature_layer, cfg.data.crop_size))
+      os.makedirs(run_dir, exist_ok=True)
+      open(os.path.join(run_dir, "model.keras"), "w").close()
+
+    # Validation: lambda 30 wins on split 2 only; test: accuracy grows with the split.
+    def fake_compare(runs, data_dir, out, split=1, subset="test", **kwargs):
+      if subset == "validation":
+        lam = os.path.basename(runs["rgb"]).replace("student_lambda", "")
+        acc = {"rgb": 0.3, "10": 0.5, "30": 0.6 if split == 2 else 0.4}[lam]
+        return [dict(model="rgb", video_accuracy=acc)]
+      acc = {"rgb": 0.4, "flow": 0.5, "twostream": 0.6, "student": 0.55}
+      return [dict(model=m, clip_accuracy=a, video_accuracy=a + 0.01 * split, num_videos=4,
+                   video_accuracy_se=0.1, ms_per_clip=None, tflite_ms_per_clip=None,
+                   gflops_per_clip=1.0, params=10) for m, a in acc.items()]
+
+    monkeypatch.setattr(trainer, "train", fake_train)
+    monkeypatch.setattr(comparison, "compare", fake_compare)
+    monkeypatch.setattr(comparison, "validate_fusions",
+                        lambda *a, **k: {"mean": 0.5, "geometric": 0.4})
+    monkeypatch.setattr(comparison, "write_results", lambda *a, **k: None)
+    argv = ["table1", f"--data_dir={data_dir}", f"--work_dir={tmp_path / 'work'}",
+            "--lambdas=10,30", "--timing_runs=0", "--estimate_steps=0", "--nostored_flow"]
+    flags.FLAGS(argv)
+    assert table1.main(["table1"]) == 0
+    out = capsys.readouterr().out
+    # rgb, teacher and a student per lambda, on each split, with configs/hmdb51.yaml.
+    assert sorted({(t[0], t[1]) for t in trained}) == sorted(
+        (stage, s) for s in (1, 2, 3) for stage in ("rgb", "teacher", "student"))
+    assert len(trained) == 12
+    assert {t[5] for t in trained} == {224}
+    assert {t[3] for t in trained if t[0] == "student"} == {10.0, 30.0}
+    assert {t[4] for t in trained if t[0] == "student"} == {"stage3_block2_out"}
+    assert "mean ± std over 3 splits" in out
+    assert "| model | mean ± std | split 1 | split 2 | split 3 |" in out
+    assert "| 3D CNN on RGB (rgb) | 42.0 ± 0.8 | 41.0 | 42.0 | 43.0 |" in out
+    assert "student lambda chosen on validation: split 1: 10, split 2: 30, split 3: 10" in out
+    assert os.path.isfile(tmp_path / "work" / "hmdb51" / "split3" / "seed0" / "record.json")
+
+    # A rerun (e.g. after a kill) trains nothing again and prints the same table.
+    trained.clear()
+    assert table1.main(["table1"]) == 0
+    assert trained == []
+    assert "mean ± std over 3 splits" in capsys.readouterr().out
+
+    # A split the data directory lacks: one line, before any work.
+    flags.FLAGS(argv[:1] + [f"--data_dir={_fake_data_dir(tmp_path / 'one', (1,))}"] + argv[2:])
+    with pytest.raises(table1.app.UsageError, match="split 2 was not converted.*--splits=1,2,3"):
+      table1.main(["table1"])
+    assert trained == []
+
+    # The estimate's arithmetic: clips x epochs / measured clips/s, per stage.
+    rows = [dict(stage="rgb", status="ok", clips_per_s=10.0, batch=16),
+            dict(stage="teacher", status="ok", clips_per_s=5.0, batch=16),
+            dict(stage="student", status="ok", clips_per_s=4.0, batch=16)]
+    hours = table1.estimate_hours(rows, 3600, {"rgb": 100, "teacher": 100, "student": 100}, 2)
+    assert hours == pytest.approx({"rgb": 10.0, "teacher": 20.0, "student": 25.0,
+                                   "split": 80.0})
+    assert table1.estimate_hours(rows[:2], 3600, {"rgb": 1, "teacher": 1, "student": 1},
+                                 1)["split"] is None
+  finally:
+    for name in set(flags.FLAGS) - before:
+      delattr(flags.FLAGS, name)

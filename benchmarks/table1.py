@@ -71,7 +71,15 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_VIDEO = os.path.join(os.path.dirname(REPO), "shared", "data", "video")
 
-BENCHMARKS = ("appearance_motion", "footage", "motion")
+BENCHMARKS = ("appearance_motion", "footage", "motion", "real_motion")
+# The benchmarks run by default; real_motion (leave-one-session-out, 4 splits) is
+# asked for by name.
+DEFAULT_BENCHMARKS = ("appearance_motion", "footage", "motion")
+SHARED_REAL_MOTION = os.path.join(os.path.dirname(REPO), "shared", "data", "real_motion",
+                                  "egogestar")
+# A benchmark's own config when --config is not given (its shapes and options
+# differ from the generated sets').
+BENCHMARK_CONFIGS = {"real_motion": os.path.join(REPO, "configs", "real_motion.yaml")}
 # Per-benchmark budget chosen on validation (docs/training.md): on motion only the
 # student needs 60 epochs to learn motion from RGB (45 % -> 95 % on validation);
 # rgb gets the same budget so the comparison stays fair. Applied before
@@ -83,7 +91,7 @@ _WORK_DIR = flags.DEFINE_string("work_dir", "/tmp/tsnet_table1", "Datasets and r
                                 "(reused: trained runs are not retrained).")
 _CONFIG = flags.DEFINE_string("config", os.path.join(REPO, "configs", "table1.yaml"),
                               "Training config (all stages).")
-_BENCHMARKS = flags.DEFINE_list("benchmarks", list(BENCHMARKS),
+_BENCHMARKS = flags.DEFINE_list("benchmarks", list(DEFAULT_BENCHMARKS),
                                 f"Benchmarks to run, of: {', '.join(BENCHMARKS)}.")
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Training seeds.")
 _LAMBDAS = flags.DEFINE_list("lambdas", ["0", "10", "30"], "Student lambdas chosen among on "
@@ -98,6 +106,14 @@ _PARAMS_OVERRIDE = flags.DEFINE_string("params_override", "",
 _VIDEOS_PER_CLASS = flags.DEFINE_integer("videos_per_class", 40,
                                          "Generated videos per class.")
 _FOOTAGE_DIR = flags.DEFINE_string("footage_dir", SHARED_VIDEO, "Real videos for `footage`.")
+_REAL_MOTION_DIR = flags.DEFINE_string(
+    "real_motion_dir", SHARED_REAL_MOTION, "Class folders of real recordings for `real_motion` "
+    "(read only; laid out by tools/layout_sessions.py into --work_dir).")
+_REAL_MOTION_SESSIONS = flags.DEFINE_string(
+    "real_motion_sessions", "", "Session table of --real_motion_dir (default: its "
+    "sessions.tsv).")
+_REAL_MOTION_SESSION_COLUMN = flags.DEFINE_string(
+    "real_motion_session_column", "session_label", "Session column of the table.")
 _NUM_CLIPS = flags.DEFINE_integer("num_clips", 4, "Clips per video (validation and test).")
 _STORED_FLOW = flags.DEFINE_boolean(
     "stored_flow", True, "Convert each benchmark with the teacher's TV-L1 flow stored in the "
@@ -120,10 +136,14 @@ REAL = "hmdb51"
 HMDB51_CONFIG = os.path.join(REPO, "configs", "hmdb51.yaml")
 
 
-def config_path() -> str:
-  """--config, or configs/hmdb51.yaml for a --data_dir run that does not name one."""
-  if _DATA_DIR.value and not flags.FLAGS["config"].present:
-    return HMDB51_CONFIG
+def config_path(benchmark: str = "") -> str:
+  """--config, or the benchmark's own (configs/hmdb51.yaml for a --data_dir run,
+  BENCHMARK_CONFIGS) when --config is not given."""
+  if not flags.FLAGS["config"].present:
+    if _DATA_DIR.value:
+      return HMDB51_CONFIG
+    if benchmark in BENCHMARK_CONFIGS:
+      return BENCHMARK_CONFIGS[benchmark]
   return _CONFIG.value
 
 
@@ -150,7 +170,7 @@ def _load_config(stage, benchmark, extra=""):
               if o]
   if _STORED_FLOW.value and stage in _STORED_FLOW_STAGES:
     override.append("model.flow.source=stored")
-  return config_lib.load_config(config_path(), stage, ",".join(override))
+  return config_lib.load_config(config_path(benchmark), stage, ",".join(override))
 
 
 def stored_flow_flags(flow_cfg, frame_stride: int):
@@ -176,6 +196,8 @@ def make_data(benchmark: str, root: str) -> str:
   data_dir = os.path.join(root, "data")
   synthetic = ["--videos_per_class=%d" % _VIDEOS_PER_CLASS.value, "--seed=0", "--height=64",
                "--width=80", "--min_seconds=1", "--max_seconds=1.5", "--num_workers=2"]
+  if benchmark == "real_motion":
+    return make_real_motion_data(root)
   if not os.path.isdir(videos):
     if benchmark == "appearance_motion":
       _run_tool(["tools/make_synthetic.py", f"--output_dir={videos}", "--num_classes=2",
@@ -197,6 +219,47 @@ def make_data(benchmark: str, root: str) -> str:
   elif _STORED_FLOW.value:
     check_reused_data(benchmark, data_dir)
   return data_dir
+
+
+def make_real_motion_data(root: str) -> str:
+  """Lays out --real_motion_dir by session and converts every split (reused if present).
+
+  Split k tests on session k; validation is one held-out training session
+  (--validation_fraction=0.3 of three); frames at 72 px, the scale of a 64 px crop.
+  """
+  videos = os.path.join(root, "videos")
+  data_dir = os.path.join(root, "data")
+  if not os.path.isdir(videos):
+    sessions = _REAL_MOTION_SESSIONS.value or os.path.join(_REAL_MOTION_DIR.value,
+                                                          "sessions.tsv")
+    _run_tool(["tools/layout_sessions.py", f"--video_dir={_REAL_MOTION_DIR.value}",
+               f"--sessions={sessions}", f"--output_dir={videos}",
+               f"--session_column={_REAL_MOTION_SESSION_COLUMN.value}"])
+  if not os.path.isfile(os.path.join(data_dir, "summary.json")):
+    splits = ",".join(str(k) for k in layout_splits(videos))
+    _run_tool(["tools/prepare_hmdb51.py", f"--video_dir={os.path.join(videos, 'videos')}",
+               f"--split_dir={os.path.join(videos, 'splits')}", f"--output_dir={data_dir}",
+               f"--splits={splits}", "--short_side=72", "--validation_fraction=0.3",
+               "--num_workers=2"] + conversion_flow_flags("real_motion"))
+  elif _STORED_FLOW.value:
+    check_reused_data("real_motion", data_dir)
+  return data_dir
+
+
+def layout_splits(layout_dir: str):
+  """The splits of a tools/layout_sessions.py layout: one per session."""
+  with open(os.path.join(layout_dir, "manifest.json"), encoding="utf-8") as f:
+    return [int(k) for k in sorted(json.load(f)["test_session_of_split"], key=int)]
+
+
+def benchmark_splits(benchmark: str, work_dir: str):
+  """The splits a benchmark runs: --splits for --data_dir, every session of
+  real_motion, split 1 of the generated and footage sets."""
+  if benchmark == REAL:
+    return [int(s) for s in _SPLITS.value]
+  if benchmark == "real_motion":
+    return layout_splits(os.path.join(work_dir, benchmark, "videos"))
+  return [1]
 
 
 def check_reused_data(benchmark: str, data_dir: str) -> None:
@@ -229,6 +292,8 @@ def _train(stage, run_dir, data_dir, seed, teacher_dir=None, extra="", benchmark
 def record_label(record) -> str:
   """`seed s` (generated benchmarks), `split n` (a --data_dir run; `split n seed s` when
   seeds other than 0 are run)."""
+  if record["benchmark"] == "real_motion":
+    return f"split {record['split']} seed {record['seed']}"
   if record["benchmark"] != REAL:
     return f"seed {record['seed']}"
   label = f"split {record.get('split', 1)}"
@@ -314,6 +379,23 @@ def check_targets(records, summary):
            f"{mean['twostream'] - 2:.1f}")
       line(mean["student"] >= mean["rgb"] + 15,
            f"{bench}: student {mean['student']:.1f} >= rgb + 15 = {mean['rgb'] + 15:.1f}")
+    if bench == "real_motion":
+      line(mean["student"] >= 0.9 * mean["flow"],
+           f"real_motion: student {mean['student']:.1f} >= 0.9 x teacher = "
+           f"{0.9 * mean['flow']:.1f}")
+      line(mean["student"] >= mean["twostream"] - 5,
+           f"real_motion: student {mean['student']:.1f} >= two-stream - 5 = "
+           f"{mean['twostream'] - 5:.1f}")
+      line(mean["student"] >= mean["rgb"] + 20,
+           f"real_motion: student {mean['student']:.1f} >= rgb + 20 = {mean['rgb'] + 20:.1f}")
+      by_split = {}
+      for rec in (r for r in records if r["benchmark"] == bench):
+        acc = {r["model"]: r["video_accuracy"] for r in rec["rows"]}
+        by_split.setdefault(rec["split"], []).append(acc["student"] - acc["rgb"])
+      for split, gaps in sorted(by_split.items()):
+        gap = 100 * float(np.mean(gaps))
+        line(gap >= 0, f"real_motion split {split}: student - rgb = {gap:+.1f} >= 0 "
+                       f"(mean over {len(gaps)} seeds)")
     if bench == "motion":
       line(mean["student"] >= 0.9 * mean["flow"],
            f"motion: student {mean['student']:.1f} >= 0.9 x teacher = {0.9 * mean['flow']:.1f}")
@@ -345,10 +427,16 @@ def format_report(records, summary):
   out = []
   for bench in summary:
     recs = [r for r in records if r["benchmark"] == bench]
-    n = recs[0]["rows"][0]["num_videos"]
-    over = "splits" if bench == REAL else "seeds"
+    # Test videos of each split (the same for every seed of it).
+    per_split = {r.get("split", 1): r["rows"][0]["num_videos"] for r in recs}
+    n = sum(per_split.values())
+    if len(per_split) > 1:
+      n = f"{n} test videos: " + ", ".join(f"split {k} {v}" for k, v in sorted(per_split.items()))
+    else:
+      n = f"{n} test videos"
+    over = {REAL: "splits", "real_motion": "splits x seeds"}.get(bench, "seeds")
     out.append(f"### {bench}: test video accuracy, mean ± std over {len(recs)} {over} "
-               f"({n} test videos)")
+               f"({n})")
     out.append("")
     columns = " | ".join(record_label(r) for r in recs)
     out.append(f"| model | mean ± std | {columns} |")
@@ -480,9 +568,9 @@ def main(argv):
     raise app.UsageError(f"--fusions: give rules among {', '.join(FUSIONS)}"
                          + (f"; unknown: {', '.join(unknown)}" if unknown else ""))
   real = bool(_DATA_DIR.value)
+  if real and any(int(s) < 1 for s in _SPLITS.value):
+    raise app.UsageError(f"--splits: splits are numbered from 1, got {_SPLITS.value}")
   splits = [int(s) for s in _SPLITS.value] if real else [1]
-  if any(s not in (1, 2, 3) for s in splits):
-    raise app.UsageError(f"--splits: official splits are 1, 2 and 3, got {_SPLITS.value}")
   benches = [REAL] if real else _BENCHMARKS.value
   for bench in benches:
     conversion_flow_flags(bench)  # a teacher whose flow cannot be stored stops here, before any work
@@ -498,9 +586,11 @@ def main(argv):
   for bench in benches:
     data_dir = _DATA_DIR.value if real else make_data(bench, os.path.join(work_dir, bench))
     first = True
-    for split in splits:
+    for split in benchmark_splits(bench, work_dir):
       for seed in seeds():
-        out = os.path.join(work_dir, bench, *([f"split{split}"] if real else []), f"seed{seed}")
+        per_split = real or bench == "real_motion"
+        out = os.path.join(work_dir, bench, *([f"split{split}"] if per_split else []),
+                           f"seed{seed}")
         record_path = os.path.join(out, "record.json")
         if os.path.isfile(record_path):
           with open(record_path, encoding="utf-8") as f:

@@ -260,3 +260,62 @@ def test_data_dir_trains_every_row_per_split_and_prints_the_mean(tmp_path, monke
   finally:
     for name in set(flags.FLAGS) - before:
       delattr(flags.FLAGS, name)
+
+
+def test_real_motion_runs_every_session_split_and_seed_with_its_own_config(
+    tmp_path, monkeypatch, capsys):
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.training import comparison  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.training import trainer  # pylint: disable=g-import-not-at-top
+  before = set(flags.FLAGS)
+  try:
+    table1 = _load_table1()
+    work = tmp_path / "work"
+    # What tools/layout_sessions.py leaves: three sessions, so three splits.
+    os.makedirs(work / "real_motion" / "videos")
+    (work / "real_motion" / "videos" / "manifest.json").write_text(json.dumps(
+        {"test_session_of_split": {"1": "A", "2": "B", "3": "C"}}))
+    data_dir = _fake_data_dir(tmp_path / "data")
+    monkeypatch.setattr(table1, "make_real_motion_data", lambda root: data_dir)
+    trained = []
+
+    def fake_train(cfg, stage, run_dir, data_dir, split=1, teacher_dir=None, verbose=0):
+      trained.append((stage, split, cfg.train.seed, cfg.model.rgb_input))
+      os.makedirs(run_dir, exist_ok=True)
+      open(os.path.join(run_dir, "model.keras"), "w").close()
+
+    def fake_compare(runs, data_dir, out, split=1, subset="test", **kwargs):
+      if subset == "validation":
+        return [dict(model="rgb", video_accuracy=0.5)]
+      # Split 3: the student falls below rgb.
+      acc = {"rgb": 0.2, "flow": 0.6, "twostream": 0.55,
+             "student": 0.1 if split == 3 else 0.58}
+      return [dict(model=m, clip_accuracy=a, video_accuracy=a, num_videos=4 + split,
+                   video_accuracy_se=0.1, ms_per_clip=None, tflite_ms_per_clip=None,
+                   gflops_per_clip=1.0, params=10) for m, a in acc.items()]
+
+    monkeypatch.setattr(trainer, "train", fake_train)
+    monkeypatch.setattr(comparison, "compare", fake_compare)
+    monkeypatch.setattr(comparison, "validate_fusions",
+                        lambda *a, **k: {"mean": 0.5, "geometric": 0.4})
+    monkeypatch.setattr(comparison, "write_results", lambda *a, **k: None)
+    flags.FLAGS(["table1", "--benchmarks=real_motion", f"--work_dir={work}", "--lambdas=10",
+                 "--seeds=0,1", "--timing_runs=0", "--nostored_flow"])
+    assert table1.main(["table1"]) == 0
+    out = capsys.readouterr().out
+    # rgb, teacher and student, for each session split and seed, with configs/real_motion.yaml.
+    assert sorted({(t[0], t[1], t[2]) for t in trained}) == sorted(
+        (stage, s, seed) for s in (1, 2, 3) for seed in (0, 1)
+        for stage in ("rgb", "teacher", "student"))
+    expected = table1._load_config("rgb", "real_motion").model.rgb_input
+    assert {t[3] for t in trained} == {expected}
+    assert ("mean ± std over 6 splits x seeds (18 test videos: split 1 5, split 2 6, "
+            "split 3 7)") in out
+    assert "| model | mean ± std | split 1 seed 0 | split 1 seed 1 | split 2 seed 0 |" in out
+    assert "- [MISSED] real_motion split 3: student - rgb = -10.0 >= 0 (mean over 2 seeds)" in out
+    assert "- [met] real_motion split 1: student - rgb = +38.0 >= 0 (mean over 2 seeds)" in out
+    assert "real_motion: student 42.0 >= rgb + 20 = 40.0" in out
+    assert os.path.isfile(work / "real_motion" / "split3" / "seed1" / "record.json")
+  finally:
+    for name in set(flags.FLAGS) - before:
+      delattr(flags.FLAGS, name)

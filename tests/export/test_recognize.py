@@ -1,0 +1,335 @@
+"""tsnet_tf.export.recognize: windows, segments, sources, live behaviour, outputs.
+
+The fast tests use a fake model whose output depends on the frames (the
+direction the whole image moves between the clip's first and last frame, by
+phase correlation) on a long video made by concatenating synthetic `pan_*`
+classes (tsnet_tf.data.synthetic); the slow one recognises a long video with
+the tiny student trained in conftest.py.
+"""
+
+import functools
+import http.server
+import io
+import json
+import os
+import socketserver
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from tsnet_tf.data import clip_spec
+from tsnet_tf.data import synthetic
+from tsnet_tf.data import video
+from tsnet_tf.export import recognize as rec
+
+PANS = ["pan_down", "pan_left", "pan_right", "pan_up"]
+ORDER = ["pan_left", "pan_up", "pan_right", "pan_down", "pan_left"]
+SEG_FRAMES, FPS, H, W = 40, 25, 48, 64
+SPEC = clip_spec.ClipSpec(num_frames=4, crop_size=16, frame_stride=3)  # span 10 frames
+
+
+class PanModel(rec.Classifier):
+  """Probabilities of the four pans from the global shift between first and last frame."""
+  kind = "fake"
+
+  def __init__(self, spec=SPEC, delay=0.0):
+    self.spec, self.labels, self.delay, self.calls = spec, list(PANS), delay, 0
+
+  def classify(self, clips):
+    self.calls += 1
+    out = []
+    for clip in clips:
+      a, b = clip[0].mean(-1), clip[-1].mean(-1)
+      cross = np.fft.fft2(a) * np.conj(np.fft.fft2(b))
+      r = np.fft.ifft2(cross / (np.abs(cross) + 1e-6)).real
+      dy, dx = np.unravel_index(np.argmax(r), r.shape)
+      dy = dy - r.shape[0] if dy > r.shape[0] // 2 else dy
+      dx = dx - r.shape[1] if dx > r.shape[1] // 2 else dx
+      z = np.array([dy, -dx, dx, -dy], np.float64)
+      e = np.exp(z - z.max())
+      out.append(e / e.sum())
+    if self.delay:
+      time.sleep(self.delay)
+    return np.asarray(out, np.float32)
+
+
+def _iou(a, b):
+  inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+  return inter / (max(a[1], b[1]) - min(a[0], b[0]))
+
+
+def check_segments_found(segments, truth):
+  """Every true (label, start, end) has a segment of its label with temporal IoU >= 0.5."""
+  for label, start, end in truth:
+    best = max((_iou((s.start, s.end), (start, end)) for s in segments if s.label == label),
+               default=0.0)
+    assert best >= 0.5, (label, start, end, segments)
+
+
+@pytest.fixture(scope="module")
+def long_video(tmp_path_factory):
+  """(path, frames, truth): 5 synthetic pan segments of 40 frames at 25 fps, 48x64."""
+  rng = np.random.default_rng(0)
+  frames = np.concatenate([synthetic.render_video(c, rng, SEG_FRAMES, H, W)[0] for c in ORDER])
+  path = str(tmp_path_factory.mktemp("long") / "long.avi")
+  video.write_video(path, frames, fps=FPS)
+  truth = [(c, i * SEG_FRAMES / FPS, (i + 1) * SEG_FRAMES / FPS) for i, c in enumerate(ORDER)]
+  return path, video.read_video(path), truth
+
+
+def _run(source, out=None, model=None, **kwargs):
+  kwargs.setdefault("print_windows", False)
+  kwargs.setdefault("progress", False)
+  return rec.recognize(model or PanModel(), source, out, **kwargs)
+
+
+# -- windows ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stored_stride, frame_stride, hop", [(1, 3, None), (1, 1, 3), (2, 2, 4)])
+def test_windows_are_the_spec_clips(stored_stride, frame_stride, hop):
+  spec = clip_spec.ClipSpec(4, 16, frame_stride, clip_spec.StoredFrames(stride=stored_stride))
+  slicer = rec.WindowSlicer(spec, hop)
+  n = 37
+  clips = []
+  for i in range(n):
+    clips += slicer.push(np.full((2, 2, 3), i, np.uint8))
+  clips += slicer.finish()
+  v = spec.video_stride
+  span = 3 * v + 1
+  assert slicer.span == span and slicer.hop % stored_stride == 0
+  for clip in clips:  # each clip is the frames s, s + v, ... of its window
+    assert clip.end_frame - clip.start_frame == span
+    np.testing.assert_array_equal(clip.frames[:, 0, 0, 0], clip.start_frame + v * np.arange(4))
+    assert clip.start_frame % stored_stride == 0
+  starts = [c.start_frame for c in clips]
+  regular = list(range(0, n - span + 1, slicer.hop))
+  assert starts[:len(regular)] == regular
+  assert clips[-1].end_frame >= n - stored_stride + 1  # the tail is covered
+  assert [c.index for c in clips] == list(range(len(clips)))
+
+
+def test_a_source_shorter_than_a_clip_gives_one_looped_clip():
+  slicer = rec.WindowSlicer(SPEC)
+  for i in range(6):
+    assert not slicer.push(np.full((2, 2, 3), i, np.uint8))
+  (clip,) = slicer.finish()
+  frames = np.stack([np.full((2, 2, 3), i, np.uint8) for i in range(6)])
+  np.testing.assert_array_equal(clip.frames, SPEC.clip_of_video(frames)[0])
+  assert (clip.start_frame, clip.end_frame) == (0, 6)
+
+
+def test_default_hop_is_half_a_clip():
+  assert rec.default_hop(SPEC) == 5
+  assert rec.WindowSlicer(SPEC, 7).hop == 7
+
+
+# -- smoothing rule --------------------------------------------------------
+
+
+def _onehot(k, n=3, p=0.9):
+  v = np.full(n, (1 - p) / (n - 1))
+  v[k] = p
+  return v
+
+
+def test_segments_smooth_a_glitch_and_merge():
+  labels = ["a", "b", "c"]
+  # Windows of 1 s every 0.5 s: a a a b(glitch) a a c c c c c
+  seq = [0, 0, 0, 1, 0, 0, 2, 2, 2, 2, 2]
+  windows = [(0.5 * i, 0.5 * i + 1, _onehot(k)) for i, k in enumerate(seq)]
+  segs = rec.segments_of(windows, labels, smooth=3, min_segment=0.0)
+  assert [s.label for s in segs] == ["a", "c"]
+  assert segs[0].start == 0.0 and segs[-1].end == 6.0
+  assert segs[0].end == segs[1].start  # windows own the time nearest their centre
+  # without smoothing the glitch is its own window-long segment; min_segment drops it and
+  # the two "a" segments around it are joined
+  raw = rec.segments_of(windows, labels, smooth=1, min_segment=0.0)
+  assert [s.label for s in raw] == ["a", "b", "a", "c"]
+  joined = rec.segments_of(windows, labels, smooth=1, min_segment=0.75)
+  assert [s.label for s in joined] == ["a", "c"]
+  assert 0.85 < joined[0].score < 0.95
+
+
+def test_segments_from_a_long_video_with_a_model_reading_the_frames(long_video, tmp_path):
+  path, frames, truth = long_video
+  result = _run(rec.open_source(path), str(tmp_path), annotate=True, timeline=True)
+  assert result.end == "end of stream" and result.frames == len(frames)
+  check_segments_found(result.segments, truth)
+  lines = (tmp_path / "windows.jsonl").read_text().splitlines()
+  assert len(lines) == result.windows == (len(frames) - 10) // 5 + 1
+  first = json.loads(lines[0])
+  assert (first["start"], first["end"], first["start_frame"], first["end_frame"]) == (
+      0.0, 0.4, 0, 10)
+  assert [t["label"] for t in first["top"]][:1] == ["pan_left"] and len(first["top"]) == 4
+  saved = json.loads((tmp_path / "segments.json").read_text())
+  assert saved["windows"] == result.windows and saved["dropped"] == 0
+  assert [s["label"] for s in saved["segments"]] == ORDER
+  # the annotated video decodes, with the input's frame count; the timeline is a PNG
+  annotated = video.read_video(str(tmp_path / "annotated.mp4"))
+  assert annotated.shape == frames.shape
+  assert (annotated[:, :8] < 40).mean() > 0.5  # the dark label band is drawn
+  assert (tmp_path / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# -- sources ---------------------------------------------------------------
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+  """Serves files; `?cut=N` sends only the first N bytes, then closes (a stream that dies)."""
+
+  def log_message(self, *args):
+    pass
+
+  def do_GET(self):
+    path, _, query = self.path.partition("?")
+    if not query.startswith("cut="):
+      self.path = path
+      return super().do_GET()
+    data = open(os.path.join(self.directory, path.lstrip("/")), "rb").read()
+    self.send_response(200)
+    self.send_header("Content-Type", "video/x-msvideo")
+    self.send_header("Content-Length", str(len(data)))
+    self.end_headers()
+    self.wfile.write(data[:int(query[4:])])
+    self.wfile.flush()
+    self.close_connection = True
+
+
+@pytest.fixture
+def http_server(long_video):
+  directory = os.path.dirname(long_video[0])
+  server = socketserver.ThreadingTCPServer(
+      ("127.0.0.1", 0), functools.partial(_Handler, directory=directory))
+  server.daemon_threads = True
+  thread = threading.Thread(target=server.serve_forever, daemon=True)
+  thread.start()
+  yield f"http://127.0.0.1:{server.server_address[1]}/"
+  server.shutdown()
+  server.server_close()
+
+
+def test_http_url_gives_the_file_windows(long_video, http_server):
+  path, frames, truth = long_video
+  source = rec.open_source(http_server + os.path.basename(path), timeout=5)
+  assert not source.live
+  result = _run(source)
+  assert result.end == "end of stream"
+  assert result.frames == len(frames)
+  check_segments_found(result.segments, truth)
+
+
+def test_a_server_that_closes_mid_way_ends_the_stream_in_one_line(long_video, http_server,
+                                                                  tmp_path):
+  path, frames, _ = long_video
+  cut = os.path.getsize(path) // 2
+  source = rec.open_source(f"{http_server}{os.path.basename(path)}?cut={cut}", timeout=3)
+  result = _run(source, str(tmp_path))
+  assert 10 < result.frames < len(frames)
+  assert "\n" not in result.summary("x") and "after" in result.summary("x")
+  saved = json.loads((tmp_path / "segments.json").read_text())  # complete and valid
+  assert saved["frames"] == result.frames
+  assert len((tmp_path / "windows.jsonl").read_text().splitlines()) == result.windows
+
+
+def test_a_truncated_file_gives_the_frames_before_the_cut(long_video, tmp_path):
+  path, frames, _ = long_video
+  cut = tmp_path / "cut.avi"
+  cut.write_bytes(open(path, "rb").read()[:os.path.getsize(path) * 3 // 5])
+  result = _run(rec.open_source(str(cut)), str(tmp_path / "out"))
+  assert 10 < result.frames < len(frames)
+  assert result.windows >= (result.frames - 10) // 5 + 1
+  json.loads((tmp_path / "out" / "segments.json").read_text())
+
+
+def test_stdin_frames(long_video):
+  _, frames, truth = long_video
+  stream = io.BytesIO(frames.tobytes())
+  source = rec.open_source("-", f"{W}x{H}", FPS, stdin=stream)
+  assert source.live
+  result = _run(source, queue_size=10 ** 4)  # room for every window: none dropped
+  assert result.frames == len(frames) and result.dropped == 0
+  check_segments_found(result.segments, truth)
+
+
+def test_stdin_needs_its_size_and_rate():
+  with pytest.raises(ValueError, match="--stdin_size"):
+    rec.open_source("-", None, 25, stdin=io.BytesIO())
+  with pytest.raises(ValueError, match="--stdin_size"):
+    rec.open_source("-", "64-48", 25, stdin=io.BytesIO())
+
+
+def test_a_stalled_stream_ends_in_one_line(tmp_path):
+  read_fd, write_fd = os.pipe()
+  os.write(write_fd, np.zeros((12, 8, 8, 3), np.uint8).tobytes())  # 12 frames, then silence
+  try:
+    with open(read_fd, "rb", buffering=0) as reader:
+      source = rec.open_source("-", "8x8", 25, stdin=reader)
+      started = time.monotonic()
+      result = _run(source, str(tmp_path), stall_timeout=0.5)
+      assert time.monotonic() - started < 5
+      assert result.end.startswith("stalled") and result.frames == 12
+      assert json.loads((tmp_path / "segments.json").read_text())["end"] == result.end
+  finally:
+    os.close(write_fd)
+
+
+# -- live behaviour --------------------------------------------------------
+
+
+def test_a_slow_model_on_a_live_source_drops_windows_instead_of_lagging(long_video, tmp_path):
+  path, frames, _ = long_video
+  fast = tmp_path / "fast.avi"  # the same frames at 100 fps: 2 s of stream
+  video.write_video(str(fast), frames, fps=100)
+  model = PanModel(delay=0.15)  # 2 windows every 0.1 s arrive, one is classified in 0.15 s
+  result = _run(rec.open_source(str(fast), realtime=True), model=model, queue_size=1)
+  total = (len(frames) - 10) // 5 + 1
+  assert result.dropped > total // 3
+  assert result.windows + result.dropped == total
+  # never further and further behind: the last label is as fresh as the early ones
+  assert max(result.latencies_ms) < 1000, result.latencies_ms
+
+
+def test_ctrl_c_ends_cleanly_with_valid_outputs(long_video, tmp_path):
+  path, _, _ = long_video
+  seen = []
+
+  def interrupt(window):
+    seen.append(window)
+    if len(seen) == 6:
+      raise KeyboardInterrupt
+
+  result = _run(rec.open_source(path), str(tmp_path), annotate=True, on_window=interrupt)
+  assert result.interrupted and result.end == "interrupted" and result.windows == 6
+  saved = json.loads((tmp_path / "segments.json").read_text())
+  assert saved["end"] == "interrupted" and saved["windows"] == 6
+  assert len((tmp_path / "windows.jsonl").read_text().splitlines()) == 6
+  assert len(video.read_video(str(tmp_path / "annotated.mp4"))) >= 6 * 5
+
+
+# -- a trained model -------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_trained_student_finds_every_segment(deploy, dataset, tmp_path):
+  """A tiny student trained on conftest.py's data (colour classes under noise) on a long
+  video of its classes. Trained for 6 epochs: after conftest's 2, one segment in the
+  last fifth was lost (IoU 0.2)."""
+  from tsnet_tf.export import predict  # pylint: disable=g-import-not-at-top
+  model_path = str(tmp_path / "student.keras")
+  trained = deploy.train_student(dataset[1], epochs=6)
+  clip_spec.attach(trained, deploy.spec(dataset[1]), deploy.CLASSES).save(model_path)
+  rng = np.random.default_rng(7)
+  order = [0, 2, 1, 0, 2]
+  seg = 60
+  frames = np.concatenate([deploy._video(k, rng, lengths=(seg, seg + 1))  # pylint: disable=protected-access
+                           for k in order])
+  path = str(tmp_path / "long.avi")
+  video.write_video(path, frames, fps=FPS)
+  classifier = rec.PredictorClassifier(predict.load_predictor(model_path))
+  result = rec.recognize(classifier, rec.open_source(path), str(tmp_path / "out"),
+                         print_windows=False, progress=False)
+  truth = [(deploy.CLASSES[k], i * seg / FPS, (i + 1) * seg / FPS) for i, k in enumerate(order)]
+  check_segments_found(result.segments, truth)

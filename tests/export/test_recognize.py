@@ -292,6 +292,14 @@ def test_a_slow_model_on_a_live_source_drops_windows_instead_of_lagging(long_vid
   assert max(result.latencies_ms) < 1000, result.latencies_ms
 
 
+def test_a_model_that_keeps_up_drops_nothing_live(long_video, tmp_path):
+  path, frames, _ = long_video
+  short = tmp_path / "short.avi"  # 2 segments at 100 fps: 0.8 s of stream
+  video.write_video(str(short), frames[:80], fps=100)
+  result = _run(rec.open_source(str(short), realtime=True), queue_size=1)
+  assert (result.windows, result.dropped) == ((80 - 10) // 5 + 1, 0)  # the last one too
+
+
 def test_ctrl_c_ends_cleanly_with_valid_outputs(long_video, tmp_path):
   path, _, _ = long_video
   seen = []

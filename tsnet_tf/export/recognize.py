@@ -795,10 +795,15 @@ class _Decoder(threading.Thread):
       self.error = e
     finally:
       self.done.set()
-      if self.source.live or self.stop.is_set():
+      if self.stop.is_set():
         self._put_end()
-      else:
-        self._put(None)
+      else:  # the end of a stream drops no window, live or not
+        while not self.stop.is_set():
+          try:
+            self.out.put(None, timeout=0.1)
+            break
+          except queue.Full:
+            continue
 
   def _put_end(self):
     while True:

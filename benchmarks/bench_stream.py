@@ -51,6 +51,7 @@ _THREADS = flags.DEFINE_integer("num_threads", 2, "TFLite interpreter threads.")
 _MODELS = flags.DEFINE_list(
     "models", ["tflite_fp32", "tflite_int8", "saved_model", "twostream_fast",
                "twostream_accurate", "twostream_opencv"], "Rows to run.")
+_HOP = flags.DEFINE_integer("hop", None, "Frames between window starts (default: half a clip).")
 _RSS = flags.DEFINE_boolean("rss", False, "Also measure peak RSS on 1- and 10-minute inputs.")
 _RSS_MINUTES = flags.DEFINE_list("rss_minutes", ["1", "10"], "Input lengths for --rss.")
 _WORK_DIR = flags.DEFINE_string("work_dir", None, "Where to build (default: a temp dir).")
@@ -197,9 +198,9 @@ def measure(classifier, path):
   quiet = dict(print_windows=False, progress=False)
   # warm-up: the first call traces / allocates
   classifier.classify(_first_clip(classifier, path))
-  thr = rec.recognize(classifier, rec.open_source(path), None, **quiet)
-  live = rec.recognize(classifier, rec.open_source(path, realtime=True), None, queue_size=1,
-                       **quiet)
+  thr = rec.recognize(classifier, rec.open_source(path), None, hop=_HOP.value, **quiet)
+  live = rec.recognize(classifier, rec.open_source(path, realtime=True), None, hop=_HOP.value,
+                       queue_size=1, **quiet)
   lat = np.asarray(live.latencies_ms)
   return {"rtf": thr.realtime_factor, "windows": thr.windows,
           "ms_per_window": 1000 * thr.elapsed_s / max(thr.windows, 1),
@@ -252,7 +253,7 @@ def main(argv):
                      _WIDTH.value)
   span = (spec.num_frames - 1) * spec.video_stride + 1
   print(f"clip: {spec.describe()}; window {span} frames = {1000 * span / FPS:.0f} ms of "
-        f"video, hop {span // 2} frames; input {_SECONDS.value:g} s at {FPS} fps, "
+        f"video, hop {_HOP.value or span // 2} frames; input {_SECONDS.value:g} s at {FPS} fps, "
         f"{_WIDTH.value}x{_HEIGHT.value}; built in {time.time() - started:.0f} s", flush=True)
   rows = []
   for name, classifier in classifiers(art, _MODELS.value, _THREADS.value).items():

@@ -341,3 +341,37 @@ def test_trained_student_finds_every_segment(deploy, dataset, tmp_path):
                          print_windows=False, progress=False)
   truth = [(deploy.CLASSES[k], i * seg / FPS, (i + 1) * seg / FPS) for i, k in enumerate(order)]
   check_segments_found(result.segments, truth)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rest", [False, True])
+def test_a_served_model_gives_the_local_windows(fake_server, long_video, tmp_path, rest):
+  """--server sends each clip as frames whose served centre clip is that clip (the
+  clip's frames repeated video_stride times), with a converter stride of 2 too."""
+  from tsnet_tf import models  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.export import predict  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.export import saved_model as sm  # pylint: disable=g-import-not-at-top
+  spec = clip_spec.ClipSpec(4, 16, 2, clip_spec.StoredFrames(stride=2))
+  model = models.build_rgb_model(len(PANS), 4, 16, backbone="light", width=4)
+  export = sm.export_saved_model(model, PANS, str(tmp_path / "m" / "1"), spec=spec)
+  start = fake_server.start_rest_server if rest else fake_server.start_grpc_server
+  server, address = start("m", 1, export)
+  try:
+    path = long_video[0]
+    local = _run(rec.open_source(path), str(tmp_path / "local"),
+                 model=rec.PredictorClassifier(predict.load_predictor(export)))
+    served = _run(rec.open_source(path), str(tmp_path / "served"),
+                  model=rec.load_classifier(server=address, model_name="m", rest=rest))
+  finally:
+    if rest:
+      server.shutdown()
+    else:
+      server.stop(0)
+  a, b = ([json.loads(l) for l in (tmp_path / d / "windows.jsonl").read_text().splitlines()]
+          for d in ("local", "served"))
+  assert len(a) == len(b) == local.windows > 10
+  for x, y in zip(a, b):
+    assert x["start_frame"] == y["start_frame"]
+    assert [t["label"] for t in x["top"]][:1] == [t["label"] for t in y["top"]][:1]
+    np.testing.assert_allclose([t["score"] for t in x["top"]], [t["score"] for t in y["top"]],
+                               atol=2e-3)

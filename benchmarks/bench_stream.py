@@ -94,12 +94,14 @@ def build_artifacts(work, cfg):
   from tsnet_tf.export import tflite as tfl
   data = cfg.data
   videos = os.path.join(work, "videos")
-  synthetic.generate_dataset(videos, num_classes=len(CLASSES), videos_per_class=4, height=64,
-                             width=80, min_seconds=1.0, max_seconds=1.5, fps=(FPS,))
   records = os.path.join(work, "tfrecords")
-  tfrecords.convert(os.path.join(videos, "videos"), os.path.join(videos, "splits"), records,
-                    splits=(1,), settings=tfrecords.ConversionSettings(short_side=0),
-                    num_workers=1, progress=False)
+  if not os.path.exists(os.path.join(records, "summary.json")):  # a --work_dir run before
+    synthetic.generate_dataset(videos, num_classes=len(CLASSES), videos_per_class=4,
+                               height=64, width=80, min_seconds=1.0, max_seconds=1.5,
+                               fps=(FPS,), overwrite=True)
+    tfrecords.convert(os.path.join(videos, "videos"), os.path.join(videos, "splits"), records,
+                      splits=(1,), settings=tfrecords.ConversionSettings(short_side=0),
+                      num_workers=1, progress=False, overwrite=True)
   from tsnet_tf.data import pipeline
   settings = pipeline.load_summary(records)["settings"]
   spec = clip_spec.ClipSpec.from_training(data, settings)
@@ -111,7 +113,7 @@ def build_artifacts(work, cfg):
                                    name="rgb")
   student_c = clip_spec.attach(student, spec, labels)
   export = sm.export_saved_model(student_c, labels, os.path.join(work, "student", "1"),
-                                 spec=spec)
+                                 spec=spec, overwrite=True)
   out = {"spec": spec, "labels": labels, "saved_model": export}
   for q in ("none", "int8"):
     out[f"tflite_{q}"] = tfl.convert_saved_model(

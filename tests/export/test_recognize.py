@@ -85,72 +85,7 @@ def _run(source, out=None, model=None, **kwargs):
   return rec.recognize(model or PanModel(), source, out, **kwargs)
 
 
-# -- windows ---------------------------------------------------------------
-
-
-@pytest.mark.parametrize("stored_stride, frame_stride, hop", [(1, 3, None), (1, 1, 3), (2, 2, 4)])
-def test_windows_are_the_spec_clips(stored_stride, frame_stride, hop):
-  spec = clip_spec.ClipSpec(4, 16, frame_stride, clip_spec.StoredFrames(stride=stored_stride))
-  slicer = rec.WindowSlicer(spec, hop)
-  n = 37
-  clips = []
-  for i in range(n):
-    clips += slicer.push(np.full((2, 2, 3), i, np.uint8))
-  clips += slicer.finish()
-  v = spec.video_stride
-  span = 3 * v + 1
-  assert slicer.span == span and slicer.hop % stored_stride == 0
-  for clip in clips:  # each clip is the frames s, s + v, ... of its window
-    assert clip.end_frame - clip.start_frame == span
-    np.testing.assert_array_equal(clip.frames[:, 0, 0, 0], clip.start_frame + v * np.arange(4))
-    assert clip.start_frame % stored_stride == 0
-  starts = [c.start_frame for c in clips]
-  regular = list(range(0, n - span + 1, slicer.hop))
-  assert starts[:len(regular)] == regular
-  assert clips[-1].end_frame >= n - stored_stride + 1  # the tail is covered
-  assert [c.index for c in clips] == list(range(len(clips)))
-
-
-def test_a_source_shorter_than_a_clip_gives_one_looped_clip():
-  slicer = rec.WindowSlicer(SPEC)
-  for i in range(6):
-    assert not slicer.push(np.full((2, 2, 3), i, np.uint8))
-  (clip,) = slicer.finish()
-  frames = np.stack([np.full((2, 2, 3), i, np.uint8) for i in range(6)])
-  np.testing.assert_array_equal(clip.frames, SPEC.clip_of_video(frames)[0])
-  assert (clip.start_frame, clip.end_frame) == (0, 6)
-
-
-def test_default_hop_is_half_a_clip():
-  assert rec.default_hop(SPEC) == 5
-  assert rec.WindowSlicer(SPEC, 7).hop == 7
-
-
-# -- smoothing rule --------------------------------------------------------
-
-
-def _onehot(k, n=3, p=0.9):
-  v = np.full(n, (1 - p) / (n - 1))
-  v[k] = p
-  return v
-
-
-def test_segments_smooth_a_glitch_and_merge():
-  labels = ["a", "b", "c"]
-  # Windows of 1 s every 0.5 s: a a a b(glitch) a a c c c c c
-  seq = [0, 0, 0, 1, 0, 0, 2, 2, 2, 2, 2]
-  windows = [(0.5 * i, 0.5 * i + 1, _onehot(k)) for i, k in enumerate(seq)]
-  segs = rec.segments_of(windows, labels, smooth=3, min_segment=0.0)
-  assert [s.label for s in segs] == ["a", "c"]
-  assert segs[0].start == 0.0 and segs[-1].end == 6.0
-  assert segs[0].end == segs[1].start  # windows own the time nearest their centre
-  # without smoothing the glitch is its own window-long segment; min_segment drops it and
-  # the two "a" segments around it are joined
-  raw = rec.segments_of(windows, labels, smooth=1, min_segment=0.0)
-  assert [s.label for s in raw] == ["a", "b", "a", "c"]
-  joined = rec.segments_of(windows, labels, smooth=1, min_segment=0.75)
-  assert [s.label for s in joined] == ["a", "c"]
-  assert 0.85 < joined[0].score < 0.95
+# -- windows and segments of a long video -----------------------------------
 
 
 def test_segments_from_a_long_video_with_a_model_reading_the_frames(long_video, tmp_path):
@@ -254,13 +189,6 @@ def test_stdin_frames(long_video):
   check_segments_found(result.segments, truth)
 
 
-def test_stdin_needs_its_size_and_rate():
-  with pytest.raises(ValueError, match="--stdin_size"):
-    rec.open_source("-", None, 25, stdin=io.BytesIO())
-  with pytest.raises(ValueError, match="--stdin_size"):
-    rec.open_source("-", "64-48", 25, stdin=io.BytesIO())
-
-
 def test_a_stalled_stream_ends_in_one_line(tmp_path):
   read_fd, write_fd = os.pipe()
   os.write(write_fd, np.zeros((12, 8, 8, 3), np.uint8).tobytes())  # 12 frames, then silence
@@ -332,8 +260,8 @@ def test_trained_student_finds_every_segment(deploy, dataset, tmp_path):
   rng = np.random.default_rng(7)
   order = [0, 2, 1, 0, 2]
   seg = 60
-  frames = np.concatenate([deploy._video(k, rng, lengths=(seg, seg + 1))  # pylint: disable=protected-access
-                           for k in order])
+  make = deploy._video  # pylint: disable=protected-access
+  frames = np.concatenate([make(k, rng, lengths=(seg, seg + 1)) for k in order])
   path = str(tmp_path / "long.avi")
   video.write_video(path, frames, fps=FPS)
   classifier = rec.PredictorClassifier(predict.load_predictor(model_path))

@@ -5,15 +5,11 @@
   result = recognize(classifier, source, output_dir="out", annotate=True, timeline=True)
   result.segments   # [Segment(label, start, end, score), ...]
 
-Windows. The clip is the artifact's own (`ClipSpec`: T frames `video_stride`
-decoded frames apart, in the stored frame format it was trained on); nothing
-here re-derives it. A window starting at decoded frame `s` is the clip of
-frames `s, s + v, ..., s + (T - 1) v` (`v = spec.video_stride`), spanning
-`span = (T - 1) v + 1` frames, `[s / fps, (s + span) / fps)` seconds. Windows
-start every `hop` frames (default half the span, rounded to the converter's
-stored stride); a file's last window is moved to end on its last frame when
-frames are left over, and a file shorter than one clip gets one looped clip
-(`ClipSpec.clip_of_video`).
+Windows (`tsnet_tf.data.streams`). The clip is the artifact's own (`ClipSpec`:
+T frames `video_stride` decoded frames apart, in the stored frame format it was
+trained on); nothing here re-derives it. A window of decoded frames
+`[s, s + span)` is `[s / fps, (s + span) / fps)` seconds. Windows start every
+`hop` frames (default half the span).
 
 Threads. A decoding thread reads frames, keeps the last `span` stored-format
 frames in a ring buffer (memory does not grow with the stream) and puts each
@@ -27,16 +23,7 @@ Latency. A window's `latency_ms` is the time from the arrival of its last
 frame (decoded, or released at its time for `realtime`) to its label: what
 the recognition adds beyond the clip's own length.
 
-Smoothing rule (the segment list). 1) The probabilities of each window are
-averaged with those of its neighbours, a centred moving average over `smooth`
-windows (fewer at the ends). 2) Each window is labelled with the top class of
-its average, and owns the time closer to its centre than to its neighbours'
-(the first window from its start, the last to its end). 3) Consecutive
-windows with the same label are merged into a segment whose score is the mean
-of their averaged top probabilities. 4) Segments shorter than `min_segment`
-seconds are dropped, and neighbours of the same label that then touch are
-joined. The segment list is built online (memory: the open segment and the
-list).
+Smoothing rule (the segment list): `tsnet_tf.export.segments`.
 
 Outputs under `output_dir` (any may be absent on request):
   windows.jsonl   one JSON object per classified window, flushed per line:
@@ -51,38 +38,39 @@ Outputs under `output_dir` (any may be absent on request):
   timeline.png    top class over time (windows) and the segments.
 """
 
-import collections
 import dataclasses
 import json
-import logging
 import os
 import queue
 import sys
 import threading
 import time
-from typing import Callable, Deque, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from tsnet_tf.data import clip_spec as clip_spec_lib
+from tsnet_tf.data import streams
 from tsnet_tf.data import video as video_lib
+from tsnet_tf.export import annotate as annotate_lib
 from tsnet_tf.export import predict as predict_lib
+from tsnet_tf.export import segments as segments_lib
 from tsnet_tf.export import serving
-from tsnet_tf.utils import errors
 from tsnet_tf.utils import io as io_utils
 
-log = logging.getLogger(__name__)
+# The names a caller of this module uses, from the modules that own them.
+open_source = streams.open_source
+FrameSource = streams.FrameSource
+WindowSlicer = streams.WindowSlicer
+default_hop = streams.default_hop
+Segment = segments_lib.Segment
+SegmentBuilder = segments_lib.SegmentBuilder
+segments_of = segments_lib.segments_of
 
 WINDOWS_FILE = "windows.jsonl"
 SEGMENTS_FILE = "segments.json"
 ANNOTATED_FILE = "annotated.mp4"
 TIMELINE_FILE = "timeline.png"
-
-STDIN = "-"
-
-
-class StreamError(errors.ResourceError, RuntimeError):
-  """A source cannot be opened or read (names the source)."""
 
 
 # ----------------------------------------------------------------------------
@@ -173,508 +161,6 @@ def load_classifier(model: Optional[str] = None, server: Optional[str] = None,
       model, labels_path, num_threads=num_threads, frame_stride=frame_stride))
 
 
-# ----------------------------------------------------------------------------
-# sources
-
-
-class FrameSource:
-  """Frames of a file, URL, device or stdin, in order.
-
-  Attributes:
-    name: the source as given.
-    fps: frames per second (the container's, or `--stdin_fps`).
-    live: frames come at their own pace (drop windows rather than lag).
-    expected_frames: the header's frame count of a file, else 0.
-    end_error: after `frames()` ends, why the stream ended early (a decode
-      error met, or the read timeout), else None.
-  """
-
-  def __init__(self, name: str, fps: float, live: bool, expected_frames: int = 0):
-    self.name, self.fps, self.live, self.expected_frames = name, fps, live, expected_frames
-    self.end_error: Optional[str] = None
-
-  def frames(self) -> Iterator[np.ndarray]:
-    """Yields uint8 RGB `[H, W, 3]` frames."""
-    raise NotImplementedError
-
-  def close(self) -> None:
-    pass
-
-
-class _ReaderSource(FrameSource):
-  """A file, URL or device through `video.VideoReader`."""
-
-  def __init__(self, name, reader: video_lib.VideoReader, live: bool, realtime: bool):
-    super().__init__(name, reader.fps, live or realtime, reader.header_frames)
-    self._reader = reader
-    self._realtime = realtime
-
-  def frames(self):
-    start = time.monotonic()
-    try:
-      for index, frame in enumerate(self._reader.frames()):
-        if self._realtime and self.fps:
-          delay = start + index / self.fps - time.monotonic()
-          if delay > 0:
-            time.sleep(delay)
-        yield frame
-    except video_lib.VideoDecodeError as e:
-      if self._reader.num_decoded:  # e.g. a size change mid-stream: the frames so far stand
-        self.end_error = e.reason
-        return
-      raise
-    if self._reader.last_error:
-      self.end_error = self._reader.last_error
-
-  def close(self):
-    self._reader.close()
-
-
-class _RawSource(FrameSource):
-  """Raw RGB24 frames of `width x height` read from a binary stream (stdin)."""
-
-  def __init__(self, stream, width: int, height: int, fps: float):
-    super().__init__(STDIN, fps, live=True)
-    self._stream, self._width, self._height = stream, width, height
-
-  def frames(self):
-    size = self._width * self._height * 3
-    while True:
-      data = _read_exactly(self._stream, size)
-      if len(data) < size:
-        if data:
-          self.end_error = f"last frame cut short ({len(data)} of {size} bytes)"
-        return
-      yield np.frombuffer(data, np.uint8).reshape(self._height, self._width, 3)
-
-
-def _read_exactly(stream, size: int) -> bytes:
-  chunks, got = [], 0
-  while got < size:
-    chunk = stream.read(size - got)
-    if not chunk:
-      break
-    chunks.append(chunk)
-    got += len(chunk)
-  return b"".join(chunks)
-
-
-def parse_size(text: str) -> Tuple[int, int]:
-  """`"WxH"` -> (width, height); raises ValueError naming `--stdin_size`."""
-  try:
-    width, height = (int(v) for v in str(text).lower().split("x"))
-  except ValueError:
-    raise ValueError(f"--stdin_size must be WxH (e.g. 320x240), got {text!r}") from None
-  if width < 1 or height < 1:
-    raise ValueError(f"--stdin_size must be positive, got {text!r}")
-  return width, height
-
-
-def is_device(path: str) -> bool:
-  return str(path).startswith("/dev/video")
-
-
-def open_source(video: str, stdin_size: Optional[str] = None, stdin_fps: Optional[float] = None,
-                timeout: float = 10.0, realtime: bool = False, live: Optional[bool] = None,
-                stdin=None) -> FrameSource:
-  """Opens a video file, an http(s)/rtsp URL, a V4L2 device or stdin (`"-"`).
-
-  Args:
-    video: the source.
-    stdin_size: `"WxH"` of raw RGB24 frames on stdin (required for `"-"`).
-    stdin_fps: their frame rate (required for `"-"`).
-    timeout: seconds a URL or device may take to open or to deliver data.
-    realtime: release a file's frames at its frame rate, as a camera would
-      (live behaviour on a file: benchmarks, demos).
-    live: drop windows rather than lag; default: True for rtsp, devices and
-      stdin, False for files and http(s) downloads.
-    stdin: binary stream to read for `"-"` (default `sys.stdin.buffer`).
-
-  Raises:
-    ValueError: stdin without size or fps.
-    video.VideoDecodeError: the source cannot be opened (names it).
-  """
-  if video == STDIN:
-    if not stdin_size or not stdin_fps:
-      raise ValueError("--video=- (raw RGB frames on stdin) needs --stdin_size=WxH and "
-                       "--stdin_fps")
-    if stdin_fps <= 0:
-      raise ValueError(f"--stdin_fps must be positive, got {stdin_fps}")
-    width, height = parse_size(stdin_size)
-    return _RawSource(stdin if stdin is not None else sys.stdin.buffer, width, height,
-                      float(stdin_fps))
-  if is_device(video):
-    reader = video_lib.VideoReader(video, av_format="v4l2", timeout=timeout)
-    default_live = True
-  elif video_lib.is_stream_url(video):
-    reader = video_lib.VideoReader(video, timeout=timeout)
-    default_live = not video.lower().startswith(("http://", "https://"))
-  else:
-    reader = video_lib.VideoReader(video)
-    default_live = False
-  if not reader.fps:
-    reader.close()
-    raise video_lib.VideoDecodeError(video, "the stream gives no frame rate")
-  return _ReaderSource(video, reader, default_live if live is None else live, realtime)
-
-
-# ----------------------------------------------------------------------------
-# windows
-
-
-@dataclasses.dataclass
-class Clip:
-  """One window's clip, as the decoder hands it to the classifier.
-
-  Attributes:
-    index: window number (0, 1, ...; dropped windows keep theirs).
-    start_frame, end_frame: decoded frames `[start_frame, end_frame)` it spans.
-    frames: uint8 `[T, h, w, 3]`, stored format.
-    arrival: `time.monotonic()` when its last frame arrived.
-  """
-  index: int
-  start_frame: int
-  end_frame: int
-  frames: np.ndarray
-  arrival: float
-
-
-class WindowSlicer:
-  """Decoded frames in, window clips out; holds the last `span` stored frames.
-
-    slicer = WindowSlicer(spec, hop)
-    for i, frame in enumerate(frames):
-      for clip in slicer.push(frame):  # a window that ends on this frame
-        ...
-    clips = slicer.finish()  # a last window ending on the last frame, if any left
-
-  Windows start at frames 0, hop, 2 hop, ... (hop: a multiple of the stored stride).
-  """
-
-  def __init__(self, spec: clip_spec_lib.ClipSpec, hop: Optional[int] = None,
-               convert: Optional[Callable[[np.ndarray], np.ndarray]] = None):
-    self.spec = spec
-    self.stored_stride = spec.stored_frames.stride
-    self.video_stride = spec.video_stride
-    self.span = (spec.num_frames - 1) * self.video_stride + 1
-    self.hop = default_hop(spec) if hop is None else round_hop(spec, hop)
-    self._convert = convert or (lambda f: spec.stored_frames_of(f[None])[0])
-    # stored frames at decoded positions 0, stored_stride, ...: the last span's worth
-    self._ring: Deque[Tuple[int, np.ndarray]] = collections.deque(
-        maxlen=(spec.num_frames - 1) * spec.frame_stride + 1)
-    self._head: List[np.ndarray] = []  # raw first frames, for a source shorter than a clip
-    self.num_frames = 0
-    self.next_index = 0
-    self._last_end = 0
-
-  def _clip_from(self, start: int) -> np.ndarray:
-    first = self._ring[0][0]
-    rel = (start - first) // self.stored_stride
-    positions = rel + np.arange(self.spec.num_frames) * self.spec.frame_stride
-    return np.stack([self._ring[int(p)][1] for p in positions])
-
-  def push(self, frame: np.ndarray, arrival: Optional[float] = None) -> List[Clip]:
-    """Adds decoded frame number `num_frames`; returns the window(s) ending on it."""
-    position = self.num_frames
-    self.num_frames += 1
-    if len(self._head) < self.span and position < self.span:
-      self._head.append(frame)
-    if position % self.stored_stride:
-      return []
-    self._ring.append((position, self._convert(frame)))
-    start = position - (self.span - 1)
-    if start < 0 or start % self.hop:
-      return []
-    return [self._emit(start, arrival)]
-
-  def _emit(self, start: int, arrival: Optional[float]) -> Clip:
-    clip = Clip(self.next_index, start, start + self.span, self._clip_from(start),
-                time.monotonic() if arrival is None else arrival)
-    self.next_index += 1
-    self._last_end = start + self.span
-    if self._head and self.num_frames > self.span:
-      self._head = []
-    return clip
-
-  def finish(self) -> List[Clip]:
-    """The closing window of a finished source: the last frames, if no window covered them.
-
-    A source shorter than one clip gives one clip of all its frames, looped
-    as `ClipSpec.clip_of_video` loops a short video.
-    """
-    if not self.num_frames:
-      return []
-    if self.num_frames < self.span:
-      frames = self.spec.clip_of_video(np.stack(self._head))[0]
-      clip = Clip(self.next_index, 0, self.num_frames, frames, time.monotonic())
-      self.next_index += 1
-      self._last_end = self.num_frames
-      return [clip]
-    last = (self.num_frames - 1) // self.stored_stride * self.stored_stride
-    start = last - (self.span - 1)
-    if last + 1 <= self._last_end or start < 0:
-      return []
-    return [self._emit(start, time.monotonic())]
-
-
-def round_hop(spec: clip_spec_lib.ClipSpec, hop: int) -> int:
-  """`hop` (decoded frames) rounded to a multiple of the stored stride, at least one."""
-  stride = spec.stored_frames.stride
-  return max(stride, int(round(int(hop) / stride)) * stride)
-
-
-def default_hop(spec: clip_spec_lib.ClipSpec) -> int:
-  """Half a clip's span, in decoded frames."""
-  span = (spec.num_frames - 1) * spec.video_stride + 1
-  return round_hop(spec, max(1, span // 2))
-
-
-# ----------------------------------------------------------------------------
-# smoothing and segments
-
-
-@dataclasses.dataclass
-class Segment:
-  label: str
-  start: float
-  end: float
-  score: float
-  num_windows: int = 1
-
-  def to_dict(self) -> Dict:
-    return {"label": self.label, "start": round(self.start, 4), "end": round(self.end, 4),
-            "score": round(self.score, 4)}
-
-
-class SegmentBuilder:
-  """The module doc's smoothing rule, online: windows in, segments out.
-
-    builder = SegmentBuilder(labels, smooth=3, min_segment=1.0)
-    for start, end, probabilities in windows:
-      builder.add(start, end, probabilities)
-    segments = builder.finish()
-  """
-
-  def __init__(self, labels: Sequence[str], smooth: int = 3, min_segment: float = 0.0):
-    if smooth < 1:
-      raise ValueError(f"smooth must be >= 1 window, got {smooth}")
-    self.labels = list(labels)
-    self.smooth = int(smooth)
-    self.min_segment = float(min_segment)
-    self._half = self.smooth // 2
-    # Windows not yet averaged: (start, end, probabilities); the average of
-    # window i needs windows i - half .. i + half.
-    self._pending: Deque[Tuple[float, float, np.ndarray]] = collections.deque()
-    self._history: Deque[np.ndarray] = collections.deque(maxlen=self._half)
-    self._prev: Optional[Tuple[float, float, int, float]] = None  # start, end, cls, score
-    self._cursor = 0.0  # where the previous window's time begins
-    self._open: Optional[Segment] = None
-    self.segments: List[Segment] = []
-
-  def add(self, start: float, end: float, probabilities: np.ndarray) -> None:
-    self._pending.append((start, end, np.asarray(probabilities, np.float64)))
-    if len(self._pending) > self._half:
-      self._average_next(final=False)
-
-  def _average_next(self, final: bool) -> None:
-    start, end, probs = self._pending[0]
-    ahead = [p for _, _, p in list(self._pending)[1:self._half + 1]]
-    mean = np.mean([*self._history, probs, *ahead], axis=0)
-    self._history.append(probs)
-    self._pending.popleft()
-    cls = int(np.argmax(mean))
-    self._place(start, end, cls, float(mean[cls]), last=final and not self._pending)
-
-  def _place(self, start, end, cls, score, last) -> None:
-    """Gives the previous window the time up to the midpoint of the two centres."""
-    if self._prev is None:
-      self._cursor = start
-    else:
-      p_start, p_end, p_cls, p_score = self._prev
-      boundary = ((p_start + p_end) / 2 + (start + end) / 2) / 2
-      boundary = max(self._cursor, min(p_end, boundary))
-      self._extend(p_cls, self._cursor, boundary, p_score)
-      self._cursor = boundary
-    self._prev = (start, end, cls, score)
-    if last:
-      self._extend(cls, self._cursor, max(end, self._cursor), score)
-
-  def _extend(self, cls, start, end, score) -> None:
-    label = self.labels[cls]
-    if self._open is not None and self._open.label == label:
-      seg = self._open
-      seg.score = (seg.score * seg.num_windows + score) / (seg.num_windows + 1)
-      seg.num_windows += 1
-      seg.end = end
-      return
-    self._close()
-    self._open = Segment(label, start, end, score)
-
-  def _close(self) -> None:
-    seg, self._open = self._open, None
-    if seg is None or seg.end - seg.start < self.min_segment:
-      return
-    if self.segments and self.segments[-1].label == seg.label:
-      prev = self.segments[-1]
-      total = prev.num_windows + seg.num_windows
-      prev.score = (prev.score * prev.num_windows + seg.score * seg.num_windows) / total
-      prev.num_windows, prev.end = total, seg.end
-      return
-    self.segments.append(seg)
-
-  def finish(self) -> List[Segment]:
-    while self._pending:
-      self._average_next(final=True)
-    self._close()
-    return self.segments
-
-
-def segments_of(windows: Sequence[Tuple[float, float, np.ndarray]], labels: Sequence[str],
-                smooth: int = 3, min_segment: float = 0.0) -> List[Segment]:
-  """`SegmentBuilder` over a list of `(start_s, end_s, probabilities [K])` windows."""
-  builder = SegmentBuilder(labels, smooth, min_segment)
-  for start, end, probs in windows:
-    builder.add(start, end, probs)
-  return builder.finish()
-
-
-# ----------------------------------------------------------------------------
-# annotation, timeline
-
-
-def draw_label(frame: np.ndarray, text: str) -> np.ndarray:
-  """uint8 `[H, W, 3]` with `text` on a dark band at its top (PIL)."""
-  from PIL import Image, ImageDraw  # pylint: disable=g-import-not-at-top
-  image = Image.fromarray(frame)
-  draw = ImageDraw.Draw(image)
-  box = draw.textbbox((3, 2), text)
-  draw.rectangle((0, 0, frame.shape[1], box[3] + 2), fill=(0, 0, 0))
-  draw.text((3, 2), text, fill=(255, 255, 255))
-  return np.asarray(image)
-
-
-class AnnotatedWriter:
-  """Writes frames with their labels drawn to an MP4 (H.264 where available), atomically.
-
-  Frames wait (`add`) until a window that ends at or after them is labelled
-  (`label_until`); at most `max_pending` wait (the oldest then take the last
-  label), so memory stays bounded on a stream.
-  """
-
-  def __init__(self, path: str, fps: float, max_pending: int):
-    self.path = path
-    self.fps = fps
-    self.max_pending = max(1, max_pending)
-    self._pending: Deque[Tuple[int, np.ndarray]] = collections.deque()
-    self._lock = threading.Lock()
-    self._encode_lock = threading.Lock()  # the decoder (overflow) and the labeller both write
-    self._closed = False
-    self._text = ""
-    self.num_written = 0
-    self._atomic = io_utils.atomic_write(path)
-    self._tmp = self._atomic.__enter__()
-    import av  # pylint: disable=g-import-not-at-top
-    self._container = av.open(self._tmp, mode="w", format="mp4")
-    self._stream = None
-    self._codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-
-  def add(self, index: int, frame: np.ndarray) -> None:
-    with self._lock:
-      self._pending.append((index, frame))
-      overflow = len(self._pending) > self.max_pending
-    if overflow:
-      self._write_until(self._pending[0][0] + 1)
-
-  def label_until(self, end_frame: int, text: str) -> None:
-    """Frames before `end_frame` get `text`."""
-    self._text = text
-    self._write_until(end_frame)
-
-  def _write_until(self, end_frame: int) -> None:
-    with self._encode_lock:
-      while not self._closed:
-        with self._lock:
-          if not self._pending or self._pending[0][0] >= end_frame:
-            return
-          _, frame = self._pending.popleft()
-        self._encode(draw_label(frame, self._text) if self._text else frame)
-
-  def _encode(self, rgb: np.ndarray) -> None:
-    import av  # pylint: disable=g-import-not-at-top
-    import fractions  # pylint: disable=g-import-not-at-top
-    rgb = rgb[:rgb.shape[0] // 2 * 2, :rgb.shape[1] // 2 * 2]  # 4:2:0 wants even sizes
-    if self._stream is None:
-      rate = fractions.Fraction(self.fps).limit_denominator(1001)
-      self._stream = self._container.add_stream(self._codec, rate=rate)
-      self._stream.width, self._stream.height = rgb.shape[1], rgb.shape[0]
-      self._stream.pix_fmt = "yuv420p"
-    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-    self._container.mux(self._stream.encode(frame))
-    self.num_written += 1
-
-  def close(self) -> None:
-    """Writes the frames still waiting (last label) and completes the file (once)."""
-    if self._closed:
-      return
-    self._write_until(sys.maxsize)
-    self._closed = True
-    try:
-      if self._stream is not None:
-        self._container.mux(self._stream.encode(None))
-      self._container.close()
-    except BaseException:
-      self._atomic.__exit__(*sys.exc_info())
-      raise
-    if self.num_written:
-      self._atomic.__exit__(None, None, None)
-    else:  # no frame: no file
-      self._atomic.__exit__(ValueError, ValueError("no frames"), None)
-
-
-def write_timeline(path: str, windows_path: str, labels: Sequence[str],
-                   segments: Sequence[Segment]) -> None:
-  """timeline.png: each window's top class over time (read back from windows.jsonl), and
-  the smoothed segments below, one row per class."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
-  row = {name: i for i, name in enumerate(labels)}
-  colours = plt.get_cmap("tab10")
-  fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(10, 1.5 + 0.45 * len(labels)),
-                                    gridspec_kw={"height_ratios": [len(labels), 1.2]})
-  end = 0.0
-  with open(windows_path, encoding="utf-8") as f:
-    for line in f:
-      w = json.loads(line)
-      name = w["top"][0]["label"]
-      r = row.get(name, 0)
-      top.plot([w["start"], w["end"]], [r, r], color=colours(r % 10), linewidth=6,
-               alpha=0.25 + 0.75 * w["top"][0]["score"], solid_capstyle="butt")
-      end = max(end, w["end"])
-  top.set_yticks(range(len(labels)), labels)
-  top.set_ylim(-0.7, len(labels) - 0.3)
-  top.invert_yaxis()
-  top.set_title("top class per window (opacity: probability)")
-  for seg in segments:
-    r = row.get(seg.label, 0)
-    bottom.broken_barh([(seg.start, seg.end - seg.start)], (0, 1), color=colours(r % 10))
-    bottom.text((seg.start + seg.end) / 2, 0.5, seg.label, ha="center", va="center",
-                fontsize=7, clip_on=True)
-    end = max(end, seg.end)
-  bottom.set_yticks([])
-  bottom.set_xlabel("time (s)")
-  bottom.set_title("segments (smoothed)")
-  bottom.set_xlim(0, max(end, 1e-3))
-  fig.tight_layout()
-  with io_utils.atomic_write(path) as tmp:
-    fig.savefig(tmp, dpi=100, format="png")
-  plt.close(fig)
-
-
-# ----------------------------------------------------------------------------
-# the run
-
-
 @dataclasses.dataclass
 class Window:
   """One classified window."""
@@ -718,7 +204,7 @@ class Result:
   windows: int
   dropped: int
   end: str
-  segments: List[Segment]
+  segments: List[segments_lib.Segment]
   latencies_ms: List[float]
   elapsed_s: float
   fps: float
@@ -743,8 +229,8 @@ class Result:
 class _Decoder(threading.Thread):
   """Reads the source, slices windows, puts them on the queue (drops when live)."""
 
-  def __init__(self, source: FrameSource, slicer: WindowSlicer, out: "queue.Queue",
-               annotator: Optional[AnnotatedWriter]):
+  def __init__(self, source: streams.FrameSource, slicer: streams.WindowSlicer,
+               out: "queue.Queue", annotator: Optional[annotate_lib.AnnotatedWriter]):
     super().__init__(name="recognize-decoder", daemon=True)
     self.source, self.slicer, self.out, self.annotator = source, slicer, out, annotator
     self.stop = threading.Event()
@@ -754,7 +240,7 @@ class _Decoder(threading.Thread):
     self.first_frame_time: Optional[float] = None
     self.done = threading.Event()
 
-  def _put(self, clip: Clip) -> None:
+  def _put(self, clip: streams.Clip) -> None:
     if not self.source.live:
       while not self.stop.is_set():
         try:
@@ -821,7 +307,8 @@ class _Decoder(threading.Thread):
 class _Status:
   """tqdm bar for files, a one-line status for live sources (stderr)."""
 
-  def __init__(self, source: FrameSource, slicer: WindowSlicer, enabled: bool):
+  def __init__(self, source: streams.FrameSource, slicer: streams.WindowSlicer,
+               enabled: bool):
     self.enabled = enabled
     self._bar = None
     self._last = 0.0
@@ -861,7 +348,7 @@ class _Status:
       sys.stderr.write("\n")
 
 
-def recognize(classifier: Classifier, source: FrameSource, output_dir: Optional[str] = None,
+def recognize(classifier: Classifier, source: streams.FrameSource, output_dir: Optional[str] = None,
               hop: Optional[int] = None, top_k: int = 5, smooth: int = 3,
               min_segment: Optional[float] = None, annotate: bool = False,
               timeline: bool = False, queue_size: int = 2, stall_timeout: float = 10.0,
@@ -898,9 +385,9 @@ def recognize(classifier: Classifier, source: FrameSource, output_dir: Optional[
     raise ValueError(f"--hop must be >= 1 frame, got {hop}")
   spec = classifier.spec
   fps = source.fps
-  slicer = WindowSlicer(spec, hop)
+  slicer = streams.WindowSlicer(spec, hop)
   min_segment = slicer.span / fps if min_segment is None else float(min_segment)
-  builder = SegmentBuilder(classifier.labels, smooth, min_segment)
+  builder = segments_lib.SegmentBuilder(classifier.labels, smooth, min_segment)
   outputs: Dict[str, str] = {}
   jsonl = annotator = None
   if output_dir:
@@ -910,7 +397,7 @@ def recognize(classifier: Classifier, source: FrameSource, output_dir: Optional[
     jsonl = open(outputs["windows"], "w", encoding="utf-8")  # pylint: disable=consider-using-with
     if annotate:
       outputs["annotated"] = os.path.join(output_dir, ANNOTATED_FILE)
-      annotator = AnnotatedWriter(outputs["annotated"], fps,
+      annotator = annotate_lib.AnnotatedWriter(outputs["annotated"], fps,
                                   max_pending=slicer.span + (queue_size + 2) * slicer.hop)
   windows_q: "queue.Queue" = queue.Queue(maxsize=max(1, queue_size))
   decoder = _Decoder(source, slicer, windows_q, annotator)
@@ -952,6 +439,10 @@ def recognize(classifier: Classifier, source: FrameSource, output_dir: Optional[
         on_window(window)
   except KeyboardInterrupt:
     end, interrupted = "interrupted", True
+  except BaseException:  # the classifier failed (e.g. a server error): close what is open
+    decoder.stop.set()
+    _close_outputs(jsonl, annotator)
+    raise
   finally:
     decoder.stop.set()
     status.close()
@@ -984,7 +475,8 @@ def recognize(classifier: Classifier, source: FrameSource, output_dir: Optional[
                  "segments": [s.to_dict() for s in segments]}, f, indent=1)
     if timeline:
       outputs["timeline"] = os.path.join(output_dir, TIMELINE_FILE)
-      write_timeline(outputs["timeline"], outputs["windows"], classifier.labels, segments)
+      annotate_lib.write_timeline(outputs["timeline"], outputs["windows"], classifier.labels,
+                                  segments)
   if annotator is not None and not annotator.num_written:
     outputs.pop("annotated", None)
   return result

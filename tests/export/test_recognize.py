@@ -113,14 +113,15 @@ def test_segments_from_a_long_video_with_a_model_reading_the_frames(long_video, 
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
-  """Serves files; `?cut=N` sends only the first N bytes, then closes (a stream that dies)."""
+  """Serves files; `?cut=N` sends only the first N bytes, then closes (a stream that dies);
+  `?hang=N` sends them, then nothing for 20 s (a stream that stalls)."""
 
   def log_message(self, *args):
     pass
 
   def do_GET(self):
     path, _, query = self.path.partition("?")
-    if not query.startswith("cut="):
+    if not query.startswith(("cut=", "hang=")):
       self.path = path
       return super().do_GET()
     data = open(os.path.join(self.directory, path.lstrip("/")), "rb").read()
@@ -128,8 +129,10 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
     self.send_header("Content-Type", "video/x-msvideo")
     self.send_header("Content-Length", str(len(data)))
     self.end_headers()
-    self.wfile.write(data[:int(query[4:])])
+    self.wfile.write(data[:int(query.split("=")[1])])
     self.wfile.flush()
+    if query.startswith("hang="):
+      time.sleep(20)
     self.close_connection = True
 
 
@@ -167,6 +170,18 @@ def test_a_server_that_closes_mid_way_ends_the_stream_in_one_line(long_video, ht
   saved = json.loads((tmp_path / "segments.json").read_text())  # complete and valid
   assert saved["frames"] == result.frames
   assert len((tmp_path / "windows.jsonl").read_text().splitlines()) == result.windows
+
+
+def test_a_stalled_url_ends_in_one_line(long_video, http_server, tmp_path):
+  path, frames, _ = long_video
+  cut = os.path.getsize(path) // 2
+  source = rec.open_source(f"{http_server}{os.path.basename(path)}?hang={cut}", timeout=1)
+  started = time.monotonic()
+  result = _run(source, str(tmp_path), stall_timeout=1)
+  assert time.monotonic() - started < 8
+  assert 10 < result.frames < len(frames)
+  assert result.end.startswith(("stalled", "stream ended early")), result.end
+  assert json.loads((tmp_path / "segments.json").read_text())["end"] == result.end
 
 
 def test_a_truncated_file_gives_the_frames_before_the_cut(long_video, tmp_path):

@@ -332,19 +332,20 @@ class _Status:
       self._bar.update(1)
       return
     now = time.monotonic()
-    if now - self._last < 0.5:
+    tty = sys.stderr.isatty()
+    if now - self._last < (0.5 if tty else 10.0):  # a log file gets a line every 10 s
       return
     self._last = now
     top = f"{window.top[0][0]} {window.top[0][1]:.2f}" if window.top else ""
-    sys.stderr.write(f"\r{frames / fps if fps else 0:7.1f}s  {frames} frames  "
-                     f"{window.index + 1} windows  {dropped} dropped  "
-                     f"latency {window.latency_ms:5.0f} ms  {top}\x1b[K")
+    status = (f"{frames / fps if fps else 0:7.1f}s  {frames} frames  {window.index + 1} "
+              f"windows  {dropped} dropped  latency {window.latency_ms:5.0f} ms  {top}")
+    sys.stderr.write(f"\r{status}\x1b[K" if tty else f"{status}\n")
     sys.stderr.flush()
 
   def close(self):
     if self._bar is not None:
       self._bar.close()
-    elif self.enabled and self._last:
+    elif self.enabled and self._last and sys.stderr.isatty():
       sys.stderr.write("\n")
 
 

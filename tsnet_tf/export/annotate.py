@@ -75,7 +75,9 @@ class AnnotatedWriter:
     rgb = rgb[:rgb.shape[0] // 2 * 2, :rgb.shape[1] // 2 * 2]  # 4:2:0 wants even sizes
     if self._stream is None:
       rate = fractions.Fraction(self.fps).limit_denominator(1001)
-      self._stream = self._container.add_stream(self._codec, rate=rate)
+      self._stream = self._container.add_stream(
+          self._codec, rate=rate,
+          options={"preset": "veryfast"} if self._codec == "libx264" else None)
       self._stream.width, self._stream.height = rgb.shape[1], rgb.shape[0]
       self._stream.pix_fmt = "yuv420p"
     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")

@@ -38,6 +38,7 @@ Outputs under `output_dir` (any may be absent on request):
   timeline.png    top class over time (windows) and the segments.
 """
 
+import collections
 import dataclasses
 import json
 import os
@@ -45,7 +46,7 @@ import queue
 import sys
 import threading
 import time
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Deque, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -71,6 +72,7 @@ WINDOWS_FILE = "windows.jsonl"
 SEGMENTS_FILE = "segments.json"
 ANNOTATED_FILE = "annotated.mp4"
 TIMELINE_FILE = "timeline.png"
+MAX_LATENCIES = 100_000  # latencies kept for the summary (an endless stream: the last)
 
 
 # ----------------------------------------------------------------------------
@@ -195,7 +197,7 @@ class Result:
     end: how it ended, one line (`end of stream`, `stalled: ...`,
       `stream ended early: ...`, `interrupted`).
     segments: the smoothed segment list.
-    latencies_ms: each classified window's latency.
+    latencies_ms: the latency of each classified window (the last `MAX_LATENCIES`).
     elapsed_s: wall seconds from the first frame to the end.
     fps: the source's frame rate.
     outputs: {kind: path} of the files written.
@@ -403,7 +405,7 @@ def recognize(classifier: Classifier, source: streams.FrameSource, output_dir: O
   windows_q: "queue.Queue" = queue.Queue(maxsize=max(1, queue_size))
   decoder = _Decoder(source, slicer, windows_q, annotator)
   status = _Status(source, slicer, progress)
-  latencies: List[float] = []
+  latencies: Deque[float] = collections.deque(maxlen=MAX_LATENCIES)  # bounded memory
   num_windows = 0
   end = "end of stream"
   interrupted = False
@@ -461,7 +463,7 @@ def recognize(classifier: Classifier, source: streams.FrameSource, output_dir: O
     source.close()
   segments = builder.finish()
   result = Result(frames=slicer.num_frames, windows=num_windows, dropped=decoder.dropped,
-                  end=end, segments=segments, latencies_ms=latencies, elapsed_s=elapsed,
+                  end=end, segments=segments, latencies_ms=list(latencies), elapsed_s=elapsed,
                   fps=fps, outputs=outputs, interrupted=interrupted)
   _close_outputs(jsonl, annotator)
   if output_dir:

@@ -101,6 +101,30 @@ def _open(path: str):
   return container, container.streams.video[0]
 
 
+def is_stream_url(path: str) -> bool:
+  """True for a network source PyAV opens by URL (http, https, rtsp, rtmp, udp, tcp)."""
+  return str(path).lower().startswith(("http://", "https://", "rtsp://", "rtmp://", "udp://",
+                                       "tcp://"))
+
+
+def _open_stream(path: str, av_format: Optional[str], options: Optional[Dict[str, str]],
+                 timeout: Optional[float]):
+  """Opens a URL or device (`av_format`, e.g. `v4l2`); returns (container, stream).
+
+  `timeout` (seconds) bounds opening and every read: a stalled stream ends
+  (PyAV's interrupt callback) instead of blocking forever.
+  """
+  try:
+    container = av.open(path, mode="r", format=av_format, options=dict(options or {}),
+                        timeout=timeout)
+  except (av.FFmpegError, UnicodeDecodeError, OSError) as e:
+    raise VideoDecodeError(path, f"cannot open the stream ({e})") from e
+  if not container.streams.video:
+    container.close()
+    raise VideoDecodeError(path, "stream has no video")
+  return container, container.streams.video[0]
+
+
 def _iter_frames(container, stream):
   """Yields decoded `av.VideoFrame`s, skipping corrupt or undecodable packets.
 
@@ -186,6 +210,10 @@ class VideoReader:
 
   Frames are turned as the container's display matrix says (`display_rgb`).
 
+  A URL (`is_stream_url`: http(s), rtsp, ...) or a device opened with
+  `av_format` (e.g. `VideoReader("/dev/video0", av_format="v4l2")`) streams the
+  same way; `timeout` (seconds) bounds its opening and each read.
+
   A reader is read once. Opening raises `VideoDecodeError` for a missing,
   empty or non-video file; reading raises it when the stream yields no frame
   or its frame size changes. Frames before a damaged packet are kept (a file
@@ -201,9 +229,13 @@ class VideoReader:
     last_error: the last decode error met so far (skipped packet), or None.
   """
 
-  def __init__(self, path: Union[str, os.PathLike]):
+  def __init__(self, path: Union[str, os.PathLike], av_format: Optional[str] = None,
+               options: Optional[Dict[str, str]] = None, timeout: Optional[float] = None):
     self.path = os.fspath(path)
-    self._container, self._stream = _open(self.path)
+    if av_format or is_stream_url(self.path):  # a URL or a device: no file to check
+      self._container, self._stream = _open_stream(self.path, av_format, options, timeout)
+    else:
+      self._container, self._stream = _open(self.path)
     rate = (self._stream.average_rate or self._stream.guessed_rate
             or self._stream.base_rate)
     self.fps = float(rate) if rate else 0.0

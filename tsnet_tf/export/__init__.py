@@ -3,7 +3,9 @@
 See docs/deploy.md. Submodules: `saved_model` (serving graph, export),
 `tflite` (conversion, LiteRT runner), `edge` (TFLite-friendly 2D twin of 3D
 layers), `predict` (video file -> top-5 from any artifact), `serving`
-(TF-Serving gRPC/REST client helpers).
+(TF-Serving gRPC/REST client helpers), `recognize` (sliding windows over long
+videos and live streams: per-window classes; docs/recognize.md) with `segments`
+(its smoothing rule) and `annotate` (annotated video, timeline PNG).
 """
 
 from tsnet_tf.export.edge import edge_model

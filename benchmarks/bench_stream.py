@@ -173,6 +173,7 @@ class OpenCVTwoStream:
 
 def classifiers(art, names, num_threads):
   from tsnet_tf.export import predict
+  from tsnet_tf.data import streams
   from tsnet_tf.export import recognize as rec
   spec, labels = art["spec"], art["labels"]
   made = {}
@@ -200,8 +201,8 @@ def measure(classifier, path):
   quiet = dict(print_windows=False, progress=False)
   # warm-up: the first call traces / allocates
   classifier.classify(_first_clip(classifier, path))
-  thr = rec.recognize(classifier, rec.open_source(path), None, hop=_HOP.value, **quiet)
-  live = rec.recognize(classifier, rec.open_source(path, realtime=True), None, hop=_HOP.value,
+  thr = rec.recognize(classifier, streams.open_source(path), None, hop=_HOP.value, **quiet)
+  live = rec.recognize(classifier, streams.open_source(path, realtime=True), None, hop=_HOP.value,
                        queue_size=1, **quiet)
   lat = np.asarray(live.latencies_ms)
   return {"rtf": thr.realtime_factor, "windows": thr.windows,
@@ -213,8 +214,8 @@ def measure(classifier, path):
 
 def _first_clip(classifier, path):
   from tsnet_tf.export import recognize as rec
-  slicer = rec.WindowSlicer(classifier.spec)
-  source = rec.open_source(path)
+  slicer = streams.WindowSlicer(classifier.spec)
+  source = streams.open_source(path)
   try:
     for frame in source.frames():
       clips = slicer.push(frame)
@@ -230,7 +231,7 @@ def rss_child(model, path):
   from tsnet_tf.export import predict
   from tsnet_tf.export import recognize as rec
   classifier = rec.PredictorClassifier(predict.load_predictor(model, num_threads=2))
-  r = rec.recognize(classifier, rec.open_source(path), None, print_windows=False,
+  r = rec.recognize(classifier, streams.open_source(path), None, print_windows=False,
                     progress=False)
   print(json.dumps({"frames": r.frames, "windows": r.windows, "rtf": r.realtime_factor,
                     "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))

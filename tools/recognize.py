@@ -55,6 +55,7 @@ flags.mark_flag_as_required("video")
 def main(argv):
   del argv
   from tsnet_tf.data import video  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.data import streams  # pylint: disable=g-import-not-at-top
   from tsnet_tf.export import recognize  # pylint: disable=g-import-not-at-top
   from tsnet_tf.utils import cli  # pylint: disable=g-import-not-at-top
   cli.check_dir_flag("output_dir", FLAGS.output_dir)
@@ -65,8 +66,8 @@ def main(argv):
   live = {"auto": None, "true": True, "false": False}[FLAGS.live]
   try:
     # The source first: a wrong --video is named before a model is loaded.
-    source = recognize.open_source(FLAGS.video, FLAGS.stdin_size, FLAGS.stdin_fps,
-                                   timeout=FLAGS.timeout, realtime=FLAGS.realtime, live=live)
+    source = streams.open_source(FLAGS.video, FLAGS.stdin_size, FLAGS.stdin_fps,
+                                 timeout=FLAGS.timeout, realtime=FLAGS.realtime, live=live)
   except video.VideoDecodeError as e:
     raise cli.ToolError(f"--video: {e}") from e
   except ValueError as e:

@@ -22,6 +22,7 @@ import pytest
 from tsnet_tf.data import clip_spec
 from tsnet_tf.data import synthetic
 from tsnet_tf.data import video
+from tsnet_tf.data import streams
 from tsnet_tf.export import recognize as rec
 
 PANS = ["pan_down", "pan_left", "pan_right", "pan_up"]
@@ -90,7 +91,7 @@ def _run(source, out=None, model=None, **kwargs):
 
 def test_segments_from_a_long_video_with_a_model_reading_the_frames(long_video, tmp_path):
   path, frames, truth = long_video
-  result = _run(rec.open_source(path), str(tmp_path), annotate=True, timeline=True)
+  result = _run(streams.open_source(path), str(tmp_path), annotate=True, timeline=True)
   assert result.end == "end of stream" and result.frames == len(frames)
   check_segments_found(result.segments, truth)
   lines = (tmp_path / "windows.jsonl").read_text().splitlines()
@@ -151,7 +152,7 @@ def http_server(long_video):
 
 def test_http_url_gives_the_file_windows(long_video, http_server):
   path, frames, truth = long_video
-  source = rec.open_source(http_server + os.path.basename(path), timeout=5)
+  source = streams.open_source(http_server + os.path.basename(path), timeout=5)
   assert not source.live
   result = _run(source)
   assert result.end == "end of stream"
@@ -163,7 +164,7 @@ def test_a_server_that_closes_mid_way_ends_the_stream_in_one_line(long_video, ht
                                                                   tmp_path):
   path, frames, _ = long_video
   cut = os.path.getsize(path) // 2
-  source = rec.open_source(f"{http_server}{os.path.basename(path)}?cut={cut}", timeout=3)
+  source = streams.open_source(f"{http_server}{os.path.basename(path)}?cut={cut}", timeout=3)
   result = _run(source, str(tmp_path))
   assert 10 < result.frames < len(frames)
   assert "\n" not in result.summary("x") and "after" in result.summary("x")
@@ -175,7 +176,7 @@ def test_a_server_that_closes_mid_way_ends_the_stream_in_one_line(long_video, ht
 def test_a_stalled_url_ends_in_one_line(long_video, http_server, tmp_path):
   path, frames, _ = long_video
   cut = os.path.getsize(path) // 2
-  source = rec.open_source(f"{http_server}{os.path.basename(path)}?hang={cut}", timeout=1)
+  source = streams.open_source(f"{http_server}{os.path.basename(path)}?hang={cut}", timeout=1)
   started = time.monotonic()
   result = _run(source, str(tmp_path), stall_timeout=1)
   assert time.monotonic() - started < 8
@@ -188,7 +189,7 @@ def test_a_truncated_file_gives_the_frames_before_the_cut(long_video, tmp_path):
   path, frames, _ = long_video
   cut = tmp_path / "cut.avi"
   cut.write_bytes(open(path, "rb").read()[:os.path.getsize(path) * 3 // 5])
-  result = _run(rec.open_source(str(cut)), str(tmp_path / "out"))
+  result = _run(streams.open_source(str(cut)), str(tmp_path / "out"))
   assert 10 < result.frames < len(frames)
   assert result.windows >= (result.frames - 10) // 5 + 1
   json.loads((tmp_path / "out" / "segments.json").read_text())
@@ -197,7 +198,7 @@ def test_a_truncated_file_gives_the_frames_before_the_cut(long_video, tmp_path):
 def test_stdin_frames(long_video):
   _, frames, truth = long_video
   stream = io.BytesIO(frames.tobytes())
-  source = rec.open_source("-", f"{W}x{H}", FPS, stdin=stream)
+  source = streams.open_source("-", f"{W}x{H}", FPS, stdin=stream)
   assert source.live
   result = _run(source, queue_size=10 ** 4)  # room for every window: none dropped
   assert result.frames == len(frames) and result.dropped == 0
@@ -209,7 +210,7 @@ def test_a_stalled_stream_ends_in_one_line(tmp_path):
   os.write(write_fd, np.zeros((12, 8, 8, 3), np.uint8).tobytes())  # 12 frames, then silence
   try:
     with open(read_fd, "rb", buffering=0) as reader:
-      source = rec.open_source("-", "8x8", 25, stdin=reader)
+      source = streams.open_source("-", "8x8", 25, stdin=reader)
       started = time.monotonic()
       result = _run(source, str(tmp_path), stall_timeout=0.5)
       assert time.monotonic() - started < 5
@@ -227,7 +228,7 @@ def test_a_slow_model_on_a_live_source_drops_windows_instead_of_lagging(long_vid
   fast = tmp_path / "fast.avi"  # the same frames at 100 fps: 2 s of stream
   video.write_video(str(fast), frames, fps=100)
   model = PanModel(delay=0.15)  # 2 windows every 0.1 s arrive, one is classified in 0.15 s
-  result = _run(rec.open_source(str(fast), realtime=True), model=model, queue_size=1)
+  result = _run(streams.open_source(str(fast), realtime=True), model=model, queue_size=1)
   total = (len(frames) - 10) // 5 + 1
   assert result.dropped > total // 3
   assert result.windows + result.dropped == total
@@ -239,7 +240,7 @@ def test_a_model_that_keeps_up_drops_nothing_live(long_video, tmp_path):
   path, frames, _ = long_video
   short = tmp_path / "short.avi"  # 2 segments at 100 fps: 0.8 s of stream
   video.write_video(str(short), frames[:80], fps=100)
-  result = _run(rec.open_source(str(short), realtime=True), queue_size=1)
+  result = _run(streams.open_source(str(short), realtime=True), queue_size=1)
   assert (result.windows, result.dropped) == ((80 - 10) // 5 + 1, 0)  # the last one too
 
 
@@ -252,7 +253,7 @@ def test_ctrl_c_ends_cleanly_with_valid_outputs(long_video, tmp_path):
     if len(seen) == 6:
       raise KeyboardInterrupt
 
-  result = _run(rec.open_source(path), str(tmp_path), annotate=True, on_window=interrupt)
+  result = _run(streams.open_source(path), str(tmp_path), annotate=True, on_window=interrupt)
   assert result.interrupted and result.end == "interrupted" and result.windows == 6
   saved = json.loads((tmp_path / "segments.json").read_text())
   assert saved["end"] == "interrupted" and saved["windows"] == 6
@@ -280,7 +281,7 @@ def test_trained_student_finds_every_segment(deploy, dataset, tmp_path):
   path = str(tmp_path / "long.avi")
   video.write_video(path, frames, fps=FPS)
   classifier = rec.PredictorClassifier(predict.load_predictor(model_path))
-  result = rec.recognize(classifier, rec.open_source(path), str(tmp_path / "out"),
+  result = rec.recognize(classifier, streams.open_source(path), str(tmp_path / "out"),
                          print_windows=False, progress=False)
   truth = [(deploy.CLASSES[k], i * seg / FPS, (i + 1) * seg / FPS) for i, k in enumerate(order)]
   check_segments_found(result.segments, truth)
@@ -301,9 +302,9 @@ def test_a_served_model_gives_the_local_windows(fake_server, long_video, tmp_pat
   server, address = start("m", 1, export)
   try:
     path = long_video[0]
-    local = _run(rec.open_source(path), str(tmp_path / "local"),
+    local = _run(streams.open_source(path), str(tmp_path / "local"),
                  model=rec.PredictorClassifier(predict.load_predictor(export)))
-    served = _run(rec.open_source(path), str(tmp_path / "served"),
+    served = _run(streams.open_source(path), str(tmp_path / "served"),
                   model=rec.load_classifier(server=address, model_name="m", rest=rest))
   finally:
     if rest:

@@ -1,7 +1,7 @@
 """Sliding-window action recognition over long videos and live streams.
 
   classifier = load_classifier(model="student.tflite")      # or server=, model_name=
-  source = open_source("long.mp4")     # or http(s)://, rtsp://, /dev/video0, "-" (stdin)
+  source = streams.open_source("long.mp4")     # or http(s)://, rtsp://, /dev/video0, "-" (stdin)
   result = recognize(classifier, source, output_dir="out", annotate=True, timeline=True)
   result.segments   # [Segment(label, start, end, score), ...]
 
@@ -58,15 +58,6 @@ from tsnet_tf.export import predict as predict_lib
 from tsnet_tf.export import segments as segments_lib
 from tsnet_tf.export import serving
 from tsnet_tf.utils import io as io_utils
-
-# The names a caller of this module uses, from the modules that own them.
-open_source = streams.open_source
-FrameSource = streams.FrameSource
-WindowSlicer = streams.WindowSlicer
-default_hop = streams.default_hop
-Segment = segments_lib.Segment
-SegmentBuilder = segments_lib.SegmentBuilder
-segments_of = segments_lib.segments_of
 
 WINDOWS_FILE = "windows.jsonl"
 SEGMENTS_FILE = "segments.json"

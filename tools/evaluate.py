@@ -25,8 +25,8 @@ _MODEL_DIR = flags.DEFINE_string("model_dir", None, "Training output directory."
                                  required=True)
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Output of tools/prepare_hmdb51.py.",
                                 required=True)
-_SPLIT = flags.DEFINE_integer("split", 1, "Official split (1-3).", lower_bound=1,
-                              upper_bound=3)
+_SPLIT = flags.DEFINE_integer("split", 1, "Split (HMDB51: 1-3; a session layout has one per "
+                              "session).", lower_bound=1)
 _NUM_CLIPS = flags.DEFINE_integer(
     "num_clips", None, "Clips per video (K); default: eval.num_clips of the model's "
     "config.yaml, else 10.", lower_bound=1)

@@ -26,8 +26,8 @@ _DATA_DIR = flags.DEFINE_string("data_dir", None, "Output of tools/prepare_hmdb5
                                 required=True)
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where the table and per-row results go.",
                                   required=True)
-_SPLIT = flags.DEFINE_integer("split", 1, "Official split (1-3).", lower_bound=1,
-                              upper_bound=3)
+_SPLIT = flags.DEFINE_integer("split", 1, "Split (HMDB51: 1-3; a session layout has one per "
+                              "session).", lower_bound=1)
 _NUM_CLIPS = flags.DEFINE_integer("num_clips", 4, "Test clips per video.", lower_bound=1)
 _TIMING_RUNS = flags.DEFINE_integer("timing_runs", 10,
                                     "Timed batch-1 inferences per model and runtime.",

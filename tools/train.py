@@ -36,8 +36,8 @@ _STAGE = flags.DEFINE_enum("stage", None, ["teacher", "flow", "student", "rgb", 
 _MODEL_DIR = flags.DEFINE_string("model_dir", None, "Output directory.", required=True)
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Output of tools/prepare_hmdb51.py.",
                                 required=True)
-_SPLIT = flags.DEFINE_integer("split", 1, "Official split (1-3).", lower_bound=1,
-                              upper_bound=3)
+_SPLIT = flags.DEFINE_integer("split", 1, "Split (HMDB51: 1-3; a session layout has one per "
+                              "session).", lower_bound=1)
 _TEACHER_DIR = flags.DEFINE_string("teacher_dir", None,
                                    "student: --model_dir of the trained teacher.")
 _RGB_DIR = flags.DEFINE_string("rgb_dir", None, "twostream: --model_dir of a trained rgb model.")

@@ -36,6 +36,8 @@ CLASSES = (
 
 _log = logging.getLogger(__name__)
 
+# HMDB51's splits; other sets in its layout may have more (e.g. one per
+# recording session, `tsnet_tf.data.sessions`): any k >= 1 with split files.
 SPLITS = (1, 2, 3)
 UNUSED, TRAIN, TEST, VALIDATION = 0, 1, 2, 3
 SUBSET_IDS = {"train": TRAIN, "validation": VALIDATION, "test": TEST}
@@ -129,8 +131,8 @@ def read_splits(split_dir: str, class_names: Sequence[str],
           f"which has no folder in the video directory")
   result = {}
   for k in splits:
-    if k not in SPLITS:
-      raise LayoutError(f"split {k} does not exist; HMDB51 has splits {SPLITS}")
+    if not isinstance(k, int) or k < 1:
+      raise LayoutError(f"split {k!r} does not exist; splits are numbered from 1")
     result[k] = {}
     for cls in class_names:
       path = os.path.join(split_dir, split_file_name(cls, k))

@@ -95,7 +95,7 @@ def cluster(address: str = "", num_cpus: int = 0):
   Args:
     address: `host:port` of a running cluster's head (`ray start --head`),
       `ray://host:10001` (Ray Client), or "auto"; empty starts a local Ray
-      instance. Ignored when this process is already connected.
+      instance. Checked, then ignored, when this process is already connected.
     num_cpus: CPUs of a local instance (0: all of this machine's).
 
   Yields:
@@ -104,11 +104,11 @@ def cluster(address: str = "", num_cpus: int = 0):
   Raises:
     ClusterUnreachableError: nothing answers at `address`.
   """
+  if address:
+    _check_reachable(address)
   if ray.is_initialized():
     yield
     return
-  if address:
-    _check_reachable(address)
   # Workers that only decode and encode video skip loading TensorFlow/Keras on
   # `import tsnet_tf`; those that need TV-L1 import it themselves.
   kwargs = dict(include_dashboard=False, logging_level=logging.WARNING,

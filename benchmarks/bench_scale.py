@@ -40,7 +40,6 @@ from tsnet_tf.data import hmdb51
 from tsnet_tf.data import synthetic
 from tsnet_tf.data import tfrecords
 from tsnet_tf.data import video as video_lib
-from tsnet_tf.flow import extract
 
 _REAL_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..",
                          "shared", "data", "video")
@@ -170,6 +169,9 @@ def _actor_startup(num):
 
 
 def _flow(videos_root, real, root):
+  # Here, not at the top: the local converter's spawned workers import this
+  # module, and tsnet_tf.flow loads Keras and TensorFlow.
+  from tsnet_tf.flow import extract  # pylint: disable=g-import-not-at-top
   options = extract.Options(preset="fast", new_short=FLAGS.flow_new_short, batch_size=8)
   vids = extract.find_videos(videos_root)
   vids = [v for v in vids if not v.name.startswith("real/")]

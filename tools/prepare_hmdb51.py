@@ -22,13 +22,20 @@ from absl import app
 from absl import flags
 
 from tsnet_tf.data import hmdb51
+from tsnet_tf.data import kinetics
 from tsnet_tf.data import tfrecords
 from tsnet_tf.utils import cli
 
 _VIDEO_DIR = flags.DEFINE_string("video_dir", None, "Folder of class folders of videos.",
                                  required=True)
 _SPLIT_DIR = flags.DEFINE_string("split_dir", None,
-                                 "Folder of <class>_test_split<k>.txt files.", required=True)
+                                 "Folder of <class>_test_split<k>.txt files (HMDB51; or "
+                                 "--kinetics_csv).")
+_KINETICS_CSV = flags.DEFINE_list(
+    "kinetics_csv", [], "Instead of --split_dir: Kinetics annotation CSVs "
+    "(label,youtube_id,time_start,time_end,split), clips named <youtube_id>_<start:06d>_"
+    "<end:06d>.mp4 in --video_dir/<label>/, --video_dir/<split>/<label>/ or --video_dir; "
+    "recorded as split 1 (train, val -> validation, test). tsnet_tf/data/kinetics.py.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Data directory to write.", required=True)
 _SPLITS = flags.DEFINE_list("splits", ["1", "2", "3"], "Official splits to record (1, 2, 3).")
 _SHORT_SIDE = flags.DEFINE_integer(
@@ -125,18 +132,25 @@ def main(argv):
   cli.check_dir_flag("output_dir", _OUTPUT_DIR.value)
   if _RAY_ADDRESS.value and _ENGINE.value != "ray":
     raise app.UsageError("--ray_address needs --engine=ray")
+  if bool(_SPLIT_DIR.value) == bool(_KINETICS_CSV.value):
+    raise app.UsageError("give one of --split_dir (HMDB51) and --kinetics_csv (Kinetics)")
+  plan, splits = None, None
+  if _KINETICS_CSV.value:
+    plan, splits = kinetics.build_plan(_KINETICS_CSV.value, _VIDEO_DIR.value), [1]
   try:
+    splits = splits or _parse_splits(_SPLITS.value)
     if _ENGINE.value == "ray":
       from tsnet_tf.data import distributed  # pylint: disable=g-import-not-at-top
       summary = distributed.convert(_VIDEO_DIR.value, _SPLIT_DIR.value, _OUTPUT_DIR.value,
-                                    splits=_parse_splits(_SPLITS.value), settings=settings,
+                                    splits=splits, settings=settings,
                                     num_workers=_NUM_WORKERS.value, num_shards=_NUM_SHARDS.value,
-                                    overwrite=_OVERWRITE.value, ray_address=_RAY_ADDRESS.value)
+                                    overwrite=_OVERWRITE.value, ray_address=_RAY_ADDRESS.value,
+                                    plan=plan)
     else:
       summary = tfrecords.convert(_VIDEO_DIR.value, _SPLIT_DIR.value, _OUTPUT_DIR.value,
-                                  splits=_parse_splits(_SPLITS.value), settings=settings,
+                                  splits=splits, settings=settings,
                                   num_workers=_NUM_WORKERS.value, num_shards=_NUM_SHARDS.value,
-                                  overwrite=_OVERWRITE.value)
+                                  overwrite=_OVERWRITE.value, plan=plan)
   except ValueError as e:
     if isinstance(e, hmdb51.LayoutError):
       raise  # cli.run reports it (exit 1).

@@ -259,3 +259,49 @@ def test_extraction_gives_the_files_of_extract_flow(ray_cluster, synth, tmp_path
   # A rerun does nothing again.
   again = distributed.extract(videos, str(tmp_path / "ray"), options, progress=False)
   assert again.done == [] and sorted(again.skipped) == sorted(local.done)
+
+
+def _kinetics_tree(synth, root):
+  """The synthetic clips as a Kinetics download: CSV + <label>/<id>_<start>_<end>.avi."""
+  rows = ["label,youtube_id,time_start,time_end,split"]
+  subsets = ["train", "val", "test"]
+  for label in ("move_left", "move_right"):
+    folder = os.path.join(synth, "videos", label)
+    os.makedirs(os.path.join(root, label))
+    clips = sorted(os.listdir(folder))[:3]  # move_left's 4th is the undecodable file
+    for i, name in enumerate(clips):
+      yt = f"{label[5]}{i:010d}"
+      os.symlink(os.path.join(folder, name),
+                 os.path.join(root, label, f"{yt}_{i:06d}_{i + 10:06d}.avi"))
+      rows.append(f"{label},{yt},{i},{i + 10},{subsets[i % 3]}")
+  rows.append("move_left,ghostghost1,5,15,train")  # listed, never downloaded
+  with open(os.path.join(root, "train.csv"), "w") as f:
+    f.write("\n".join(rows) + "\n")
+  return os.path.join(root, "train.csv")
+
+
+def test_kinetics_csv_layout_converts_the_same_on_both_engines(ray_cluster, synth, tmp_path,
+                                                                capsys):
+  from tsnet_tf.data import kinetics  # pylint: disable=g-import-not-at-top
+  videos = str(tmp_path / "kinetics")
+  csv_path = _kinetics_tree(synth, videos)
+  plan = kinetics.build_plan([csv_path], videos)
+  assert plan.classes == ["move_left", "move_right"] and len(plan.videos) == 6
+  assert [m["video"] for m in plan.missing] == ["move_left/ghostghost1_000005_000015"]
+  local = str(tmp_path / "local")
+  summary = tfrecords.convert(videos, None, local, splits=[1], settings=SETTINGS, num_workers=0,
+                              num_shards=2, progress=False, plan=plan)
+  assert summary["splits"]["1"] == {"train": 2, "validation": 2, "test": 2}
+  assert summary["num_skipped"] == 0 and summary["num_missing"] == 1
+  sys.path.insert(0, os.path.join(_ROOT, "tests", "reliability"))
+  try:
+    import conftest as runner  # pylint: disable=g-import-not-at-top
+  finally:
+    sys.path.pop(0)
+  result = runner.run_tool(capsys, "prepare_hmdb51.py", f"--video_dir={videos}",
+                           f"--kinetics_csv={csv_path}", f"--output_dir={tmp_path / 'ray'}",
+                           "--short_side=16", "--num_shards=2", "--engine=ray")
+  assert result.code == 0, result.err
+  assert _same_files(local, str(tmp_path / "ray")) == []
+  records = _records(local)
+  assert records["move_right/r0000000001_000001_000011.avi"][2] == {"clip/split1": 3}

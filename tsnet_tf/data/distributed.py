@@ -244,7 +244,8 @@ def convert(video_dir: str, split_dir: str, output_dir: str,
             num_workers: int = 0, num_shards: int = 0, overwrite: bool = False,
             progress: bool = True, ray_address: str = "", max_in_flight: int = 0,
             flow_actors: int = 0, max_retries: int = DEFAULT_MAX_RETRIES,
-            encode_fn: Callable = tfrecords.encode_video) -> Dict[str, object]:
+            encode_fn: Callable = tfrecords.encode_video,
+            plan: Optional[tfrecords.Plan] = None) -> Dict[str, object]:
   """`tfrecords.convert` on Ray: the same data directory, computed on a cluster.
 
   Args:
@@ -259,6 +260,7 @@ def convert(video_dir: str, split_dir: str, output_dir: str,
       one per CPU without GPUs).
     max_retries: retries of a video whose worker died.
     encode_fn: per-video encoder run in the tasks (tests wrap it).
+    plan: as `tfrecords.convert` (e.g. `kinetics.build_plan`).
 
   Returns:
     The summary dict, as `tfrecords.convert` (dead letters in `skipped`).
@@ -273,7 +275,7 @@ def convert(video_dir: str, split_dir: str, output_dir: str,
                           max_retries, encode_fn)
     return tfrecords.convert(video_dir, split_dir, output_dir, splits=splits, settings=settings,
                              num_shards=num_shards, overwrite=overwrite, progress=progress,
-                             encoder=encoder)
+                             encoder=encoder, plan=plan)
 
 
 # ---------------------------------------------------------------------------

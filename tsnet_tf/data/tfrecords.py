@@ -444,7 +444,8 @@ def convert(video_dir: str, split_dir: str, output_dir: str,
             splits: Sequence[int] = hmdb51.SPLITS,
             settings: ConversionSettings = ConversionSettings(),
             num_workers: int = 2, num_shards: int = 0, overwrite: bool = False,
-            progress: bool = True, encoder: Optional[Encoder] = None) -> Dict[str, object]:
+            progress: bool = True, encoder: Optional[Encoder] = None,
+            plan: Optional[Plan] = None) -> Dict[str, object]:
   """Converts an HMDB51-layout directory into TFRecord shards + labels.txt + summary.json.
 
   Re-running with the same inputs resumes: complete shards are kept, others rewritten.
@@ -463,6 +464,8 @@ def convert(video_dir: str, split_dir: str, output_dir: str,
       the results in job order (the Ray engine, `distributed.py`); a result may
       carry the video's stored flow as a 4th item. None: this process or a pool
       of `num_workers`.
+    plan: the videos, built elsewhere (e.g. `kinetics.build_plan`); None reads
+      the HMDB51 layout of `video_dir` and `split_dir`.
 
   Returns:
     The summary dict (also written to `summary.json`).
@@ -476,7 +479,8 @@ def convert(video_dir: str, split_dir: str, output_dir: str,
   settings.validate()
   if num_shards < 0:
     raise ValueError(f"--num_shards must be >= 0, got {num_shards}")
-  plan = build_plan(video_dir, split_dir, splits, settings.validation_fraction)
+  if plan is None:
+    plan = build_plan(video_dir, split_dir, splits, settings.validation_fraction)
   if not plan.videos:
     raise hmdb51.LayoutError(
         f"no video in {video_dir!r} is listed as train or test in splits {plan.splits}")

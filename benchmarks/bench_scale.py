@@ -17,8 +17,11 @@ One run, side by side on this machine:
 5. A projection (not a measurement): Kinetics-400 hours on N CPU workers and
    N GPUs from the measured per-worker rates.
 
-Start-up (`ray.init`, the local pool, the flow actors loading TensorFlow) is timed apart
-and taken out of the rates (the wall column keeps it).
+Start-up (`ray.init` and the task workers, the local pool, the flow actors loading
+TensorFlow) is timed apart and kept out of the rates: the local converter runs its own
+code path on a pool started first (`tfrecords.convert(encoder=pool.imap)`), Ray on
+workers started first; only the flow actors' start-up is inside the Ray flow wall, and
+is subtracted as measured by a probe actor.
 
   .venv/bin/python benchmarks/bench_scale.py
   .venv/bin/python benchmarks/bench_scale.py --videos_per_class=3 --skip_flow
@@ -51,6 +54,7 @@ flags.DEFINE_integer("num_workers", 2, "The local converter's --num_workers.")
 flags.DEFINE_list("ray_workers", ["1", "2"], "CPUs of the local Ray instance, one run each.")
 flags.DEFINE_integer("short_side", 240, "Converter --short_side.")
 flags.DEFINE_boolean("skip_flow", False, "Skip the flow extraction part.")
+flags.DEFINE_boolean("only_conversion", False, "Run the conversion table only.")
 flags.DEFINE_integer("flow_new_short", 72, "Extraction --new_short (small: CPU TV-L1).")
 flags.DEFINE_integer("flow_real_clips", 1, "Real clips (the shortest) in the flow part.")
 flags.DEFINE_list("memory_counts", ["10", "100"], "Video counts of the memory check.")
@@ -98,10 +102,22 @@ def _same_tree(a, b, ignore=()):
   return True
 
 
+def _noop(task, settings):
+  del task, settings
+  time.sleep(0.5)  # so that each call lands on its own worker
+  return os.getpid()
+
+
 def _with_ray(num_cpus, fn):
-  """(ray.init seconds, fn()) on a fresh local Ray instance of `num_cpus` CPUs."""
+  """(start-up seconds, fn()) on a fresh local Ray instance of `num_cpus` CPUs.
+
+  Start-up: `ray.init` plus starting the task workers (each imports this
+  package, PyAV and Pillow), as the local converter's pool start-up is timed.
+  """
+  import ray  # pylint: disable=g-import-not-at-top
   start = time.perf_counter()
   with distributed.cluster(num_cpus=num_cpus):
+    ray.get([distributed._encode_task.remote(_noop, None, None) for _ in range(num_cpus)])
     started = time.perf_counter() - start
     return started, fn()
 
@@ -112,26 +128,27 @@ def _warm_worker(_):
   return os.getpid()
 
 
-def _pool_startup():
-  """Seconds to start the local converter's pool (its workers' imports included)."""
+def _conversion(videos, splits, root, settings):
+  """Rows (engine, start-up s, wall s, videos/s after start-up, identical)."""
   from tsnet_tf.utils import processes  # pylint: disable=g-import-not-at-top
+  rows, ref = [], os.path.join(root, "conv_local")
+  kw = dict(splits=[1], settings=settings, num_shards=4, progress=False)
+  # The local converter's own code path (pool.imap, chunksize 1, records written
+  # here in plan order), on a pool started and warmed first, so that the rate is
+  # the steady state's, as Ray's is after its workers have started.
   start = time.perf_counter()
   with processes.keras_free_pool(FLAGS.num_workers) as pool:
     pool.map(_warm_worker, range(FLAGS.num_workers), chunksize=1)
-    return time.perf_counter() - start
-
-
-def _conversion(videos, splits, root, settings):
-  """Rows (engine, start-up s, wall s, videos/s after start-up, identical)."""
-  rows, ref = [], os.path.join(root, "conv_local")
-  kw = dict(splits=[1], settings=settings, num_shards=4, progress=False)
-  startup = _pool_startup()
-  start = time.perf_counter()
-  summary = tfrecords.convert(videos, splits, ref, num_workers=FLAGS.num_workers, **kw)
-  wall = time.perf_counter() - start
+    startup = time.perf_counter() - start
+    start = time.perf_counter()
+    summary = tfrecords.convert(
+        videos, splits, ref, num_workers=FLAGS.num_workers,
+        encoder=lambda jobs: pool.imap(tfrecords._encode_video_star, jobs, chunksize=1),  # pylint: disable=protected-access
+        **kw)
+    wall = time.perf_counter() - start
   n = summary["num_videos"]
   rows.append((f"local `--num_workers={FLAGS.num_workers}`", f"{startup:.1f} (pool)", wall,
-               n / max(1e-9, wall - startup), "reference"))
+               n / wall, "reference"))
   for w in FLAGS.ray_workers:
     out = os.path.join(root, f"conv_ray{w}")
 
@@ -141,7 +158,7 @@ def _conversion(videos, splits, root, settings):
       return time.perf_counter() - start
 
     init, wall = _with_ray(int(w), run)
-    rows.append((f"Ray, {w} worker(s)", f"{init:.1f} (ray.init)", wall, n / wall,
+    rows.append((f"Ray, {w} worker(s)", f"{init:.1f} (ray.init + workers)", wall, n / wall,
                  "yes" if _same_tree(ref, out) else "NO"))
   return n, rows
 
@@ -192,7 +209,7 @@ def _flow(videos_root, real, root):
       return startup, time.perf_counter() - start
 
     init, (startup, wall) = _with_ray(int(w), run)
-    rows.append((f"Ray, {w} actor(s)", f"{init:.1f} (ray.init) + {startup:.1f} (actors)", wall,
+    rows.append((f"Ray, {w} actor(s)", f"{init:.1f} (ray.init + workers) + {startup:.1f} (actors)", wall,
                  s.num_flows / max(1e-9, wall - startup),
                  "yes" if _same_tree(ref, out, ignore=(extract.SUMMARY_FILE,)) else "NO"))
   return len(vids), s.num_flows, rows
@@ -307,6 +324,8 @@ def main(argv):
     for name, _, _, rate, _ in conv[1:]:
       print(f"\n{name}: {rate / ref_rate:.2f}x the local converter")
 
+    if FLAGS.only_conversion:
+      return
     flow_rows = []
     if not FLAGS.skip_flow:
       nv, flows, flow_rows = _flow(videos, real, root)
@@ -347,9 +366,9 @@ def main(argv):
           f"x {FLAGS.kinetics_frames:.0f} frames\n")
     print("Conversion rate per CPU worker = this run's Ray 1-worker videos/s (scaled by the "
           "frames of a Kinetics clip vs this set's mean); flow rate per CPU worker = the Ray "
-          "1-actor flow frames/s at this size; GPU rate = an assumed per-GPU rate that "
-          "benchmarks/gpu_checks.sh measures where a GPU is lent. Linear in workers; "
-          "per-video overhead as measured above.\n")
+          "1-actor flow frames/s at this size; GPU rate = --gpu_flow_rate (default: the README's "
+          "H200 measurement, JAX, 320x240, accurate; not measured in this run). Linear in "
+          "workers, times (1 + the median per-video overhead above).\n")
     mean_frames = _mean_frames(videos)
     conv_clip_s = (1 / per_cpu_conv) * FLAGS.kinetics_frames / max(1.0, mean_frames)
     flow_rate = flow_rows[1][3] if len(flow_rows) > 1 else float("nan")

@@ -5,6 +5,8 @@ r"""Converts HMDB51 (official layout) into sharded TFRecords for tsnet_tf.data.p
       [--frame_stride=1] [--num_workers=2] [--num_shards=0] \
       [--flow_preset=fast|accurate --flow_stride=1 --flow_bound=20] \
       [--engine=ray [--ray_address=HEAD:6379]]
+  python tools/prepare_hmdb51.py --video_dir=kinetics400/videos \
+      --kinetics_csv=kinetics400/train.csv,kinetics400/validate.csv --output_dir=data/k400
 
 Writes <output_dir>/hmdb51-SSSSS-of-NNNNN.tfrecord (one SequenceExample per video,
 JPEG frames in `image/encoded`, split membership in `clip/split<k>`), labels.txt

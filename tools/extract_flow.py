@@ -11,6 +11,8 @@ TensorFlow-GPU).
   .venv/bin/python tools/extract_flow.py --video_dir=V --list_file=train.txt \
       --output_dir=O --preset=fast --bound=20 --format=flo
   KERAS_BACKEND=jax python tools/extract_flow.py --video_dir=V --output_dir=O
+  python tools/extract_flow.py --video_dir=V --output_dir=O --engine=ray \
+      [--ray_address=HEAD:6379]   # on a Ray cluster (docs/scale.md)
 
 Streams: frames are decoded, resized, turned into flow and written one batch
 at a time, so memory does not grow with a video's length (a 60 s 1080p video
@@ -62,6 +64,16 @@ flags.DEFINE_integer("jpeg_quality", 95, "JPEG quality.")
 flags.DEFINE_integer("num_writers", 2, "Threads writing images while the "
                      "flow computes.")
 flags.DEFINE_boolean("progress", True, "Show a progress bar.")
+flags.DEFINE_enum("engine", "local", ["local", "ray"], "local: one video at a time in this "
+                  "process (Ray is not imported). ray: videos spread over a pool of Ray "
+                  "actors on the cluster at --ray_address (none: a local Ray instance); "
+                  "the same files (docs/scale.md).")
+flags.DEFINE_string("ray_address", "", "--engine=ray: HOST:PORT of a running Ray "
+                    "cluster's head (`ray start --head`), ray://HOST:10001, or auto; "
+                    "empty starts a local Ray instance.")
+flags.DEFINE_integer("num_workers", 0, "--engine=ray: extraction actors (0: one per GPU "
+                     "of the cluster, else one per CPU); also the CPUs of a local Ray "
+                     "instance.", lower_bound=0)
 flags.mark_flags_as_required(["video_dir", "output_dir"])
 
 
@@ -74,6 +86,8 @@ def main(argv):
       save_frames=FLAGS.save_frames, jpeg_quality=FLAGS.jpeg_quality,
       num_writers=FLAGS.num_writers)
   cli.check_dir_flag("output_dir", FLAGS.output_dir)
+  if FLAGS.engine != "ray" and (FLAGS.ray_address or FLAGS.num_workers):
+    raise cli.ToolError("--ray_address and --num_workers need --engine=ray", cli.USAGE_EXIT)
   try:
     options.check()
     videos = extract.find_videos(FLAGS.video_dir, FLAGS.list_file)
@@ -82,8 +96,14 @@ def main(argv):
   if not videos:
     raise cli.ToolError(f"no videos found in --video_dir {FLAGS.video_dir!r}"
                         + (f" from {FLAGS.list_file!r}" if FLAGS.list_file else ""))
-  summary = extract.extract_all(videos, FLAGS.output_dir, options,
-                                progress=FLAGS.progress)
+  if FLAGS.engine == "ray":
+    from tsnet_tf.data import distributed  # pylint: disable=g-import-not-at-top
+    summary = distributed.extract(videos, FLAGS.output_dir, options,
+                                  num_workers=FLAGS.num_workers, progress=FLAGS.progress,
+                                  ray_address=FLAGS.ray_address)
+  else:
+    summary = extract.extract_all(videos, FLAGS.output_dir, options,
+                                  progress=FLAGS.progress)
   rate = (f", {summary.num_flows / summary.flow_seconds:.1f} flows/s in "
           "TV-L1" if summary.flow_seconds else "")
   print(f"extract_flow: {len(summary.done)} extracted, {len(summary.skipped)} "

@@ -3,7 +3,10 @@ r"""Converts HMDB51 (official layout) into sharded TFRecords for tsnet_tf.data.p
   python tools/prepare_hmdb51.py --video_dir=hmdb51_org --split_dir=testTrainMulti_7030_splits \
       --output_dir=data/hmdb51 [--splits=1,2,3] [--short_side=240] [--jpeg_quality=90] \
       [--frame_stride=1] [--num_workers=2] [--num_shards=0] \
-      [--flow_preset=fast|accurate --flow_stride=1 --flow_bound=20]
+      [--flow_preset=fast|accurate --flow_stride=1 --flow_bound=20] \
+      [--engine=ray [--ray_address=HEAD:6379]]
+  python tools/prepare_hmdb51.py --video_dir=kinetics400/videos \
+      --kinetics_csv=kinetics400/train.csv,kinetics400/validate.csv --output_dir=data/k400
 
 Writes <output_dir>/hmdb51-SSSSS-of-NNNNN.tfrecord (one SequenceExample per video,
 JPEG frames in `image/encoded`, split membership in `clip/split<k>`), labels.txt
@@ -12,6 +15,7 @@ between its stored frames (`flow/x/encoded`, `flow/y/encoded`: grey JPEGs, for
 training the teacher with `model.flow.source: stored`; tsnet_tf/data/stored_flow.py).
 Re-running the same command after an interruption resumes:
 complete shards are kept, the others rewritten. Schema: tsnet_tf/data/tfrecords.py.
+--engine=ray runs the same conversion on a Ray cluster (tsnet_tf/data/distributed.py).
 """
 
 import logging
@@ -20,13 +24,20 @@ from absl import app
 from absl import flags
 
 from tsnet_tf.data import hmdb51
+from tsnet_tf.data import kinetics
 from tsnet_tf.data import tfrecords
 from tsnet_tf.utils import cli
 
 _VIDEO_DIR = flags.DEFINE_string("video_dir", None, "Folder of class folders of videos.",
                                  required=True)
 _SPLIT_DIR = flags.DEFINE_string("split_dir", None,
-                                 "Folder of <class>_test_split<k>.txt files.", required=True)
+                                 "Folder of <class>_test_split<k>.txt files (HMDB51; or "
+                                 "--kinetics_csv).")
+_KINETICS_CSV = flags.DEFINE_list(
+    "kinetics_csv", [], "Instead of --split_dir: Kinetics annotation CSVs "
+    "(label,youtube_id,time_start,time_end,split), clips named <youtube_id>_<start:06d>_"
+    "<end:06d>.mp4 in --video_dir/<label>/, --video_dir/<split>/<label>/ or --video_dir; "
+    "recorded as split 1 (train, val -> validation, test). tsnet_tf/data/kinetics.py.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Data directory to write.", required=True)
 _SPLITS = flags.DEFINE_list("splits", ["1", "2", "3"], "Splits to record (HMDB51 has 1, 2, 3; a "
                              "session layout one per session).")
@@ -60,6 +71,14 @@ _NUM_WORKERS = flags.DEFINE_integer(
 _NUM_SHARDS = flags.DEFINE_integer(
     "num_shards", 0, "Number of TFRecord shards; 0 picks ~100 videos a shard, at least 8.",
     lower_bound=0)
+_ENGINE = flags.DEFINE_enum(
+    "engine", "local", ["local", "ray"],
+    "local: this process and --num_workers processes (Ray is not imported). ray: each video "
+    "is a Ray task on the cluster at --ray_address (none: a local Ray instance with "
+    "--num_workers CPUs); the same records, labels.txt and summary.json (docs/scale.md).")
+_RAY_ADDRESS = flags.DEFINE_string(
+    "ray_address", "", "--engine=ray: HOST:PORT of a running Ray cluster's head (`ray start "
+    "--head`), ray://HOST:10001, or auto; empty starts a local Ray instance.")
 _OVERWRITE = flags.DEFINE_boolean(
     "overwrite", False, "Replace an --output_dir that holds a conversion of other inputs or "
     "settings (the same inputs and settings resume instead).")
@@ -115,11 +134,27 @@ def main(argv):
                                           flow_stride=_FLOW_STRIDE.value,
                                           flow_bound=_FLOW_BOUND.value)
   cli.check_dir_flag("output_dir", _OUTPUT_DIR.value)
+  if _RAY_ADDRESS.value and _ENGINE.value != "ray":
+    raise app.UsageError("--ray_address needs --engine=ray")
+  if bool(_SPLIT_DIR.value) == bool(_KINETICS_CSV.value):
+    raise app.UsageError("give one of --split_dir (HMDB51) and --kinetics_csv (Kinetics)")
+  plan, splits = None, None
+  if _KINETICS_CSV.value:
+    plan, splits = kinetics.build_plan(_KINETICS_CSV.value, _VIDEO_DIR.value), [1]
   try:
-    summary = tfrecords.convert(_VIDEO_DIR.value, _SPLIT_DIR.value, _OUTPUT_DIR.value,
-                                splits=_parse_splits(_SPLITS.value), settings=settings,
-                                num_workers=_NUM_WORKERS.value, num_shards=_NUM_SHARDS.value,
-                                overwrite=_OVERWRITE.value)
+    splits = splits or _parse_splits(_SPLITS.value)
+    if _ENGINE.value == "ray":
+      from tsnet_tf.data import distributed  # pylint: disable=g-import-not-at-top
+      summary = distributed.convert(_VIDEO_DIR.value, _SPLIT_DIR.value, _OUTPUT_DIR.value,
+                                    splits=splits, settings=settings,
+                                    num_workers=_NUM_WORKERS.value, num_shards=_NUM_SHARDS.value,
+                                    overwrite=_OVERWRITE.value, ray_address=_RAY_ADDRESS.value,
+                                    plan=plan)
+    else:
+      summary = tfrecords.convert(_VIDEO_DIR.value, _SPLIT_DIR.value, _OUTPUT_DIR.value,
+                                  splits=splits, settings=settings,
+                                  num_workers=_NUM_WORKERS.value, num_shards=_NUM_SHARDS.value,
+                                  overwrite=_OVERWRITE.value, plan=plan)
   except ValueError as e:
     if isinstance(e, hmdb51.LayoutError):
       raise  # cli.run reports it (exit 1).

@@ -28,7 +28,7 @@ import json
 import logging
 import math
 import os
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -70,6 +70,10 @@ _MIN_SHARDS = 8
 _SHARD_PERMUTATION_SEED = 0
 
 log = logging.getLogger(__name__)
+
+# `convert`'s `encoder`: [(VideoTask, ConversionSettings)] -> `encode_video`
+# results in the same order (optionally ("ok", jpegs, info, flow)).
+Encoder = Callable[[List[Tuple["VideoTask", "ConversionSettings"]]], Iterator]
 
 
 class ShardWriteError(errors.ResourceError, OSError):
@@ -369,12 +373,14 @@ def _write_shard(path: str, tasks: Sequence[VideoTask], results: Iterator,
         if result[0] == "skip":
           info["skipped"].append({"video": task.media_id, "reason": result[1]})
           continue
-        _, jpegs, vinfo = result
-        flow = None
-        if settings is not None and settings.flow_preset:
+        jpegs, vinfo = result[1], result[2]
+        # An engine that computed the flow elsewhere passes it as a 4th item.
+        flow = result[3] if len(result) > 3 else None
+        if flow is None and settings is not None and settings.flow_preset:
           from tsnet_tf.data import stored_flow  # pylint: disable=g-import-not-at-top
           flow = stored_flow.encode_video_flow(jpegs, settings.flow_stride, settings.flow_preset,
                                                settings.flow_bound, settings.jpeg_quality)
+        if flow is not None:
           vinfo["num_flows"] = len(flow["x"])
         ex = make_sequence_example(jpegs, task.label, task.class_name, task.media_id,
                                    task.video_index, vinfo["fps"], vinfo["height"],
@@ -438,7 +444,8 @@ def convert(video_dir: str, split_dir: str, output_dir: str,
             splits: Sequence[int] = hmdb51.SPLITS,
             settings: ConversionSettings = ConversionSettings(),
             num_workers: int = 2, num_shards: int = 0, overwrite: bool = False,
-            progress: bool = True) -> Dict[str, object]:
+            progress: bool = True, encoder: Optional[Encoder] = None,
+            plan: Optional[Plan] = None) -> Dict[str, object]:
   """Converts an HMDB51-layout directory into TFRecord shards + labels.txt + summary.json.
 
   Re-running with the same inputs resumes: complete shards are kept, others rewritten.
@@ -453,6 +460,12 @@ def convert(video_dir: str, split_dir: str, output_dir: str,
     num_shards: number of shards; 0 picks ~100 videos per shard (at least 8).
     overwrite: replace an output directory that holds a different conversion.
     progress: show a tqdm progress bar.
+    encoder: runs `encode_video` on the (task, settings) jobs elsewhere and yields
+      the results in job order (the Ray engine, `distributed.py`); a result may
+      carry the video's stored flow as a 4th item. None: this process or a pool
+      of `num_workers`.
+    plan: the videos, built elsewhere (e.g. `kinetics.build_plan`); None reads
+      the HMDB51 layout of `video_dir` and `split_dir`.
 
   Returns:
     The summary dict (also written to `summary.json`).
@@ -466,7 +479,8 @@ def convert(video_dir: str, split_dir: str, output_dir: str,
   settings.validate()
   if num_shards < 0:
     raise ValueError(f"--num_shards must be >= 0, got {num_shards}")
-  plan = build_plan(video_dir, split_dir, splits, settings.validation_fraction)
+  if plan is None:
+    plan = build_plan(video_dir, split_dir, splits, settings.validation_fraction)
   if not plan.videos:
     raise hmdb51.LayoutError(
         f"no video in {video_dir!r} is listed as train or test in splits {plan.splits}")
@@ -487,7 +501,11 @@ def convert(video_dir: str, split_dir: str, output_dir: str,
   jobs = [(task, settings) for _, tasks in todo for task in tasks]
   with tqdm(total=len(jobs), unit="video", desc="prepare_hmdb51", disable=not progress) as bar:
     with contextlib.ExitStack() as stack:
-      if num_workers <= 1 or len(jobs) <= 1:
+      if encoder is not None:
+        results = encoder(jobs)
+        if hasattr(results, "close"):
+          stack.callback(results.close)  # cancels the work in flight on an error
+      elif num_workers <= 1 or len(jobs) <= 1:
         results = map(_encode_video_star, jobs)
       else:
         # Workers decode and encode (PyAV, PIL) without loading TF; this process

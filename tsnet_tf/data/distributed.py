@@ -1,0 +1,434 @@
+"""Dataset conversion and flow extraction on Ray (the tools' `--engine=ray`).
+
+The same program runs on this machine (no address: `ray.init` starts a local
+Ray instance with `num_workers` CPUs), on a cluster (`ray start --head` on one
+node, `ray start --address=HEAD:6379` on the others, then
+`--ray_address=HEAD:6379`) and on Kubernetes (a KubeRay RayJob; docs/scale.md).
+Every node needs this package installed (or a `runtime_env`), and the input
+and output paths must mean the same on every node (a shared filesystem).
+
+Conversion (`convert`) is `tfrecords.convert` with another `encoder`: the plan,
+the validation carving, the video -> shard assignment, resume, the atomic shard
+writes and summary.json are the local converter's. Each video is one Ray task
+running `tfrecords.encode_video` (decode, resize, JPEG: CPU, TensorFlow not
+loaded); with stored flow, a pool of flow actors computes each video's TV-L1
+flow from its stored frames (`stored_flow.encode_video_flow`, batched; one
+GPU each when the cluster has GPUs, else on CPU). This process writes the
+records in plan order, so the shards hold the same bytes as the local
+converter's and a rerun after a kill redoes only the incomplete shards.
+
+Extraction (`extract`): each video is one call to a pool of extraction actors,
+each running `extract.extract_video` (decode, TV-L1 in batches, JPEG / .flo
+writes in the actor's writer threads) into a temporary folder renamed when
+complete: the same files as `extract_flow`; a rerun skips finished videos.
+
+Back-pressure: at most `max_in_flight` videos (default twice the workers) are
+submitted and not yet consumed, so memory does not grow with the dataset.
+
+Failures: Ray retries a task or actor call whose worker process dies
+(`max_retries`); a video that still fails, or that cannot be decoded, is a
+dead letter: named with its error in the summary (`skipped` in summary.json,
+`failed` in extract_summary.json), counted, skipped, never fatal.
+
+Ray is imported by this module only; `--engine=local` never imports it.
+"""
+
+import collections
+import concurrent.futures
+import contextlib
+import logging
+import os
+import socket
+import time
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import ray
+
+import tsnet_tf
+from tsnet_tf.data import hmdb51
+from tsnet_tf.data import tfrecords
+from tsnet_tf.utils import errors
+
+log = logging.getLogger(__name__)
+
+# Retries of a task (or actor call) whose worker process died.
+DEFAULT_MAX_RETRIES = 3
+# Seconds to wait for a TCP connection to --ray_address before giving up.
+_CONNECT_TIMEOUT_S = 5.0
+
+
+class ClusterUnreachableError(errors.ResourceError, ConnectionError):
+  """--ray_address names no running Ray cluster."""
+
+
+# ---------------------------------------------------------------------------
+# The cluster.
+
+
+def _check_reachable(address: str) -> None:
+  """Raises ClusterUnreachableError unless `address` (`[ray://]host:port`) accepts TCP.
+
+  `ray.init` retries an unreachable address for minutes; one connection
+  attempt answers in seconds. "auto" (the cluster this node belongs to) is
+  left to Ray.
+  """
+  if address == "auto":
+    return
+  hostport = address.split("://", 1)[-1]
+  host, sep, port = hostport.rpartition(":")
+  if not sep or not port.isdigit():
+    raise ClusterUnreachableError(
+        f"--ray_address {address!r} is not HOST:PORT (e.g. 10.0.0.1:6379) or 'auto'")
+  try:
+    with socket.create_connection((host.strip("[]"), int(port)), timeout=_CONNECT_TIMEOUT_S):
+      pass
+  except OSError as e:
+    raise ClusterUnreachableError(
+        f"cannot reach a Ray cluster at --ray_address {address!r}: "
+        f"{e.strerror or type(e).__name__}") from e
+
+
+@contextlib.contextmanager
+def cluster(address: str = "", num_cpus: int = 0):
+  """Connects to Ray for the duration of the block.
+
+  Args:
+    address: `host:port` of a running cluster's head (`ray start --head`),
+      `ray://host:10001` (Ray Client), or "auto"; empty starts a local Ray
+      instance. Checked, then ignored, when this process is already connected.
+    num_cpus: CPUs of a local instance (0: all of this machine's).
+
+  Yields:
+    None; disconnects at the end if it connected.
+
+  Raises:
+    ClusterUnreachableError: nothing answers at `address`.
+  """
+  if address:
+    _check_reachable(address)
+  if ray.is_initialized():
+    yield
+    return
+  # Workers that only decode and encode video skip loading TensorFlow/Keras on
+  # `import tsnet_tf`; those that need TV-L1 import it themselves.
+  kwargs = dict(include_dashboard=False, logging_level=logging.WARNING,
+                runtime_env={"env_vars": {tsnet_tf.KERAS_FREE_ENV: "1"}})
+  if address:
+    ray.init(address=address, **kwargs)
+  else:
+    ray.init(num_cpus=num_cpus or None, **kwargs)
+  try:
+    yield
+  finally:
+    ray.shutdown()
+
+
+def _num_cpus() -> int:
+  return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+def _num_gpus() -> int:
+  return int(ray.cluster_resources().get("GPU", 0))
+
+
+def _error_line(e: BaseException) -> str:
+  """One line naming a Ray failure (a RayTaskError's last line is the cause)."""
+  text = str(e).strip().splitlines()
+  return f"{type(e).__name__}: {text[-1] if text else ''}".strip()
+
+
+# ---------------------------------------------------------------------------
+# Conversion.
+
+
+@ray.remote(num_cpus=1)
+def _encode_task(encode_fn, task, settings):
+  return encode_fn(task, settings)
+
+
+class _FlowWorker:
+  """Stored TV-L1 flow of a video's stored frames (an actor: XLA compiles once per size)."""
+
+  def flow(self, result, settings):
+    """None for a skipped video, else `stored_flow.encode_video_flow` of its JPEGs."""
+    if result[0] != "ok":
+      return None
+    from tsnet_tf.data import stored_flow  # pylint: disable=g-import-not-at-top
+    return stored_flow.encode_video_flow(result[1], settings.flow_stride, settings.flow_preset,
+                                         settings.flow_bound, settings.jpeg_quality)
+
+
+def _flow_actors(count: int, max_retries: int) -> List:
+  """`count` flow actors: one GPU each when the cluster has GPUs, else CPU.
+
+  On CPU they reserve no CPU slot: the decode tasks would otherwise wait for a
+  CPU that the (idle until fed) actors hold.
+  """
+  gpus = _num_gpus()
+  resources = dict(num_gpus=1, num_cpus=1) if gpus else dict(num_cpus=0)
+  count = min(count, gpus) if gpus else count
+  cls = ray.remote(max_restarts=-1, max_task_retries=max_retries,
+                   scheduling_strategy="SPREAD", **resources)(_FlowWorker)
+  return [cls.remote() for _ in range(max(1, count))]
+
+
+def ray_encoder(max_in_flight: int, flow_actors: int = 0,
+                max_retries: int = DEFAULT_MAX_RETRIES,
+                encode_fn: Callable = tfrecords.encode_video) -> tfrecords.Encoder:
+  """A `tfrecords.convert` encoder running each video as a Ray task.
+
+  Args:
+    max_in_flight: videos submitted and not yet consumed (back-pressure).
+    flow_actors: flow actors when the settings store flow (0: one per GPU, or
+      `max_in_flight // 2` on a cluster without GPUs).
+    max_retries: retries of a task whose worker died.
+    encode_fn: `tfrecords.encode_video` (tests wrap it).
+
+  Returns:
+    jobs -> iterator of results in job order; a task that still fails after
+    its retries gives ("skip", error), the dead letter.
+  """
+
+  def encoder(jobs):
+    if not jobs:
+      return
+    settings = jobs[0][1]
+    actors = []
+    if settings.flow_preset:
+      actors = _flow_actors(flow_actors or _num_gpus() or max(1, max_in_flight // 2),
+                            max_retries)
+    task_fn = _encode_task.options(max_retries=max_retries, retry_exceptions=False)
+    pending = collections.deque()
+    submitted = 0
+    try:
+      for job in jobs:
+        ref = task_fn.remote(encode_fn, *job)
+        flow_ref = None
+        if actors:
+          flow_ref = actors[submitted % len(actors)].flow.remote(ref, settings)
+        pending.append((ref, flow_ref))
+        submitted += 1
+        while len(pending) >= max_in_flight:
+          yield _collect(*pending.popleft())
+      while pending:
+        yield _collect(*pending.popleft())
+    finally:
+      for ref, flow_ref in pending:
+        for r in (ref, flow_ref):
+          if r is not None:
+            ray.cancel(r, force=False)
+      for actor in actors:
+        ray.kill(actor)
+
+  return encoder
+
+
+def _collect(ref, flow_ref):
+  """The encode result (plus flow) of one video; a failure is its dead letter."""
+  try:
+    result = ray.get(ref)
+  except ray.exceptions.RayError as e:
+    return ("skip", f"failed on the cluster: {_error_line(e)}")
+  if flow_ref is None or result[0] != "ok":
+    return result
+  try:
+    flow = ray.get(flow_ref)
+  except ray.exceptions.RayError as e:
+    return ("skip", f"flow failed on the cluster: {_error_line(e)}")
+  return tuple(result) + (flow,)
+
+
+def convert(video_dir: str, split_dir: str, output_dir: str,
+            splits: Sequence[int] = hmdb51.SPLITS,
+            settings: tfrecords.ConversionSettings = tfrecords.ConversionSettings(),
+            num_workers: int = 0, num_shards: int = 0, overwrite: bool = False,
+            progress: bool = True, ray_address: str = "", max_in_flight: int = 0,
+            flow_actors: int = 0, max_retries: int = DEFAULT_MAX_RETRIES,
+            encode_fn: Callable = tfrecords.encode_video,
+            plan: Optional[tfrecords.Plan] = None) -> Dict[str, object]:
+  """`tfrecords.convert` on Ray: the same data directory, computed on a cluster.
+
+  Args:
+    video_dir, split_dir, output_dir, splits, settings, num_shards, overwrite,
+      progress: as `tfrecords.convert`.
+    num_workers: CPUs of the local Ray instance started when not connected
+      and without `ray_address` (0: all); `max_in_flight` defaults to twice
+      the cluster's CPUs.
+    ray_address: the cluster (`cluster`); empty: local.
+    max_in_flight: videos in flight at once (0: 2 x the cluster's CPUs).
+    flow_actors: flow actors with `settings.flow_preset` (0: one per GPU, or
+      one per CPU without GPUs).
+    max_retries: retries of a video whose worker died.
+    encode_fn: per-video encoder run in the tasks (tests wrap it).
+    plan: as `tfrecords.convert` (e.g. `kinetics.build_plan`).
+
+  Returns:
+    The summary dict, as `tfrecords.convert` (dead letters in `skipped`).
+
+  Raises:
+    As `tfrecords.convert`, and ClusterUnreachableError.
+  """
+  settings.validate()  # before starting a cluster
+  with cluster(ray_address, num_workers):
+    in_flight = max_in_flight or 2 * _num_cpus()
+    encoder = ray_encoder(in_flight, flow_actors or (_num_gpus() or _num_cpus()),
+                          max_retries, encode_fn)
+    return tfrecords.convert(video_dir, split_dir, output_dir, splits=splits, settings=settings,
+                             num_shards=num_shards, overwrite=overwrite, progress=progress,
+                             encoder=encoder, plan=plan)
+
+
+# ---------------------------------------------------------------------------
+# Flow extraction.
+
+
+def _limit_cpu_threads() -> None:
+  """On a CPU actor, TensorFlow's thread pools sized to the actor's CPUs.
+
+  Otherwise each actor's TV-L1 spreads over every core of the node, and N
+  actors on N cores fight over them (measured: 2 actors on 2 cores ran at
+  0.43x one process). Not on GPU actors, nor under another Keras backend.
+  """
+  if ray.get_gpu_ids() or os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+    return
+  cpus = int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)) or 1
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  try:
+    tf.config.threading.set_intra_op_parallelism_threads(cpus)
+    tf.config.threading.set_inter_op_parallelism_threads(cpus)
+  except RuntimeError:  # TensorFlow already started its pools in this process
+    pass
+
+
+class _Extractor:
+  """Extracts whole videos (`extract.extract_video`); an actor keeps XLA's compiled TV-L1."""
+
+  def __init__(self, output_dir: str, options, read_video=None):
+    self._output_dir = output_dir
+    self._options = options
+    self._read_video = read_video
+    self._executor = concurrent.futures.ThreadPoolExecutor(max(1, options.num_writers))
+    _limit_cpu_threads()
+
+  def run(self, video) -> Tuple:
+    """("done", flows, flow seconds), ("failed", reason) or ("fatal", reason)."""
+    from tsnet_tf.flow import extract  # pylint: disable=g-import-not-at-top
+    try:
+      count, seconds = extract.extract_video(video, self._output_dir, self._options,
+                                             self._executor, self._read_video)
+    except extract.OutputError as e:
+      return ("fatal", str(e))
+    except (ValueError, OSError) as e:
+      return ("failed", str(e))
+    return ("done", count, seconds)
+
+
+def extract(videos: Sequence, output_dir: str, options, num_workers: int = 0,
+            progress: bool = True, log_fn: Callable[[str], None] = print,
+            ray_address: str = "", max_retries: int = DEFAULT_MAX_RETRIES,
+            read_video=None):
+  """`extract.extract_all` on Ray: the same files, one video per actor call.
+
+  Args:
+    videos: `extract.find_videos`'s list.
+    output_dir: root of the outputs.
+    options: `extract.Options`.
+    num_workers: extraction actors (0: one per GPU when the cluster has GPUs,
+      else one per CPU); also the CPUs of a local instance.
+    progress: a tqdm bar counting videos (videos/s, ETA) with flows/s.
+    log_fn: where skipped videos are named.
+    ray_address: the cluster (`cluster`); empty: local.
+    max_retries: retries of a video whose actor died.
+    read_video: decoder override (`extract.extract_video`; tests wrap it).
+
+  Returns:
+    `extract.Summary` (also written to `output_dir/extract_summary.json`).
+
+  Raises:
+    ValueError: bad options. extract.OutputError: outputs cannot be written.
+    ClusterUnreachableError.
+  """
+  from tsnet_tf.flow import extract as extract_lib  # pylint: disable=g-import-not-at-top
+  options.check()
+  os.makedirs(output_dir, exist_ok=True)
+  summary = extract_lib.Summary()
+  start = time.perf_counter()
+  todo = []
+  for video in videos:
+    if os.path.isdir(os.path.join(output_dir, video.name)):
+      summary.skipped.append(video.name)
+    else:
+      todo.append(video)
+  with cluster(ray_address, num_workers):
+    gpus = _num_gpus()
+    count = num_workers or gpus or _num_cpus()
+    resources = dict(num_gpus=1, num_cpus=1) if gpus else dict(num_cpus=1)
+    if gpus:
+      count = min(count, gpus)
+    cls = ray.remote(max_restarts=-1, max_task_retries=max_retries,
+                     scheduling_strategy="SPREAD", **resources)(_Extractor)
+    actors = [cls.remote(output_dir, options, read_video)
+              for _ in range(max(1, min(count, len(todo))))] if todo else []
+    bar = None
+    if progress:
+      from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+      bar = tqdm(total=len(todo), unit="video", desc="extract_flow (ray)", dynamic_ncols=True)
+    try:
+      _run_pool(actors, todo, summary, bar, log_fn, start)
+    finally:
+      if bar is not None:
+        bar.close()
+      for actor in actors:
+        ray.kill(actor)
+  summary.done.sort()
+  summary.seconds = time.perf_counter() - start
+  extract_lib._write_summary(output_dir, summary, options)  # pylint: disable=protected-access
+  return summary
+
+
+def _run_pool(actors, todo, summary, bar, log_fn, start) -> None:
+  """Feeds `todo` to `actors`, two calls queued per actor at most (back-pressure)."""
+  queue = collections.deque(todo)
+  running: Dict[object, Tuple[object, object]] = {}  # ref -> (actor, video)
+  load = {id(a): 0 for a in actors}
+
+  def feed(actor):
+    while queue and load[id(actor)] < 2:
+      video = queue.popleft()
+      running[actor.run.remote(video)] = (actor, video)
+      load[id(actor)] += 1
+
+  for actor in actors:
+    feed(actor)
+  while running:
+    ready, _ = ray.wait(list(running), num_returns=1)
+    ref = ready[0]
+    actor, video = running.pop(ref)
+    load[id(actor)] -= 1
+    try:
+      result = ray.get(ref)
+    except ray.exceptions.RayError as e:
+      result = ("failed", f"failed on the cluster: {_error_line(e)}")
+    if result[0] == "fatal":
+      for r in running:
+        ray.cancel(r)
+      from tsnet_tf.flow import extract as extract_lib  # pylint: disable=g-import-not-at-top
+      raise extract_lib.OutputError(result[1])
+    if result[0] == "failed":
+      summary.failed[video.name] = result[1]
+      message = f"skipped {video.path}: {result[1]}"
+      if bar is not None:
+        bar.write(message)
+      else:
+        log_fn(message)
+    else:
+      summary.done.append(video.name)
+      summary.num_flows += result[1]
+      summary.flow_seconds += result[2]
+    if bar is not None:
+      bar.update(1)
+      postfix = {"flows/s": f"{summary.num_flows / max(1e-9, time.perf_counter() - start):.1f}"}
+      if summary.failed:
+        postfix["failed"] = len(summary.failed)
+      bar.set_postfix(postfix)
+    feed(actor)

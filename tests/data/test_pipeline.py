@@ -7,7 +7,9 @@ import tensorflow as tf
 from tsnet_tf.data import pipeline
 from tsnet_tf.data import preprocessing
 from tsnet_tf.data import sampling
+from tsnet_tf.data import schema
 from tsnet_tf.data import synthetic
+from tsnet_tf.data import synthetic_render
 from tsnet_tf.data import tfrecords
 
 T, S = 6, 16
@@ -24,13 +26,13 @@ def data(tmp_path_factory):
                     splits=(1, 2), settings=tfrecords.ConversionSettings(short_side=0),
                     num_workers=1, num_shards=4, progress=False)
   records = {}
-  for path in tfrecords.list_shards(out):
+  for path in schema.list_shards(out):
     for s in tf.data.TFRecordDataset(path):
-      r = tfrecords.parse_sequence_example(s, splits=(1, 2))
-      records[int(r[tfrecords.VIDEO_INDEX_KEY])] = {
-          "label": int(r[tfrecords.LABEL_INDEX_KEY]),
+      r = schema.parse_sequence_example(s, splits=(1, 2))
+      records[int(r[schema.VIDEO_INDEX_KEY])] = {
+          "label": int(r[schema.LABEL_INDEX_KEY]),
           "split1": int(r["clip/split1"]),
-          "frames": np.stack([tf.io.decode_jpeg(j).numpy() for j in r[tfrecords.FRAMES_KEY]])}
+          "frames": np.stack([tf.io.decode_jpeg(j).numpy() for j in r[schema.FRAMES_KEY]])}
   return out, records
 
 
@@ -40,7 +42,7 @@ def _take(ds, n):
 
 def test_labels_and_counts(data):
   out, records = data
-  assert pipeline.load_labels(out) == sorted(synthetic.MOTION_CLASSES[:3])
+  assert pipeline.load_labels(out) == sorted(synthetic_render.MOTION_CLASSES[:3])
   assert pipeline.count_videos(out, 1, "train") == sum(r["split1"] == 1 for r in records.values())
   assert pipeline.count_videos(out, 1, "test") == sum(r["split1"] == 2 for r in records.values())
   with pytest.raises(ValueError, match="split 3 was not converted"):
@@ -181,7 +183,7 @@ def _truncated_copy(data_dir, tmp_path, shard=1):
   import shutil  # pylint: disable=g-import-not-at-top
   copy = str(tmp_path / "data")
   shutil.copytree(data_dir, copy)
-  path = tfrecords.list_shards(copy)[shard]
+  path = schema.list_shards(copy)[shard]
   with open(path, "r+b") as f:
     f.truncate(os.path.getsize(path) * 6 // 10)
   return copy, path

@@ -51,6 +51,7 @@ from tsnet_tf.data import hmdb51
 from tsnet_tf.data import preprocessing
 from tsnet_tf.data import sampling
 from tsnet_tf.data import schema
+from tsnet_tf.data import stored_flow as stored_flow_lib
 from tsnet_tf.utils import errors
 from tsnet_tf.utils import labels as labels_lib
 
@@ -343,7 +344,6 @@ STORED_FLOW_MODES = ("flow", "clip_and_flow")
 def _check_stored_flow(summary: dict, data_dir: str, mode: str, training: bool,
                        frame_stride: int) -> None:
   """`make_dataset(stored_flow=mode)` can serve this data directory."""
-  from tsnet_tf.data import stored_flow as stored_flow_lib  # pylint: disable=g-import-not-at-top
   if mode not in STORED_FLOW_MODES:
     raise ValueError(f"stored_flow must be '' or one of {STORED_FLOW_MODES}, got {mode!r}")
   if not training:
@@ -367,7 +367,6 @@ def _stored_flow_inputs(rec, idx, encoded, window, flip_seed, flip: bool, crop_s
                         num_frames: int, with_clip: bool):
   """`{FLOW_KEY[, CLIP_KEY]}` of one training clip (`stored_flow.train_flow_clip`): the
   flow follows the frames' window and flip (the same seed)."""
-  from tsnet_tf.data import stored_flow as stored_flow_lib  # pylint: disable=g-import-not-at-top
   flipped = preprocessing.flip_decision(flip_seed) if flip else tf.constant(False)
   inputs = {stored_flow_lib.FLOW_KEY: stored_flow_lib.train_flow_clip(rec, idx, window, flipped,
                                                                       crop_size)}

@@ -19,8 +19,8 @@ import importlib.util, json, sys
 spec = importlib.util.spec_from_file_location("table1", sys.argv[2])
 table1 = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(table1)
-from tsnet_tf import models
-assert tuple(table1.FUSIONS) == models.FUSION_MODES, table1.FUSIONS
+from tsnet_tf import config
+assert tuple(table1.FUSIONS) == config.FUSION_MODES, table1.FUSIONS
 with open(sys.argv[1]) as f:
   records = json.load(f)
 print(table1.format_report(records, table1.summarize(records)))

@@ -211,3 +211,22 @@ def test_reading_leaves_a_data_loss_elsewhere_as_it_is(data):
   with pytest.raises(tf.errors.DataLossError, match="checkpoint"):
     with pipeline.reading(data[0]):
       raise tf.errors.DataLossError(None, None, "corrupt checkpoint")
+
+
+def test_make_dataset_from_config_is_make_dataset_with_the_configs_data(data):
+  out, _ = data
+  from tsnet_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  cfg = config_lib.DataConfig(num_frames=T, crop_size=S, batch_size=3, eval_batch_size=2,
+                              validation_clips=2, shuffle_seed=4, random_flip=False)
+  train = pipeline.make_dataset_from_config(out, cfg, 1, "train", training=True)
+  by_hand = pipeline.make_dataset(out, 1, "train", num_frames=T, crop_size=S, batch_size=3,
+                                  seed=4, flip=False)
+  for got, want in zip(_take(train, 2), _take(by_hand, 2)):
+    for a, b in zip(got, want):
+      np.testing.assert_array_equal(a, b)
+  evaluation = pipeline.make_dataset_from_config(out, cfg, 1, "test", training=False,
+                                                 return_video_index=True)
+  clips, _, vids = (np.concatenate(x) for x in zip(*_take(evaluation, -1)))
+  assert clips.shape[1:] == (T, S, S, 3)
+  assert len(clips) == 2 * pipeline.count_videos(out, 1, "test")  # validation_clips each
+  assert len(set(vids)) == pipeline.count_videos(out, 1, "test")

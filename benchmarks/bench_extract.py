@@ -147,15 +147,15 @@ def part_extraction(cv2):
   # Streams, as extract's default reader: frames decoded as the flow needs them.
   read = lambda path: itertools.islice(video_io.iter_frames(path), max_frames)
   options = flow_extraction.Options(preset=FLAGS.preset, bound=FLAGS.bound,
-                            batch_size=FLAGS.batch_size,
-                            new_short=FLAGS.new_short)
+                                    batch_size=FLAGS.batch_size,
+                                    new_short=FLAGS.new_short)
   # Compile outside the timing, as a long extraction run amortises it.
   first = np.stack([video.resize_frame(f, video.short_side_size(*f.shape[:2], FLAGS.new_short))
                     for f in
                     itertools.islice(read(videos[0].path), FLAGS.batch_size + 1)])
   start = time.perf_counter()
   for _ in batching.video_flow(first, FLAGS.preset, FLAGS.batch_size,
-                              options.max_batch_pixels):
+                               options.max_batch_pixels):
     pass
   compile_s = time.perf_counter() - start
   size = f"{first.shape[2]}x{first.shape[1]}"
@@ -175,7 +175,7 @@ def part_extraction(cv2):
     out = tempfile.mkdtemp(prefix="bench_extract_")
     try:
       summary = flow_extraction.extract_all(videos, out, options, progress=False,
-                                    read_video=read, flow_fn=flow_fn)
+                                            read_video=read, flow_fn=flow_fn)
     finally:
       shutil.rmtree(out, ignore_errors=True)
     flow_rate = summary.num_flows / max(summary.flow_seconds, 1e-9)
@@ -215,7 +215,7 @@ def part_accuracy(cv2):
     for a, b, t in zip(rgb(f0), rgb(f1), truth):
       flow = solve(a, b)[0]
       coded = quantize.uint8_to_flow(quantize.flow_to_uint8(flow, FLAGS.bound),
-                                    FLAGS.bound)
+                                     FLAGS.bound)
       errors.append(evaluation.endpoint_error(coded, t))
     print(f"| {name:<23} | {np.mean(errors):8.3f} | {np.max(errors):9.2f} |",
           flush=True)

@@ -144,7 +144,7 @@ def _child_extract(path: str, output: str) -> None:
   options = flow_extraction.Options(preset=_PRESET.value, new_short=_NEW_SHORT.value)
   start = time.perf_counter()
   summary = flow_extraction.extract_all([flow_extraction.Video(path, "video")], output, options,
-                                progress=False)
+                                        progress=False)
   wall = time.perf_counter() - start
   if summary.failed:
     raise RuntimeError(f"extract failed: {summary.failed}")

@@ -84,7 +84,7 @@ def main(argv):
     raise cli.ToolError(f"no videos found in --video_dir {FLAGS.video_dir!r}"
                         + (f" from {FLAGS.list_file!r}" if FLAGS.list_file else ""))
   summary = flow_extraction.extract_all(videos, FLAGS.output_dir, options,
-                                progress=FLAGS.progress)
+                                        progress=FLAGS.progress)
   rate = (f", {summary.num_flows / summary.flow_seconds:.1f} flows/s in "
           "TV-L1" if summary.flow_seconds else "")
   print(f"extract_flow: {len(summary.done)} extracted, {len(summary.skipped)} "

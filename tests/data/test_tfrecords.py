@@ -50,7 +50,7 @@ def _shard_bytes(data_dir):
 def test_sequence_example_round_trip():
   jpegs = [tf.io.encode_jpeg(np.full((4, 6, 3), v, np.uint8)).numpy() for v in (10, 200)]
   ex = schema.make_sequence_example(jpegs, 3, "clap", "clap/a.avi", 7, 29.97, 4, 6,
-                                       {1: 1, 2: 2, 3: 0})
+                                    {1: 1, 2: 2, 3: 0})
   r = schema.parse_sequence_example(ex.SerializeToString(), splits=(1, 2, 3))
   assert r[schema.LABEL_INDEX_KEY].numpy() == 3
   assert r[schema.LABEL_TEXT_KEY].numpy() == b"clap"

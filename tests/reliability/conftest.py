@@ -87,7 +87,7 @@ def tiny_keras(tmp_path_factory):
   from tsnet_tf.layers import clip_contract  # pylint: disable=g-import-not-at-top
   model = models.build_rgb_model(2, 4, 16, backbone="light", width=4)
   model = clip_contract.attach(model, clip_spec.ClipSpec(num_frames=4, crop_size=16),
-                           ["left", "right"])
+                               ["left", "right"])
   path = tmp_path_factory.mktemp("model") / "model.keras"
   model.save(str(path))
   return str(path)

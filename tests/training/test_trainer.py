@@ -36,7 +36,7 @@ def test_warmup_cosine_and_step_schedules_match_hand_computation():
     p = (s - 2) / 8
     assert float(cosine(s)) == pytest.approx(0.05 * (1 + math.cos(math.pi * p)), rel=1e-5)
   step = optimization.WarmupDecay(peak=0.1, total_steps=10, warmup_steps=0, decay="step",
-                             boundaries=[3, 6], decay_rate=0.1)
+                                  boundaries=[3, 6], decay_rate=0.1)
   assert [round(float(step(s)), 6) for s in (0, 2, 3, 5, 6, 9)] == [0.1, 0.1, 0.01, 0.01,
                                                                     0.001, 0.001]
   again = optimization.WarmupDecay.from_config(cosine.get_config())

@@ -120,7 +120,7 @@ def test_overwrite_replaces_only_a_saved_model(deploy, trained, dataset, tmp_pat
 
 
 def test_keras_file_loads_in_fresh_process(deploy, export_dir):
-  code = ("import sys, numpy as np, keras, tsnet_tf; "
+  code = ("import sys, numpy as np, keras, tsnet_tf.layers; "
           "m = keras.saving.load_model(sys.argv[1]); "
           "print(m.input_shape, m.output_shape)")
   out = subprocess.run([sys.executable, "-c", code, os.path.join(export_dir, "model.keras")],

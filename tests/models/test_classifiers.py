@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from tsnet_tf import config
+from tsnet_tf import config as config_lib
 from tsnet_tf import layers
 from tsnet_tf import models
 from tsnet_tf.models import classifiers
@@ -118,7 +118,7 @@ def test_late_fusion_geometric_is_normalised_product_of_probabilities():
 
 
 def test_late_fusion_modes_config_and_errors():
-  assert config.FUSION_MODES == ("mean", "geometric")
+  assert config_lib.FUSION_MODES == ("mean", "geometric")
   assert layers.LateFusion().mode == "mean"
   layer = layers.LateFusion(mode="geometric", name="fuse")
   config = layer.get_config()
@@ -167,7 +167,7 @@ def _round_trip(model, tmp_path, x):
 
 def test_rgb_model_round_trip_needs_no_custom_objects(rgb_model, tmp_path):
   loaded = _round_trip(rgb_model, tmp_path, _clip())
-  # Built-in Keras layers and FrameConv2D, registered by `import tsnet_tf`:
+  # Built-in Keras layers and FrameConv2D, registered by `import tsnet_tf.layers`:
   # load_model needs no custom_objects.
   modules = {type(l).__module__.split(".")[0] for l in loaded.layers}
   assert modules == {"keras", "tsnet_tf"}

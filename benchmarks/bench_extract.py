@@ -2,7 +2,7 @@ r"""Benchmark: flow extraction with tsnet_tf vs an OpenCV-DualTVL1 extraction.
 
 One run, three parts, each printing a table:
 
-1. Flow throughput (no I/O): `tsnet_tf.flow.extract.video_flow` on a
+1. Flow throughput (no I/O): `tsnet_tf.flow.batching.video_flow` on a
    synthetic `--width` x `--height` clip of `--num_frames` frames, for each
    `--batch_sizes`; flow frames/s after the first call (whose compile time is
    reported apart). Needs only Keras, numpy and the backend: this is the part
@@ -35,9 +35,11 @@ from absl import flags
 import keras
 import numpy as np
 
-from tsnet_tf.data import tfrecords
+from tsnet_tf.data import flow_extraction
+from tsnet_tf.data import video
+from tsnet_tf.flow import batching
 from tsnet_tf.flow import evaluation
-from tsnet_tf.flow import extract
+from tsnet_tf.flow import quantize
 from tsnet_tf.utils import cli
 
 _SHARED_VIDEOS = os.path.join(os.path.dirname(os.path.dirname(
@@ -111,13 +113,13 @@ def part_throughput():
   rows = []
   for batch in (int(b) for b in FLAGS.batch_sizes):
     start = time.perf_counter()
-    for _ in extract.video_flow(frames, FLAGS.preset, batch):
+    for _ in batching.video_flow(frames, FLAGS.preset, batch):
       pass
     first = time.perf_counter() - start
     times = []
     for _ in range(FLAGS.repeats):
       start = time.perf_counter()
-      for _ in extract.video_flow(frames, FLAGS.preset, batch):
+      for _ in batching.video_flow(frames, FLAGS.preset, batch):
         pass
       times.append(time.perf_counter() - start)
     rate = (len(frames) - 1) / float(np.median(times))
@@ -140,19 +142,20 @@ def part_extraction(cv2):
   if not os.path.isdir(FLAGS.video_dir):
     print(f"\n2. Extraction end to end: skipped (no {FLAGS.video_dir!r})")
     return None
-  videos = extract.find_videos(FLAGS.video_dir)[:FLAGS.num_videos]
+  videos = flow_extraction.find_videos(FLAGS.video_dir)[:FLAGS.num_videos]
   max_frames = FLAGS.max_frames or None
   # Streams, as extract's default reader: frames decoded as the flow needs them.
   read = lambda path: itertools.islice(video_io.iter_frames(path), max_frames)
-  options = extract.Options(preset=FLAGS.preset, bound=FLAGS.bound,
-                            batch_size=FLAGS.batch_size,
-                            new_short=FLAGS.new_short)
+  options = flow_extraction.Options(preset=FLAGS.preset, bound=FLAGS.bound,
+                                    batch_size=FLAGS.batch_size,
+                                    new_short=FLAGS.new_short)
   # Compile outside the timing, as a long extraction run amortises it.
-  first = np.stack([tfrecords.resize_frame(f, FLAGS.new_short) for f in
+  first = np.stack([video.resize_frame(f, video.short_side_size(*f.shape[:2], FLAGS.new_short))
+                    for f in
                     itertools.islice(read(videos[0].path), FLAGS.batch_size + 1)])
   start = time.perf_counter()
-  for _ in extract.video_flow(first, FLAGS.preset, FLAGS.batch_size,
-                              options.max_batch_pixels):
+  for _ in batching.video_flow(first, FLAGS.preset, FLAGS.batch_size,
+                               options.max_batch_pixels):
     pass
   compile_s = time.perf_counter() - start
   size = f"{first.shape[2]}x{first.shape[1]}"
@@ -171,8 +174,8 @@ def part_extraction(cv2):
   for name, flow_fn in solvers:
     out = tempfile.mkdtemp(prefix="bench_extract_")
     try:
-      summary = extract.extract_all(videos, out, options, progress=False,
-                                    read_video=read, flow_fn=flow_fn)
+      summary = flow_extraction.extract_all(videos, out, options, progress=False,
+                                            read_video=read, flow_fn=flow_fn)
     finally:
       shutil.rmtree(out, ignore_errors=True)
     flow_rate = summary.num_flows / max(summary.flow_seconds, 1e-9)
@@ -202,7 +205,7 @@ def part_accuracy(cv2):
   print("| :---------------------- | -------: | --------: |")
   rgb = lambda f: np.repeat(f, 3, -1).astype(np.uint8)
   frames = [(f"tsnet_tf {FLAGS.preset}", lambda a, b: next(iter(
-      extract.video_flow(np.stack([a, b]), FLAGS.preset, 1))))]
+      batching.video_flow(np.stack([a, b]), FLAGS.preset, 1))))]
   if cv2 is not None:
     flow_fn = opencv_video_flow(cv2)
     frames.append(("OpenCV DualTVL1",
@@ -211,8 +214,8 @@ def part_accuracy(cv2):
     errors = []
     for a, b, t in zip(rgb(f0), rgb(f1), truth):
       flow = solve(a, b)[0]
-      coded = extract.uint8_to_flow(extract.flow_to_uint8(flow, FLAGS.bound),
-                                    FLAGS.bound)
+      coded = quantize.uint8_to_flow(quantize.flow_to_uint8(flow, FLAGS.bound),
+                                     FLAGS.bound)
       errors.append(evaluation.endpoint_error(coded, t))
     print(f"| {name:<23} | {np.mean(errors):8.3f} | {np.max(errors):9.2f} |",
           flush=True)

@@ -142,7 +142,7 @@ def frame_costs(videos, data_dir: str, crop_size: int, max_videos: int = 12):
   """Single-thread CPU ms per frame: JPEG (whole / S x S window), MPEG-4 decode, to RGB."""
   import av  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from tsnet_tf.data import tfrecords  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.data import schema  # pylint: disable=g-import-not-at-top
 
   def cpu():
     return time.process_time()
@@ -161,8 +161,8 @@ def frame_costs(videos, data_dir: str, crop_size: int, max_videos: int = 12):
       rgb_s += cpu() - t1
       decode_s += t1 - t0
       frames += len(decoded)
-  record = next(iter(tf.data.TFRecordDataset(tfrecords.list_shards(data_dir)).take(1)))
-  encoded = tfrecords.parse_sequence_example(record)[tfrecords.FRAMES_KEY][:20]
+  record = next(iter(tf.data.TFRecordDataset(schema.list_shards(data_dir)).take(1)))
+  encoded = schema.parse_sequence_example(record)[schema.FRAMES_KEY][:20]
   h, w = (int(v) for v in tf.io.extract_jpeg_shape(encoded[0])[:2])
   s = min(crop_size, h, w)
   window = tf.constant([(h - s) // 2, (w - s) // 2, s, s])

@@ -167,7 +167,7 @@ class _Probe:
   """An actor that loads what an extraction actor loads (TF, Keras, tvl1)."""
 
   def ready(self):
-    from tsnet_tf.flow import extract as _  # pylint: disable=g-import-not-at-top
+    from tsnet_tf.data import flow_extraction as _  # pylint: disable=g-import-not-at-top
     from tsnet_tf.flow import tvl1 as _  # pylint: disable=g-import-not-at-top,reimported
     import tensorflow as _  # pylint: disable=g-import-not-at-top,reimported
     return os.getpid()
@@ -188,7 +188,7 @@ def _actor_startup(num):
 def _flow(videos_root, real, root):
   # Here, not at the top: the local converter's spawned workers import this
   # module, and tsnet_tf.flow loads Keras and TensorFlow.
-  from tsnet_tf.flow import extract  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.data import flow_extraction as extract  # pylint: disable=g-import-not-at-top
   options = extract.Options(preset="fast", new_short=FLAGS.flow_new_short, batch_size=8)
   vids = extract.find_videos(videos_root)
   vids = [v for v in vids if not v.name.startswith("real/")]

@@ -88,6 +88,7 @@ def build_artifacts(work, cfg):
   import keras
   from tsnet_tf import models
   from tsnet_tf.data import clip_spec
+  from tsnet_tf.layers import clip_contract
   from tsnet_tf.data import synthetic
   from tsnet_tf.data import tfrecords
   from tsnet_tf.export import saved_model as sm
@@ -111,7 +112,7 @@ def build_artifacts(work, cfg):
   width = cfg.model.width
   student = models.build_rgb_model(len(labels), t, s, backbone=cfg.model.backbone, width=width,
                                    name="rgb")
-  student_c = clip_spec.attach(student, spec, labels)
+  student_c = clip_contract.attach(student, spec, labels)
   export = sm.export_saved_model(student_c, labels, os.path.join(work, "student", "1"),
                                  spec=spec, overwrite=True)
   out = {"spec": spec, "labels": labels, "saved_model": export}

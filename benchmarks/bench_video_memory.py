@@ -8,7 +8,7 @@ predict   `tsnet_tf.export.predict` (tools/predict.py): the read-all path
           `read_window`, which keep only the clip's frames; same
           probabilities checked (last column). Model: a random-weight student
           with the `make demo` clip spec, or `--model`.
-extract   `flow.extract.extract_all` (tools/extract_flow.py) on one video,
+extract   `flow.flow_extraction.extract_all` (tools/extract_flow.py) on one video,
           `--extract_preset`, for each `--extract_shorts` (`new_short`).
           "Before" is the code in `--old_code` (a checkout of the previous
           version, e.g. /work/main before the streaming change), run in the
@@ -19,7 +19,7 @@ convert   `data.tfrecords.convert` (tools/prepare_hmdb51.py's library call;
           shards compared byte for byte.
 tvl1      one `tvl1` call on `--tvl1_batches` random 1920x1080 pairs per
           `--tvl1_presets` (compile included): what one extraction batch
-          costs, which sets `extract.DEFAULT_MAX_BATCH_PIXELS`.
+          costs, which sets `batching.DEFAULT_MAX_BATCH_PIXELS`.
 
 Videos: 1080p (1920x1080, 30 fps) of each `--lengths` seconds, generated into
 `--work_dir` or a temporary directory (moving gradients, MPEG-4 Part 2 AVI,
@@ -104,11 +104,12 @@ def _hwm_mb() -> float:
 def _child_make_model(output: str) -> None:
   from tsnet_tf import models
   from tsnet_tf.data import clip_spec
+  from tsnet_tf.layers import clip_contract
   t, s = _NUM_FRAMES.value, _CROP_SIZE.value
   model = models.build_rgb_model(51, t, s, backbone=_BACKBONE.value)
   spec = clip_spec.ClipSpec(t, s, _FRAME_STRIDE.value, clip_spec.StoredFrames(
       short_side=_SHORT_SIDE.value, jpeg_quality=_JPEG_QUALITY.value))
-  clip_spec.attach(model, spec, [f"class_{i}" for i in range(51)]).save(output)
+  clip_contract.attach(model, spec, [f"class_{i}" for i in range(51)]).save(output)
 
 
 def _child_measure(mode: str, model: str, path: str) -> None:
@@ -137,12 +138,13 @@ def _peak_mb() -> float:
 
 def _child_extract(path: str, output: str) -> None:
   """extract_all of one video (whichever code is on sys.path); one JSON line."""
-  from tsnet_tf.flow import extract
+  from tsnet_tf.data import flow_extraction
+  from tsnet_tf.flow import batching
   loaded = _hwm_mb()
-  options = extract.Options(preset=_PRESET.value, new_short=_NEW_SHORT.value)
+  options = flow_extraction.Options(preset=_PRESET.value, new_short=_NEW_SHORT.value)
   start = time.perf_counter()
-  summary = extract.extract_all([extract.Video(path, "video")], output, options,
-                                progress=False)
+  summary = flow_extraction.extract_all([flow_extraction.Video(path, "video")], output, options,
+                                        progress=False)
   wall = time.perf_counter() - start
   if summary.failed:
     raise RuntimeError(f"extract failed: {summary.failed}")
@@ -329,9 +331,10 @@ def _cells(results, need_gb):
 
 
 def _part_extract(work_dir, videos):
+  from tsnet_tf.data import flow_extraction
   from tsnet_tf.data import tfrecords
   from tsnet_tf.data import video
-  from tsnet_tf.flow import extract
+  from tsnet_tf.flow import batching
   lines = [f"extract_flow: `extract_all` of one video, preset {_EXTRACT_PRESET.value}, batch "
            f"16 pairs, rawframes (img + flow_x + flow_y JPEGs); before: "
            f"{_OLD_CODE.value or 'not run'}", "",
@@ -341,12 +344,12 @@ def _part_extract(work_dir, videos):
   for short in (int(v) for v in _EXTRACT_SHORTS.value):
     for name, path in videos:
       info = video.probe_video(path)
-      height, width = tfrecords.output_size(info.height, info.width, short)
+      height, width = video.short_side_size(info.height, info.width, short)
       need_gb = 2 * info.num_frames * height * width * 3 / 1e9
       results = _before_after("extract", name, path, need_gb,
                               [f"--new_short={short}", f"--preset={_EXTRACT_PRESET.value}"],
                               work_dir)
-      pairs = extract.pairs_per_call(16, extract.DEFAULT_MAX_BATCH_PIXELS, height, width)
+      pairs = batching.pairs_per_call(16, batching.DEFAULT_MAX_BATCH_PIXELS, height, width)
       cells = " | ".join(_cells(results, need_gb))
       lines.append(f"| {name} | {short} | {width}x{height} | {pairs} | {cells} |")
   return lines

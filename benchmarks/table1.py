@@ -44,9 +44,9 @@ changes initialisation, sampling and augmentation):
 3. Chooses the two-stream late-fusion rule among --fusions on the validation
    subset (video accuracy of the fused rgb and flow runs; ties go to `mean`,
    the classic rule): `mean` of the softmax or `geometric` (normalised
-   product, tsnet_tf.models.LateFusion).
+   product, tsnet_tf.layers.LateFusion).
 4. Evaluates rgb, flow, two-stream (late fusion, the chosen rule) and the
-   chosen student on the test subset, once (tsnet_tf.training.comparison, as
+   chosen student on the test subset, once (tsnet_tf.comparison, as
    tools/results_table.py), and times them (batch-1 TF and float32 TFLite ms,
    GFLOPs) on the first seed.
 
@@ -96,7 +96,7 @@ _BENCHMARKS = flags.DEFINE_list("benchmarks", list(DEFAULT_BENCHMARKS),
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Training seeds.")
 _LAMBDAS = flags.DEFINE_list("lambdas", ["0", "10", "30"], "Student lambdas chosen among on "
                              "validation; 0 stands for the rgb run (no distillation).")
-# tsnet_tf.models.FUSION_MODES, spelled out so --help needs no Keras import.
+# tsnet_tf.config.FUSION_MODES, spelled out: this script puts the repo on sys.path in main().
 FUSIONS = ("mean", "geometric")
 _FUSIONS = flags.DEFINE_list("fusions", list(FUSIONS),
                              "Two-stream late-fusion rules chosen among on validation, of: "
@@ -307,7 +307,7 @@ def record_fusion(record):
 
 def run_seed(benchmark, data_dir, seed, out, timing_runs, fusions=("mean",), split=1):
   """Trains, chooses lambda and fusion on validation, evaluates on test; returns the record."""
-  from tsnet_tf.training import comparison  # pylint: disable=g-import-not-at-top
+  from tsnet_tf import comparison  # pylint: disable=g-import-not-at-top
   runs = {name: os.path.join(out, name) for name in ("rgb", "flow")}
   seconds = {"rgb": _train("rgb", runs["rgb"], data_dir, seed, benchmark=benchmark, split=split),
              "flow": _train("teacher", runs["flow"], data_dir, seed, benchmark=benchmark,
@@ -401,7 +401,7 @@ def check_targets(records, summary):
            f"motion: student {mean['student']:.1f} >= 0.9 x teacher = {0.9 * mean['flow']:.1f}")
   # Cost: the student >= 10x cheaper than flow and two-stream in GFLOPs and TFLite ms,
   # on each benchmark's timed seed (the first).
-  from tsnet_tf.training import comparison  # pylint: disable=g-import-not-at-top
+  from tsnet_tf import comparison  # pylint: disable=g-import-not-at-top
   for bench in summary:
     timed = next((r for r in records if r["benchmark"] == bench
                   and r["rows"][0].get("tflite_ms_per_clip") is not None), None)
@@ -423,7 +423,7 @@ def check_targets(records, summary):
 
 
 def format_report(records, summary):
-  from tsnet_tf.training import comparison  # pylint: disable=g-import-not-at-top
+  from tsnet_tf import comparison  # pylint: disable=g-import-not-at-top
   out = []
   for bench in summary:
     recs = [r for r in records if r["benchmark"] == bench]

@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from tsnet_tf import config as config_lib
+from tsnet_tf.training import run_dir
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -112,16 +113,16 @@ def test_frame_stride_default_override_bound_and_run_dir(tmp_path):
   assert cfg.data.frame_stride == 3
   with pytest.raises(config_lib.ConfigError, match=r"'data\.frame_stride' must be >= 1"):
     config_lib.load_config(None, "rgb", "data.frame_stride=0")
-  assert config_lib.run_frame_stride(str(tmp_path)) == 1  # no config.yaml: 1
-  config_lib.save_config(cfg, str(tmp_path / config_lib.RUN_CONFIG_FILE))
-  assert config_lib.run_frame_stride(str(tmp_path)) == 3
+  assert run_dir.run_frame_stride(str(tmp_path)) == 1  # no config.yaml: 1
+  config_lib.save_config(cfg, str(tmp_path / run_dir.CONFIG_FILE))
+  assert run_dir.run_frame_stride(str(tmp_path)) == 3
 
 
 def test_light_stem_choice_reaches_the_model():
-  from tsnet_tf.training import trainer  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.training import stages  # pylint: disable=g-import-not-at-top
   cfg = config_lib.load_config(None, "rgb", "model.backbone=light,model.width=4,model.stem=3d,"
                                "data.num_frames=4,data.crop_size=16")
-  model = trainer.build_rgb(cfg, 3)
+  model = stages.build_rgb(cfg, 3)
   assert tuple(model.get_layer("stem_conv").kernel_size) == (3, 3, 3)
   with pytest.raises(config_lib.ConfigError, match=r"'model\.stem' must be one of"):
     config_lib.load_config(None, "rgb", "model.stem=2d")
@@ -138,16 +139,16 @@ def test_config_differences_name_dotted_keys():
 
 
 def test_backbone_choices_match_the_builders():
-  # config.py keeps its own copy (it does not import Keras); they must agree.
+  # config.py owns the lists (it does not import Keras); the builders use them.
   from tsnet_tf.models import backbones  # pylint: disable=g-import-not-at-top
-  assert config_lib._CHOICES[("model", "backbone")] == backbones.BACKBONES  # pylint: disable=protected-access
-  assert config_lib._R3D_DEPTHS == tuple(sorted(backbones.R3D_DEPTHS))  # pylint: disable=protected-access
+  choices = config_lib._CHOICES  # pylint: disable=protected-access
+  assert choices[("model", "backbone")] == config_lib.BACKBONES
+  assert config_lib.R3D_DEPTHS == tuple(sorted(backbones.R3D_BLOCKS))
 
 
 def test_fusion_key_choices_default_and_error():
-  from tsnet_tf.models import classifiers  # pylint: disable=g-import-not-at-top
-  # config.py keeps its own copy of the rules (no Keras import); they must agree.
-  assert config_lib._CHOICES[("model", "fusion")] == classifiers.FUSION_MODES  # pylint: disable=protected-access
+  # config.py owns the rules (no Keras import); LateFusion uses them.
+  assert config_lib._CHOICES[("model", "fusion")] == config_lib.FUSION_MODES  # pylint: disable=protected-access
   assert config_lib.load_config(None, "twostream").model.fusion == "mean"
   cfg = config_lib.load_config(None, "twostream", "stages.twostream.model.fusion=geometric")
   assert cfg.model.fusion == "geometric"

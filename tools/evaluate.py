@@ -10,7 +10,7 @@ Writes <output_dir or model_dir>/eval.json (top-level clip_accuracy and
 video_accuracy, fractions in [0, 1], plus per-class accuracy and the
 confusion matrix) and confusion_matrix.png. Video level = mean of the K clips'
 softmax per video. With --fuse_with, --fusion picks the late-fusion rule
-(tsnet_tf.models.LateFusion): mean of the models' softmax (default, the
+(tsnet_tf.layers.LateFusion): mean of the models' softmax (default, the
 classic two-stream rule) or geometric (normalised product, which lets a model
 sure that a class is wrong veto it); eval.json records it.
 """
@@ -18,6 +18,7 @@ sure that a class is wrong veto it); eval.json records it.
 from absl import app
 from absl import flags
 
+from tsnet_tf import config
 from tsnet_tf.data import hmdb51
 from tsnet_tf.utils import cli
 
@@ -37,9 +38,9 @@ _CHECKPOINT = flags.DEFINE_enum("checkpoint", "model.keras", ["model.keras", "be
 _FUSE_WITH = flags.DEFINE_list(
     "fuse_with", [], "More model dirs whose softmax is fused with --model_dir's per clip "
     "(late fusion, rule: --fusion).")
-# tsnet_tf.models.FUSION_MODES, spelled out so --help needs no Keras import.
+# tsnet_tf.config loads no Keras, so --help stays fast.
 _FUSION = flags.DEFINE_enum(
-    "fusion", "mean", ["mean", "geometric"],
+    "fusion", "mean", list(config.FUSION_MODES),
     "Late-fusion rule, applies with --fuse_with: mean = average of the softmax (classic "
     "two-stream), geometric = normalised product of the softmax (a model sure a class is "
     "wrong vetoes it).")

@@ -32,7 +32,8 @@ from absl import flags
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 # pylint: disable=g-import-not-at-top,wrong-import-position
-from tsnet_tf.flow import extract
+from tsnet_tf.data import flow_extraction
+from tsnet_tf.flow import batching
 from tsnet_tf.utils import cli
 
 FLAGS = flags.FLAGS
@@ -51,7 +52,7 @@ flags.DEFINE_enum("format", "rawframes", ["rawframes", "flo"], "rawframes: "
                   "MMAction2/TSN JPEGs; flo: Middlebury float files.")
 flags.DEFINE_integer("batch_size", 16, "Frame pairs per TV-L1 call (larger "
                      "fills a GPU better).")
-flags.DEFINE_integer("max_batch_pixels", extract.DEFAULT_MAX_BATCH_PIXELS, "Fewer pairs per call "
+flags.DEFINE_integer("max_batch_pixels", batching.DEFAULT_MAX_BATCH_PIXELS, "Fewer pairs per call "
                      "for large frames: min(batch_size, max_batch_pixels // "
                      "(H * W)), so memory stays bounded (2^23 = 4 full-HD "
                      "pairs, ~2.3 GB fast, ~3.8 GB accurate on CPU); 0 = no "
@@ -79,7 +80,7 @@ flags.mark_flags_as_required(["video_dir", "output_dir"])
 
 def main(argv):
   del argv
-  options = extract.Options(
+  options = flow_extraction.Options(
       preset=FLAGS.preset, bound=FLAGS.bound, fmt=FLAGS.format,
       batch_size=FLAGS.batch_size, max_batch_pixels=FLAGS.max_batch_pixels,
       new_short=FLAGS.new_short,
@@ -90,7 +91,7 @@ def main(argv):
     raise cli.ToolError("--ray_address and --num_workers need --engine=ray", cli.USAGE_EXIT)
   try:
     options.check()
-    videos = extract.find_videos(FLAGS.video_dir, FLAGS.list_file)
+    videos = flow_extraction.find_videos(FLAGS.video_dir, FLAGS.list_file)
   except ValueError as e:
     raise cli.ToolError(str(e), cli.USAGE_EXIT) from e
   if not videos:
@@ -102,14 +103,14 @@ def main(argv):
                                   num_workers=FLAGS.num_workers, progress=FLAGS.progress,
                                   ray_address=FLAGS.ray_address)
   else:
-    summary = extract.extract_all(videos, FLAGS.output_dir, options,
-                                  progress=FLAGS.progress)
+    summary = flow_extraction.extract_all(videos, FLAGS.output_dir, options,
+                                          progress=FLAGS.progress)
   rate = (f", {summary.num_flows / summary.flow_seconds:.1f} flows/s in "
           "TV-L1" if summary.flow_seconds else "")
   print(f"extract_flow: {len(summary.done)} extracted, {len(summary.skipped)} "
         f"already done, {len(summary.failed)} unreadable (skipped); "
         f"{summary.num_flows} flows in {summary.seconds:.1f} s{rate}; "
-        f"summary in {os.path.join(FLAGS.output_dir, extract.SUMMARY_FILE)}")
+        f"summary in {os.path.join(FLAGS.output_dir, flow_extraction.SUMMARY_FILE)}")
 
 
 if __name__ == "__main__":

@@ -15,14 +15,15 @@ from absl import flags
 import tqdm
 
 from tsnet_tf.data import synthetic
+from tsnet_tf.data import synthetic_render
 
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Dataset root to create.", required=True)
 _NUM_CLASSES = flags.DEFINE_integer(
     "num_classes", 4, f"Number of motion classes, the first N of: "
-    f"{', '.join(synthetic.MOTION_CLASSES)}.", lower_bound=1,
-    upper_bound=len(synthetic.MOTION_CLASSES))
+    f"{', '.join(synthetic_render.MOTION_CLASSES)}.", lower_bound=1,
+    upper_bound=len(synthetic_render.MOTION_CLASSES))
 _APPEARANCES = flags.DEFINE_list(
-    "appearances", [], "Object colour families (" + ", ".join(synthetic.APPEARANCES) + "): "
+    "appearances", [], "Object colour families (" + ", ".join(synthetic_render.APPEARANCES) + "): "
     "if given, each class is an appearance x motion pair, e.g. red_move_left, so a single "
     "frame tells the colour and only motion tells the direction.")
 _VIDEOS_PER_CLASS = flags.DEFINE_integer(

@@ -18,6 +18,8 @@ For timings worth quoting, run it with nothing else on the machine.
 from absl import app
 from absl import flags
 
+from tsnet_tf import config
+
 _RGB_DIR = flags.DEFINE_string("rgb_dir", None, "Training directory of the rgb baseline.")
 _FLOW_DIR = flags.DEFINE_string("flow_dir", None,
                                 "Training directory of the flow network (the teacher).")
@@ -33,9 +35,9 @@ _TIMING_RUNS = flags.DEFINE_integer("timing_runs", 10,
                                     "Timed batch-1 inferences per model and runtime.",
                                     lower_bound=1)
 _TFLITE = flags.DEFINE_bool("tflite", True, "Also convert each model to TFLite and time it.")
-# tsnet_tf.models.FUSION_MODES, spelled out so --help needs no Keras import.
+# tsnet_tf.config loads no Keras, so --help stays fast.
 _FUSION = flags.DEFINE_enum(
-    "fusion", "mean", ["mean", "geometric"],
+    "fusion", "mean", list(config.FUSION_MODES),
     "Two-stream late-fusion rule, applies with --rgb_dir and --flow_dir: mean = average of "
     "the softmax (classic), geometric = normalised product of the softmax. Choose it on "
     "validation, not on the test table.")
@@ -52,7 +54,7 @@ def main(argv):
               (("rgb", _RGB_DIR), ("flow", _FLOW_DIR), ("student", _STUDENT_DIR)) if flag.value}
   if not run_dirs:
     raise app.UsageError("give at least one of --rgb_dir, --flow_dir, --student_dir")
-  from tsnet_tf.training import comparison  # pylint: disable=g-import-not-at-top
+  from tsnet_tf import comparison  # pylint: disable=g-import-not-at-top
   from tsnet_tf.training import run_dir  # pylint: disable=g-import-not-at-top
   # RunDirError and EvaluationError end as one line (exit 2) in cli.run.
   for name, directory in run_dirs.items():

@@ -71,13 +71,14 @@ def main(argv):
   # Imported here so --helpfull and config errors do not pay for TensorFlow.
   from tsnet_tf.data import pipeline  # pylint: disable=g-import-not-at-top
   from tsnet_tf.training import backend  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.training import distribute  # pylint: disable=g-import-not-at-top
   from tsnet_tf.training import trainer  # pylint: disable=g-import-not-at-top
 
   cli.check_dir_flag("model_dir", _MODEL_DIR.value)
   if _LOGICAL_CPUS.value:
     backend.split_cpu(_LOGICAL_CPUS.value)
   # The strategy first: multi-worker collectives must be set up before other ops.
-  strategy = trainer.make_strategy(_STRATEGY.value)
+  strategy = distribute.make_strategy(_STRATEGY.value)
   progress = _PROGRESS.value if _PROGRESS.value == "auto" else int(_PROGRESS.value)
   # Expected failures (TrainingError, BackendError, a missing file) end as one line in
   # cli.run; `reading` names a truncated or corrupt shard of --data_dir.

@@ -4,47 +4,91 @@ Zhao & Lee, "Teacher-Student Architecture Based CNN for Action Recognition", in
 TensorFlow 2 / Keras 3:
 
 - `tsnet_tf.flow`: TV-L1 optical flow (`tvl1`), flow colour coding, .flo files.
-- `tsnet_tf.layers`: `TVL1Flow`, the Keras layer (M1).
+- `tsnet_tf.layers`: every Keras layer of the models (`TVL1Flow`, M1, ...).
 - `tsnet_tf.models`: backbones, teacher (M1 + M2), student / RGB model (M3),
   two-stream fusion and the Eq. 7 `DistillationModel`.
 - `tsnet_tf.data`: HMDB51 layout, synthetic videos, TFRecords, tf.data input.
 - `tsnet_tf.training`, `tsnet_tf.export`, `tsnet_tf.config`: what the tools use.
 
-Importing the package registers its Keras objects (package "tsnet_tf"), so saved
-models load with plain `keras.saving.load_model(path)` after `import tsnet_tf`.
+Importing the package loads neither TensorFlow nor Keras (worker processes that
+only decode video import `tsnet_tf.data` modules through it). Submodules and the
+names below load on first access, e.g. `tsnet_tf.build_teacher`.
+
+A saved model loads with plain `keras.saving.load_model(path)` after
+`import tsnet_tf` (the public contract): every tsnet_tf Keras layer (package
+"tsnet_tf") is registered by `tsnet_tf.layers`, which this package imports as
+soon as Keras is loaded: at once if it already is, else right after the
+process's own `import keras` (a post-import hook, `_register_layers_with_keras`),
+so a process that never imports Keras never pays for it.
 """
+
+import importlib
+import importlib.abc
+import importlib.util
+import logging
+import sys
 
 __version__ = "0.1.0"
 
-import importlib
-import os
+_SUBMODULES = ("config", "data", "export", "flow", "layers", "models", "training", "utils")
+# Public name -> the module that defines it (loaded on first access).
+_LAZY_NAMES = {
+    "DistillationModel": "tsnet_tf.models.distillation",
+    "TVL1Flow": "tsnet_tf.layers.tvl1_flow",
+    "build_rgb_model": "tsnet_tf.models.classifiers",
+    "build_teacher": "tsnet_tf.models.classifiers",
+    "build_two_stream": "tsnet_tf.models.classifiers",
+    "flow_to_rgb": "tsnet_tf.flow.visualize",
+    "tvl1": "tsnet_tf.flow.tvl1",
+}
 
-# Worker processes that only decode video (tsnet_tf.utils.processes) set this so
-# that importing the package does not load TensorFlow and Keras in each of them.
-KERAS_FREE_ENV = "TSNET_TF_KERAS_FREE"
 
-if os.environ.get(KERAS_FREE_ENV) != "1":
-  # Eager: these register the serializable Keras layers and models.
-  from tsnet_tf import flow
-  from tsnet_tf import layers
-  from tsnet_tf import models
-  from tsnet_tf.data import clip_spec  # registers the ClipContract layer
-  from tsnet_tf.flow import flow_to_rgb
-  from tsnet_tf.flow import tvl1
-  from tsnet_tf.layers import TVL1Flow
-  from tsnet_tf.models import build_rgb_model
-  from tsnet_tf.models import build_teacher
-  from tsnet_tf.models import build_two_stream
-  from tsnet_tf.models import DistillationModel
+class _AfterKerasImport(importlib.abc.MetaPathFinder):
+  """Finds `keras` as the other finders do; runs `tsnet_tf.layers` once Keras is loaded."""
 
-# Lazy: heavier or tool-only submodules load on first attribute access.
-_LAZY_SUBMODULES = ("config", "data", "export", "training", "utils")
+  def find_spec(self, name, path=None, target=None):
+    if name != "keras":
+      return None
+    # Once: later imports of keras find it in sys.modules anyway.
+    sys.meta_path.remove(self)
+    spec = importlib.util.find_spec(name)
+    loader = getattr(spec, "loader", None)
+    if loader is None or not hasattr(loader, "exec_module"):
+      return spec
+    exec_keras = loader.exec_module
+
+    def exec_module(module):
+      exec_keras(module)
+      _register_layers_with_keras()
+
+    loader.exec_module = exec_module
+    return spec
+
+
+def _register_layers_with_keras() -> None:
+  try:
+    importlib.import_module("tsnet_tf.layers")
+  except Exception as e:  # pylint: disable=broad-except
+    # Never break the user's `import keras`; loading a tsnet_tf model will say what is missing.
+    logging.getLogger(__name__).warning("tsnet_tf layers not registered with Keras: %s", e)
+
+
+if "keras" in sys.modules:
+  _register_layers_with_keras()
+elif not any(isinstance(f, _AfterKerasImport) for f in sys.meta_path):
+  sys.meta_path.insert(0, _AfterKerasImport())
 
 
 def __getattr__(name):
-  if name in _LAZY_SUBMODULES:
+  if name in _SUBMODULES:
     return importlib.import_module(f"tsnet_tf.{name}")
+  if name in _LAZY_NAMES:
+    return getattr(importlib.import_module(_LAZY_NAMES[name]), name)
   raise AttributeError(f"module 'tsnet_tf' has no attribute {name!r}")
+
+
+def __dir__():
+  return sorted(list(globals()) + list(_SUBMODULES) + list(_LAZY_NAMES))
 
 
 __all__ = [

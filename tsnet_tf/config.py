@@ -30,6 +30,13 @@ from tsnet_tf.utils import errors
 from tsnet_tf.utils.io import atomic_write
 
 STAGES = ("teacher", "student", "rgb", "twostream")
+# The choice lists of the model builders, defined here (this module loads no
+# Keras, so tools can spell them in --help) and imported by the builders:
+# backbones (`models.backbones.build_backbone`), R3D depths, late-fusion rules
+# (`layers.LateFusion`, `build_two_stream`, `evaluate --fusion`).
+BACKBONES = ("r3d18", "light")
+R3D_DEPTHS = (10, 18, 34)
+FUSION_MODES = ("mean", "geometric")
 # Accepted spellings of a stage on the command line -> canonical name.
 STAGE_ALIASES = {"flow": "teacher", "two_stream": "twostream"}
 
@@ -354,15 +361,13 @@ def _from_dict(cls, d: Mapping[str, Any], prefix: str, source: str):
 
 # Keys with a closed set of values; checked when a config is built.
 _CHOICES = {
-    # tsnet_tf.models.backbones.BACKBONES (not imported: this module stays free of Keras).
-    ("model", "backbone"): ("r3d18", "light"),
+    ("model", "backbone"): BACKBONES,
     ("data", "validation_subset"): ("train", "validation", "test", "none"),
     ("model", "flow", "preset"): ("fast", "accurate"),
     ("model", "flow", "source"): ("graph", "stored"),
     ("model", "stem"): ("2plus1d", "3d"),
     ("model", "rgb_input"): ("frames", "differences", "frames_and_differences"),
-    # tsnet_tf.models.FUSION_MODES.
-    ("model", "fusion"): ("mean", "geometric"),
+    ("model", "fusion"): FUSION_MODES,
     ("train", "lr_schedule"): ("cosine", "step", "constant"),
     ("train", "weight_decay_mode"): ("l2", "decoupled"),
     ("eval", "subset"): ("train", "validation", "test"),
@@ -388,8 +393,6 @@ _BOUNDS = {
     # [low, high): what Keras' SGD and Dropout accept.
     ("train", "momentum"): (0.0, 1.0), ("model", "dropout"): (0.0, 1.0),
 }
-# tsnet_tf.models.backbones.R3D_DEPTHS.
-_R3D_DEPTHS = (10, 18, 34)
 # Stages whose graph computes optical flow, which needs two frames.
 _FLOW_STAGES = ("teacher", "student", "twostream")
 
@@ -410,9 +413,9 @@ def _check_values(cfg: ExperimentConfig, source: str) -> None:
     key = _yaml_key(next(f for f in dataclasses.fields(section) if f.name == name))
     bound = f">= {low}" if high is None else f"in [{low}, {high})"
     raise ConfigError(f"{source}: '{section_name}.{key}' must be {bound}, got {value!r}")
-  if cfg.model.backbone == "r3d18" and cfg.model.depth not in _R3D_DEPTHS:
+  if cfg.model.backbone == "r3d18" and cfg.model.depth not in R3D_DEPTHS:
     raise ConfigError(f"{source}: 'model.depth' must be one of "
-                      f"{', '.join(map(str, _R3D_DEPTHS))} for backbone r3d18, "
+                      f"{', '.join(map(str, R3D_DEPTHS))} for backbone r3d18, "
                       f"got {cfg.model.depth!r}")
   if cfg.train.mixed_precision not in (True, False, "auto"):
     raise ConfigError(f"{source}: 'train.mixed_precision' must be true, false or auto, "
@@ -472,16 +475,6 @@ def to_yaml(cfg: ExperimentConfig) -> str:
   return yaml.safe_dump(to_dict(cfg), sort_keys=False)
 
 
-# The resolved config a training run writes into its --model_dir.
-RUN_CONFIG_FILE = "config.yaml"
-
-
-def load_run_config(model_dir: str) -> Optional[ExperimentConfig]:
-  """The resolved config a training run saved in `model_dir`, or None if it has none."""
-  path = os.path.join(model_dir, RUN_CONFIG_FILE)
-  return load_config(path) if os.path.isfile(path) else None
-
-
 def _flatten(d: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
   out = {}
   for key, value in d.items():
@@ -501,15 +494,6 @@ def config_differences(a: ExperimentConfig, b: ExperimentConfig) -> List[Tuple[s
   fa = _flatten(yaml.safe_load(to_yaml(a)))
   fb = _flatten(yaml.safe_load(to_yaml(b)))
   return [(k, fa.get(k), fb.get(k)) for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)]
-
-
-def run_frame_stride(model_dir: str) -> int:
-  """`data.frame_stride` of the training run in `model_dir` (1 if it has no config).
-
-  Evaluation, export and prediction must sample clips as training did.
-  """
-  cfg = load_run_config(model_dir)
-  return cfg.data.frame_stride if cfg is not None else 1
 
 
 def save_config(cfg: ExperimentConfig, path: str) -> None:

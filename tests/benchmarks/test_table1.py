@@ -21,8 +21,8 @@ import importlib.util, json, sys
 spec = importlib.util.spec_from_file_location("table1", sys.argv[2])
 table1 = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(table1)
-from tsnet_tf import models
-assert tuple(table1.FUSIONS) == models.FUSION_MODES, table1.FUSIONS
+from tsnet_tf import config
+assert tuple(table1.FUSIONS) == config.FUSION_MODES, table1.FUSIONS
 with open(sys.argv[1]) as f:
   records = json.load(f)
 print(table1.format_report(records, table1.summarize(records)))
@@ -188,7 +188,7 @@ def _fake_data_dir(root, splits=(1, 2, 3)):
 
 def test_data_dir_trains_every_row_per_split_and_prints_the_mean(tmp_path, monkeypatch, capsys):
   from absl import flags  # pylint: disable=g-import-not-at-top
-  from tsnet_tf.training import comparison  # pylint: disable=g-import-not-at-top
+  from tsnet_tf import comparison  # pylint: disable=g-import-not-at-top
   from tsnet_tf.training import trainer  # pylint: disable=g-import-not-at-top
   before = set(flags.FLAGS)
   try:
@@ -265,7 +265,7 @@ def test_data_dir_trains_every_row_per_split_and_prints_the_mean(tmp_path, monke
 def test_real_motion_runs_every_session_split_and_seed_with_its_own_config(
     tmp_path, monkeypatch, capsys):
   from absl import flags  # pylint: disable=g-import-not-at-top
-  from tsnet_tf.training import comparison  # pylint: disable=g-import-not-at-top
+  from tsnet_tf import comparison  # pylint: disable=g-import-not-at-top
   from tsnet_tf.training import trainer  # pylint: disable=g-import-not-at-top
   before = set(flags.FLAGS)
   try:

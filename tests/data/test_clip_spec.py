@@ -12,6 +12,7 @@ from tsnet_tf.data import preprocessing
 from tsnet_tf.data import sampling
 from tsnet_tf.data import tfrecords
 from tsnet_tf.data import video
+from tsnet_tf.layers import clip_contract
 from tsnet_tf.models import build_rgb_model
 
 SPEC = clip_spec.ClipSpec(num_frames=4, crop_size=16, frame_stride=3,
@@ -83,7 +84,7 @@ def test_resize_short_side_matches_the_converter_size_and_skips_stored_frames():
   for short, shape in ((24, (24, 33)), (45, (45, 61))):
     out = preprocessing.resize_short_side(frames, short).numpy()
     assert out.shape == (2,) + shape + (3,) and out.dtype == np.uint8
-    assert tfrecords.output_size(45, 61, short) == shape
+    assert video.short_side_size(45, 61, short) == shape
   np.testing.assert_array_equal(preprocessing.resize_short_side(frames, 45), frames)
   # Smooth content: TF's antialiased bilinear is within a few levels of PIL's.
   smooth = np.broadcast_to(np.linspace(0, 255, 61).astype(np.uint8)[None, None, :, None],
@@ -136,20 +137,20 @@ def test_streamed_clip_is_the_read_all_clip_on_the_1080p_video():
 
 def test_contract_survives_save_load_and_is_replaced(tmp_path):
   model = build_rgb_model(3, 4, 16, backbone="light", width=4)
-  assert clip_spec.from_model(model) is None
-  tagged = clip_spec.attach(model, SPEC, ["a", "b", "c"])
+  assert clip_contract.from_model(model) is None
+  tagged = clip_contract.attach(model, SPEC, ["a", "b", "c"])
   x = np.random.default_rng(0).uniform(0, 255, (2, 4, 16, 16, 3)).astype("float32")
   np.testing.assert_allclose(tagged(x), model(x), atol=1e-6)
   path = str(tmp_path / "m.keras")
   tagged.save(path)
   loaded = keras.saving.load_model(path)
-  assert clip_spec.from_model(loaded) == (SPEC, ["a", "b", "c"])
-  retagged = clip_spec.attach(loaded, SPEC.replace(frame_stride=1), ["x", "y", "z"])
-  assert len([l for l in retagged.layers if isinstance(l, clip_spec.ClipContract)]) == 1
-  assert clip_spec.from_model(retagged)[0].frame_stride == 1
+  assert clip_contract.from_model(loaded) == (SPEC, ["a", "b", "c"])
+  retagged = clip_contract.attach(loaded, SPEC.replace(frame_stride=1), ["x", "y", "z"])
+  assert len([l for l in retagged.layers if isinstance(l, clip_contract.ClipContract)]) == 1
+  assert clip_contract.from_model(retagged)[0].frame_stride == 1
   np.testing.assert_allclose(retagged(x), model(x), atol=1e-5)
   with pytest.raises(clip_spec.ClipSpecError, match="takes clips of shape"):
-    clip_spec.attach(model, SPEC.replace(num_frames=8))
+    clip_contract.attach(model, SPEC.replace(num_frames=8))
   with pytest.raises(clip_spec.ClipSpecError, match="2 labels"):
-    clip_spec.attach(model, SPEC, ["a", "b"])
+    clip_contract.attach(model, SPEC, ["a", "b"])
   assert os.path.getsize(path) > 0

@@ -23,7 +23,7 @@ from tsnet_tf.data.schema import FRAMES_KEY
 from tsnet_tf.data.schema import LABEL_INDEX_KEY
 from tsnet_tf.data.schema import list_shards
 from tsnet_tf.data.schema import MEDIA_ID_KEY
-from tsnet_tf.flow import extract
+from tsnet_tf.data import flow_extraction as extract
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SETTINGS = tfrecords.ConversionSettings(short_side=16)

@@ -7,7 +7,9 @@ import tensorflow as tf
 from tsnet_tf.data import pipeline
 from tsnet_tf.data import preprocessing
 from tsnet_tf.data import sampling
+from tsnet_tf.data import schema
 from tsnet_tf.data import synthetic
+from tsnet_tf.data import synthetic_render
 from tsnet_tf.data import tfrecords
 
 T, S = 6, 16
@@ -24,13 +26,13 @@ def data(tmp_path_factory):
                     splits=(1, 2), settings=tfrecords.ConversionSettings(short_side=0),
                     num_workers=1, num_shards=4, progress=False)
   records = {}
-  for path in tfrecords.list_shards(out):
+  for path in schema.list_shards(out):
     for s in tf.data.TFRecordDataset(path):
-      r = tfrecords.parse_sequence_example(s, splits=(1, 2))
-      records[int(r[tfrecords.VIDEO_INDEX_KEY])] = {
-          "label": int(r[tfrecords.LABEL_INDEX_KEY]),
+      r = schema.parse_sequence_example(s, splits=(1, 2))
+      records[int(r[schema.VIDEO_INDEX_KEY])] = {
+          "label": int(r[schema.LABEL_INDEX_KEY]),
           "split1": int(r["clip/split1"]),
-          "frames": np.stack([tf.io.decode_jpeg(j).numpy() for j in r[tfrecords.FRAMES_KEY]])}
+          "frames": np.stack([tf.io.decode_jpeg(j).numpy() for j in r[schema.FRAMES_KEY]])}
   return out, records
 
 
@@ -40,7 +42,7 @@ def _take(ds, n):
 
 def test_labels_and_counts(data):
   out, records = data
-  assert pipeline.load_labels(out) == sorted(synthetic.MOTION_CLASSES[:3])
+  assert pipeline.load_labels(out) == sorted(synthetic_render.MOTION_CLASSES[:3])
   assert pipeline.count_videos(out, 1, "train") == sum(r["split1"] == 1 for r in records.values())
   assert pipeline.count_videos(out, 1, "test") == sum(r["split1"] == 2 for r in records.values())
   with pytest.raises(ValueError, match="split 3 was not converted"):
@@ -181,7 +183,7 @@ def _truncated_copy(data_dir, tmp_path, shard=1):
   import shutil  # pylint: disable=g-import-not-at-top
   copy = str(tmp_path / "data")
   shutil.copytree(data_dir, copy)
-  path = tfrecords.list_shards(copy)[shard]
+  path = schema.list_shards(copy)[shard]
   with open(path, "r+b") as f:
     f.truncate(os.path.getsize(path) * 6 // 10)
   return copy, path
@@ -229,3 +231,22 @@ def test_appearance_augmentation_is_seeded_resumable_and_changes_only_the_clips(
       np.testing.assert_array_equal(a, b)
   with pytest.raises(ValueError, match="color_jitter and background_mix"):
     pipeline.make_dataset(out, 1, "train", color_jitter=1.5)
+
+
+def test_make_dataset_from_config_is_make_dataset_with_the_configs_data(data):
+  out, _ = data
+  from tsnet_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  cfg = config_lib.DataConfig(num_frames=T, crop_size=S, batch_size=3, eval_batch_size=2,
+                              validation_clips=2, shuffle_seed=4, random_flip=False)
+  train = pipeline.make_dataset_from_config(out, cfg, 1, "train", training=True)
+  by_hand = pipeline.make_dataset(out, 1, "train", num_frames=T, crop_size=S, batch_size=3,
+                                  seed=4, flip=False)
+  for got, want in zip(_take(train, 1), _take(by_hand, 1)):
+    for a, b in zip(got, want):
+      np.testing.assert_array_equal(a, b)
+  evaluation = pipeline.make_dataset_from_config(out, cfg, 1, "test", training=False,
+                                                 return_video_index=True)
+  clips, _, vids = (np.concatenate(x) for x in zip(*_take(evaluation, -1)))
+  assert clips.shape[1:] == (T, S, S, 3)
+  assert len(clips) == 2 * pipeline.count_videos(out, 1, "test")  # validation_clips each
+  assert len(set(vids)) == pipeline.count_videos(out, 1, "test")

@@ -4,7 +4,6 @@ import numpy as np
 import tensorflow as tf
 
 from tsnet_tf.data import schema
-from tsnet_tf.data import tfrecords
 
 
 def test_record_round_trip_and_context_only_parse():
@@ -30,9 +29,3 @@ def test_shard_names_and_listing(tmp_path):
     (tmp_path / n).write_bytes(b"")
   assert [p.rsplit("/", 1)[1] for p in schema.list_shards(str(tmp_path))] == [
       schema.shard_name(0, 12), name]
-
-
-def test_converter_re_exports_the_schema():
-  for name in ("FRAMES_KEY", "LABELS_FILE", "SUMMARY_FILE", "list_shards", "shard_name",
-               "split_key", "parse_sequence_example", "make_sequence_example"):
-    assert getattr(tfrecords, name) is getattr(schema, name)

@@ -8,12 +8,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tsnet_tf.data import flow_extraction
 from tsnet_tf.data import pipeline
 from tsnet_tf.data import schema
 from tsnet_tf.data import stored_flow
 from tsnet_tf.data import synthetic
 from tsnet_tf.data import tfrecords
-from tsnet_tf.flow import extract
+from tsnet_tf.flow import batching
+from tsnet_tf.flow import quantize
 from tsnet_tf.flow import tvl1
 
 BOUND = 8.0
@@ -36,7 +38,7 @@ def _convert(synth, out, **flow):
 
 def _records(data_dir, with_flow=True):
   out = []
-  for path in tfrecords.list_shards(data_dir):
+  for path in schema.list_shards(data_dir):
     for s in tf.data.TFRecordDataset(path):
       rec = schema.parse_sequence_example(s, splits=(1,), with_flow=with_flow)
       out.append({k: v.numpy() for k, v in rec.items()})
@@ -71,7 +73,7 @@ def test_conversion_stores_tvl1_of_the_stored_frames(synth, tmp_path):
     assert rec[schema.FLOW_PRESET_KEY] == b"fast"
     frames = _decode(rec[schema.FRAMES_KEY], 3).astype(np.float32)
     expected = np.clip(np.asarray(tvl1(frames[:-2], frames[2:], "fast")), -BOUND, BOUND)
-    stored = np.stack([extract.uint8_to_flow(_decode(rec[key], 1)[..., 0], BOUND)
+    stored = np.stack([quantize.uint8_to_flow(_decode(rec[key], 1)[..., 0], BOUND)
                        for key in (schema.FLOW_X_KEY, schema.FLOW_Y_KEY)], axis=-1)
     err = np.abs(stored - expected)
     # Quantisation step 2 * bound / 255 = 0.063 px; JPEG (q95) adds a little.
@@ -81,7 +83,7 @@ def test_conversion_stores_tvl1_of_the_stored_frames(synth, tmp_path):
   assert largest > 0.5  # the videos move
 
 
-class _CountingFrames(stored_flow.StoredFrames):
+class _CountingFrames(flow_extraction.StoredFrames):
   """StoredFrames that records which frames each access decodes."""
 
   def __init__(self, jpegs):
@@ -101,8 +103,8 @@ def test_flow_pairs_decode_lazily_and_match_the_decoded_array():
   lazy = _CountingFrames(jpegs)
   decoded = np.stack([lazy[i] for i in range(len(lazy))])
   lazy.accessed.clear()
-  expected = np.concatenate(list(stored_flow.flow_pairs(decoded, 2, "fast", batch_size=2)))
-  got = np.concatenate(list(stored_flow.flow_pairs(lazy, 2, "fast", batch_size=2)))
+  expected = np.concatenate(list(batching.flow_pairs(decoded, 2, "fast", batch_size=2)))
+  got = np.concatenate(list(batching.flow_pairs(lazy, 2, "fast", batch_size=2)))
   np.testing.assert_array_equal(got, expected)
   assert got.shape == (5, 24, 32, 2)
   # Frames are decoded per call (two pairs: 4 frames), never the whole video at once;
@@ -210,11 +212,11 @@ def test_translation_video_gives_its_motion(tmp_path):
   texture = tf.image.resize(coarse, (h, w + n), method="bicubic").numpy()[0].clip(0, 255)
   frames = np.stack([texture[:, n - t:n - t + w] for t in range(n)]).astype(np.uint8)
   jpegs = [_jpeg(f, 95) for f in frames]
-  flow = stored_flow.encode_video_flow(jpegs, 2, "fast", BOUND, 95)
+  flow = flow_extraction.encode_video_flow(jpegs, 2, "fast", BOUND, 95)
   assert len(flow["x"]) == n - 2
   decoded = {k: np.stack([tf.io.decode_jpeg(j).numpy()[..., 0] for j in flow[k]])
              for k in ("x", "y")}
-  motion = float(extract.uint8_to_flow(decoded["x"], BOUND)[:, 8:-8, 8:-8].mean())
+  motion = float(quantize.uint8_to_flow(decoded["x"], BOUND)[:, 8:-8, 8:-8].mean())
   assert abs(motion - 2.0) < 0.3, motion  # tvl1 sees the 2 px
   data_dir = _write_data_dir(tmp_path / "d", [(frames, decoded)] * 2, flow_stride=2)
   ds = pipeline.make_dataset(data_dir, training=True, num_frames=3, crop_size=12,

@@ -8,6 +8,7 @@ import pytest
 
 from tsnet_tf.data import hmdb51
 from tsnet_tf.data import synthetic
+from tsnet_tf.data import synthetic_render
 from tsnet_tf.data import video
 
 _SMALL = dict(height=32, width=40, min_seconds=0.3, max_seconds=0.5)
@@ -155,7 +156,7 @@ def test_same_seed_same_bytes_any_workers(tmp_path):
 
 def test_arguments_are_validated(tmp_path):
   with pytest.raises(ValueError, match="--num_classes"):
-    synthetic.generate_dataset(tmp_path / "x", num_classes=len(synthetic.MOTION_CLASSES) + 1)
+    synthetic.generate_dataset(tmp_path / "x", num_classes=len(synthetic_render.MOTION_CLASSES) + 1)
   with pytest.raises(ValueError, match="even"):
     synthetic.generate_dataset(tmp_path / "x", height=33)
   with pytest.raises(ValueError, match="--min_seconds"):
@@ -186,7 +187,7 @@ def test_parse_broken():
 
 def test_torus_shift_matches_roll_and_interpolates():
   img = np.random.default_rng(0).uniform(0, 255, (6, 8, 3)).astype(np.float32)
-  torus = synthetic._Torus(img)
+  torus = synthetic_render._Torus(img)
   np.testing.assert_allclose(torus.shifted(2, -3), np.roll(img, (2, -3), axis=(0, 1)), atol=1e-4)
   half = 0.5 * (np.roll(img, 1, axis=1) + np.roll(img, 2, axis=1))
   np.testing.assert_allclose(torus.shifted(0, 1.5), half, atol=1e-4)
@@ -194,19 +195,19 @@ def test_torus_shift_matches_roll_and_interpolates():
 
 def test_wrapped_box_round_trips():
   frame = np.arange(7 * 9 * 3, dtype=np.float32).reshape(7, 9, 3)
-  box = synthetic._get_box(frame, -2, 7, 5)
+  box = synthetic_render._get_box(frame, -2, 7, 5)
   expect = frame.take(np.arange(-2, 3), axis=0, mode="wrap").take(
       np.arange(7, 12), axis=1, mode="wrap")
   np.testing.assert_array_equal(box, expect)
   out = frame.copy()
-  synthetic._set_box(out, -2, 7, box + 1000)
+  synthetic_render._set_box(out, -2, 7, box + 1000)
   changed = out != frame
   assert changed.sum() == 5 * 5 * 3
-  np.testing.assert_array_equal(synthetic._get_box(out, -2, 7, 5), box + 1000)
+  np.testing.assert_array_equal(synthetic_render._get_box(out, -2, 7, 5), box + 1000)
 
 
 def test_periodic_texture_tiles_seamlessly():
-  tex = synthetic.periodic_texture(np.random.default_rng(0), 64, 64)
+  tex = synthetic_render.periodic_texture(np.random.default_rng(0), 64, 64)
   assert tex.dtype == np.float32 and tex.min() >= 0 and tex.max() <= 255
   # The jump across the wrap seam is no larger than between neighbours inside.
   inner = np.abs(np.diff(tex, axis=1)).mean()
@@ -257,10 +258,10 @@ def all_classes(tmp_path_factory):
   """All 12 classes x 8 videos at 64x80, ~0.6 s each, decoded back from AVI."""
   root = str(tmp_path_factory.mktemp("claim") / "ds")
   summary = synthetic.generate_dataset(
-      root, num_classes=len(synthetic.MOTION_CLASSES), videos_per_class=8, seed=1,
+      root, num_classes=len(synthetic_render.MOTION_CLASSES), videos_per_class=8, seed=1,
       height=64, width=80, min_seconds=0.5, max_seconds=0.7)
   clips = [video.read_video(os.path.join(root, r.path)) for r in summary.videos]
-  labels = np.array([synthetic.MOTION_CLASSES.index(r.class_name) for r in summary.videos])
+  labels = np.array([synthetic_render.MOTION_CLASSES.index(r.class_name) for r in summary.videos])
   # Held out: the last 3 videos of each class.
   index = np.array([int(os.path.basename(r.path)[5:9]) for r in summary.videos])
   return summary, clips, labels, index < 5
@@ -268,7 +269,7 @@ def all_classes(tmp_path_factory):
 
 def test_appearance_does_not_predict_class_but_motion_does(all_classes):
   summary, clips, labels, is_train = all_classes
-  chance = 1 / len(synthetic.MOTION_CLASSES)
+  chance = 1 / len(synthetic_render.MOTION_CLASSES)
   appearance = np.stack([_appearance_features(c) for c in clips])
   motion = np.stack([_flow_features(c) for c in clips])
   acc_appearance = _nearest_class_mean_accuracy(appearance, labels, is_train)
@@ -281,7 +282,7 @@ def test_appearance_does_not_predict_class_but_motion_does(all_classes):
             for m, r in zip(motion, summary.videos) if r.class_name[:4] in ("move", "pan_")]
   assert 0.75 <= np.median(ratios) <= 1.25 and min(ratios) > 0.4 and max(ratios) < 1.6, ratios
   # The names mean what they say (image axes: x right, y down; pan left -> scene moves right).
-  mean = {c: motion[labels == i].mean(0) for i, c in enumerate(synthetic.MOTION_CLASSES)}
+  mean = {c: motion[labels == i].mean(0) for i, c in enumerate(synthetic_render.MOTION_CLASSES)}
   u, v, curl, div = 0, 1, 3, 4
   expected = {"move_left": (u, -1), "move_right": (u, 1), "move_up": (v, -1),
               "move_down": (v, 1), "pan_left": (u, 1), "pan_right": (u, -1), "pan_up": (v, 1),
@@ -292,23 +293,23 @@ def test_appearance_does_not_predict_class_but_motion_does(all_classes):
 
 
 def test_split_class_and_appearance_colours():
-  assert synthetic.split_class("red_move_left") == ("red", "move_left")
-  assert synthetic.split_class("move_left") == (None, "move_left")
+  assert synthetic_render.split_class("red_move_left") == ("red", "move_left")
+  assert synthetic_render.split_class("move_left") == (None, "move_left")
   for bad in ("red", "red_jump", "mauve_move_left"):
     with pytest.raises(ValueError):
-      synthetic.split_class(bad)
+      synthetic_render.split_class(bad)
   import colorsys  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(0)
-  for name, hue in synthetic.APPEARANCES.items():
-    for colour in synthetic.appearance_colours(rng, name):
+  for name, hue in synthetic_render.APPEARANCES.items():
+    for colour in synthetic_render.appearance_colours(rng, name):
       h, s, _ = colorsys.rgb_to_hsv(*(colour / 255.0))
-      assert min(abs(h - hue), 1 - abs(h - hue)) <= synthetic._HUE_JITTER + 1e-6, name
+      assert min(abs(h - hue), 1 - abs(h - hue)) <= synthetic_render._HUE_JITTER + 1e-6, name
       assert s >= 0.6
 
 
 def test_appearance_changes_only_the_objects_colour():
   def render(cls):
-    return synthetic.render_video(cls, np.random.default_rng(3), 6, 48, 64)
+    return synthetic_render.render_video(cls, np.random.default_rng(3), 6, 48, 64)
 
   red, motion_red = render("red_move_right")
   blue, motion_blue = render("blue_move_right")

@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 from tsnet_tf.data import hmdb51
+from tsnet_tf.data import schema
 from tsnet_tf.data import synthetic
 from tsnet_tf.data import tfrecords
 from tsnet_tf.data import video
@@ -35,40 +36,40 @@ def converted(synth, tmp_path_factory):
 
 def _records(data_dir):
   recs = []
-  for path in tfrecords.list_shards(data_dir):
+  for path in schema.list_shards(data_dir):
     for s in tf.data.TFRecordDataset(path):
-      r = tfrecords.parse_sequence_example(s, splits=(1, 2, 3))
+      r = schema.parse_sequence_example(s, splits=(1, 2, 3))
       recs.append({k: v.numpy() for k, v in r.items()})
   return recs
 
 
 def _shard_bytes(data_dir):
-  return {os.path.basename(p): open(p, "rb").read() for p in tfrecords.list_shards(data_dir)}
+  return {os.path.basename(p): open(p, "rb").read() for p in schema.list_shards(data_dir)}
 
 
 def test_sequence_example_round_trip():
   jpegs = [tf.io.encode_jpeg(np.full((4, 6, 3), v, np.uint8)).numpy() for v in (10, 200)]
-  ex = tfrecords.make_sequence_example(jpegs, 3, "clap", "clap/a.avi", 7, 29.97, 4, 6,
-                                       {1: 1, 2: 2, 3: 0})
-  r = tfrecords.parse_sequence_example(ex.SerializeToString(), splits=(1, 2, 3))
-  assert r[tfrecords.LABEL_INDEX_KEY].numpy() == 3
-  assert r[tfrecords.LABEL_TEXT_KEY].numpy() == b"clap"
-  assert r[tfrecords.MEDIA_ID_KEY].numpy() == b"clap/a.avi"
-  assert r[tfrecords.VIDEO_INDEX_KEY].numpy() == 7
-  assert r[tfrecords.NUM_FRAMES_KEY].numpy() == 2
-  assert abs(r[tfrecords.FRAME_RATE_KEY].numpy() - 29.97) < 1e-4
-  assert (r[tfrecords.HEIGHT_KEY].numpy(), r[tfrecords.WIDTH_KEY].numpy()) == (4, 6)
+  ex = schema.make_sequence_example(jpegs, 3, "clap", "clap/a.avi", 7, 29.97, 4, 6,
+                                    {1: 1, 2: 2, 3: 0})
+  r = schema.parse_sequence_example(ex.SerializeToString(), splits=(1, 2, 3))
+  assert r[schema.LABEL_INDEX_KEY].numpy() == 3
+  assert r[schema.LABEL_TEXT_KEY].numpy() == b"clap"
+  assert r[schema.MEDIA_ID_KEY].numpy() == b"clap/a.avi"
+  assert r[schema.VIDEO_INDEX_KEY].numpy() == 7
+  assert r[schema.NUM_FRAMES_KEY].numpy() == 2
+  assert abs(r[schema.FRAME_RATE_KEY].numpy() - 29.97) < 1e-4
+  assert (r[schema.HEIGHT_KEY].numpy(), r[schema.WIDTH_KEY].numpy()) == (4, 6)
   assert [r["clip/split%d" % k].numpy() for k in (1, 2, 3)] == [1, 2, 0]
-  assert list(r[tfrecords.FRAMES_KEY].numpy()) == jpegs
-  ctx = tfrecords.parse_sequence_example(ex.SerializeToString(), with_frames=False)
-  assert tfrecords.FRAMES_KEY not in ctx
+  assert list(r[schema.FRAMES_KEY].numpy()) == jpegs
+  ctx = schema.parse_sequence_example(ex.SerializeToString(), with_frames=False)
+  assert schema.FRAMES_KEY not in ctx
 
 
 def test_helpers():
-  assert tfrecords.output_size(240, 320, 240) == (240, 320)
-  assert tfrecords.output_size(480, 640, 240) == (240, 320)
-  assert tfrecords.output_size(320, 180, 90) == (160, 90)
-  assert tfrecords.output_size(33, 41, 0) == (33, 41)
+  assert video.short_side_size(240, 320, 240) == (240, 320)
+  assert video.short_side_size(480, 640, 240) == (240, 320)
+  assert video.short_side_size(320, 180, 90) == (160, 90)
+  assert video.short_side_size(33, 41, 0) == (33, 41)
   parts = tfrecords.assign_shards(23, 4)
   assert sorted(i for p in parts for i in p) == list(range(23))
   assert [len(p) for p in parts] == [5, 6, 6, 6]
@@ -111,24 +112,24 @@ def test_counts_labels_and_skips_match_split_files(synth, converted):
            for name, i in hmdb51.SUBSET_IDS.items()}
     assert got == expect
   for r in recs:
-    cls = r[tfrecords.LABEL_TEXT_KEY].decode()
-    assert synth.classes.index(cls) == r[tfrecords.LABEL_INDEX_KEY]
-    assert r[tfrecords.MEDIA_ID_KEY].decode().startswith(cls + "/")
-  assert sorted(r[tfrecords.VIDEO_INDEX_KEY] for r in recs) == sorted(
+    cls = r[schema.LABEL_TEXT_KEY].decode()
+    assert synth.classes.index(cls) == r[schema.LABEL_INDEX_KEY]
+    assert r[schema.MEDIA_ID_KEY].decode().startswith(cls + "/")
+  assert sorted(r[schema.VIDEO_INDEX_KEY] for r in recs) == sorted(
       v["video_index"] for s in range(3) for v in json.load(open(os.path.join(
-          data_dir, "_shard_info", tfrecords.shard_name(s, 3) + ".json")))["videos"])
+          data_dir, "_shard_info", schema.shard_name(s, 3) + ".json")))["videos"])
 
 
 def test_frames_round_trip_within_jpeg_tolerance(synth, converted):
   data_dir, _ = converted
   for r in _records(data_dir)[:4]:
-    media_id = r[tfrecords.MEDIA_ID_KEY].decode()
+    media_id = r[schema.MEDIA_ID_KEY].decode()
     original = video.read_video(os.path.join(synth.output_dir, "videos", media_id))
-    frames = np.stack([tf.io.decode_jpeg(j).numpy() for j in r[tfrecords.FRAMES_KEY]])
+    frames = np.stack([tf.io.decode_jpeg(j).numpy() for j in r[schema.FRAMES_KEY]])
     assert frames.shape == original.shape
-    assert r[tfrecords.NUM_FRAMES_KEY] == len(original)
-    assert (r[tfrecords.HEIGHT_KEY], r[tfrecords.WIDTH_KEY]) == (32, 40)
-    assert abs(r[tfrecords.FRAME_RATE_KEY] - 25.0) < 1e-3
+    assert r[schema.NUM_FRAMES_KEY] == len(original)
+    assert (r[schema.HEIGHT_KEY], r[schema.WIDTH_KEY]) == (32, 40)
+    assert abs(r[schema.FRAME_RATE_KEY] - 25.0) < 1e-3
     err = np.abs(frames.astype(np.float32) - original).mean()
     # Reference: OpenCV's own JPEG round trip at the same quality (4:2:0 as ours).
     ref = np.mean([np.abs(cv2.cvtColor(cv2.imdecode(cv2.imencode(
@@ -165,18 +166,18 @@ def test_resume_after_crash_keeps_complete_shards(synth, converted, tmp_path, mo
   with pytest.raises(KeyboardInterrupt):
     tfrecords.convert(*args, settings=SETTINGS, num_workers=1, num_shards=3, progress=False)
   names = sorted(os.listdir(out))
-  assert tfrecords.shard_name(0, 3) in names
-  assert tfrecords.shard_name(1, 3) not in names  # never under its final name half-written
+  assert schema.shard_name(0, 3) in names
+  assert schema.shard_name(1, 3) not in names  # never under its final name half-written
   assert not [n for n in names if ".tmp-" in n]
   assert "summary.json" not in names
-  first = os.stat(os.path.join(out, tfrecords.shard_name(0, 3)))
+  first = os.stat(os.path.join(out, schema.shard_name(0, 3)))
   # A stale temp file from a killed process is cleaned up on resume.
   open(os.path.join(out, ".hmdb51-00001-of-00003.tmp-dead.tfrecord"), "wb").write(b"xx")
   calls.clear()
   crash_at[0] = -1
   tfrecords.convert(*args, settings=SETTINGS, num_workers=1, num_shards=3, progress=False)
   assert len(calls) == 10  # only the two unfinished shards were converted
-  again = os.stat(os.path.join(out, tfrecords.shard_name(0, 3)))
+  again = os.stat(os.path.join(out, schema.shard_name(0, 3)))
   assert (again.st_ino, again.st_mtime_ns) == (first.st_ino, first.st_mtime_ns)
   assert _shard_bytes(out) == _shard_bytes(data_dir)
   assert not [n for n in os.listdir(out) if ".tmp-" in n]
@@ -193,13 +194,13 @@ def test_other_settings_in_same_dir_need_overwrite(synth, converted, tmp_path):
   summary = tfrecords.convert(*args, settings=stride2, num_workers=1, num_shards=2,
                               overwrite=True, progress=False)
   assert len(glob.glob(os.path.join(out, "hmdb51-*.tfrecord"))) == 2
-  recs = {r[tfrecords.MEDIA_ID_KEY]: r for r in _records(out)}
+  recs = {r[schema.MEDIA_ID_KEY]: r for r in _records(out)}
   for r in _records(data_dir):
-    r2 = recs[r[tfrecords.MEDIA_ID_KEY]]
-    assert r2[tfrecords.NUM_FRAMES_KEY] == (r[tfrecords.NUM_FRAMES_KEY] + 1) // 2
-    assert abs(r2[tfrecords.FRAME_RATE_KEY] - 12.5) < 1e-3
-    assert (r2[tfrecords.HEIGHT_KEY], r2[tfrecords.WIDTH_KEY]) == (16, 20)
-    assert tf.io.decode_jpeg(r2[tfrecords.FRAMES_KEY][0]).shape == (16, 20, 3)
+    r2 = recs[r[schema.MEDIA_ID_KEY]]
+    assert r2[schema.NUM_FRAMES_KEY] == (r[schema.NUM_FRAMES_KEY] + 1) // 2
+    assert abs(r2[schema.FRAME_RATE_KEY] - 12.5) < 1e-3
+    assert (r2[schema.HEIGHT_KEY], r2[schema.WIDTH_KEY]) == (16, 20)
+    assert tf.io.decode_jpeg(r2[schema.FRAMES_KEY][0]).shape == (16, 20, 3)
   assert summary["settings"]["frame_stride"] == 2
 
 
@@ -317,7 +318,7 @@ def test_write_shard_disk_full_names_the_shard_and_leaves_nothing(tmp_path, monk
   with pytest.raises(tfrecords.ShardWriteError) as info:
     tfrecords.write_shard(out, 0, 2, tasks, results)
   message = str(info.value)
-  assert os.path.join(out, tfrecords.shard_name(0, 2)) in message
+  assert os.path.join(out, schema.shard_name(0, 2)) in message
   assert "No space left on device" in message and ".tmp-" not in message
   assert isinstance(info.value, OSError)  # callers catching OSError still do
   assert os.listdir(out) == []  # the temporary shard is removed

@@ -6,6 +6,7 @@ import pytest
 import keras
 
 from tsnet_tf.export import edge
+from tsnet_tf.layers import edge as edge_layers
 from tsnet_tf.layers import FrameConv2D
 from tsnet_tf.models import classifiers
 
@@ -21,7 +22,7 @@ def test_batch_norms_fold_into_convolutions(backbone):
                          rng.uniform(0.5, 2, c)])
   twin = edge.edge_model(model)
   bns = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
-  folded = [l for l in twin.layers if isinstance(l, edge.EdgeFoldedBatchNorm)]
+  folded = [l for l in twin.layers if isinstance(l, edge_layers.EdgeFoldedBatchNorm)]
   assert bns and len(folded) == len(bns)  # every BN here follows a convolution
   x = rng.uniform(0, 255, (2, 4, 16, 16, 3)).astype("float32")
   np.testing.assert_allclose(twin(x).numpy(), model(x, training=False).numpy(),
@@ -42,7 +43,7 @@ def test_time_distributed_conv_becomes_frame_conv_with_folded_batch_norm():
                   rng.uniform(0.5, 2, 5)])
   twin = edge.edge_model(model)
   assert type(twin.get_layer("td")) is FrameConv2D  # pylint: disable=unidiomatic-typecheck
-  assert isinstance(twin.get_layer("bn"), edge.EdgeFoldedBatchNorm)
+  assert isinstance(twin.get_layer("bn"), edge_layers.EdgeFoldedBatchNorm)
   assert edge.unswapped_3d_layers(twin) == []
   x = rng.normal(size=(2, 4, 8, 8, 3)).astype("float32")
   np.testing.assert_allclose(twin(x).numpy(), model(x, training=False).numpy(),

@@ -98,17 +98,17 @@ def test_clear_errors(tmp_path, export_dir):
 
 def test_frame_stride_comes_with_every_artifact_of_a_run(deploy, trained, dataset, tmp_path):
   from tsnet_tf import config as config_lib  # pylint: disable=g-import-not-at-top
-  from tsnet_tf.data import clip_spec  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.layers import clip_contract  # pylint: disable=g-import-not-at-top
   from tsnet_tf.training import run_dir  # pylint: disable=g-import-not-at-top
   # A training run whose classifier carries stride 2; a config.yaml saying 5 (a
   # file beside it) must not matter.
   model_dir = tmp_path / "run"
   model_dir.mkdir()
-  clip_spec.attach(trained, deploy.spec(dataset[1], frame_stride=2), deploy.CLASSES).save(
+  clip_contract.attach(trained, deploy.spec(dataset[1], frame_stride=2), deploy.CLASSES).save(
       str(model_dir / "model.keras"))
   run_dir.write_labels(str(model_dir), deploy.CLASSES)
   config_lib.save_config(config_lib.load_config(None, "rgb", "data.frame_stride=5"),
-                         str(model_dir / config_lib.RUN_CONFIG_FILE))
+                         str(model_dir / run_dir.CONFIG_FILE))
   export = str(tmp_path / "export" / "1")
   sm.export_from_model_dir(str(model_dir), export)
   assert predict.load_predictor(export).frame_stride == 2

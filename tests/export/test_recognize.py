@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from tsnet_tf.data import clip_spec
+from tsnet_tf.layers import clip_contract
 from tsnet_tf.data import synthetic
 from tsnet_tf.data import video
 from tsnet_tf.data import streams
@@ -272,7 +273,7 @@ def test_trained_student_finds_every_segment(deploy, dataset, tmp_path):
   from tsnet_tf.export import predict  # pylint: disable=g-import-not-at-top
   model_path = str(tmp_path / "student.keras")
   trained = deploy.train_student(dataset[1], epochs=6)
-  clip_spec.attach(trained, deploy.spec(dataset[1]), deploy.CLASSES).save(model_path)
+  clip_contract.attach(trained, deploy.spec(dataset[1]), deploy.CLASSES).save(model_path)
   rng = np.random.default_rng(7)
   order = [0, 2, 1, 0, 2]
   seg = 60

@@ -11,6 +11,7 @@ import tensorflow as tf
 from tsnet_tf.data import clip_spec
 from tsnet_tf.data import preprocessing
 from tsnet_tf.export import saved_model as sm
+from tsnet_tf.layers import clip_contract
 
 
 def test_top_k_ids_pads_with_minus_one():
@@ -41,7 +42,8 @@ def test_layout_and_signatures(deploy, export_dir):
     assert clip_spec.ClipSpec.from_json(f.read()) == meta["clip_spec"]
   assert meta["clip_spec"].stored_frames.jpeg_quality == 90
   # The export's model.keras carries the same contract.
-  keras_meta = clip_spec.from_model(sm.load_keras_model(os.path.join(export_dir, "model.keras")))
+  keras_meta = clip_contract.from_model(
+      sm.load_keras_model(os.path.join(export_dir, "model.keras")))
   assert keras_meta == (meta["clip_spec"], list(deploy.CLASSES))
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from tsnet_tf.export import edge
+from tsnet_tf.layers import edge as edge_layers
 from tsnet_tf.export import tflite as tfl
 
 
@@ -21,8 +22,8 @@ def test_edge_pools_match_3d_pools():
   import keras  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(0)
   x = rng.normal(size=(2, 5, 7, 6, 3)).astype(np.float32)
-  for cls, twin in ((keras.layers.MaxPooling3D, edge.EdgeMaxPooling3D),
-                    (keras.layers.AveragePooling3D, edge.EdgeAveragePooling3D)):
+  for cls, twin in ((keras.layers.MaxPooling3D, edge_layers.EdgeMaxPooling3D),
+                    (keras.layers.AveragePooling3D, edge_layers.EdgeAveragePooling3D)):
     for kwargs in ({"pool_size": (2, 3, 3), "strides": (2, 2, 2), "padding": "same"},
                    {"pool_size": (3, 2, 2), "strides": (1, 2, 1), "padding": "valid"}):
       ref = cls(**kwargs)(x).numpy()
@@ -35,7 +36,7 @@ def test_edge_pools_match_3d_pools():
                  {"kernel_size": (2, 1, 1), "strides": (1, 1, 1), "padding": "valid"}):
     conv = keras.layers.Conv3D(4, **kwargs)
     ref = conv(x).numpy()
-    twin = edge.EdgeConv3D.from_config(conv.get_config())
+    twin = edge_layers.EdgeConv3D.from_config(conv.get_config())
     twin.build(x.shape)
     twin.set_weights(conv.get_weights())
     np.testing.assert_allclose(twin(x).numpy(), ref, atol=1e-5)

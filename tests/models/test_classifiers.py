@@ -2,6 +2,8 @@ import keras
 import numpy as np
 import pytest
 
+from tsnet_tf import config as config_lib
+from tsnet_tf import layers
 from tsnet_tf import models
 from tsnet_tf.models import classifiers
 
@@ -82,16 +84,16 @@ def test_feature_and_logits_share_weights(rgb_model):
 
 
 def test_flow_scaling_clips_and_divides():
-  layer = models.FlowScaling(bound=4.0)
+  layer = layers.FlowScaling(bound=4.0)
   x = np.array([[-10.0, -2.0, 0.0, 3.0, 9.0]], "float32")
   np.testing.assert_allclose(np.asarray(layer(x)), [[-1.0, -0.5, 0.0, 0.75, 1.0]])
-  assert models.FlowScaling.from_config(layer.get_config()).bound == 4.0
+  assert layers.FlowScaling.from_config(layer.get_config()).bound == 4.0
 
 
 def test_late_fusion_is_log_of_mean_probability():
   rng = np.random.RandomState(1)
   a, b = rng.normal(size=(3, 5)) * 4, rng.normal(size=(3, 5)) * 4
-  fused = np.asarray(models.LateFusion()([a.astype("float32"), b.astype("float32")]))
+  fused = np.asarray(layers.LateFusion()([a.astype("float32"), b.astype("float32")]))
   mean_p = (np.exp(_log_softmax(a)) + np.exp(_log_softmax(b))) / 2
   np.testing.assert_allclose(fused, np.log(mean_p), rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(np.exp(_log_softmax(fused)), mean_p, atol=1e-6)
@@ -100,7 +102,7 @@ def test_late_fusion_is_log_of_mean_probability():
 def test_late_fusion_geometric_is_normalised_product_of_probabilities():
   rng = np.random.RandomState(2)
   a, b = rng.normal(size=(3, 5)) * 4, rng.normal(size=(3, 5)) * 4
-  fused = np.asarray(models.LateFusion(mode="geometric")(
+  fused = np.asarray(layers.LateFusion(mode="geometric")(
       [a.astype("float32"), b.astype("float32")]))
   product = np.sqrt(np.exp(_log_softmax(a)) * np.exp(_log_softmax(b)))
   geometric = product / product.sum(axis=-1, keepdims=True)
@@ -110,21 +112,21 @@ def test_late_fusion_geometric_is_normalised_product_of_probabilities():
   # and mildly prefers 1. The mean follows rgb, the product follows flow.
   rgb = np.array([[6.0, 3.0, 0.0]], "float32")
   flow = np.array([[-6.0, 1.0, 0.0]], "float32")
-  mean = np.asarray(models.LateFusion(mode="mean")([rgb, flow]))
-  product = np.asarray(models.LateFusion(mode="geometric")([rgb, flow]))
+  mean = np.asarray(layers.LateFusion(mode="mean")([rgb, flow]))
+  product = np.asarray(layers.LateFusion(mode="geometric")([rgb, flow]))
   assert np.argmax(mean) == 0 and np.argmax(product) == 1
 
 
 def test_late_fusion_modes_config_and_errors():
-  assert models.FUSION_MODES == ("mean", "geometric")
-  assert models.LateFusion().mode == "mean"
-  layer = models.LateFusion(mode="geometric", name="fuse")
+  assert config_lib.FUSION_MODES == ("mean", "geometric")
+  assert layers.LateFusion().mode == "mean"
+  layer = layers.LateFusion(mode="geometric", name="fuse")
   config = layer.get_config()
   assert config["mode"] == "geometric"
-  again = models.LateFusion.from_config(config)
+  again = layers.LateFusion.from_config(config)
   assert again.mode == "geometric" and again.name == "fuse"
   with pytest.raises(ValueError, match=r"'median'.*mean, geometric"):
-    models.LateFusion(mode="median")
+    layers.LateFusion(mode="median")
 
 
 def test_teacher_computes_flow_in_graph(teacher):
@@ -165,7 +167,7 @@ def _round_trip(model, tmp_path, x):
 
 def test_rgb_model_round_trip_needs_no_custom_objects(rgb_model, tmp_path):
   loaded = _round_trip(rgb_model, tmp_path, _clip())
-  # Built-in Keras layers and FrameConv2D, registered by `import tsnet_tf`:
+  # Built-in Keras layers and FrameConv2D, registered by `import tsnet_tf.layers`:
   # load_model needs no custom_objects.
   modules = {type(l).__module__.split(".")[0] for l in loaded.layers}
   assert modules == {"keras", "tsnet_tf"}

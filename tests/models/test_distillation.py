@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from tsnet_tf import models
+from tsnet_tf.training import callbacks
 
 K, T, S = 3, 4, 16
 LAMBDA = 0.7
@@ -131,7 +132,7 @@ def test_soft_logit_term_by_hand_and_off_in_warmup():
   config = model.get_config()
   assert config["logit_weight"] == beta and config["temperature"] == temperature
   # The MSE warm-up switches the term off with CE, and back on after.
-  warmup = models.MseWarmup(1)
+  warmup = callbacks.MseWarmup(1)
   warmup.set_model(model)
   warmup.on_epoch_begin(0)
   assert float(keras.ops.convert_to_numpy(model.loss_weights()["kd_loss"])) == 0.0
@@ -181,7 +182,7 @@ def test_mse_warmup_trains_only_below_features():
 
 def test_mse_warmup_callback_sets_phase_per_epoch():
   model = _distiller()
-  callback = models.MseWarmup(warmup_epochs=2)
+  callback = callbacks.MseWarmup(warmup_epochs=2)
   callback.set_model(model)
   seen = []
   for epoch in range(3):
@@ -192,7 +193,7 @@ def test_mse_warmup_callback_sets_phase_per_epoch():
 
 def test_distill_weight_decay_sets_lambda_per_epoch_by_hand():
   model = _distiller()
-  callback = models.DistillWeightDecay(10.0, epochs=5, start_epoch=1)
+  callback = callbacks.DistillWeightDecay(10.0, epochs=5, start_epoch=1)
   callback.set_model(model)
   seen = []
   for epoch in range(5):
@@ -205,7 +206,7 @@ def test_distill_weight_decay_sets_lambda_per_epoch_by_hand():
   logs = model.train_on_batch(x, y, return_dict=True)
   np.testing.assert_allclose(logs["loss"], ce + seen[-1] * mse, rtol=1e-5)
   with pytest.raises(ValueError, match="epochs > start_epoch"):
-    models.DistillWeightDecay(1.0, epochs=2, start_epoch=2)
+    callbacks.DistillWeightDecay(1.0, epochs=2, start_epoch=2)
 
 
 def test_teacher_frozen_student_trained():
@@ -362,7 +363,6 @@ def test_student_steps_from_an_accurate_teacher_run_with_grappler_defaults():
 
 class _RecordCallOptions(keras.layers.Layer):
   """Runs `inner`, noting the Grappler options of the function being traced."""
-
   def __init__(self, inner, seen):
     super().__init__()
     self.inner = inner

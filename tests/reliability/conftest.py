@@ -84,9 +84,10 @@ def tiny_keras(tmp_path_factory):
   """An untrained 2-class light classifier carrying its clip spec: T=4, S=16."""
   from tsnet_tf import models  # pylint: disable=g-import-not-at-top
   from tsnet_tf.data import clip_spec  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.layers import clip_contract  # pylint: disable=g-import-not-at-top
   model = models.build_rgb_model(2, 4, 16, backbone="light", width=4)
-  model = clip_spec.attach(model, clip_spec.ClipSpec(num_frames=4, crop_size=16),
-                           ["left", "right"])
+  model = clip_contract.attach(model, clip_spec.ClipSpec(num_frames=4, crop_size=16),
+                               ["left", "right"])
   path = tmp_path_factory.mktemp("model") / "model.keras"
   model.save(str(path))
   return str(path)

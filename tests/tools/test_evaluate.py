@@ -9,9 +9,9 @@ def test_helpfull(run_tool):
   assert proc.returncode == 0
   for flag in ("--model_dir", "--data_dir", "--split", "--num_clips", "--fuse_with"):
     assert flag in proc.stdout, flag
-  # The tool spells out tsnet_tf.models.FUSION_MODES (no Keras at --help).
-  from tsnet_tf import models  # pylint: disable=g-import-not-at-top
-  assert f"--fusion: <{'|'.join(models.FUSION_MODES)}>" in proc.stdout
+  # The tool spells out tsnet_tf.config.FUSION_MODES (no Keras at --help).
+  from tsnet_tf import config  # pylint: disable=g-import-not-at-top
+  assert f"--fusion: <{'|'.join(config.FUSION_MODES)}>" in proc.stdout
 
 
 def test_writes_eval_json_with_fractions(tmp_path, tiny_data_dir, run_tool):

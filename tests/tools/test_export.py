@@ -11,6 +11,7 @@ import pytest
 
 from tsnet_tf.data import clip_spec
 from tsnet_tf.data import video
+from tsnet_tf.layers import clip_contract
 from tsnet_tf.models import build_rgb_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -43,7 +44,7 @@ def model_dir(tmp_path_factory):
   model = build_rgb_model(len(CLASSES), T, S, backbone="light", width=4)
   logits = model.get_layer("logits")
   logits.set_weights([np.zeros_like(logits.get_weights()[0]), BIAS])
-  clip_spec.attach(model, SPEC, CLASSES).save(str(path / "model.keras"))
+  clip_contract.attach(model, SPEC, CLASSES).save(str(path / "model.keras"))
   (path / "labels.txt").write_text("\n".join(CLASSES) + "\n")
   return str(path)
 

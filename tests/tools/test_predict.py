@@ -29,9 +29,10 @@ def model_dir(tmp_path_factory):
   """A training output directory: a 3-class light classifier carrying its clip spec."""
   from tsnet_tf import models  # pylint: disable=g-import-not-at-top
   from tsnet_tf.data import clip_spec  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.layers import clip_contract  # pylint: disable=g-import-not-at-top
   root = tmp_path_factory.mktemp("run")
   model = models.build_rgb_model(len(CLASSES), 4, 16, backbone="light", width=4)
-  model = clip_spec.attach(model, clip_spec.ClipSpec(num_frames=4, crop_size=16), CLASSES)
+  model = clip_contract.attach(model, clip_spec.ClipSpec(num_frames=4, crop_size=16), CLASSES)
   model.save(str(root / "model.keras"))
   (root / "labels.txt").write_text("\n".join(CLASSES) + "\n")
   return root

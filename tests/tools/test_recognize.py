@@ -25,8 +25,9 @@ def tool(run_tool_in_process):
 def model_path(tmp_path_factory):
   from tsnet_tf import models  # pylint: disable=g-import-not-at-top
   from tsnet_tf.data import clip_spec  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.layers import clip_contract  # pylint: disable=g-import-not-at-top
   model = models.build_rgb_model(len(CLASSES), 4, 16, backbone="light", width=4)
-  model = clip_spec.attach(model, clip_spec.ClipSpec(num_frames=4, crop_size=16,
+  model = clip_contract.attach(model, clip_spec.ClipSpec(num_frames=4, crop_size=16,
                                                      frame_stride=2), CLASSES)
   path = tmp_path_factory.mktemp("run") / "model.keras"
   model.save(str(path))

@@ -10,9 +10,9 @@ def test_helpfull(run_tool):
   for flag in ("--rgb_dir", "--flow_dir", "--student_dir", "--data_dir", "--output_dir",
                "--timing_runs", "--[no]tflite"):
     assert flag in proc.stdout, flag
-  # The tool spells out tsnet_tf.models.FUSION_MODES (no Keras at --help).
-  from tsnet_tf import models  # pylint: disable=g-import-not-at-top
-  assert f"--fusion: <{'|'.join(models.FUSION_MODES)}>" in proc.stdout
+  # The tool spells out tsnet_tf.config.FUSION_MODES (no Keras at --help).
+  from tsnet_tf import config  # pylint: disable=g-import-not-at-top
+  assert f"--fusion: <{'|'.join(config.FUSION_MODES)}>" in proc.stdout
 
 
 @pytest.mark.slow  # a tool in subprocesses; `make test-all` runs it

@@ -121,8 +121,8 @@ def check_data_parallel():
   single_loss, single_weights = step(None)
   parallel_loss, parallel_weights = step(keras.distribution.DataParallel(devices=devices))
   diff = max(float(np.max(np.abs(a - b))) for a, b in zip(single_weights, parallel_weights))
-  from tsnet_tf.training import trainer
-  strategy = trainer.make_strategy("mirrored")
+  from tsnet_tf.training import distribute
+  strategy = distribute.make_strategy("mirrored")
   return dict(devices=len(devices), single_loss=float(single_loss),
               parallel_loss=float(parallel_loss), max_weight_diff=diff,
               mirrored_replicas=strategy.num_replicas_in_sync)

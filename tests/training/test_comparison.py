@@ -1,11 +1,11 @@
-"""Tests for tsnet_tf/training/comparison.py: Table 1 rows, ratios, table and files."""
+"""Tests for tsnet_tf/comparison.py: Table 1 rows, ratios, table and files."""
 
 import json
 import os
 
 import pytest
 
-from tsnet_tf.training import comparison
+from tsnet_tf import comparison
 from tsnet_tf.training import evaluation
 
 

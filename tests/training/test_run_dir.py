@@ -5,6 +5,7 @@ import os
 import pytest
 
 from tsnet_tf.data import clip_spec
+from tsnet_tf.layers import clip_contract
 from tsnet_tf.training import run_dir
 from tsnet_tf.utils import errors
 from tsnet_tf.utils import labels as labels_lib
@@ -19,7 +20,7 @@ def test_trained_classifier_carries_the_runs_clip_contract(teacher_dir, data_dir
   assert labels == run_dir.read_labels(teacher_dir) == labels_lib.read_labels(
       f"{data_dir}/labels.txt")
   best = run_dir.load_classifier(teacher_dir, run_dir.BEST_FILE)
-  assert clip_spec.from_model(best) == (spec, labels)
+  assert clip_contract.from_model(best) == (spec, labels)
 
 
 def test_a_model_without_contract_falls_back_to_the_run_config(tmp_path, teacher_dir):

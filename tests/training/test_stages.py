@@ -6,6 +6,7 @@ import pytest
 
 from tsnet_tf import config as config_lib
 from tsnet_tf.data import clip_spec
+from tsnet_tf.layers import clip_contract
 from tsnet_tf.training import stages
 from tsnet_tf.training.errors import TrainingError
 
@@ -43,13 +44,13 @@ def test_rgb_stage_builds_compiles_and_exports_with_the_contract():
   assert kwargs["metrics"] == ["accuracy"] and kwargs["loss"].get_config()["from_logits"]
   assert stage.callbacks() == []
   exported = stage.export()
-  assert exported is not model and clip_spec.from_model(exported) == (_spec(), ["a", "b", "c"])
+  assert exported is not model and clip_contract.from_model(exported) == (_spec(), ["a", "b", "c"])
   x = np.random.default_rng(0).uniform(0, 255, (2, 4, 16, 16, 3)).astype(np.float32)
   np.testing.assert_allclose(exported(x), model(x), atol=1e-6)
   # Without a spec nothing is attached.
   bare = stages.make_stage("rgb", _cfg("rgb"), 3)
   bare.build()
-  assert clip_spec.from_model(bare.export()) is None
+  assert clip_contract.from_model(bare.export()) is None
 
 
 def test_twostream_checks_its_flags_before_building():

@@ -9,6 +9,7 @@ import pytest
 
 from tsnet_tf import config as config_lib
 from tsnet_tf.layers import tvl1_flow
+from tsnet_tf.training import run_dir
 from tsnet_tf.training import trainer
 from tsnet_tf.training.errors import TrainingError
 
@@ -86,7 +87,7 @@ def test_teacher_trains_from_stored_flow_and_saves_the_rgb_teacher(stored_teache
   assert model.get_layer("flow_scaling").bound == 4.0
   clip = np.random.default_rng(0).uniform(0, 255, (2, 4, 16, 16, 3)).astype("float32")
   np.testing.assert_allclose(model.predict(clip, verbose=0), result.model(clip), atol=1e-4)
-  saved = config_lib.load_run_config(model_dir)
+  saved = run_dir.load_run_config(model_dir)
   assert saved.model.flow.source == "stored"
 
 

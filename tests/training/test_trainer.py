@@ -8,7 +8,9 @@ import keras
 import numpy as np
 import pytest
 
+from tsnet_tf.training import optimization
 from tsnet_tf.training import trainer
+from tsnet_tf.training.errors import TrainingError
 
 OUTPUTS = ("config.yaml", "labels.txt", "model.keras", "best.keras", "best.json",
            "history.json", "training_curves.png")
@@ -26,32 +28,32 @@ def _tiny_config(stage, extra=""):
 
 
 def test_warmup_cosine_and_step_schedules_match_hand_computation():
-  cosine = trainer.WarmupDecay(peak=0.1, total_steps=10, warmup_steps=2, decay="cosine")
+  cosine = optimization.WarmupDecay(peak=0.1, total_steps=10, warmup_steps=2, decay="cosine")
   # Warm-up: linear, reaching the peak at the end of step warmup_steps - 1.
   assert float(cosine(0)) == pytest.approx(0.05)
   assert float(cosine(1)) == pytest.approx(0.1)
   for s in (2, 5, 9):
     p = (s - 2) / 8
     assert float(cosine(s)) == pytest.approx(0.05 * (1 + math.cos(math.pi * p)), rel=1e-5)
-  step = trainer.WarmupDecay(peak=0.1, total_steps=10, warmup_steps=0, decay="step",
-                             boundaries=[3, 6], decay_rate=0.1)
+  step = optimization.WarmupDecay(peak=0.1, total_steps=10, warmup_steps=0, decay="step",
+                                  boundaries=[3, 6], decay_rate=0.1)
   assert [round(float(step(s)), 6) for s in (0, 2, 3, 5, 6, 9)] == [0.1, 0.1, 0.01, 0.01,
                                                                     0.001, 0.001]
-  again = trainer.WarmupDecay.from_config(cosine.get_config())
+  again = optimization.WarmupDecay.from_config(cosine.get_config())
   assert float(again(5)) == pytest.approx(float(cosine(5)))
 
 
 def test_bad_directories_give_clear_errors(data_dir, tmp_path):
   cfg = _tiny_config("rgb")
-  with pytest.raises(trainer.TrainingError, match="--data_dir .*missing.* is not a directory"):
+  with pytest.raises(TrainingError, match="--data_dir .*missing.* is not a directory"):
     trainer.train(cfg, "rgb", str(tmp_path / "m"), str(tmp_path / "missing"))
   empty = tmp_path / "empty"
   empty.mkdir()
-  with pytest.raises(trainer.TrainingError, match=r"empty.*not found.*prepare_hmdb51"):
+  with pytest.raises(TrainingError, match=r"empty.*not found.*prepare_hmdb51"):
     trainer.train(cfg, "rgb", str(tmp_path / "m"), str(empty))
-  with pytest.raises(trainer.TrainingError, match="--teacher_dir is required"):
+  with pytest.raises(TrainingError, match="--teacher_dir is required"):
     trainer.train(_tiny_config("student"), "student", str(tmp_path / "m"), data_dir)
-  with pytest.raises(trainer.TrainingError, match="--teacher_dir .* has no model.keras"):
+  with pytest.raises(TrainingError, match="--teacher_dir .* has no model.keras"):
     trainer.train(_tiny_config("student"), "student", str(tmp_path / "m"), data_dir,
                   teacher_dir=str(empty))
 
@@ -166,7 +168,7 @@ def test_a_finished_run_is_refused_and_left_unchanged(teacher_dir, data_dir):
   before = _checksums(pathlib.Path(teacher_dir))
   assert "model.keras" in before
   for stage in ("flow", "rgb"):
-    with pytest.raises(trainer.TrainingError,
+    with pytest.raises(TrainingError,
                        match=r"--model_dir .* holds a finished run .*--overwrite"):
       trainer.train(_tiny_config(stage), stage, teacher_dir, data_dir, verbose=0)
   assert _checksums(pathlib.Path(teacher_dir)) == before
@@ -202,14 +204,14 @@ def test_resume_under_a_changed_config_is_refused(teacher_dir, data_dir, tmp_pat
   (model_dir / "backup" / "training_metadata.json").write_text("{}")
   before = _checksums(model_dir)
   started = _tiny_config("flow").train.learning_rate
-  with pytest.raises(trainer.TrainingError) as e:
+  with pytest.raises(TrainingError) as e:
     trainer.train(_tiny_config("flow", "train.learning_rate=0.375,data.batch_size=3"), "flow",
                   str(model_dir), data_dir, verbose=0)
   message = str(e.value)
   assert "\n" not in message and "interrupted run" in message and "--overwrite" in message
   assert f"train.learning_rate: {started!r} (run) vs 0.375 (now)" in message
   assert "data.batch_size: 2 (run) vs 3 (now)" in message
-  with pytest.raises(trainer.TrainingError, match=r"stage: 'teacher' \(run\) vs 'rgb' \(now\)"):
+  with pytest.raises(TrainingError, match=r"stage: 'teacher' \(run\) vs 'rgb' \(now\)"):
     trainer.train(_tiny_config("rgb"), "rgb", str(model_dir), data_dir, verbose=0)
   assert _checksums(pathlib.Path(model_dir)) == before
 
@@ -217,12 +219,12 @@ def test_resume_under_a_changed_config_is_refused(teacher_dir, data_dir, tmp_pat
 def test_wrong_stage_input_runs_are_refused(rgb_run, teacher_dir, data_dir, tmp_path):
   rgb_dir, _ = rgb_run
   model_dir = tmp_path / "student"
-  with pytest.raises(trainer.TrainingError,
+  with pytest.raises(TrainingError,
                      match=r"--teacher_dir .* holds a rgb run \(config.yaml: stage: rgb\), "
                            r"not a teacher run"):
     trainer.train(_tiny_config("student"), "student", str(model_dir), data_dir,
                   teacher_dir=rgb_dir)
-  with pytest.raises(trainer.TrainingError, match="--rgb_dir .* holds a teacher run"):
+  with pytest.raises(TrainingError, match="--rgb_dir .* holds a teacher run"):
     trainer.train(_tiny_config("twostream", "train.epochs=0"), "twostream", str(model_dir),
                   data_dir, rgb_dir=teacher_dir, flow_dir=rgb_dir)
   assert not model_dir.exists()

@@ -7,7 +7,7 @@ every artifact made from that model:
   .keras        a `ClipContract` layer (an identity on the logits) whose config
                 holds the spec and the class names: it survives
                 `keras.saving.load_model`, re-saving and cloning
-                (`attach`, `from_model`);
+                (`layers/clip_contract.py`: `attach`, `from_model`);
   SavedModel    the `metadata` signature (a `clip_spec` JSON string and its
                 main fields) and `assets/clip_spec.json`;
   .tflite       a metadata buffer named `METADATA_NAME` (`tflite.py`);
@@ -47,17 +47,23 @@ the input pipeline's JPEG decoder); `preprocess` (in the graph: short side to
 and resize of `preprocessing.eval_preprocess`) is what evaluation applies to
 the stored frames. Deployment through `tsnet_tf.export.predict` and
 tools/serve_client.py therefore sees exactly the pixels evaluation sees.
+
+This module loads neither TensorFlow nor PyAV at import: every saved model's
+`ClipContract` layer (`tsnet_tf.layers`) imports it, under any Keras backend
+and on machines without PyAV. The methods that decode videos (`video`,
+`tfrecords`: PyAV) or run in the graph (`preprocessing`, `pipeline`: TF)
+import those modules when called.
 """
 
 import dataclasses
 import json
 import logging
 import math
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Tuple
 
-import keras
 import numpy as np
 
+from tsnet_tf.data import sampling
 from tsnet_tf.utils import errors
 
 log = logging.getLogger(__name__)
@@ -65,7 +71,6 @@ log = logging.getLogger(__name__)
 VERSION = 1
 METADATA_NAME = "tsnet_tf.clip_spec"  # TFLite metadata buffer name
 ASSET_FILE = "clip_spec.json"  # SavedModel asset
-CONTRACT_LAYER = "clip_contract"
 
 
 class ClipSpecError(errors.InputError, ValueError):
@@ -231,7 +236,6 @@ class ClipSpec:
 
   def video_indices(self, num_video_frames: int, num_clips: int = 1) -> np.ndarray:
     """int64 [K, T]: the evaluation clips' frame indices in the decoded video."""
-    from tsnet_tf.data import sampling  # pylint: disable=g-import-not-at-top
     stored = sampling.eval_indices_np(self.num_stored(num_video_frames), self.num_frames,
                                       num_clips, self.frame_stride)
     return stored * self.stored_frames.stride
@@ -262,6 +266,7 @@ class ClipSpec:
     Returns:
       uint8 [N, h, w, 3] (short side `stored_frames.short_side`, when set).
     """
+    # PyAV: imported when called (module doc).
     from tsnet_tf.data import tfrecords  # pylint: disable=g-import-not-at-top
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
@@ -269,6 +274,7 @@ class ClipSpec:
     fmt = self.stored_frames
     if not fmt.jpeg_quality:
       return tfrecords.resize_frames(frames, fmt.short_side)
+    # TensorFlow: imported when called (module doc).
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     jpegs, _, _ = tfrecords.encode_frames(
         frames, tfrecords.ConversionSettings(short_side=fmt.short_side,
@@ -311,6 +317,7 @@ class ClipSpec:
     Raises:
       video.VideoDecodeError: the file cannot be decoded (names the file).
     """
+    # PyAV: imported when called (module doc).
     from tsnet_tf.data import video  # pylint: disable=g-import-not-at-top
     return video.read_frames(path, lambda n: self.video_indices(n, num_clips),
                              self._stored_frame)
@@ -318,6 +325,7 @@ class ClipSpec:
   def read_window(self, path) -> np.ndarray:
     """`window_of_video(read_video(path))`, holding only the window's frames:
     uint8 [W, h, w, 3] (see `read_clip`)."""
+    # PyAV: imported when called (module doc).
     from tsnet_tf.data import video  # pylint: disable=g-import-not-at-top
     return video.read_frames(path, lambda n: np.arange(*self.window(n)), self._stored_frame)
 
@@ -328,8 +336,8 @@ class ClipSpec:
 
     `frames` are consecutive decoded video frames (a whole video or a `window`).
     """
+    # TensorFlow: imported when called (module doc).
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    from tsnet_tf.data import sampling  # pylint: disable=g-import-not-at-top
     frames = tf.convert_to_tensor(frames)
     if self.stored_frames.stride > 1:
       frames = frames[:, ::self.stored_frames.stride]
@@ -344,6 +352,7 @@ class ClipSpec:
     other frames are first scaled to the stored short side (antialiased
     bilinear, TF's approximation of the converter's PIL resize; no JPEG).
     """
+    # TensorFlow: imported when called (module doc).
     from tsnet_tf.data import preprocessing  # pylint: disable=g-import-not-at-top
     clip = preprocessing.resize_short_side(clip, self.stored_frames.short_side)
     return preprocessing.eval_preprocess(clip, self.crop_size)
@@ -364,6 +373,7 @@ class ClipSpec:
 def warn_if_stored_differently(spec: ClipSpec, data_dir: str) -> bool:
   """Logs a warning (and returns True) when `data_dir`'s TFRecords store frames
   other than the model's training data did: its clips and pixels would differ."""
+  # TensorFlow: imported when called (module doc).
   from tsnet_tf.data import pipeline  # pylint: disable=g-import-not-at-top
   settings = pipeline.load_summary(data_dir).get("settings")
   if settings is None:
@@ -374,77 +384,3 @@ def warn_if_stored_differently(spec: ClipSpec, data_dir: str) -> bool:
   log.warning("%s stores frames as %s; the model was trained on %s: its clips and pixels "
               "differ from training", data_dir, stored, spec.stored_frames)
   return True
-
-
-# ----------------------------------------------------------------------------
-# carrier in a .keras model
-
-
-@keras.saving.register_keras_serializable(package="tsnet_tf")
-class ClipContract(keras.layers.Layer):
-  """Identity on the logits that carries the clip spec and class names.
-
-  Holds no weights and computes nothing (`count_flops` and TFLite see no op);
-  its config is the model's metadata: `clip_spec` (a `ClipSpec.to_dict()`)
-  and `labels` (class names in label order). Never casts (autocast off), so a
-  mixed-precision model's outputs keep their dtype.
-
-  Input and output: the logits, any shape and dtype.
-  """
-
-  def __init__(self, clip_spec: Mapping[str, Any], labels: Sequence[str] = (), **kwargs):
-    kwargs.pop("autocast", None)
-    super().__init__(autocast=False, **kwargs)
-    self.clip_spec = ClipSpec.from_dict(clip_spec, "ClipContract layer").to_dict()
-    self.labels = [str(l) for l in labels]
-
-  def call(self, inputs):
-    return inputs
-
-  def compute_output_shape(self, input_shape):
-    return input_shape
-
-  def get_config(self):
-    config = super().get_config()
-    config.update(clip_spec=self.clip_spec, labels=list(self.labels))
-    return config
-
-
-def _contract_layers(model) -> List[Any]:
-  return [l for l in getattr(model, "layers", []) if isinstance(l, ClipContract)]
-
-
-def attach(model, spec: ClipSpec, labels: Sequence[str] = ()):
-  """`model` with the clip spec and class names attached (a new model, same layers).
-
-  Args:
-    model: a functional classifier `[B, T, S, S, 3]` -> logits `[B, K]`.
-    spec: its clip spec (checked against the input shape).
-    labels: its K class names (or none).
-
-  Returns:
-    A functional `keras.Model` named like `model` whose output passes through a
-    `ClipContract` layer; an existing contract is replaced.
-  """
-  spec.check_model(model)
-  labels = [str(l) for l in labels]
-  if labels and len(labels) != int(model.output_shape[-1]):
-    raise ClipSpecError(f"{len(labels)} labels for a model with {model.output_shape[-1]} "
-                        "classes")
-  output = model.outputs[0]
-  for layer in _contract_layers(model):
-    if layer.output is output:
-      output = layer.input
-  contract = ClipContract(spec.to_dict(), labels, name=CONTRACT_LAYER)
-  # `model.input` keeps the input's structure (one tensor); `model.inputs` is a
-  # list, and Keras then warns on every call with a plain clip tensor.
-  return keras.Model(model.input, contract(output), name=model.name)
-
-
-def from_model(model) -> Optional[Tuple[ClipSpec, List[str]]]:
-  """`(spec, labels)` a model carries (see `attach`), or None."""
-  layers = _contract_layers(model)
-  if not layers:
-    return None
-  layer = layers[-1]
-  return ClipSpec.from_dict(layer.clip_spec, f"model {model.name!r}"), list(layer.labels)

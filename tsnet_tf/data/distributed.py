@@ -12,13 +12,13 @@ the validation carving, the video -> shard assignment, resume, the atomic shard
 writes and summary.json are the local converter's. Each video is one Ray task
 running `tfrecords.encode_video` (decode, resize, JPEG: CPU, TensorFlow not
 loaded); with stored flow, a pool of flow actors computes each video's TV-L1
-flow from its stored frames (`stored_flow.encode_video_flow`, batched; one
+flow from its stored frames (`flow_extraction.encode_video_flow`, batched; one
 GPU each when the cluster has GPUs, else on CPU). This process writes the
 records in plan order, so the shards hold the same bytes as the local
 converter's and a rerun after a kill redoes only the incomplete shards.
 
 Extraction (`extract`): each video is one call to a pool of extraction actors,
-each running `extract.extract_video` (decode, TV-L1 in batches, JPEG / .flo
+each running `flow_extraction.extract_video` (decode, TV-L1 in batches, JPEG / .flo
 writes in the actor's writer threads) into a temporary folder renamed when
 complete: the same files as `extract_flow`; a rerun skips finished videos.
 
@@ -44,7 +44,6 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import ray
 
-import tsnet_tf
 from tsnet_tf.data import hmdb51
 from tsnet_tf.data import tfrecords
 from tsnet_tf.utils import errors
@@ -109,10 +108,9 @@ def cluster(address: str = "", num_cpus: int = 0):
   if ray.is_initialized():
     yield
     return
-  # Workers that only decode and encode video skip loading TensorFlow/Keras on
-  # `import tsnet_tf`; those that need TV-L1 import it themselves.
-  kwargs = dict(include_dashboard=False, logging_level=logging.WARNING,
-                runtime_env={"env_vars": {tsnet_tf.KERAS_FREE_ENV: "1"}})
+  # `import tsnet_tf` loads no Keras: workers that only decode and encode video
+  # never load TensorFlow/Keras; those that need TV-L1 import it themselves.
+  kwargs = dict(include_dashboard=False, logging_level=logging.WARNING)
   if address:
     ray.init(address=address, **kwargs)
   else:
@@ -150,12 +148,14 @@ class _FlowWorker:
   """Stored TV-L1 flow of a video's stored frames (an actor: XLA compiles once per size)."""
 
   def flow(self, result, settings):
-    """None for a skipped video, else `stored_flow.encode_video_flow` of its JPEGs."""
+    """None for a skipped video, else `flow_extraction.encode_video_flow` of its JPEGs."""
     if result[0] != "ok":
       return None
-    from tsnet_tf.data import stored_flow  # pylint: disable=g-import-not-at-top
-    return stored_flow.encode_video_flow(result[1], settings.flow_stride, settings.flow_preset,
-                                         settings.flow_bound, settings.jpeg_quality)
+    # TV-L1 loads Keras: only in the flow actors, never in the decode workers.
+    from tsnet_tf.data import flow_extraction  # pylint: disable=g-import-not-at-top
+    return flow_extraction.encode_video_flow(result[1], settings.flow_stride,
+                                             settings.flow_preset, settings.flow_bound,
+                                             settings.jpeg_quality)
 
 
 def _flow_actors(count: int, max_retries: int) -> List:
@@ -301,7 +301,7 @@ def _limit_cpu_threads() -> None:
 
 
 class _Extractor:
-  """Extracts whole videos (`extract.extract_video`); an actor keeps XLA's compiled TV-L1."""
+  """Extracts whole videos (`flow_extraction.extract_video`); an actor keeps XLA's compiled TV-L1."""
 
   def __init__(self, output_dir: str, options, read_video=None):
     self._output_dir = output_dir
@@ -312,11 +312,12 @@ class _Extractor:
 
   def run(self, video) -> Tuple:
     """("done", flows, flow seconds), ("failed", reason) or ("fatal", reason)."""
-    from tsnet_tf.flow import extract  # pylint: disable=g-import-not-at-top
+    # TV-L1 loads Keras: only in the flow actors, never in the decode workers.
+    from tsnet_tf.data import flow_extraction as extract  # pylint: disable=g-import-not-at-top
     try:
       count, seconds = extract.extract_video(video, self._output_dir, self._options,
                                              self._executor, self._read_video)
-    except extract.OutputError as e:
+    except flow_extraction.OutputError as e:
       return ("fatal", str(e))
     except (ValueError, OSError) as e:
       return ("failed", str(e))
@@ -327,28 +328,28 @@ def extract(videos: Sequence, output_dir: str, options, num_workers: int = 0,
             progress: bool = True, log_fn: Callable[[str], None] = print,
             ray_address: str = "", max_retries: int = DEFAULT_MAX_RETRIES,
             read_video=None):
-  """`extract.extract_all` on Ray: the same files, one video per actor call.
+  """`flow_extraction.extract_all` on Ray: the same files, one video per actor call.
 
   Args:
-    videos: `extract.find_videos`'s list.
+    videos: `flow_extraction.find_videos`'s list.
     output_dir: root of the outputs.
-    options: `extract.Options`.
+    options: `flow_extraction.Options`.
     num_workers: extraction actors (0: one per GPU when the cluster has GPUs,
       else one per CPU); also the CPUs of a local instance.
     progress: a tqdm bar counting videos (videos/s, ETA) with flows/s.
     log_fn: where skipped videos are named.
     ray_address: the cluster (`cluster`); empty: local.
     max_retries: retries of a video whose actor died.
-    read_video: decoder override (`extract.extract_video`; tests wrap it).
+    read_video: decoder override (`flow_extraction.extract_video`; tests wrap it).
 
   Returns:
-    `extract.Summary` (also written to `output_dir/extract_summary.json`).
+    `flow_extraction.Summary` (also written to `output_dir/extract_summary.json`).
 
   Raises:
-    ValueError: bad options. extract.OutputError: outputs cannot be written.
+    ValueError: bad options. flow_extraction.OutputError: outputs cannot be written.
     ClusterUnreachableError.
   """
-  from tsnet_tf.flow import extract as extract_lib  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.data import flow_extraction as extract_lib  # pylint: disable=g-import-not-at-top
   options.check()
   os.makedirs(output_dir, exist_ok=True)
   summary = extract_lib.Summary()
@@ -412,7 +413,7 @@ def _run_pool(actors, todo, summary, bar, log_fn, start) -> None:
     if result[0] == "fatal":
       for r in running:
         ray.cancel(r)
-      from tsnet_tf.flow import extract as extract_lib  # pylint: disable=g-import-not-at-top
+      from tsnet_tf.data import flow_extraction as extract_lib  # pylint: disable=g-import-not-at-top
       raise extract_lib.OutputError(result[1])
     if result[0] == "failed":
       summary.failed[video.name] = result[1]

@@ -28,6 +28,7 @@ from typing import List, Optional, Sequence, Tuple
 import keras
 import numpy as np
 
+from tsnet_tf.data import clip_spec
 from tsnet_tf.data import hmdb51
 from tsnet_tf.data import sampling
 
@@ -145,7 +146,6 @@ def read_eval_clips(path: str, num_frames: int, crop_size: int, num_clips: int =
                     frame_stride: int = 1) -> np.ndarray:
   """`eval_clips(read_video(path), ...)` through the clip contract's
   `ClipSpec.read_clip`, keeping only the clips' frames: float32 `[K, T, S, S, 3]`."""
-  from tsnet_tf.data import clip_spec  # pylint: disable=g-import-not-at-top
   spec = clip_spec.ClipSpec(num_frames=num_frames, crop_size=crop_size,
                             frame_stride=frame_stride)
   return _crop_clips(spec.read_clip(path, num_clips), crop_size)
@@ -191,7 +191,6 @@ class VideoClips(keras.utils.PyDataset):
     **kwargs: `keras.utils.PyDataset` options (`workers`,
       `use_multiprocessing`, `max_queue_size`).
   """
-
   def __init__(self, videos: Sequence[Tuple[str, int]], batch_size: int, num_frames: int,
                crop_size: int, training: bool = True, num_clips: int = 1,
                frame_stride: int = 1,

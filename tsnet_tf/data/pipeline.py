@@ -40,17 +40,21 @@ subset of the shard files (records, if there are fewer files than pipelines).
 """
 
 import contextlib
+import dataclasses
+import functools
 import json
 import logging
 import os
-from typing import List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
+from tsnet_tf import config
 from tsnet_tf.data import hmdb51
 from tsnet_tf.data import preprocessing
 from tsnet_tf.data import sampling
 from tsnet_tf.data import schema
+from tsnet_tf.data import stored_flow as stored_flow_lib
 from tsnet_tf.utils import errors
 from tsnet_tf.utils import labels as labels_lib
 
@@ -219,6 +223,80 @@ def make_dataset(data_dir: str, split: int = 1, subset: str = "train", training:
     ValueError: bad split, subset or sizes.
   """
   summary = load_summary(data_dir)
+  if not (0.0 <= color_jitter < 1.0 and 0.0 <= background_mix < 1.0):
+    raise ValueError(f"color_jitter and background_mix must be in [0, 1), got {color_jitter} "
+                     f"and {background_mix}")
+  _check_arguments(summary, data_dir, split, subset, training, num_frames, crop_size,
+                   batch_size, num_clips, frame_stride, skip_steps, stored_flow)
+  deterministic = (seed is not None) or not training
+  if drop_remainder is None:
+    drop_remainder = training
+  global_batch = int(batch_size)
+  source = _Source.of(schema.list_shards(data_dir), int(split), hmdb51.SUBSET_IDS[subset],
+                      input_context, deterministic)
+  if input_context is not None:
+    batch_size = input_context.get_per_replica_batch_size(batch_size)
+
+  if training:
+    ds = _training_stream(source, seed, shuffle_buffer)
+    if skip_steps:
+      # Before the decoding map: skipped clips cost a record read, not a decode.
+      ds = ds.skip(int(skip_steps) * global_batch // source.num_pipelines)
+    clip = functools.partial(_train_clip, num_frames=num_frames, crop_size=crop_size,
+                             frame_stride=frame_stride, scale_range=scale_range, flip=flip,
+                             stored_flow=stored_flow, color_jitter=color_jitter)
+    ds = ds.map(clip, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+  else:
+    ds = _records(source)
+    ds = ds.map(functools.partial(_eval_frames, num_frames=num_frames, num_clips=num_clips,
+                                  frame_stride=frame_stride),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.unbatch()
+    ds = ds.map(functools.partial(_eval_clip, num_frames=num_frames, crop_size=crop_size),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  mix = None
+  if training and background_mix and stored_flow != "flow":
+    mix = functools.partial(_mix_backgrounds, max_alpha=background_mix, seed=seed,
+                            skip_steps=skip_steps)
+  return _batch(ds, batch_size, drop_remainder, deterministic, return_video_index, mix)
+
+
+def make_dataset_from_config(data_dir: str, data: config.DataConfig, split: int = 1,
+                             subset: str = "train", training: bool = True,
+                             **kwargs) -> tf.data.Dataset:
+  """`make_dataset` with the clip, batch and augmentation settings of a config's `data`.
+
+  Args:
+    data_dir: output of tools/prepare_hmdb51.py.
+    data: the experiment's `config.DataConfig`: `num_frames`, `crop_size`,
+      `frame_stride`; in training `batch_size`, `shuffle_seed` (the seed) and
+      `random_flip`; in evaluation `eval_batch_size` and `validation_clips`
+      (clips per video).
+    split, subset, training: as `make_dataset`.
+    **kwargs: the other `make_dataset` arguments (`input_context`,
+      `skip_steps`, `stored_flow`, `return_video_index`, ...); they override
+      the config's.
+  """
+  return make_dataset(data_dir, split, subset, training,
+                      **dict(config_kwargs(data, training), **kwargs))
+
+
+def config_kwargs(data: config.DataConfig, training: bool) -> Dict[str, Any]:
+  """The `make_dataset` arguments a `config.DataConfig` decides (see `make_dataset_from_config`)."""
+  kwargs = dict(num_frames=data.num_frames, crop_size=data.crop_size,
+                frame_stride=data.frame_stride)
+  if training:
+    kwargs.update(batch_size=data.batch_size, seed=data.shuffle_seed, flip=data.random_flip,
+                  color_jitter=data.color_jitter, background_mix=data.background_mix)
+  else:
+    kwargs.update(batch_size=data.eval_batch_size, num_clips=data.validation_clips)
+  return kwargs
+
+
+def _check_arguments(summary: dict, data_dir: str, split: int, subset: str, training: bool,
+                     num_frames: int, crop_size: int, batch_size: int, num_clips: int,
+                     frame_stride: int, skip_steps: int, stored_flow: str) -> None:
+  """Raises ValueError naming the first argument `make_dataset` cannot serve."""
   _check_split_subset(summary, data_dir, split, subset)
   for name, value in (("num_frames", num_frames), ("crop_size", crop_size),
                       ("batch_size", batch_size), ("num_clips", num_clips),
@@ -227,137 +305,174 @@ def make_dataset(data_dir: str, split: int = 1, subset: str = "train", training:
       raise ValueError(f"{name} must be >= 1, got {value}")
   if stored_flow:
     _check_stored_flow(summary, data_dir, stored_flow, training, frame_stride)
-  if not (0.0 <= color_jitter < 1.0 and 0.0 <= background_mix < 1.0):
-    raise ValueError(f"color_jitter and background_mix must be in [0, 1), got {color_jitter} "
-                     f"and {background_mix}")
-  split = int(split)
-  subset_id = hmdb51.SUBSET_IDS[subset]
-  files = schema.list_shards(data_dir)
-  deterministic = (seed is not None) or not training
-  if drop_remainder is None:
-    drop_remainder = training
   if int(skip_steps) < 0 or (skip_steps and not training):
     raise ValueError(f"skip_steps must be >= 0 and only in training, got {skip_steps}")
-  global_batch = int(batch_size)
 
-  num_pipelines, pipeline_id = 1, 0
-  if input_context is not None:
-    batch_size = input_context.get_per_replica_batch_size(batch_size)
-    num_pipelines = input_context.num_input_pipelines
-    pipeline_id = input_context.input_pipeline_id
-  shard_files = num_pipelines > 1 and len(files) >= num_pipelines
 
-  if num_pipelines > 1 and not shard_files:
-    log.warning("%d shard files for %d input pipelines: sharding by record", len(files),
-                num_pipelines)
-  skey = schema.split_key(split)
+# ---------------------------------------------------------------------------
+# Phase 1, read: the subset's serialized records (shards, interleave, context-only filter).
+
+
+@dataclasses.dataclass(frozen=True)
+class _Source:
+  """Which records this input pipeline reads.
+
+  Attributes:
+    files: the data directory's shard files.
+    split, subset_id: the records kept (`clip/split<split>` == `subset_id`).
+    num_pipelines, pipeline_id: this pipeline among those of `tf.distribute`.
+    shard_files: whether pipelines split the files (else they split records).
+    deterministic: keep the interleave's order.
+  """
+  files: Tuple[str, ...]
+  split: int
+  subset_id: int
+  num_pipelines: int
+  pipeline_id: int
+  shard_files: bool
+  deterministic: bool
+
+  @classmethod
+  def of(cls, files: Sequence[str], split: int, subset_id: int,
+         input_context: Optional[tf.distribute.InputContext], deterministic: bool) -> "_Source":
+    num_pipelines, pipeline_id = 1, 0
+    if input_context is not None:
+      num_pipelines = input_context.num_input_pipelines
+      pipeline_id = input_context.input_pipeline_id
+    shard_files = num_pipelines > 1 and len(files) >= num_pipelines
+    if num_pipelines > 1 and not shard_files:
+      log.warning("%d shard files for %d input pipelines: sharding by record", len(files),
+                  num_pipelines)
+    return cls(tuple(files), split, subset_id, num_pipelines, pipeline_id, shard_files,
+               deterministic)
+
+
+def _records(source: _Source, seed: Optional[int] = None,
+             shuffle_files: bool = False) -> tf.data.Dataset:
+  """One pass over the subset's records (shard files in shuffled order, reshuffled at each
+  repeat, with `shuffle_files`)."""
+  files = list(source.files)
+  skey = schema.split_key(source.split)
 
   def in_subset(serialized):
-    ctx = schema.parse_sequence_example(serialized, splits=[split], with_frames=False)
-    return tf.equal(ctx[skey], subset_id)
+    ctx = schema.parse_sequence_example(serialized, splits=[source.split], with_frames=False)
+    return tf.equal(ctx[skey], source.subset_id)
 
-  def records(shuffle_files=False):
-    """One pass over the subset's records (shard files in shuffled order, reshuffled at each
-    repeat, with `shuffle_files`)."""
-    ds = tf.data.Dataset.from_tensor_slices(files)
-    if shard_files:
-      ds = ds.shard(num_pipelines, pipeline_id)
-    if shuffle_files:
-      ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), _MAX_OPEN_SHARDS),
-                       block_length=1, num_parallel_calls=tf.data.AUTOTUNE,
-                       deterministic=deterministic)
-    if num_pipelines > 1 and not shard_files:
-      ds = ds.shard(num_pipelines, pipeline_id)
-    return ds.filter(in_subset)
+  ds = tf.data.Dataset.from_tensor_slices(files)
+  if source.shard_files:
+    ds = ds.shard(source.num_pipelines, source.pipeline_id)
+  if shuffle_files:
+    ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+  ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), _MAX_OPEN_SHARDS),
+                     block_length=1, num_parallel_calls=tf.data.AUTOTUNE,
+                     deterministic=source.deterministic)
+  if source.num_pipelines > 1 and not source.shard_files:
+    ds = ds.shard(source.num_pipelines, source.pipeline_id)
+  return ds.filter(in_subset)
 
-  if training:
 
-    def stream(_):
-      # Repeat after the record shuffle: an epoch is finished before the next
-      # starts, so a small dataset does not put one video twice in a batch.
-      return records(shuffle_files=True).shuffle(
-          shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
+def _training_stream(source: _Source, seed: Optional[int],
+                     shuffle_buffer: int) -> tf.data.Dataset:
+  """`(serialized record, clip seed int64 [2])`: the shuffled records, forever."""
 
-    # Built inside flat_map, which runs `stream` once per iterator: each
-    # iterator gets its own shuffle seed generators, so with a seed every
-    # iterator yields the same stream. (Built directly, all iterators of the
-    # dataset share them, each epoch of each iterator drawing from them: Keras'
-    # torch and JAX `fit` take a batch from one iterator to build the model and
-    # train on a second, which then started wherever the first one's
-    # prefetching had left them.)
-    ds = tf.data.Dataset.range(1).flat_map(stream)
-    ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed).batch(2)))
-    if skip_steps:
-      # Before the decoding map: skipped clips cost a record read, not a decode.
-      ds = ds.skip(int(skip_steps) * global_batch // num_pipelines)
+  def stream(_):
+    # Repeat after the record shuffle: an epoch is finished before the next
+    # starts, so a small dataset does not put one video twice in a batch.
+    return _records(source, seed, shuffle_files=True).shuffle(
+        shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
 
-    def train_clip(serialized, clip_seed):
-      rec = schema.parse_sequence_example(serialized, with_flow=bool(stored_flow))
-      encoded = rec[schema.FRAMES_KEY]
-      sample_seed, crop_seed = tf.unstack(
-          tf.random.experimental.stateless_split(clip_seed, num=2))
-      idx = sampling.train_indices(tf.shape(encoded)[0], num_frames, sample_seed,
-                                   stride=frame_stride)
-      encoded = tf.gather(encoded, idx)
-      window_seed, flip_seed = preprocessing.train_window_and_flip_seeds(crop_seed)
-      height, width = _frame_shape(encoded)
-      window = preprocessing.random_crop_window(height, width, window_seed, scale_range)
-      # Folded from the clip's seed, so the other draws are those of a run without it.
-      jitter_seed = tf.random.experimental.stateless_fold_in(clip_seed, _JITTER_SALT)
-      if stored_flow:
-        inputs = _stored_flow_inputs(rec, idx, encoded, window, flip_seed, flip, crop_size,
-                                     num_frames, with_clip=stored_flow == "clip_and_flow")
-        from tsnet_tf.data import stored_flow as stored_flow_lib  # pylint: disable=g-import-not-at-top
-        if stored_flow_lib.CLIP_KEY in inputs:
-          inputs[stored_flow_lib.CLIP_KEY] = preprocessing.color_jitter(
-              inputs[stored_flow_lib.CLIP_KEY], color_jitter, jitter_seed)
-        return (inputs, tf.cast(rec[schema.LABEL_INDEX_KEY], tf.int32),
-                tf.cast(rec[schema.VIDEO_INDEX_KEY], tf.int32))
-      clip = _train_frames(encoded, window, flip_seed, flip, crop_size, num_frames)
-      clip = preprocessing.color_jitter(clip, color_jitter, jitter_seed)
-      return (clip, tf.cast(rec[schema.LABEL_INDEX_KEY], tf.int32),
-              tf.cast(rec[schema.VIDEO_INDEX_KEY], tf.int32))
+  # Built inside flat_map, which runs `stream` once per iterator: each
+  # iterator gets its own shuffle seed generators, so with a seed every
+  # iterator yields the same stream. (Built directly, all iterators of the
+  # dataset share them, each epoch of each iterator drawing from them: Keras'
+  # torch and JAX `fit` take a batch from one iterator to build the model and
+  # train on a second, which then started wherever the first one's
+  # prefetching had left them.)
+  ds = tf.data.Dataset.range(1).flat_map(stream)
+  return tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed).batch(2)))
 
-    ds = ds.map(train_clip, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
-  else:
-    ds = records()
 
-    def eval_clips(serialized):
-      rec = schema.parse_sequence_example(serialized)
-      encoded = rec[schema.FRAMES_KEY]
-      idx = sampling.eval_indices(tf.shape(encoded)[0], num_frames, num_clips,
-                                  stride=frame_stride)
-      k = tf.shape(idx)[0]
-      return (tf.gather(encoded, idx),
-              tf.fill([k], tf.cast(rec[schema.LABEL_INDEX_KEY], tf.int32)),
-              tf.fill([k], tf.cast(rec[schema.VIDEO_INDEX_KEY], tf.int32)))
+# ---------------------------------------------------------------------------
+# Phases 2-4 of a training clip: parse, sample (frames, window, flip), decode and
+# preprocess (`_train_frames`, or the stored flow's `_stored_flow_inputs`).
 
-    def eval_clip(encoded, label, video_index):
-      # Whole frames, then the serving graph's own function: evaluation sees
-      # exactly the pixels a deployed model sees. (decode_and_crop_jpeg differs
-      # at window edges that fall on JPEG block boundaries: chroma upsampling.)
-      frames = tf.stack([tf.io.decode_jpeg(encoded[t], channels=3) for t in range(num_frames)])
-      clip = preprocessing.eval_preprocess(frames, crop_size)
-      clip = tf.ensure_shape(clip, [num_frames, crop_size, crop_size, 3])
-      return clip, label, video_index
 
-    ds = ds.map(eval_clips, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.unbatch()
-    ds = ds.map(eval_clip, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+def _train_clip(serialized, clip_seed, num_frames: int, crop_size: int, frame_stride: int,
+                scale_range: Sequence[float], flip: bool, stored_flow: str,
+                color_jitter: float = 0.0):
+  """`(clip or inputs dict, label int32, video_index int32)` of one training record."""
+  rec = schema.parse_sequence_example(serialized, with_flow=bool(stored_flow))
+  encoded = rec[schema.FRAMES_KEY]
+  sample_seed, crop_seed = tf.unstack(
+      tf.random.experimental.stateless_split(clip_seed, num=2))
+  idx = sampling.train_indices(tf.shape(encoded)[0], num_frames, sample_seed,
+                               stride=frame_stride)
+  encoded = tf.gather(encoded, idx)
+  window_seed, flip_seed = preprocessing.train_window_and_flip_seeds(crop_seed)
+  height, width = _frame_shape(encoded)
+  window = preprocessing.random_crop_window(height, width, window_seed, scale_range)
+  label = tf.cast(rec[schema.LABEL_INDEX_KEY], tf.int32)
+  video_index = tf.cast(rec[schema.VIDEO_INDEX_KEY], tf.int32)
+  # Folded from the clip's seed, so the other draws are those of a run without it.
+  jitter_seed = tf.random.experimental.stateless_fold_in(clip_seed, _JITTER_SALT)
+  if stored_flow:
+    inputs = _stored_flow_inputs(rec, idx, encoded, window, flip_seed, flip, crop_size,
+                                 num_frames, with_clip=stored_flow == "clip_and_flow")
+    if stored_flow_lib.CLIP_KEY in inputs:
+      inputs[stored_flow_lib.CLIP_KEY] = preprocessing.color_jitter(
+          inputs[stored_flow_lib.CLIP_KEY], color_jitter, jitter_seed)
+    return inputs, label, video_index
+  clip = _train_frames(encoded, window, flip_seed, flip, crop_size, num_frames)
+  clip = preprocessing.color_jitter(clip, color_jitter, jitter_seed)
+  return clip, label, video_index
 
+
+# ---------------------------------------------------------------------------
+# Phases 2-4 of evaluation: parse and sample (K clips of a record), then decode
+# and preprocess each clip.
+
+
+def _eval_frames(serialized, num_frames: int, num_clips: int, frame_stride: int):
+  """`(encoded string [K, T], label int32 [K], video_index int32 [K])` of one record."""
+  rec = schema.parse_sequence_example(serialized)
+  encoded = rec[schema.FRAMES_KEY]
+  idx = sampling.eval_indices(tf.shape(encoded)[0], num_frames, num_clips,
+                              stride=frame_stride)
+  k = tf.shape(idx)[0]
+  return (tf.gather(encoded, idx),
+          tf.fill([k], tf.cast(rec[schema.LABEL_INDEX_KEY], tf.int32)),
+          tf.fill([k], tf.cast(rec[schema.VIDEO_INDEX_KEY], tf.int32)))
+
+
+def _eval_clip(encoded, label, video_index, num_frames: int, crop_size: int):
+  """Decodes one clip's T JPEGs and preprocesses them as the serving graph does."""
+  # Whole frames, then the serving graph's own function: evaluation sees
+  # exactly the pixels a deployed model sees. (decode_and_crop_jpeg differs
+  # at window edges that fall on JPEG block boundaries: chroma upsampling.)
+  frames = tf.stack([tf.io.decode_jpeg(encoded[t], channels=3) for t in range(num_frames)])
+  clip = preprocessing.eval_preprocess(frames, crop_size)
+  clip = tf.ensure_shape(clip, [num_frames, crop_size, crop_size, 3])
+  return clip, label, video_index
+
+
+# ---------------------------------------------------------------------------
+# Last phase: the elements, batched.
+
+
+def _batch(ds: tf.data.Dataset, batch_size: int, drop_remainder: bool, deterministic: bool,
+           return_video_index: bool, mix=None) -> tf.data.Dataset:
+  """Batches; `mix` (e.g. `_mix_backgrounds`) maps the batched dataset before prefetching."""
   if not return_video_index:
     ds = ds.map(lambda clip, label, video_index: (clip, label))
   ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-  if training and background_mix and stored_flow != "flow":
-    ds = _mix_backgrounds(ds, background_mix, seed, skip_steps)
+  if mix is not None:
+    ds = mix(ds)
   options = tf.data.Options()
   options.deterministic = deterministic
   ds = ds.with_options(options)
   return ds.prefetch(tf.data.AUTOTUNE)
 
 
-STORED_FLOW_MODES = ("flow", "clip_and_flow")
 _JITTER_SALT = 0x6A17
 
 
@@ -367,8 +482,6 @@ def _mix_backgrounds(ds: tf.data.Dataset, max_alpha: float, seed: Optional[int],
   # One seed per batch, skipped like the batches of a resumed run.
   seeds = tf.data.Dataset.random(seed=None if seed is None else seed + 1).batch(2)
   seeds = seeds.skip(int(skip_steps))
-
-  from tsnet_tf.data import stored_flow as stored_flow_lib  # pylint: disable=g-import-not-at-top
 
   def mix(batch, batch_seed):
     inputs = batch[0]
@@ -383,10 +496,12 @@ def _mix_backgrounds(ds: tf.data.Dataset, max_alpha: float, seed: Optional[int],
   return tf.data.Dataset.zip((ds, seeds)).map(mix, num_parallel_calls=tf.data.AUTOTUNE)
 
 
+STORED_FLOW_MODES = ("flow", "clip_and_flow")
+
+
 def _check_stored_flow(summary: dict, data_dir: str, mode: str, training: bool,
                        frame_stride: int) -> None:
   """`make_dataset(stored_flow=mode)` can serve this data directory."""
-  from tsnet_tf.data import stored_flow as stored_flow_lib  # pylint: disable=g-import-not-at-top
   if mode not in STORED_FLOW_MODES:
     raise ValueError(f"stored_flow must be '' or one of {STORED_FLOW_MODES}, got {mode!r}")
   if not training:
@@ -410,7 +525,6 @@ def _stored_flow_inputs(rec, idx, encoded, window, flip_seed, flip: bool, crop_s
                         num_frames: int, with_clip: bool):
   """`{FLOW_KEY[, CLIP_KEY]}` of one training clip (`stored_flow.train_flow_clip`): the
   flow follows the frames' window and flip (the same seed)."""
-  from tsnet_tf.data import stored_flow as stored_flow_lib  # pylint: disable=g-import-not-at-top
   flipped = preprocessing.flip_decision(flip_seed) if flip else tf.constant(False)
   inputs = {stored_flow_lib.FLOW_KEY: stored_flow_lib.train_flow_clip(rec, idx, window, flipped,
                                                                       crop_size)}

@@ -223,7 +223,7 @@ def train_window_and_flip_seeds(seed: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
 def short_side_size(height, width, short_side: int):
   """(height, width) int32 scalars after scaling the short side to `short_side`.
 
-  The same arithmetic as `tfrecords.output_size` (float64, round half to even),
+  The same arithmetic as `video.short_side_size` (float64, round half to even),
   so an in-graph resize lands on the size the converter stored.
   """
   h = tf.cast(height, tf.float64)

@@ -26,7 +26,7 @@ and readers that do not ask for flow never parse them):
     flow/x/encoded       bytes, one grey JPEG per flow field: the x component of
                          the TV-L1 flow from stored frame i to frame i + stride,
                          clipped to +-bound px and mapped to 0-255
-                         (`flow.extract.flow_to_uint8`, 128 = no motion)
+                         (`flow.quantize.flow_to_uint8`, 128 = no motion)
     flow/y/encoded       bytes, the y components, same layout
   context:
     flow/stride          int64   stored frames between the two frames of a flow
@@ -38,6 +38,10 @@ The files a reader opens in a data directory: `labels.txt`, `summary.json`
 and the shards `hmdb51-SSSSS-of-NNNNN.tfrecord`. The converter that writes
 them (and its resume state) is `tfrecords.py`; the tf.data pipeline that reads
 them is `pipeline.py`.
+
+TensorFlow is imported inside the functions that build or parse records: the
+converter's spawned workers import this module (through `tfrecords`) and must
+not load it.
 """
 
 import os

@@ -1,28 +1,25 @@
-"""TV-L1 flow stored in the TFRecords: computing it (converter) and reading it (tf.data).
+"""TV-L1 flow stored in the TFRecords: its keys, its checks and reading it (tf.data).
 
 A conversion made with `tools/prepare_hmdb51.py --flow_preset=P
 --flow_stride=N --flow_bound=B` holds, in each video's record, the flow from
 stored frame i to stored frame i + N for every i with i + N < num_frames
 (`schema.FLOW_X_KEY`, `schema.FLOW_Y_KEY`: one grey JPEG per component),
 computed by `tsnet_tf.flow.tvl1` (preset P) on the stored frames as the
-pipeline decodes them, and quantised by `flow.extract.flow_to_uint8` (clip to
-+-B px, 0-255). `summary.json` records the settings under `flow`.
+pipeline decodes them (`flow_extraction.encode_video_flow`), and quantised by
+`flow.quantize.flow_to_uint8` (clip to +-B px, 0-255). `summary.json` records
+the settings under `flow`.
 
 A teacher trained with `model.flow.source: stored` reads it instead of
 computing TV-L1 in every training step (`train_flow_clip`): for the clip's T
 frames t_0..t_{T-1} (stride `data.frame_stride`, which must equal N), flow k
 is the stored flow from t_k, cropped with the frames' window, flipped with
 them (x negated), resized to S with its vectors scaled by S / window side,
-and dequantised to px (`flow.extract.uint8_to_flow_tf`). Where the clip loops
+and dequantised to px (`flow.quantize.uint8_to_flow_tf`). Where the clip loops
 (a video shorter than the clip), the pair across the loop seam has no stored
 flow and gets zero flow.
 """
 
-import collections.abc
-import io
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
-
-import numpy as np
+from typing import Any, Dict, Mapping, Optional
 
 from tsnet_tf.data import schema
 
@@ -32,112 +29,10 @@ SUMMARY_KEY = "flow"
 # `models.FlowInputTeacher`, `models.DistillationModel(teacher_flow_input=True)`).
 FLOW_KEY = "flow"
 CLIP_KEY = "clip"
-DEFAULT_BATCH_SIZE = 16
 
 
 class StoredFlowError(ValueError):
   """The data directory's stored flow cannot serve this run (one line, names the keys)."""
-
-
-# ---------------------------------------------------------------------------
-# Converter side (numpy, tvl1).
-
-
-def flow_pairs(frames: Sequence[np.ndarray], stride: int, preset: str,
-               batch_size: int = DEFAULT_BATCH_SIZE,
-               max_batch_pixels: Optional[int] = None,
-               overrides: Optional[Mapping[str, Any]] = None):
-  """TV-L1 flow from frame i to frame i + stride, for every i < N - stride.
-
-  Args:
-    frames: N frames `[H, W, C]`, values in [0, 255]: an array `[N, H, W, C]`
-      or any sequence with `len` and indexing (e.g. `StoredFrames`, which
-      decodes on access). Only the frames of one call are held as float32,
-      so memory does not grow with the video's length.
-    stride: frames between the two frames of a pair, >= 1.
-    preset: `tvl1` preset.
-    batch_size: pairs per `tvl1` call (the last call is padded, so every call
-      of a frame size has one shape and compiles once).
-    max_batch_pixels: fewer pairs per call for large frames
-      (`extract.pairs_per_call`); None = `extract.DEFAULT_MAX_BATCH_PIXELS`.
-    overrides: extra `tvl1` parameters.
-
-  Yields:
-    float32 `[n, H, W, 2]` flows in px, in order, max(N - stride, 0) in all.
-  """
-  from tsnet_tf.flow import extract  # pylint: disable=g-import-not-at-top
-  from tsnet_tf.flow.tvl1 import tvl1  # pylint: disable=g-import-not-at-top
-  num = len(frames) - int(stride)
-  if num <= 0:
-    return
-  if max_batch_pixels is None:
-    max_batch_pixels = extract.DEFAULT_MAX_BATCH_PIXELS
-  height, width = np.shape(frames[0])[:2]
-  batch = extract.pairs_per_call(batch_size, max_batch_pixels, height, width)
-  stack = lambda index: np.stack([np.asarray(frames[int(i)], np.float32) for i in index])
-  for begin in range(0, num, batch):
-    first = np.minimum(np.arange(begin, begin + batch), num - 1)
-    flow = np.asarray(tvl1(stack(first), stack(first + stride), preset,
-                           **dict(overrides or {})))
-    yield flow[:min(batch, num - begin)]
-
-
-def _grey_jpeg(image: np.ndarray, quality: int) -> bytes:
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-  buf = io.BytesIO()
-  Image.fromarray(image, mode="L").save(buf, format="JPEG", quality=quality)
-  return buf.getvalue()
-
-
-class StoredFrames(collections.abc.Sequence):
-  """A video's stored JPEG frames, decoded on access as the input pipeline does.
-
-  `frames[i]` is uint8 `[H, W, 3]` (`tf.io.decode_jpeg`); nothing is kept, so
-  a long video never sits decoded in memory (a pair's frames are decoded per
-  `tvl1` call, each frame about twice).
-  """
-
-  def __init__(self, frames_jpeg: Sequence[bytes]):
-    self._jpegs = frames_jpeg
-
-  def __len__(self) -> int:
-    return len(self._jpegs)
-
-  def __getitem__(self, index):
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    return tf.io.decode_jpeg(self._jpegs[index], channels=3).numpy()
-
-
-def encode_video_flow(frames_jpeg: Sequence[bytes], stride: int, preset: str, bound: float,
-                      jpeg_quality: int, batch_size: int = DEFAULT_BATCH_SIZE,
-                      overrides: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
-  """One video's stored flow, from its stored frames (what the record holds).
-
-  Frames are decoded a call's worth at a time (`StoredFrames`), so memory holds
-  the record's JPEGs, never the decoded video.
-
-  Args:
-    frames_jpeg: the video's stored JPEG frames (`tfrecords.encode_video`).
-    stride: flow from frame i to i + stride.
-    preset: `tvl1` preset.
-    bound: quantisation bound in px (`flow_to_uint8`).
-    jpeg_quality: quality of the grey flow JPEGs.
-    batch_size: pairs per `tvl1` call.
-    overrides: extra `tvl1` parameters.
-
-  Returns:
-    The `flow` argument of `schema.make_sequence_example`: `x`, `y` (lists
-    of grey JPEG bytes, max(N - stride, 0) each), `stride`, `bound`, `preset`.
-  """
-  from tsnet_tf.flow.extract import flow_to_uint8  # pylint: disable=g-import-not-at-top
-  xs: List[bytes] = []
-  ys: List[bytes] = []
-  for flow in flow_pairs(StoredFrames(frames_jpeg), stride, preset, batch_size,
-                         overrides=overrides):
-    for q in flow_to_uint8(flow, bound):
-      xs.append(_grey_jpeg(q[..., 0], jpeg_quality))
-      ys.append(_grey_jpeg(q[..., 1], jpeg_quality))
-  return {"x": xs, "y": ys, "stride": int(stride), "bound": float(bound), "preset": preset}
 
 
 def summary_entry(preset: str, stride: int, bound: float,
@@ -198,6 +93,7 @@ def check_summary(summary: Mapping[str, Any], data_dir: str, preset: str, bound:
 
 def _decode_component(encoded, index, window, num: int):
   """uint8 [num, h, w]: the window of the grey JPEGs `encoded[index[k]]`."""
+  # TensorFlow here for the reason given in `train_flow_clip`.
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   return tf.stack([tf.io.decode_and_crop_jpeg(encoded[index[k]], window, channels=1)[..., 0]
                    for k in range(num)])
@@ -218,9 +114,11 @@ def train_flow_clip(rec: Mapping[str, Any], indices, window, flip, crop_size: in
     float32 [T-1, S, S, 2], px at the clip's resolution: channel 0 = x
     (right), 1 = y (down), flow k from frame t_k to t_{k+1}.
   """
+  # The tf.data side only (see the module doc): TensorFlow, `preprocessing` and
+  # `tsnet_tf.flow` (whose package loads Keras) are imported when a clip is built.
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tsnet_tf.data import preprocessing  # pylint: disable=g-import-not-at-top
-  from tsnet_tf.flow.extract import uint8_to_flow_tf  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.flow import quantize  # pylint: disable=g-import-not-at-top
   num = int(indices.shape[0]) - 1
   flow_x = rec[schema.FLOW_X_KEY]
   flow_y = rec[schema.FLOW_Y_KEY]
@@ -242,7 +140,7 @@ def train_flow_clip(rec: Mapping[str, Any], indices, window, flip, crop_size: in
   # The quantisation is linear: resizing the quantised values then dequantising
   # equals dequantising then resizing.
   resized = preprocessing.resize_window(quantised, crop_size)
-  flow = uint8_to_flow_tf(resized, rec[schema.FLOW_BOUND_KEY])
+  flow = quantize.uint8_to_flow_tf(resized, rec[schema.FLOW_BOUND_KEY])
   scale = tf.cast(crop_size, tf.float32) / tf.cast(window[2], tf.float32)
   sign_x = tf.where(flip, -1.0, 1.0)
   flow = flow * tf.stack([sign_x * scale, scale])

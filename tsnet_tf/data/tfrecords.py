@@ -1,8 +1,11 @@
 """HMDB51 videos -> TFRecords: the converter (plan, shards, resumable conversion).
 
-The record format and the data directory a reader sees are `schema.py`'s
-(re-exported here, so `tfrecords.FRAMES_KEY`, `tfrecords.parse_sequence_example`
-and the rest still work).
+The record format and the data directory a reader sees are `schema.py`'s.
+
+This module is imported by the converter's spawned worker processes
+(`encode_video`), so it loads neither TensorFlow nor Keras at import: TF's
+record writer and the stored flow's TV-L1 (`flow_extraction`, Keras) are
+imported inside the functions of this process that use them.
 
 Each video is decoded and encoded once, whatever the number of splits: the
 three splits differ only in `clip/split<k>`, so the pipeline reads the same
@@ -31,30 +34,13 @@ import os
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
+from PIL import Image
+from tqdm import tqdm
 
 from tsnet_tf.data import hmdb51
-# pylint: disable=unused-import
-from tsnet_tf.data.schema import context_features
-from tsnet_tf.data.schema import FORMAT_KEY
-from tsnet_tf.data.schema import FRAME_RATE_KEY
-from tsnet_tf.data.schema import FRAMES_KEY
-from tsnet_tf.data.schema import HEIGHT_KEY
-from tsnet_tf.data.schema import is_shard_name
-from tsnet_tf.data.schema import LABEL_INDEX_KEY
-from tsnet_tf.data.schema import LABEL_TEXT_KEY
-from tsnet_tf.data.schema import LABELS_FILE
-from tsnet_tf.data.schema import list_shards
-from tsnet_tf.data.schema import make_sequence_example
-from tsnet_tf.data.schema import MEDIA_ID_KEY
-from tsnet_tf.data.schema import NUM_FRAMES_KEY
-from tsnet_tf.data.schema import parse_sequence_example
-from tsnet_tf.data.schema import SHARD_PREFIX
-from tsnet_tf.data.schema import shard_name
-from tsnet_tf.data.schema import split_key
-from tsnet_tf.data.schema import SUMMARY_FILE
-from tsnet_tf.data.schema import VIDEO_INDEX_KEY
-from tsnet_tf.data.schema import WIDTH_KEY
-# pylint: enable=unused-import
+from tsnet_tf.data import schema
+from tsnet_tf.data import stored_flow
+from tsnet_tf.data import video
 from tsnet_tf.utils import errors
 from tsnet_tf.utils import io as io_utils
 from tsnet_tf.utils import labels as labels_lib
@@ -124,6 +110,7 @@ class ConversionSettings:
     if self.frame_stride < 1:
       raise ValueError(f"--frame_stride must be >= 1, got {self.frame_stride}")
     if self.flow_preset:
+      # tsnet_tf.flow loads Keras, which the spawned workers must not (module doc).
       from tsnet_tf.flow.tvl1 import PRESETS  # pylint: disable=g-import-not-at-top
       if self.flow_preset not in PRESETS:
         raise ValueError(f"--flow_preset must be one of {', '.join(sorted(PRESETS))} "
@@ -237,16 +224,6 @@ def _fingerprint(plan: Plan, settings: ConversionSettings, num_shards: int) -> s
 # Workers.
 
 
-def output_size(height: int, width: int, short_side: int):
-  """(height, width) after scaling the short side to `short_side` (0: unchanged)."""
-  if short_side <= 0 or min(height, width) == short_side:
-    return height, width
-  scale = short_side / min(height, width)
-  if height <= width:
-    return short_side, max(1, int(round(width * scale)))
-  return max(1, int(round(height * scale))), short_side
-
-
 def encode_frame(frame: np.ndarray, settings: ConversionSettings) -> bytes:
   """One decoded frame as the records store it: resized, then JPEG-encoded.
 
@@ -255,12 +232,11 @@ def encode_frame(frame: np.ndarray, settings: ConversionSettings) -> bytes:
     settings: short side and JPEG quality.
 
   Returns:
-    The JPEG bytes of the frame scaled to `output_size` (PIL bilinear,
+    The JPEG bytes of the frame scaled to `video.short_side_size` (PIL bilinear,
     antialiased; `video.resize_frame`).
   """
-  from PIL import Image  # pylint: disable=g-import-not-at-top
   buf = io.BytesIO()
-  Image.fromarray(resize_frame(frame, settings.short_side)).save(
+  Image.fromarray(_stored_size(frame, settings.short_side)).save(
       buf, format="JPEG", quality=settings.jpeg_quality)
   return buf.getvalue()
 
@@ -276,19 +252,19 @@ def encode_frames(frames: np.ndarray, settings: ConversionSettings):
     (list of JPEG bytes, height, width) of the stored frames.
   """
   height, width = frames.shape[1:3]
-  out_h, out_w = output_size(height, width, settings.short_side)
+  out_h, out_w = video.short_side_size(height, width, settings.short_side)
   return [encode_frame(f, settings) for f in frames], out_h, out_w
-
-
-def resize_frame(frame: np.ndarray, short_side: int) -> np.ndarray:
-  """uint8 [h, w, 3]: one frame scaled as the converter stores it (`output_size`)."""
-  from tsnet_tf.data import video  # pylint: disable=g-import-not-at-top
-  return video.resize_frame(frame, output_size(frame.shape[0], frame.shape[1], short_side))
 
 
 def resize_frames(frames: np.ndarray, short_side: int) -> np.ndarray:
   """uint8 [T, h, w, 3]: `encode_frames`' resize without the JPEG encoding."""
-  return np.stack([resize_frame(f, short_side) for f in frames])
+  return np.stack([_stored_size(f, short_side) for f in frames])
+
+
+def _stored_size(frame: np.ndarray, short_side: int) -> np.ndarray:
+  """uint8 [h, w, 3]: one frame scaled as the converter stores it (`video.short_side_size`)."""
+  return video.resize_frame(frame, video.short_side_size(frame.shape[0], frame.shape[1],
+                                                         short_side))
 
 
 def encode_video(task: VideoTask, settings: ConversionSettings):
@@ -301,7 +277,6 @@ def encode_video(task: VideoTask, settings: ConversionSettings):
     ("ok", jpegs, info) or ("skip", reason): a bad video (empty, truncated before
     any frame, undecodable, zero frames) is a skip with the reason, never raised.
   """
-  from tsnet_tf.data import video  # pylint: disable=g-import-not-at-top
   try:
     with video.VideoReader(task.path) as reader:
       if not reader.fps:
@@ -309,7 +284,7 @@ def encode_video(task: VideoTask, settings: ConversionSettings):
       jpegs, height, width = [], 0, 0
       for frame in reader.frames(step=settings.frame_stride):
         if not jpegs:
-          height, width = output_size(frame.shape[0], frame.shape[1], settings.short_side)
+          height, width = video.short_side_size(frame.shape[0], frame.shape[1], settings.short_side)
         jpegs.append(encode_frame(frame, settings))
       decoded, fps = reader.num_decoded, reader.fps
       listed = reader.header_frames or decoded
@@ -338,7 +313,7 @@ def write_shard(output_dir: str, index: int, num_shards: int, tasks: Sequence[Vi
   The shard appears under its final name only when complete, after its info
   file `_shard_info/<shard>.json`, so a complete-looking shard always has one.
   With `settings.flow_preset`, each video's flow is computed here, in this
-  process, from its stored frames (`stored_flow.encode_video_flow`), one video
+  process, from its stored frames (`flow_extraction.encode_video_flow`), one video
   at a time.
 
   Returns:
@@ -348,7 +323,7 @@ def write_shard(output_dir: str, index: int, num_shards: int, tasks: Sequence[Vi
     ShardWriteError: writing failed (disk full, directory not writable, ...);
       the message names the shard and `output_dir`, nothing is left behind.
   """
-  path = os.path.join(output_dir, shard_name(index, num_shards))
+  path = os.path.join(output_dir, schema.shard_name(index, num_shards))
   try:
     return _write_shard(path, tasks, results, settings)
   except (OSError,) + errors.tf_environment_errors() as e:
@@ -363,6 +338,8 @@ def write_shard(output_dir: str, index: int, num_shards: int, tasks: Sequence[Vi
 def _write_shard(path: str, tasks: Sequence[VideoTask], results: Iterator,
                  settings: Optional[ConversionSettings]) -> Dict[str, object]:
   """`write_shard` to `path`; errors name the temporary file."""
+  # Not at the top: the spawned workers import this module without TF (see the
+  # module doc); only this process writes records.
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   output_dir, name = os.path.split(path)
   info = {"shard": name, "videos": [], "skipped": []}
@@ -377,14 +354,16 @@ def _write_shard(path: str, tasks: Sequence[VideoTask], results: Iterator,
         # An engine that computed the flow elsewhere passes it as a 4th item.
         flow = result[3] if len(result) > 3 else None
         if flow is None and settings is not None and settings.flow_preset:
-          from tsnet_tf.data import stored_flow  # pylint: disable=g-import-not-at-top
-          flow = stored_flow.encode_video_flow(jpegs, settings.flow_stride, settings.flow_preset,
-                                               settings.flow_bound, settings.jpeg_quality)
+          # TV-L1 loads Keras: imported here, in this process only (module doc).
+          from tsnet_tf.data import flow_extraction  # pylint: disable=g-import-not-at-top
+          flow = flow_extraction.encode_video_flow(
+              jpegs, settings.flow_stride, settings.flow_preset, settings.flow_bound,
+              settings.jpeg_quality)
         if flow is not None:
           vinfo["num_flows"] = len(flow["x"])
-        ex = make_sequence_example(jpegs, task.label, task.class_name, task.media_id,
-                                   task.video_index, vinfo["fps"], vinfo["height"],
-                                   vinfo["width"], task.split_ids, flow=flow)
+        ex = schema.make_sequence_example(jpegs, task.label, task.class_name, task.media_id,
+                                          task.video_index, vinfo["fps"], vinfo["height"],
+                                          vinfo["width"], task.split_ids, flow=flow)
         # deterministic: map fields in key order, so records are byte-identical across processes.
         writer.write(ex.SerializeToString(deterministic=True))
         info["videos"].append(vinfo)
@@ -419,21 +398,21 @@ def _prepare_output_dir(output_dir: str, fingerprint: str, overwrite: bool) -> N
   if os.path.isfile(plan_path):
     with open(plan_path, encoding="utf-8") as f:
       old = json.load(f).get("fingerprint")
-  has_shards = any(is_shard_name(n) for n in os.listdir(output_dir))
+  has_shards = any(schema.is_shard_name(n) for n in os.listdir(output_dir))
   if (old != fingerprint and (old is not None or has_shards)) or overwrite:
     if not overwrite:
       raise FileExistsError(
           f"--output_dir {output_dir!r} holds a conversion with other inputs or settings; "
           f"use an empty directory or pass --overwrite")
     for n in os.listdir(output_dir):
-      if is_shard_name(n) or n in (SUMMARY_FILE, LABELS_FILE, PLAN_FILE):
+      if schema.is_shard_name(n) or n in (schema.SUMMARY_FILE, schema.LABELS_FILE, PLAN_FILE):
         os.remove(os.path.join(output_dir, n))
     for n in os.listdir(os.path.join(output_dir, SHARD_INFO_DIR)):
       os.remove(os.path.join(output_dir, SHARD_INFO_DIR, n))
   # Temporary files of a killed run.
   for d in (output_dir, os.path.join(output_dir, SHARD_INFO_DIR)):
     for n in os.listdir(d):
-      if n.startswith(f".{SHARD_PREFIX}-") and ".tmp-" in n:
+      if n.startswith(f".{schema.SHARD_PREFIX}-") and ".tmp-" in n:
         os.remove(os.path.join(d, n))
   with io_utils.atomic_write(plan_path) as t:
     with open(t, "w", encoding="utf-8") as f:
@@ -475,7 +454,6 @@ def convert(video_dir: str, split_dir: str, output_dir: str,
     FileExistsError: `output_dir` holds another conversion and not `overwrite`.
     ValueError: bad settings.
   """
-  from tqdm import tqdm  # pylint: disable=g-import-not-at-top
   settings.validate()
   if num_shards < 0:
     raise ValueError(f"--num_shards must be >= 0, got {num_shards}")
@@ -490,7 +468,7 @@ def convert(video_dir: str, split_dir: str, output_dir: str,
 
   infos, todo = {}, []
   for s, positions in enumerate(assign_shards(len(plan.videos), num_shards)):
-    done = _shard_complete(output_dir, shard_name(s, num_shards))
+    done = _shard_complete(output_dir, schema.shard_name(s, num_shards))
     if done is not None:
       infos[s] = done
     else:
@@ -522,8 +500,8 @@ def convert(video_dir: str, split_dir: str, output_dir: str,
   for p in summary["partial"]:
     log.warning("partly decoded %s: %d of the %d frames its header lists (kept)", p["video"],
                 p["decoded_frames"], p["header_frames"])
-  labels_lib.write_labels(os.path.join(output_dir, LABELS_FILE), plan.classes)
-  with io_utils.atomic_write(os.path.join(output_dir, SUMMARY_FILE)) as t:
+  labels_lib.write_labels(os.path.join(output_dir, schema.LABELS_FILE), plan.classes)
+  with io_utils.atomic_write(os.path.join(output_dir, schema.SUMMARY_FILE)) as t:
     with open(t, "w", encoding="utf-8") as f:
       json.dump(summary, f, indent=1)
   return summary
@@ -569,7 +547,6 @@ def _summarize(plan: Plan, settings: ConversionSettings, infos: List[Dict]) -> D
       "settings": settings.as_dict(),
   }
   if settings.flow_preset:
-    from tsnet_tf.data import stored_flow  # pylint: disable=g-import-not-at-top
     summary[stored_flow.SUMMARY_KEY] = stored_flow.summary_entry(
         settings.flow_preset, settings.flow_stride, settings.flow_bound)
   return summary

@@ -32,6 +32,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence,
 
 import av
 import numpy as np
+from PIL import Image
 
 from tsnet_tf.utils import errors
 from tsnet_tf.utils import io as io_utils
@@ -551,6 +552,16 @@ def read_frames(path: Union[str, os.PathLike],
   return read_selection(path, indices, transform).frames
 
 
+def short_side_size(height: int, width: int, short_side: int):
+  """(height, width) after scaling the short side to `short_side` (0: unchanged)."""
+  if short_side <= 0 or min(height, width) == short_side:
+    return height, width
+  scale = short_side / min(height, width)
+  if height <= width:
+    return short_side, max(1, int(round(width * scale)))
+  return max(1, int(round(height * scale))), short_side
+
+
 def resize_frame(frame: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
   """Resizes one frame with PIL's bilinear filter (antialiased when shrinking).
 
@@ -567,7 +578,6 @@ def resize_frame(frame: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
   height, width = int(size[0]), int(size[1])
   if frame.shape[:2] == (height, width):
     return frame
-  from PIL import Image  # pylint: disable=g-import-not-at-top
   return np.asarray(Image.fromarray(frame).resize((width, height), Image.BILINEAR))
 
 

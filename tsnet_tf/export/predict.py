@@ -31,6 +31,7 @@ from tsnet_tf.data import clip_spec as clip_spec_lib
 from tsnet_tf.export import saved_model as sm
 from tsnet_tf.export import serving
 from tsnet_tf.export import tflite as tfl
+from tsnet_tf.layers import clip_contract
 from tsnet_tf.utils import labels as labels_lib
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,7 @@ class _KerasPredictor(Predictor):
     self.kind = "keras"
     self._model = sm.load_keras_model(path)
     self.spec, self.labels = _carried_or_legacy(
-        path, clip_spec_lib.from_model(self._model), self._model.input_shape, labels_path)
+        path, clip_contract.from_model(self._model), self._model.input_shape, labels_path)
 
   def predict_clips(self, clips):
     logits = self._model(tf.constant(clips, tf.float32), training=False)

@@ -40,9 +40,13 @@ import tempfile
 from typing import Dict, Optional, Sequence
 
 import keras
+import numpy as np
 import tensorflow as tf
 
+from tsnet_tf import layers  # pylint: disable=unused-import  # registers the layers a model holds
 from tsnet_tf.data import clip_spec as clip_spec_lib
+from tsnet_tf.layers import clip_contract
+from tsnet_tf.training import run_dir
 from tsnet_tf.utils import labels as labels_lib
 from tsnet_tf.utils.io import atomic_dir
 from tsnet_tf.utils.io import check_keras_file
@@ -161,7 +165,7 @@ def export_saved_model(model: keras.Model, labels: Optional[Sequence[str]], expo
     overwrite: replace an existing `export_dir`; otherwise it is an error.
     save_keras: also write `model.keras` (with the clip contract) into the directory.
     spec: the clip the model expects; None = the spec the model carries
-      (`clip_spec.attach`, as every classifier tools/train.py saves).
+      (`clip_contract.attach`, as every classifier tools/train.py saves).
 
   Returns:
     `export_dir`.
@@ -171,7 +175,7 @@ def export_saved_model(model: keras.Model, labels: Optional[Sequence[str]], expo
     ValueError: the labels do not match the model's number of classes, or
       there is no clip spec (a model that carries none and no `spec`).
   """
-  carried = clip_spec_lib.from_model(model)
+  carried = clip_contract.from_model(model)
   if spec is None:
     if carried is None:
       raise clip_spec_lib.ClipSpecError(
@@ -191,7 +195,7 @@ def export_saved_model(model: keras.Model, labels: Optional[Sequence[str]], expo
         "(--overwrite) or choose a new version number")
   if overwrite and os.path.exists(export_dir):
     _check_replaceable_export(export_dir)
-  model = clip_spec_lib.attach(model, spec, labels)
+  model = clip_contract.attach(model, spec, labels)
   with tempfile.TemporaryDirectory() as scratch:
     labels_path = os.path.join(scratch, LABELS_FILE)
     labels_lib.write_labels(labels_path, labels)
@@ -229,7 +233,6 @@ def load_keras_model(path: str) -> keras.Model:
     As `check_keras_file`.
   """
   check_keras_file(path)
-  import tsnet_tf  # pylint: disable=g-import-not-at-top,unused-import
   return keras.saving.load_model(path, compile=False)
 
 
@@ -254,7 +257,6 @@ def export_from_model_dir(model_dir: str, export_dir: str,
     FileNotFoundError: `model_dir` or its `checkpoint` is missing.
     ValueError: the checkpoint is not a Keras model file (`io.check_keras_file`).
   """
-  from tsnet_tf.training import run_dir  # pylint: disable=g-import-not-at-top
   model = run_dir.load_classifier(model_dir, checkpoint)
   spec, labels = run_dir.clip_contract(model_dir, model)
   if labels is None:
@@ -281,7 +283,6 @@ def metadata_from_outputs(out: Dict[str, object], labels: Sequence[str]) -> Dict
   `serving_default` takes exactly the T frames of the clip (sampled by the
   client with `frame_stride`, 1 when not reported).
   """
-  import numpy as np  # pylint: disable=g-import-not-at-top
   spec = None
   if "clip_spec" in out:
     raw = np.asarray(out["clip_spec"]).reshape(()).item()

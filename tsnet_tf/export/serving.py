@@ -63,6 +63,7 @@ def make_predict_request(frames: np.ndarray, model_name: str,
     signature_name: signature to run.
     version: model version; None lets the server pick its latest.
   """
+  # tensorflow-serving-api and grpc (dev extras): only the gRPC client needs them.
   from tensorflow_serving.apis import predict_pb2  # pylint: disable=g-import-not-at-top
   request = predict_pb2.PredictRequest()
   request.model_spec.name = model_name
@@ -91,6 +92,7 @@ def predict_grpc(server: str, model_name: str, frames: np.ndarray,
   Raises:
     ServingError: the server returned an error status.
   """
+  # tensorflow-serving-api and grpc (dev extras): only the gRPC client needs them.
   import grpc  # pylint: disable=g-import-not-at-top
   from tensorflow_serving.apis import prediction_service_pb2_grpc  # pylint: disable=g-import-not-at-top
   options = [("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -172,6 +174,7 @@ def fetch_metadata(server: str, model_name: str, version: Optional[int] = None,
       raise ServingError(f"HTTP {e.code}", e.read().decode("utf-8", "replace")) from e
     labels = [str(s) for s in out["labels"]]
   else:
+    # tensorflow-serving-api and grpc (dev extras): only the gRPC client needs them.
     import grpc  # pylint: disable=g-import-not-at-top
     from tensorflow_serving.apis import predict_pb2  # pylint: disable=g-import-not-at-top
     from tensorflow_serving.apis import prediction_service_pb2_grpc  # pylint: disable=g-import-not-at-top

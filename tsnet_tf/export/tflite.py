@@ -37,8 +37,11 @@ import numpy as np
 import tensorflow as tf
 
 from tsnet_tf.data import clip_spec as clip_spec_lib
+from tsnet_tf.data import pipeline
 from tsnet_tf.export import edge
 from tsnet_tf.export import saved_model as sm
+from tsnet_tf.layers import clip_contract
+from tsnet_tf.layers import TVL1Flow
 from tsnet_tf.utils import labels as labels_lib
 from tsnet_tf.utils.io import atomic_write
 
@@ -67,7 +70,6 @@ def representative_dataset(data_dir: str, spec: clip_spec_lib.ClipSpec,
     function's `failure` attribute, so that `convert_keras_model` tells it from
     a converter failure whatever the converter wraps it in.
   """
-  from tsnet_tf.data import pipeline  # pylint: disable=g-import-not-at-top
   clip_spec_lib.warn_if_stored_differently(spec, data_dir)
   ds = pipeline.make_dataset(data_dir, split=split, subset=subset, training=False,
                              num_frames=spec.num_frames, crop_size=spec.crop_size,
@@ -116,7 +118,7 @@ def convert_keras_model(model: keras.Model, quantize: str = "none",
                         use_edge_twin: bool = True):
   """Converts a Keras clip classifier to a TFLite flatbuffer.
 
-  A model that carries a clip contract (`clip_spec.attach`) gets it as the
+  A model that carries a clip contract (`clip_contract.attach`) gets it as the
   file's metadata (`add_metadata`).
 
   Args:
@@ -138,7 +140,7 @@ def convert_keras_model(model: keras.Model, quantize: str = "none",
   if quantize == "int8" and rep is None:
     raise ValueError("int8 quantisation needs a representative dataset "
                      "(--data_dir with TFRecords)")
-  carried = clip_spec_lib.from_model(model)
+  carried = clip_contract.from_model(model)
   if use_edge_twin:
     model = edge.edge_model(model)
     left = edge.unswapped_3d_layers(model)
@@ -188,6 +190,7 @@ def add_metadata(flatbuffer: bytes, spec: clip_spec_lib.ClipSpec,
     `{"clip_spec": spec.to_dict(), "labels": labels}` (an existing entry of
     that name is replaced).
   """
+  # TFLite's flatbuffer schema: only the metadata functions need it.
   import flatbuffers  # pylint: disable=g-import-not-at-top
   from tensorflow.lite.python import schema_py_generated as schema  # pylint: disable=g-import-not-at-top
   payload = json.dumps({"clip_spec": spec.to_dict(), "labels": list(labels)},
@@ -213,6 +216,7 @@ def _name(value) -> str:
 
 def read_metadata(model) -> Optional[Tuple[clip_spec_lib.ClipSpec, List[str]]]:
   """`(spec, labels)` stored by `add_metadata` in a `.tflite` path or flatbuffer; else None."""
+  # TFLite's flatbuffer schema: only the metadata functions need it.
   from tensorflow.lite.python import schema_py_generated as schema  # pylint: disable=g-import-not-at-top
   where = "the TFLite flatbuffer"
   if not isinstance(model, (bytes, bytearray)):
@@ -282,7 +286,7 @@ def convert_saved_model(path: str, output: str, quantize: str = "none",
     raise ValueError(f"--num_calibration_clips must be >= 1 for --quantize=int8, got "
                      f"{num_calibration_clips}")
   model = sm.load_keras_model(keras_path)
-  carried = clip_spec_lib.from_model(model)
+  carried = clip_contract.from_model(model)
   if carried is not None:
     spec, carried_labels = carried
   else:
@@ -291,7 +295,7 @@ def convert_saved_model(path: str, output: str, quantize: str = "none",
     spec, carried_labels = clip_spec_lib.ClipSpec.for_model(model), []
   if labels is None:
     labels = carried_labels or sm.read_labels(labels_path)
-  model = clip_spec_lib.attach(model, spec, labels)
+  model = clip_contract.attach(model, spec, labels)
   rep = None
   if quantize == "int8":
     rep = representative_dataset(data_dir, spec, num_calibration_clips, split)
@@ -332,7 +336,6 @@ def convert_flow_layer(num_frames: int, height: int, width: int,
   if num_frames < 2 or height < 1 or width < 1 or channels < 1:
     raise ValueError(f"flow clip shape {num_frames}x{height}x{width}x{channels}: needs >= 2 "
                      "frames (flow is between two frames) and non-empty frames")
-  from tsnet_tf.layers import TVL1Flow  # pylint: disable=g-import-not-at-top
   clip = keras.Input((num_frames, height, width, channels), batch_size=1, name=CLIP_INPUT)
   flow = TVL1Flow(preset=preset, dtype="float32", name="flow", **overrides)(clip)
   model = keras.Model(clip, {"flow": flow})
@@ -350,8 +353,8 @@ class TFLiteRunner:
     model: `.tflite` path or flatbuffer bytes.
     num_threads: interpreter threads (None: LiteRT's default).
   """
-
   def __init__(self, model, num_threads: Optional[int] = None):
+    # LiteRT (a dev extra): only running a .tflite needs it, not converting.
     from ai_edge_litert.interpreter import Interpreter  # pylint: disable=g-import-not-at-top
     if isinstance(model, (bytes, bytearray)):
       interp = Interpreter(model_content=bytes(model), num_threads=num_threads)

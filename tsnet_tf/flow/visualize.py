@@ -9,6 +9,8 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
+from tsnet_tf.flow.tvl1 import tvl1
+
 
 def color_wheel() -> np.ndarray:
   """The 55-colour Middlebury wheel, float `[55, 3]` RGB in [0, 255].
@@ -145,7 +147,6 @@ def triplets_figure(triplets: np.ndarray, starts: Sequence[int], stride: int = 1
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  from tsnet_tf.flow.tvl1 import tvl1  # pylint: disable=g-import-not-at-top
 
   height, width = triplets.shape[2:4]
   # All 2*rows pairs in one batch, row by row.

@@ -18,16 +18,16 @@ from typing import Optional, Sequence
 import keras
 from keras import layers
 
+from tsnet_tf import config
 from tsnet_tf.layers.frame_conv import FrameConv2D
 
-# Blocks per stage of the 3D ResNet with basic blocks, by depth (Hara et al.).
-R3D_DEPTHS = {10: (1, 1, 1, 1), 18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
+# Blocks per stage of the 3D ResNet with basic blocks, by depth (Hara et al.);
+# the depths are `config.R3D_DEPTHS`.
+R3D_BLOCKS = dict(zip(config.R3D_DEPTHS, ((1, 1, 1, 1), (2, 2, 2, 2), (3, 4, 6, 3))))
 R3D_WIDTHS = (64, 128, 256, 512)
 
 LIGHT_WIDTHS = (16, 32, 64, 128)
 LIGHT_BLOCKS = (1, 1, 1, 1)
-
-BACKBONES = ("r3d18", "light")
 
 # PyTorch's BatchNorm defaults (momentum 0.1 there is 0.9 here): moving statistics
 # that follow the batch statistics fast enough for short runs on small data.
@@ -99,11 +99,11 @@ def _r3d_trunk(x, width_multiplier, depth, blocks_per_stage, stem_pool,
                regularizer, prefix):
   """R3D trunk: 3x7x7 stem, 4 stages of basic blocks; returns the last map."""
   if blocks_per_stage is None:
-    if depth not in R3D_DEPTHS:
+    if depth not in R3D_BLOCKS:
       raise ValueError(
-          f"r3d depth must be one of {sorted(R3D_DEPTHS)}, got {depth!r} "
+          f"r3d depth must be one of {sorted(R3D_BLOCKS)}, got {depth!r} "
           "(or pass blocks_per_stage explicitly)")
-    blocks_per_stage = R3D_DEPTHS[depth]
+    blocks_per_stage = R3D_BLOCKS[depth]
   if len(blocks_per_stage) != 4 or min(blocks_per_stage) < 1:
     raise ValueError(
         f"blocks_per_stage must be 4 positive ints, got {blocks_per_stage!r}")
@@ -233,7 +233,7 @@ def apply_backbone(inputs,
                      regularizer, prefix, stem)
   else:
     raise ValueError(
-        f"unknown backbone {name!r}; expected one of {BACKBONES} "
+        f"unknown backbone {name!r}; expected one of {config.BACKBONES} "
         "(or r3d10, r3d34)")
   if feature_dim:
     x = layers.GlobalAveragePooling3D(name=f"{prefix}pool")(x)

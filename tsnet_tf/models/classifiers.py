@@ -7,14 +7,15 @@ All classifiers take float32 RGB clips `[B, T, S, S, 3]` with values in
 `"features"` (`[B, D]`), the F of Eq. 7.
 """
 
-import math
 from typing import Any, Dict, Optional, Sequence
 
 import keras
 from keras import layers
-from keras import ops
 
+from tsnet_tf.layers.flow_scaling import FlowScaling
+from tsnet_tf.layers.late_fusion import LateFusion
 from tsnet_tf.layers.temporal_difference import TemporalDifference
+from tsnet_tf.layers.tvl1_flow import TVL1Flow
 from tsnet_tf.models import backbones
 
 # Kinetics-400 RGB statistics (torchvision's video models), for inputs in [0, 1].
@@ -38,89 +39,6 @@ def video_normalization(mean: Sequence[float] = KINETICS_MEAN,
   return layers.Rescaling(
       scale=[1.0 / (255.0 * s) for s in std],
       offset=[-m / s for m, s in zip(mean, std)], name=name)
-
-
-@keras.saving.register_keras_serializable(package="tsnet_tf")
-class FlowScaling(layers.Layer):
-  """Clips flow to [-bound, bound] pixels and divides by `bound`.
-
-  Input: float `[..., 2]` flow in pixels; output: the same shape in [-1, 1].
-  Large displacements are rare and mostly TV-L1 failures; clipping keeps them
-  from dominating the first layer (as the usual 20-pixel clip for 224 crops).
-  """
-
-  def __init__(self, bound: float = 20.0, **kwargs):
-    super().__init__(**kwargs)
-    if bound <= 0:
-      raise ValueError(f"flow bound must be > 0 pixels, got {bound}")
-    self.bound = float(bound)
-
-  def call(self, inputs):
-    inputs = ops.cast(inputs, self.compute_dtype)
-    return ops.clip(inputs, -self.bound, self.bound) / self.bound
-
-  def compute_output_shape(self, input_shape):
-    return input_shape
-
-  def get_config(self):
-    config = super().get_config()
-    config.update(bound=self.bound)
-    return config
-
-
-# Late-fusion rules of `LateFusion` (and `build_two_stream`, evaluation, configs).
-FUSION_MODES = ("mean", "geometric")
-
-
-@keras.saving.register_keras_serializable(package="tsnet_tf")
-class LateFusion(layers.Layer):
-  """Fuses the class distributions of N classifiers; returns log-probabilities.
-
-  Input: a list of N float `[B, K]` logits (any float dtype; computed in
-  float32). Output: float32 `[B, K]` log-probabilities, so `exp` sums to one
-  and `softmax(output)` is the fused distribution itself: argmax,
-  cross-entropy and the serving graph's softmax all work unchanged.
-
-  Modes:
-    mean: `log(mean_i softmax(l_i))`, the arithmetic mean of the streams'
-      probabilities (the classic two-stream rule). A stream that is
-      confident carries the average, even when it is confidently wrong.
-    geometric: `log_softmax(mean_i log_softmax(l_i))`, the normalised
-      geometric mean (a product of experts). A class gets mass only if every
-      stream gives it some, so a stream sure that a class is wrong vetoes it
-      (e.g. flow ruling out the motion direction RGB guessed).
-
-  Args:
-    mode: one of `FUSION_MODES`.
-    **kwargs: `keras.layers.Layer` arguments (name, ...).
-
-  Raises:
-    ValueError: an unknown `mode`.
-  """
-
-  def __init__(self, mode: str = "mean", **kwargs):
-    super().__init__(**kwargs)
-    if mode not in FUSION_MODES:
-      raise ValueError(
-          f"unknown fusion mode {mode!r}; expected one of: {', '.join(FUSION_MODES)}")
-    self.mode = mode
-
-  def call(self, inputs):
-    log_probs = ops.stack(
-        [ops.log_softmax(ops.cast(x, "float32"), axis=-1) for x in inputs],
-        axis=0)
-    if self.mode == "geometric":
-      return ops.log_softmax(ops.mean(log_probs, axis=0), axis=-1)
-    # log(mean p) = logsumexp(log p) - log N, stable for confident streams.
-    return ops.logsumexp(log_probs, axis=0) - math.log(len(inputs))
-
-  def compute_output_shape(self, input_shape):
-    return input_shape[0]
-
-  def get_config(self):
-    config = super().get_config()
-    config.update(mode=self.mode)
-    return config
 
 
 def _resolve_width(backbone: str, width: Optional[int],
@@ -236,8 +154,6 @@ def build_teacher(num_classes: int,
     layer "features" `[B, D]`.
   """
   _check_common(num_classes, num_frames, crop_size, min_frames=2)
-  # Imported here: the RGB builders need nothing from the flow package.
-  from tsnet_tf.layers import TVL1Flow  # pylint: disable=g-import-not-at-top
 
   clip = keras.Input((num_frames, crop_size, crop_size, 3), name="clip")
   # TV-L1 in float32 even under a mixed precision policy: its iterations
@@ -261,7 +177,7 @@ def build_two_stream(rgb_model: keras.Model, flow_model: keras.Model,
     rgb_model: classifier on RGB clips (e.g. `build_rgb_model`).
     flow_model: classifier on the same clips (e.g. `build_teacher`).
     name: model name.
-    fusion: `LateFusion` mode, one of `FUSION_MODES`: "mean" (the classic
+    fusion: `LateFusion` mode, one of `config.FUSION_MODES`: "mean" (the classic
       rule) or "geometric".
 
   Returns:

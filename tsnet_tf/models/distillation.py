@@ -11,7 +11,6 @@ and reaches the optimizer through Keras' own training step (`compute_loss`),
 so `fit` trains the student under the TensorFlow, JAX and PyTorch backends.
 """
 
-import math
 from typing import Dict, Optional
 
 import keras
@@ -89,7 +88,7 @@ class DistillationModel(keras.Model):
     global-batch mean; a `LossScaleOptimizer` scales the loss (all backends).
 
   Save `model.student` for inference; it loads with plain
-  `keras.saving.load_model` after `import tsnet_tf`.
+  `keras.saving.load_model` after `import tsnet_tf.models`.
 
   Args:
     student: classifier with a "features" layer (`build_rgb_model`).
@@ -105,7 +104,6 @@ class DistillationModel(keras.Model):
     temperature: softmax temperature T of the soft-logit term (> 0).
     teacher_flow_input: accept `{"clip", "flow"}` batches (see above).
   """
-
   def __init__(self, student: keras.Model, teacher: keras.Model,
                distill_weight: float = 1.0, ce_weight: float = 1.0,
                feature_layer: str = "features", projection: str = "auto",
@@ -320,57 +318,6 @@ class DistillationModel(keras.Model):
     config["teacher"] = keras.saving.deserialize_keras_object(
         config["teacher"], custom_objects=custom_objects)
     return cls(**config)
-
-
-class MseWarmup(keras.callbacks.Callback):
-  """Trains on the MSE term alone for the first `warmup_epochs` epochs.
-
-  Sets `model.ce_weight` to 0 before each warm-up epoch and to `ce_weight`
-  after (the paper: MSE first for the early part of the student, then
-  CE + MSE for the whole). Resumed runs get the right phase from the epoch.
-  """
-
-  def __init__(self, warmup_epochs: int, ce_weight: float = 1.0):
-    super().__init__()
-    self.warmup_epochs = int(warmup_epochs)
-    self.ce_weight = float(ce_weight)
-
-  def on_epoch_begin(self, epoch, logs=None):
-    if not isinstance(self.model, DistillationModel):
-      raise TypeError(
-          f"MseWarmup needs a DistillationModel, got {type(self.model)}")
-    self.model.ce_weight.assign(
-        0.0 if epoch < self.warmup_epochs else self.ce_weight)
-
-
-class DistillWeightDecay(keras.callbacks.Callback):
-  """Decays lambda of Eq. 7 from `distill_weight` to 0 by the last epoch.
-
-  Epochs before `start_epoch` (the MSE warm-up) keep `distill_weight`; epoch
-  e in [start_epoch, epochs) trains with
-  `distill_weight * 0.5 * (1 + cos(pi * (e - start_epoch) / (epochs - start_epoch)))`.
-  The schedule is a function of the epoch alone, so a resumed run continues it.
-  """
-
-  def __init__(self, distill_weight: float, epochs: int, start_epoch: int = 0):
-    super().__init__()
-    if epochs <= start_epoch:
-      raise ValueError(f"need epochs > start_epoch, got {epochs} and {start_epoch}")
-    self.distill_weight = float(distill_weight)
-    self.epochs = int(epochs)
-    self.start_epoch = int(start_epoch)
-
-  def weight(self, epoch: int) -> float:
-    if epoch < self.start_epoch:
-      return self.distill_weight
-    progress = min(1.0, (epoch - self.start_epoch) / (self.epochs - self.start_epoch))
-    return self.distill_weight * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-  def on_epoch_begin(self, epoch, logs=None):
-    if not isinstance(self.model, DistillationModel):
-      raise TypeError(
-          f"DistillWeightDecay needs a DistillationModel, got {type(self.model)}")
-    self.model.distill_weight.assign(self.weight(epoch))
 
 
 def build_distillation_model(student: keras.Model, teacher: keras.Model,

@@ -132,7 +132,7 @@ class KerasDistribution:
 
 
 def make_distribution(strategy: str) -> KerasDistribution:
-  """The JAX/PyTorch counterpart of `trainer.make_strategy`.
+  """The JAX/PyTorch counterpart of `distribute.make_strategy`.
 
   `default`: one device. `mirrored`: under JAX, data parallel over all local
   devices (`keras.distribution.DataParallel`; the batch is global and

@@ -1,7 +1,9 @@
-"""The trainer's Keras callbacks: history.json, TensorBoard scalars, best.keras.
+"""The trainer's Keras callbacks: history.json, TensorBoard scalars, best.keras,
+and the student stage's Eq. 7 schedules (`MseWarmup`, `DistillWeightDecay`).
 
-Each writes one of the run directory's files (names owned by `run_dir`),
-atomically, and picks up where an interrupted run left it on resume.
+Each file writer writes one of the run directory's files (names owned by
+`run_dir`), atomically, and picks up where an interrupted run left it on
+resume; the schedules are functions of the epoch, so a resumed run continues them.
 """
 
 import json
@@ -16,7 +18,9 @@ from typing import Callable, Dict, List, Optional, Tuple
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.framework import summary_pb2
 
+from tsnet_tf.models import distillation
 from tsnet_tf.training import run_dir
 from tsnet_tf.training.errors import TrainingError
 from tsnet_tf.utils.io import atomic_write
@@ -103,7 +107,6 @@ class EpochSummaries(keras.callbacks.Callback):
     return self._writers[name]
 
   def on_epoch_end(self, epoch, logs=None):
-    from tensorflow.core.framework import summary_pb2  # pylint: disable=g-import-not-at-top
     metadata = summary_pb2.SummaryMetadata(
         plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
     values = dict(logs or {})
@@ -398,3 +401,52 @@ class ResumedEpochCheck(keras.callbacks.Callback):
       log.warning("resumed at epoch %d, but the input stream was positioned for epoch %d "
                   "(the backup was unreadable and an older one was used): the batches "
                   "differ from an uninterrupted run's", epoch, self.expected_epoch)
+
+
+class MseWarmup(keras.callbacks.Callback):
+  """Trains on the MSE term alone for the first `warmup_epochs` epochs.
+
+  Sets `model.ce_weight` to 0 before each warm-up epoch and to `ce_weight`
+  after (the paper: MSE first for the early part of the student, then
+  CE + MSE for the whole). Resumed runs get the right phase from the epoch.
+  """
+  def __init__(self, warmup_epochs: int, ce_weight: float = 1.0):
+    super().__init__()
+    self.warmup_epochs = int(warmup_epochs)
+    self.ce_weight = float(ce_weight)
+
+  def on_epoch_begin(self, epoch, logs=None):
+    if not isinstance(self.model, distillation.DistillationModel):
+      raise TypeError(
+          f"MseWarmup needs a DistillationModel, got {type(self.model)}")
+    self.model.ce_weight.assign(
+        0.0 if epoch < self.warmup_epochs else self.ce_weight)
+
+
+class DistillWeightDecay(keras.callbacks.Callback):
+  """Decays lambda of Eq. 7 from `distill_weight` to 0 by the last epoch.
+
+  Epochs before `start_epoch` (the MSE warm-up) keep `distill_weight`; epoch
+  e in [start_epoch, epochs) trains with
+  `distill_weight * 0.5 * (1 + cos(pi * (e - start_epoch) / (epochs - start_epoch)))`.
+  The schedule is a function of the epoch alone, so a resumed run continues it.
+  """
+  def __init__(self, distill_weight: float, epochs: int, start_epoch: int = 0):
+    super().__init__()
+    if epochs <= start_epoch:
+      raise ValueError(f"need epochs > start_epoch, got {epochs} and {start_epoch}")
+    self.distill_weight = float(distill_weight)
+    self.epochs = int(epochs)
+    self.start_epoch = int(start_epoch)
+
+  def weight(self, epoch: int) -> float:
+    if epoch < self.start_epoch:
+      return self.distill_weight
+    progress = min(1.0, (epoch - self.start_epoch) / (self.epochs - self.start_epoch))
+    return self.distill_weight * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+  def on_epoch_begin(self, epoch, logs=None):
+    if not isinstance(self.model, distillation.DistillationModel):
+      raise TypeError(
+          f"DistillWeightDecay needs a DistillationModel, got {type(self.model)}")
+    self.model.distill_weight.assign(self.weight(epoch))

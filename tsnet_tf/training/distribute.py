@@ -9,6 +9,7 @@ import os
 
 import tensorflow as tf
 
+from tsnet_tf.data import pipeline
 from tsnet_tf.training import backend
 from tsnet_tf.training.errors import TrainingError
 
@@ -97,7 +98,6 @@ def prepare_for_multi_worker(model, strategy, sample_batch):
 
 def dataset(strategy, distribute: bool, global_batch: int, **kwargs):
   """`pipeline.make_dataset`, one input pipeline per worker when `distribute`."""
-  from tsnet_tf.data import pipeline  # pylint: disable=g-import-not-at-top
   if not distribute:
     return pipeline.make_dataset(batch_size=global_batch, **kwargs)
   return strategy.distribute_datasets_from_function(

@@ -17,7 +17,15 @@ import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
 
+from tsnet_tf import config as config_lib
+from tsnet_tf.data import clip_spec
+from tsnet_tf.data import pipeline
+from tsnet_tf.layers import LateFusion
+from tsnet_tf.training import plots
+from tsnet_tf.training import run_dir
 from tsnet_tf.utils import errors
 from tsnet_tf.utils.io import atomic_write
 
@@ -111,7 +119,6 @@ def summarize(probs: np.ndarray, labels: np.ndarray, video_index: np.ndarray,
 
 
 def _load_model(model_dir: str, checkpoint: str):
-  from tsnet_tf.training import run_dir  # pylint: disable=g-import-not-at-top
   try:
     return run_dir.load_classifier(model_dir, checkpoint)
   except FileNotFoundError as e:
@@ -134,13 +141,9 @@ def predict_clips(models, dataset, total_batches: Optional[int] = None,
   Returns:
     `(probs float32 [N, K], labels int32 [N], video_index int32 [N])`.
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from tqdm import tqdm  # pylint: disable=g-import-not-at-top
-  from tsnet_tf.models import classifiers  # pylint: disable=g-import-not-at-top
-
   # Several models: the two-stream model's fusion layer. Built even for one
   # model so a bad mode fails the same way whatever is fused.
-  fuse = classifiers.LateFusion(mode=fusion, name="late_fusion")
+  fuse = LateFusion(mode=fusion, name="late_fusion")
 
   @tf.function(reduce_retracing=True)
   def fused_softmax(clips):
@@ -193,12 +196,9 @@ def evaluate(model_dir: str, data_dir: str, split: int = 1,
     EvaluationError: missing model or data, mismatched inputs or classes, an
       unknown fusion rule.
   """
-  from tsnet_tf.data import pipeline  # pylint: disable=g-import-not-at-top
-  from tsnet_tf.models import classifiers  # pylint: disable=g-import-not-at-top
-  from tsnet_tf.training import plots  # pylint: disable=g-import-not-at-top
-  if fusion not in classifiers.FUSION_MODES:
+  if fusion not in config_lib.FUSION_MODES:
     raise EvaluationError(f"unknown fusion rule {fusion!r}; expected one of: "
-                          f"{', '.join(classifiers.FUSION_MODES)}")
+                          f"{', '.join(config_lib.FUSION_MODES)}")
   if not os.path.isdir(data_dir or ""):
     raise EvaluationError(f"--data_dir {data_dir!r} is not a directory")
   try:
@@ -221,10 +221,7 @@ def evaluate(model_dir: str, data_dir: str, split: int = 1,
     if m.output_shape[-1] != len(class_names):
       raise EvaluationError(
           f"{d!r} predicts {m.output_shape[-1]} classes; {data_dir!r} has {len(class_names)}")
-  from tsnet_tf import config as config_lib  # pylint: disable=g-import-not-at-top
-  from tsnet_tf.data import clip_spec  # pylint: disable=g-import-not-at-top
-  from tsnet_tf.training import run_dir  # pylint: disable=g-import-not-at-top
-  run_config = config_lib.load_run_config(model_dir)
+  run_config = run_dir.load_run_config(model_dir)
   if num_clips is None:
     num_clips = run_config.eval.num_clips if run_config is not None else 10
   # The clip each model expects comes from the model itself (its clip contract).

@@ -2,7 +2,7 @@
 
 Layout written by `trainer.train` (docs/design.md):
 
-  config.yaml            the resolved config (resume guard; `config.load_run_config`)
+  config.yaml            the resolved config (resume guard; `load_run_config`)
   labels.txt             class names in label order
   model.keras            the final classifier, with its clip contract attached
   best.keras, best.json  the best classifier on validation and its metric
@@ -23,14 +23,20 @@ import os
 import shutil
 from typing import List, Optional, Sequence, Tuple
 
+import keras
+
 from tsnet_tf import config as config_lib
+from tsnet_tf import layers  # pylint: disable=unused-import  # registers the saved models' layers
+from tsnet_tf.data import clip_spec
+from tsnet_tf.layers import clip_contract as clip_contract_lib
 from tsnet_tf.utils import errors
 from tsnet_tf.utils import io as io_utils
 from tsnet_tf.utils import labels as labels_lib
 
 log = logging.getLogger(__name__)
 
-CONFIG_FILE = config_lib.RUN_CONFIG_FILE
+# The resolved config a training run writes into its --model_dir.
+CONFIG_FILE = "config.yaml"
 LABELS_FILE = labels_lib.LABELS_FILE
 MODEL_FILE = "model.keras"
 BEST_FILE = "best.keras"
@@ -66,18 +72,31 @@ def write_labels(run_dir: str, labels) -> None:
   labels_lib.write_labels(path(run_dir, LABELS_FILE), labels)
 
 
+def load_run_config(model_dir: str) -> Optional[config_lib.ExperimentConfig]:
+  """The resolved config a training run saved in `model_dir`, or None if it has none."""
+  file = os.path.join(model_dir, CONFIG_FILE)
+  return config_lib.load_config(file) if os.path.isfile(file) else None
+
+
+def run_frame_stride(model_dir: str) -> int:
+  """`data.frame_stride` of the training run in `model_dir` (1 if it has no config).
+
+  Evaluation, export and prediction must sample clips as training did.
+  """
+  cfg = load_run_config(model_dir)
+  return cfg.data.frame_stride if cfg is not None else 1
+
+
 def load_classifier(run_dir: str, checkpoint: str = MODEL_FILE, flag: str = "--model_dir"):
   """Loads a run's trained classifier (`model.keras` or `best.keras`), uncompiled.
 
-  The custom layers it may name are registered by `import tsnet_tf`.
+  The custom layers it may name are registered by `tsnet_tf.layers` (imported here).
 
   Raises:
     FileNotFoundError: naming `flag`, the directory and the missing file.
     io.NotAKerasFileError: the file is not a `.keras` archive (Keras itself would
       call it "File not found").
   """
-  import keras  # pylint: disable=g-import-not-at-top
-  import tsnet_tf  # pylint: disable=g-import-not-at-top,unused-import
   if not run_dir:
     raise FileNotFoundError(f"{flag} is required")
   if not os.path.isdir(run_dir):
@@ -95,19 +114,18 @@ def load_classifier(run_dir: str, checkpoint: str = MODEL_FILE, flag: str = "--m
 def clip_contract(run_dir: str, model) -> Tuple["clip_spec.ClipSpec", Optional[List[str]]]:
   """`(spec, labels)` of a run's classifier.
 
-  From the model itself (`clip_spec.from_model`); a model saved before the
+  From the model itself (`layers.clip_contract.from_model`); a model saved before the
   contract existed gets a spec from the run's `config.yaml` (stride) and its
   input shape, with a warning (its stored frame format is unknown).
   """
-  from tsnet_tf.data import clip_spec  # pylint: disable=g-import-not-at-top
-  carried = clip_spec.from_model(model)
+  carried = clip_contract_lib.from_model(model)
   if carried is not None:
     spec, labels = carried
     return spec, (labels or None)
   log.warning("%s carries no clip spec (saved before tsnet_tf 0.2?): using %s's "
               "data.frame_stride and the model's input shape", model.name,
               path(run_dir, CONFIG_FILE))
-  spec = clip_spec.ClipSpec.for_model(model, config_lib.run_frame_stride(run_dir))
+  spec = clip_spec.ClipSpec.for_model(model, run_frame_stride(run_dir))
   labels = read_labels(run_dir) if os.path.isfile(path(run_dir, LABELS_FILE)) else None
   return spec, labels
 

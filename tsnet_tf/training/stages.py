@@ -7,7 +7,7 @@ A `Stage` answers, for one stage, everything `trainer.train` needs to know:
   compile_kwargs()  loss and metrics for `compile` (the optimizer is the trainer's)
   callbacks()       its own Keras callbacks (e.g. the student's MSE warm-up)
   export()          the classifier saved as model.keras / best.keras, carrying the
-                    run's clip spec and class names (`clip_spec.attach`)
+                    run's clip spec and class names (`clip_contract.attach`)
 
 Stages:
   rgb        RGB 3D CNN, CE only.
@@ -28,7 +28,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import keras
 
 from tsnet_tf import config as config_lib
+from tsnet_tf import models
 from tsnet_tf.data import clip_spec as clip_spec_lib
+from tsnet_tf.layers import clip_contract
+from tsnet_tf.training import callbacks as callbacks_lib
 from tsnet_tf.training import run_dir
 from tsnet_tf.training.errors import TrainingError
 
@@ -36,7 +39,6 @@ from tsnet_tf.training.errors import TrainingError
 def build_rgb(cfg: config_lib.ExperimentConfig, num_classes: int,
               name: str = "rgb") -> keras.Model:
   """The config's RGB classifier: float32 `[B, T, S, S, 3]` -> logits `[B, K]`."""
-  from tsnet_tf import models  # pylint: disable=g-import-not-at-top
   return models.build_rgb_model(num_classes, cfg.data.num_frames, cfg.data.crop_size,
                                 name=name, rgb_input=cfg.model.rgb_input,
                                 **config_lib.backbone_kwargs(cfg))
@@ -45,7 +47,6 @@ def build_rgb(cfg: config_lib.ExperimentConfig, num_classes: int,
 def build_flow(cfg: config_lib.ExperimentConfig, num_classes: int,
                name: str = "flow") -> keras.Model:
   """The config's flow classifier (TV-L1 in the graph): `[B, T, S, S, 3]` -> `[B, K]`."""
-  from tsnet_tf import models  # pylint: disable=g-import-not-at-top
   f = cfg.model.flow
   return models.build_teacher(num_classes, cfg.data.num_frames, cfg.data.crop_size,
                               flow_preset=f.preset, flow_overrides=dict(f.overrides),
@@ -94,7 +95,6 @@ class Stage:
     spec: the clip spec every exported classifier carries (None: none attached).
     labels: the class names it carries.
   """
-
   name = ""
 
   def __init__(self, cfg: config_lib.ExperimentConfig, num_classes: int,
@@ -151,7 +151,7 @@ class Stage:
     model = self.classifier()
     if self.spec is None:
       return model
-    return clip_spec_lib.attach(model, self.spec, self.labels)
+    return clip_contract.attach(model, self.spec, self.labels)
 
 
 class RgbStage(Stage):
@@ -170,7 +170,6 @@ class TeacherStage(Stage):
   name = "teacher"
 
   def build(self):
-    from tsnet_tf import models  # pylint: disable=g-import-not-at-top
     teacher = build_flow(self.cfg, self.num_classes, "flow")
     if self.stored_flow():
       self.model = models.FlowInputTeacher(teacher, name="flow_input_teacher")
@@ -202,7 +201,6 @@ class StudentStage(Stage):
     return [(self.teacher_dir, "--teacher_dir", ("teacher",))]
 
   def build(self):
-    from tsnet_tf import models  # pylint: disable=g-import-not-at-top
     cfg = self.cfg
     teacher = load_classifier(self.teacher_dir, "--teacher_dir")
     check_input(teacher, cfg, self.num_classes, f"the teacher in {self.teacher_dir!r}")
@@ -227,7 +225,7 @@ class StudentStage(Stage):
     """The teacher run's TV-L1 settings (its config.yaml): stored flow stands in for
     the flow the teacher computes."""
     try:
-      teacher_cfg = config_lib.load_run_config(self.teacher_dir) if self.teacher_dir else None
+      teacher_cfg = run_dir.load_run_config(self.teacher_dir) if self.teacher_dir else None
     except config_lib.ConfigError:
       teacher_cfg = None
     if teacher_cfg is None:
@@ -235,13 +233,12 @@ class StudentStage(Stage):
     return teacher_cfg.model.flow, f"the teacher in --teacher_dir {self.teacher_dir!r} has "
 
   def callbacks(self):
-    from tsnet_tf import models  # pylint: disable=g-import-not-at-top
     distill = self.cfg.distill
     callbacks = []
     if distill.mse_warmup_epochs:
-      callbacks.append(models.MseWarmup(distill.mse_warmup_epochs))
+      callbacks.append(callbacks_lib.MseWarmup(distill.mse_warmup_epochs))
     if distill.lambda_schedule == "cosine" and self.cfg.train.epochs > distill.mse_warmup_epochs:
-      callbacks.append(models.DistillWeightDecay(
+      callbacks.append(callbacks_lib.DistillWeightDecay(
           distill.lambda_, self.cfg.train.epochs, start_epoch=distill.mse_warmup_epochs))
     return callbacks
 
@@ -271,7 +268,6 @@ class TwoStreamStage(Stage):
             (self.flow_dir, "--flow_dir", ("teacher",))]
 
   def build(self):
-    from tsnet_tf import models  # pylint: disable=g-import-not-at-top
     cfg = self.cfg
     if bool(self.rgb_dir) != bool(self.flow_dir):
       raise TrainingError("--rgb_dir and --flow_dir go together (or neither: train both)")

@@ -44,21 +44,17 @@ import tensorflow as tf
 
 from tsnet_tf import config as config_lib
 from tsnet_tf.data import clip_spec as clip_spec_lib
+from tsnet_tf.data import pipeline
+from tsnet_tf.data import stored_flow
 from tsnet_tf.training import backend
 from tsnet_tf.training import callbacks as callbacks_lib
 from tsnet_tf.training import distribute
+from tsnet_tf.training import optimization
+from tsnet_tf.training import plots
 from tsnet_tf.training import run_dir
 from tsnet_tf.training import stages as stages_lib
-from tsnet_tf.utils.io import atomic_write
-
-# What tools, benchmarks and tests import from here.
-# pylint: disable=unused-import,g-bad-import-order
-from tsnet_tf.training.distribute import make_strategy
 from tsnet_tf.training.errors import TrainingError
-from tsnet_tf.training.optimization import make_optimizer
-from tsnet_tf.training.optimization import WarmupDecay
-from tsnet_tf.training.stages import build_rgb
-# pylint: enable=unused-import,g-bad-import-order
+from tsnet_tf.utils.io import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +79,6 @@ def check_data_dir(data_dir: str, split: int) -> Tuple[List[str], dict]:
   Raises:
     TrainingError: naming the directory and what is missing.
   """
-  from tsnet_tf.data import pipeline  # pylint: disable=g-import-not-at-top
   if not data_dir:
     raise TrainingError("--data_dir is required")
   if not os.path.isdir(data_dir):
@@ -112,7 +107,7 @@ def _check_run_dir(model_dir: str, cfg: config_lib.ExperimentConfig, overwrite: 
     raise TrainingError(f"--model_dir {model_dir!r} is not a directory")
   if run_dir.is_interrupted(model_dir):
     try:
-      started = config_lib.load_run_config(model_dir)
+      started = run_dir.load_run_config(model_dir)
     except config_lib.ConfigError as e:
       started, problem = None, f"its {CONFIG_FILE} cannot be read ({e})"
     else:
@@ -139,7 +134,6 @@ def _check_run_dir(model_dir: str, cfg: config_lib.ExperimentConfig, overwrite: 
 
 def _check_stored_flow(stage: stages_lib.Stage, summary: dict, data_dir: str) -> None:
   """`model.flow.source: stored`: the data directory stores the flow the teacher computes."""
-  from tsnet_tf.data import stored_flow  # pylint: disable=g-import-not-at-top
   f, owner = stage.flow_config()
   try:
     stored_flow.check_summary(summary, data_dir, f.preset, f.bound, stage.cfg.data.frame_stride,
@@ -171,8 +165,6 @@ class _Steps:
 def _plan_steps(cfg: config_lib.ExperimentConfig, summary: dict, data_dir: str, split: int,
                 multi_worker: bool) -> _Steps:
   """From the data directory's summary (`pipeline.load_summary(data_dir)`)."""
-  from tsnet_tf.data import pipeline  # pylint: disable=g-import-not-at-top
-
   def count(subset):
     return pipeline.subset_size(summary, data_dir, split, subset)
 
@@ -259,7 +251,6 @@ def _write_final(final: keras.Model, out_dir: str, best_cb, history_cb, title: s
     with atomic_write(best_cb.model_path) as tmp:
       shutil.copyfile(os.path.join(out_dir, MODEL_FILE), tmp)
   if history_cb.history:
-    from tsnet_tf.training import plots  # pylint: disable=g-import-not-at-top
     plots.plot_history(history_cb.history, os.path.join(out_dir, CURVES_FILE), title=title)
 
 
@@ -358,7 +349,7 @@ def train(config: config_lib.ExperimentConfig,
     raise TrainingError("--model_dir is required")
   labels, summary = check_data_dir(data_dir, split)
   if isinstance(strategy, str) or strategy is None:
-    strategy = make_strategy(strategy or "default")
+    strategy = distribute.make_strategy(strategy or "default")
   is_chief, role = distribute.worker_role(strategy)
   # The clip contract every classifier saved by this run carries.
   spec = clip_spec_lib.ClipSpec.from_training(cfg.data, summary.get("settings", {}))
@@ -400,8 +391,8 @@ def train(config: config_lib.ExperimentConfig,
       model = the_stage.build()
       # The schedule counts micro-batches (Keras' optimizer calls it with every
       # micro-step's iteration count), so it is given the micro-steps per epoch.
-      model.compile(optimizer=make_optimizer(cfg.train, steps.fit_steps_per_epoch,
-                                             gradient_accumulation_steps=steps.accumulation),
+      model.compile(optimizer=optimization.make_optimizer(
+          cfg.train, steps.fit_steps_per_epoch, gradient_accumulation_steps=steps.accumulation),
                     steps_per_execution=backend.steps_per_execution(
                         cfg.train.steps_per_execution),
                     run_eagerly=cfg.train.run_eagerly,

@@ -17,9 +17,11 @@ exhausted, data loss, ...) are expected too (exit 1); other `tf.errors` (e.g.
 InvalidArgumentError) are bugs. TF is never imported here just to check.
 """
 
+import http.client
 import os
 import sys
 import traceback
+import urllib.error
 from typing import Callable, List, Optional, Tuple
 
 from absl import app
@@ -76,8 +78,6 @@ def describe(e: BaseException) -> Optional[Tuple[str, int]]:
   if isinstance(e, errors.ResourceError):
     return str(e), FAILURE_EXIT
   # Connection problems first: URLError and the socket errors are OSErrors too.
-  import http.client  # pylint: disable=g-import-not-at-top
-  import urllib.error  # pylint: disable=g-import-not-at-top
   if isinstance(e, urllib.error.URLError) and not isinstance(e, urllib.error.HTTPError):
     reason = e.reason
     return (f"cannot reach the server: "
@@ -119,7 +119,6 @@ def _verbose() -> bool:
 
 def _guarded(main: Callable[[List[str]], Optional[int]], name: str):
   """`main` with expected failures turned into one line and an exit code."""
-
   def wrapped(argv):
     try:
       return main(argv)

@@ -14,7 +14,11 @@ import os
 from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
+import tensorflow as tf
 
+from tsnet_tf import config as config_lib
+from tsnet_tf import models
+from tsnet_tf.export import tflite as tfl
 from tsnet_tf.training import evaluation
 from tsnet_tf.training import run_dir
 from tsnet_tf.utils.io import atomic_write
@@ -45,7 +49,6 @@ def time_tensorflow(model, runs: int) -> float:
     model: a classifier taking float32 `[1, T, S, S, 3]` in [0, 255].
     runs: timed calls.
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   clip = tf.constant(_random_clip(model.input_shape[1:]))
   forward = tf.function(lambda x: model(x, training=False))
   return median_ms(lambda: forward(clip).numpy(), runs)
@@ -57,7 +60,6 @@ def time_tflite(model, runs: int, path: str) -> float:
   The model is converted as tools/convert_tflite.py does (through its edge
   twin, TV-L1 loops included) and the file is kept at `path`.
   """
-  from tsnet_tf.export import tflite as tfl  # pylint: disable=g-import-not-at-top
   flatbuffer, _ = tfl.convert_keras_model(model, "none")
   with atomic_write(path) as tmp:
     with open(tmp, "wb") as f:
@@ -69,9 +71,8 @@ def time_tflite(model, runs: int, path: str) -> float:
 
 def describe_protocol(run_dirs: Mapping[str, str], num_clips: int, split: int) -> str:
   """One line on what the rows were trained and tested with (the student's config)."""
-  from tsnet_tf import config as config_lib  # pylint: disable=g-import-not-at-top
   source = run_dirs.get("student") or run_dirs.get("rgb") or run_dirs["flow"]
-  cfg = config_lib.load_run_config(source)
+  cfg = run_dir.load_run_config(source)
   if cfg is None:
     return f"{num_clips} clips/video, split {split} test"
   return (f"clips {cfg.data.num_frames}x{cfg.data.crop_size}x{cfg.data.crop_size}, backbone "
@@ -106,7 +107,7 @@ def compare(run_dirs: Mapping[str, str], data_dir: str, output_dir: str,
     progress: show evaluation progress bars.
     subset: the subset evaluated: `test` for the table, `validation` for
       choices made before it.
-    fusion: the twostream row's late-fusion rule (`tsnet_tf.models.LateFusion`
+    fusion: the twostream row's late-fusion rule (`tsnet_tf.layers.LateFusion`
       mode: `mean` or `geometric`), for its accuracy and its timed model.
 
   Returns:
@@ -120,15 +121,14 @@ def compare(run_dirs: Mapping[str, str], data_dir: str, output_dir: str,
     ValueError: no runs, a key other than rgb/flow/student, an unknown fusion.
     evaluation.EvaluationError: a missing run or data, mismatched models.
   """
-  from tsnet_tf import models  # pylint: disable=g-import-not-at-top
   unknown = sorted(set(run_dirs) - set(_TRAINED_ROWS))
   if unknown or not run_dirs:
     raise ValueError(f"run_dirs needs keys among {_TRAINED_ROWS}, got {sorted(run_dirs)}")
   if timing_runs < 0:
     raise ValueError(f"timing_runs must be >= 0, got {timing_runs}")
-  if fusion not in models.FUSION_MODES:
+  if fusion not in config_lib.FUSION_MODES:
     raise ValueError(f"unknown fusion {fusion!r}; expected one of: "
-                     f"{', '.join(models.FUSION_MODES)}")
+                     f"{', '.join(config_lib.FUSION_MODES)}")
   names = [n for n in ROWS if n in run_dirs
            or (n == "twostream" and "rgb" in run_dirs and "flow" in run_dirs)]
   loaded = {}
@@ -184,7 +184,7 @@ def validate_fusions(rgb_dir: str, flow_dir: str, data_dir: str, output_dir: str
     rgb_dir, flow_dir: training directories of the two streams.
     data_dir: output of tools/prepare_hmdb51.py (with a validation subset).
     output_dir: each rule's eval.json goes to `output_dir/fusion_<rule>/`.
-    fusions: rules to try, each a `tsnet_tf.models.FUSION_MODES` entry.
+    fusions: rules to try, each a `tsnet_tf.config.FUSION_MODES` entry.
     split: official split.
     num_clips: clips per video.
     progress: show evaluation progress bars.

@@ -1,7 +1,6 @@
-"""Tests of tsnet_tf/flow/extract.py and tools/extract_flow.py."""
+"""Tests of tsnet_tf/data/flow_extraction.py (with flow/quantize.py, flow/batching.py) and tools/extract_flow.py."""
 
 import concurrent.futures
-import importlib
 import io
 import json
 import os
@@ -15,9 +14,11 @@ import numpy as np
 from PIL import Image
 import pytest
 
+from tsnet_tf.data import flow_extraction
 from tsnet_tf.data import video as video_io
+from tsnet_tf.flow import batching
 from tsnet_tf.flow import evaluation
-from tsnet_tf.flow import extract
+from tsnet_tf.flow import quantize
 from tsnet_tf.flow import read_flo
 from tsnet_tf.flow import tvl1
 
@@ -64,30 +65,30 @@ def _read(path):
 def test_flow_to_uint8_is_denseflow_mapping():
   flow = np.array([0.0, -20.0, 20.0, 35.0, -50.0, 10.0], np.float32)
   # 0 -> 127.5 rounds to 128; clipped at +-bound; linear in between.
-  np.testing.assert_array_equal(extract.flow_to_uint8(flow, 20.0),
+  np.testing.assert_array_equal(quantize.flow_to_uint8(flow, 20.0),
                                 [128, 0, 255, 255, 0, 191])
-  back = extract.uint8_to_flow(extract.flow_to_uint8(flow, 20.0), 20.0)
+  back = quantize.uint8_to_flow(quantize.flow_to_uint8(flow, 20.0), 20.0)
   np.testing.assert_allclose(back, np.clip(flow, -20, 20),
                              atol=20.0 / 255 + 1e-5)
 
 
 def test_find_videos_hmdb_layout_and_list_file(hmdb_tree, tmp_path):
-  videos = extract.find_videos(str(hmdb_tree))
+  videos = flow_extraction.find_videos(str(hmdb_tree))
   assert [v.name for v in videos] == ["run/a", "wave/b", "wave/broken"]
   listing = tmp_path / "list.txt"
   listing.write_text("# split 1\nwave/b.avi 1\n\nrun/a.avi 0\n")
-  listed = extract.find_videos(str(hmdb_tree), str(listing))
+  listed = flow_extraction.find_videos(str(hmdb_tree), str(listing))
   assert [v.name for v in listed] == ["run/a", "wave/b"]
   assert listed[0].path == os.path.join(str(hmdb_tree), "run/a.avi")
   with pytest.raises(ValueError, match="--video_dir"):
-    extract.find_videos(str(tmp_path / "missing"))
+    flow_extraction.find_videos(str(tmp_path / "missing"))
 
 
 def test_rawframes_layout_values_and_skipped_unreadable(hmdb_tree, tmp_path):
   out = tmp_path / "out"
   messages = []
-  summary = extract.extract_all(extract.find_videos(str(hmdb_tree)),
-                                str(out), extract.Options(**FAST),
+  summary = flow_extraction.extract_all(flow_extraction.find_videos(str(hmdb_tree)),
+                                str(out), flow_extraction.Options(**FAST),
                                 progress=False, log=messages.append)
   assert summary.done == ["run/a", "wave/b"] and summary.num_flows == 8
   assert list(summary.failed) == ["wave/broken"]
@@ -109,25 +110,25 @@ def test_rawframes_layout_values_and_skipped_unreadable(hmdb_tree, tmp_path):
   frames = video_io.read_video(str(hmdb_tree / "run" / "a.avi"))
   ref = np.asarray(tvl1(frames[1:2].astype(np.float32),
                         frames[2:3].astype(np.float32), "fast"))[0]
-  np.testing.assert_allclose(extract.uint8_to_flow(flow_x, 20.0),
+  np.testing.assert_allclose(quantize.uint8_to_flow(flow_x, 20.0),
                              ref[..., 0], atol=0.5)
-  record = json.loads((out / extract.SUMMARY_FILE).read_text())
+  record = json.loads((out / flow_extraction.SUMMARY_FILE).read_text())
   assert record["failed"]["wave/broken"].startswith("cannot decode video")
 
 
 def test_resume_skips_finished_and_cleans_own_temporaries(hmdb_tree,
                                                           tmp_path):
   out = tmp_path / "out"
-  videos = [v for v in extract.find_videos(str(hmdb_tree))
+  videos = [v for v in flow_extraction.find_videos(str(hmdb_tree))
             if v.name != "wave/broken"]
-  extract.extract_all(videos[:1], str(out), extract.Options(**FAST),
+  flow_extraction.extract_all(videos[:1], str(out), flow_extraction.Options(**FAST),
                       progress=False)
   stamp = os.path.getmtime(out / "run" / "a" / "flow_x_00001.jpg")
   # What a kill in the middle of wave/b leaves behind.
   stale = out / "wave" / ".b.tmp-killed"
   stale.mkdir(parents=True)
   (stale / "flow_x_00001.jpg").write_bytes(b"half")
-  summary = extract.extract_all(videos, str(out), extract.Options(**FAST),
+  summary = flow_extraction.extract_all(videos, str(out), flow_extraction.Options(**FAST),
                                 progress=False)
   assert summary.skipped == ["run/a"] and summary.done == ["wave/b"]
   assert os.path.getmtime(out / "run" / "a" / "flow_x_00001.jpg") == stamp
@@ -136,18 +137,18 @@ def test_resume_skips_finished_and_cleans_own_temporaries(hmdb_tree,
 
 def test_failure_mid_video_leaves_nothing(hmdb_tree, tmp_path, monkeypatch):
   out = tmp_path / "out"
-  video = extract.find_videos(str(hmdb_tree))[0]
+  video = flow_extraction.find_videos(str(hmdb_tree))[0]
 
   def interrupted(path):
     raise KeyboardInterrupt(path)
 
   with concurrent.futures.ThreadPoolExecutor(1) as pool:
     with pytest.raises(KeyboardInterrupt):
-      extract.extract_video(video, str(out), extract.Options(**FAST), pool,
+      flow_extraction.extract_video(video, str(out), flow_extraction.Options(**FAST), pool,
                             read_video=interrupted)
     # A write failing (disk full) after some files were written.
     written = []
-    real_write = extract._write_jpeg
+    real_write = flow_extraction._write_jpeg
 
     def full_disk(path, image, quality):
       if len(written) == 3:
@@ -155,17 +156,17 @@ def test_failure_mid_video_leaves_nothing(hmdb_tree, tmp_path, monkeypatch):
       written.append(path)
       real_write(path, image, quality)
 
-    monkeypatch.setattr(extract, "_write_jpeg", full_disk)
+    monkeypatch.setattr(flow_extraction, "_write_jpeg", full_disk)
     with pytest.raises(OSError, match="No space"):
-      extract.extract_video(video, str(out), extract.Options(**FAST), pool)
+      flow_extraction.extract_video(video, str(out), flow_extraction.Options(**FAST), pool)
   assert len(written) == 3
   assert os.listdir(out / "run") == []
 
 
 def test_flo_format_round_trips(hmdb_tree, tmp_path):
   out = tmp_path / "out"
-  videos = extract.find_videos(str(hmdb_tree))[:1]
-  extract.extract_all(videos, str(out), extract.Options(fmt="flo", **FAST),
+  videos = flow_extraction.find_videos(str(hmdb_tree))[:1]
+  flow_extraction.extract_all(videos, str(out), flow_extraction.Options(fmt="flo", **FAST),
                       progress=False)
   files = sorted(os.listdir(out / "run" / "a"))
   assert files == [f"flow_{i:05d}.flo" for i in range(1, 5)]
@@ -179,10 +180,10 @@ def test_flo_format_round_trips(hmdb_tree, tmp_path):
 def test_real_clip(tmp_path):
   if not os.path.exists(_REAL_CLIP):
     pytest.skip(f"no {_REAL_CLIP}")
-  video = extract.Video(_REAL_CLIP, "carphone")
+  video = flow_extraction.Video(_REAL_CLIP, "carphone")
   with concurrent.futures.ThreadPoolExecutor(1) as pool:
-    count, _ = extract.extract_video(
-        video, str(tmp_path), extract.Options(**FAST), pool,
+    count, _ = flow_extraction.extract_video(
+        video, str(tmp_path), flow_extraction.Options(**FAST), pool,
         read_video=lambda p: video_io.read_video(p, max_frames=5))
   assert count == 4
   flow_x = _read(tmp_path / "carphone" / "flow_x_00001.jpg")
@@ -206,7 +207,7 @@ def _old_extraction(path, out_dir, preset, batch_size, quality=95, bound=20.0):
     flows = np.asarray(tvl1(frames[index].astype(np.float32),
                             frames[index + 1].astype(np.float32), preset))
     for i, flow in enumerate(flows[:min(batch_size, num_pairs - start)]):
-      image = extract.flow_to_uint8(flow, bound)
+      image = quantize.flow_to_uint8(flow, bound)
       for axis, name in ((0, "x"), (1, "y")):
         Image.fromarray(np.ascontiguousarray(image[..., axis])).save(
             os.path.join(out_dir, f"flow_{name}_{start + i + 1:05d}.jpg"),
@@ -219,8 +220,8 @@ def test_streaming_output_is_byte_identical_to_the_whole_video_path(tmp_path):
   if not os.path.exists(_REAL_CLIP):
     pytest.skip(f"no {_REAL_CLIP}")
   with concurrent.futures.ThreadPoolExecutor(2) as pool:
-    count, _ = extract.extract_video(extract.Video(_REAL_CLIP, "new"),
-                                     str(tmp_path), extract.Options(**FAST),
+    count, _ = flow_extraction.extract_video(flow_extraction.Video(_REAL_CLIP, "new"),
+                                     str(tmp_path), flow_extraction.Options(**FAST),
                                      pool)
   assert count == 119
   _old_extraction(_REAL_CLIP, str(tmp_path / "old"), "fast", 4)
@@ -248,9 +249,9 @@ def test_flow_starts_before_the_decoder_reaches_the_end(tmp_path, monkeypatch):
   monkeypatch.setattr(video_io, "iter_frames", counting)
   seen_at_batch = []
   with concurrent.futures.ThreadPoolExecutor(1) as pool:
-    count, _ = extract.extract_video(
-        extract.Video(path, "v"), str(tmp_path / "out"),
-        extract.Options(**FAST), pool,
+    count, _ = flow_extraction.extract_video(
+        flow_extraction.Video(path, "v"), str(tmp_path / "out"),
+        flow_extraction.Options(**FAST), pool,
         on_flows=lambda n: seen_at_batch.append((n, len(decoded))))
   assert count == 39 and len(decoded) == 40
   # Batch k (4 pairs) needs frames up to 4k + 1; nothing more was decoded.
@@ -261,15 +262,13 @@ def test_flow_starts_before_the_decoder_reaches_the_end(tmp_path, monkeypatch):
 def test_video_flow_streams_an_iterator_in_padded_batches(monkeypatch):
   """video_flow pulls frames lazily, keeps the last frame of a batch as the
   first of the next, pads the last call, and caps pairs per call by pixels."""
-  # The module (the package's `tvl1` attribute is the function).
-  tvl1_module = importlib.import_module("tsnet_tf.flow.tvl1")
   calls = []
 
   def fake_tvl1(first, second, preset, **overrides):
     calls.append((first[:, 0, 0, 0].tolist(), second[:, 0, 0, 0].tolist()))
     return np.repeat((second - first)[..., :1], 2, -1)
 
-  monkeypatch.setattr(tvl1_module, "tvl1", fake_tvl1)
+  monkeypatch.setattr(batching, "tvl1", fake_tvl1)
   pulled = []
 
   def frames():
@@ -277,7 +276,7 @@ def test_video_flow_streams_an_iterator_in_padded_batches(monkeypatch):
       pulled.append(t)
       yield np.full((4, 6, 3), t, np.uint8)
 
-  batches = extract.video_flow(frames(), "fast", batch_size=3)
+  batches = batching.video_flow(frames(), "fast", batch_size=3)
   first = next(batches)
   assert pulled == [0, 1, 2, 3] and len(first) == 3
   rest = list(batches)
@@ -286,22 +285,22 @@ def test_video_flow_streams_an_iterator_in_padded_batches(monkeypatch):
                    ([6, 6, 6], [7, 7, 7])]
   calls.clear()
   # 4 x 6 = 24 px a frame: a budget of 50 px allows 2 pairs per call.
-  assert [len(b) for b in extract.video_flow(
+  assert [len(b) for b in batching.video_flow(
       (np.zeros((4, 6, 3), np.uint8) for _ in range(6)), "fast", 16,
       max_batch_pixels=50)] == [2, 2, 1]
   assert [len(c[0]) for c in calls] == [2, 2, 2]
-  assert not list(extract.video_flow(iter([]), "fast"))
+  assert not list(batching.video_flow(iter([]), "fast"))
 
 
 def test_pairs_per_call_budget():
-  assert extract.pairs_per_call(16, 0, 1080, 1920) == 16
-  assert extract.pairs_per_call(16, extract.DEFAULT_MAX_BATCH_PIXELS, 1080,
+  assert batching.pairs_per_call(16, 0, 1080, 1920) == 16
+  assert batching.pairs_per_call(16, batching.DEFAULT_MAX_BATCH_PIXELS, 1080,
                                 1920) == 4
-  assert extract.pairs_per_call(16, extract.DEFAULT_MAX_BATCH_PIXELS, 240,
+  assert batching.pairs_per_call(16, batching.DEFAULT_MAX_BATCH_PIXELS, 240,
                                 320) == 16
-  assert extract.pairs_per_call(16, extract.DEFAULT_MAX_BATCH_PIXELS, 2160,
+  assert batching.pairs_per_call(16, batching.DEFAULT_MAX_BATCH_PIXELS, 2160,
                                 3840) == 1
-  assert extract.pairs_per_call(16, 1, 2160, 3840) == 1
+  assert batching.pairs_per_call(16, 1, 2160, 3840) == 1
 
 
 def _zero_flow(frames):
@@ -327,9 +326,9 @@ def test_memory_does_not_grow_with_the_video_length(tmp_path):
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
       tracemalloc.start()
       try:
-        count, _ = extract.extract_video(
-            extract.Video(str(tmp_path / f"v{num_frames}.avi"), name),
-            str(tmp_path / "out"), extract.Options(**FAST), pool,
+        count, _ = flow_extraction.extract_video(
+            flow_extraction.Video(str(tmp_path / f"v{num_frames}.avi"), name),
+            str(tmp_path / "out"), flow_extraction.Options(**FAST), pool,
             flow_fn=_zero_flow)
         assert count == num_frames - 1
         return tracemalloc.get_traced_memory()[1]
@@ -347,7 +346,7 @@ def test_writes_are_bounded_when_the_disk_is_slow(tmp_path, monkeypatch):
   bounded queue (3 x pairs per call) instead of piling up."""
   path = str(tmp_path / "v.avi")
   _write(path, num_frames=40)
-  real_write = extract._write_jpeg
+  real_write = flow_extraction._write_jpeg
   in_flight, lock = [0, 0], threading.Lock()
 
   class CountingPool(concurrent.futures.ThreadPoolExecutor):
@@ -370,11 +369,11 @@ def test_writes_are_bounded_when_the_disk_is_slow(tmp_path, monkeypatch):
     time.sleep(0.005)
     real_write(*args)
 
-  monkeypatch.setattr(extract, "_write_jpeg", slow_write)
+  monkeypatch.setattr(flow_extraction, "_write_jpeg", slow_write)
   with CountingPool(1) as pool:
-    count, _ = extract.extract_video(extract.Video(path, "v"),
+    count, _ = flow_extraction.extract_video(flow_extraction.Video(path, "v"),
                                      str(tmp_path / "out"),
-                                     extract.Options(**FAST), pool,
+                                     flow_extraction.Options(**FAST), pool,
                                      flow_fn=_zero_flow)
   assert count == 39
   assert len(os.listdir(tmp_path / "out" / "v")) == 40 + 2 * 39
@@ -396,10 +395,10 @@ def test_progress_counts_flows_and_videos(hmdb_tree, tmp_path, monkeypatch):
 
   def flow_fn(frames):
     totals.append(bars[0].total)
-    return extract.video_flow(frames, "fast", 4)
+    return batching.video_flow(frames, "fast", 4)
 
-  summary = extract.extract_all(extract.find_videos(str(hmdb_tree)),
-                                str(tmp_path / "out"), extract.Options(**FAST),
+  summary = flow_extraction.extract_all(flow_extraction.find_videos(str(hmdb_tree)),
+                                str(tmp_path / "out"), flow_extraction.Options(**FAST),
                                 progress=True, flow_fn=flow_fn)
   assert summary.num_flows == 8
   (bar,) = bars
@@ -418,7 +417,7 @@ def test_options_are_checked():
                      (dict(num_writers=0), "num_writers"),
                      (dict(preset="best"), "unknown preset")):
     with pytest.raises(ValueError, match=match):
-      extract.Options(**bad).check()
+      flow_extraction.Options(**bad).check()
 
 
 @pytest.mark.slow  # a tool in subprocesses; `make test-all` runs it
@@ -456,16 +455,16 @@ def test_output_write_failure_stops_the_run_naming_the_output(hmdb_tree, tmp_pat
       raise OSError(28, "No space left on device", path)
     written.append(path)
 
-  monkeypatch.setattr(extract, "_write_jpeg", full_disk)
-  with pytest.raises(extract.OutputError) as info:
-    extract.extract_all(extract.find_videos(str(hmdb_tree)), str(out),
-                        extract.Options(**FAST), progress=False)
+  monkeypatch.setattr(flow_extraction, "_write_jpeg", full_disk)
+  with pytest.raises(flow_extraction.OutputError) as info:
+    flow_extraction.extract_all(flow_extraction.find_videos(str(hmdb_tree)), str(out),
+                        flow_extraction.Options(**FAST), progress=False)
   # The first video's final folder, not the hidden temporary one being written.
   assert str(info.value) == f"cannot write {str(out / 'run' / 'a')!r}: No space left on device"
   assert cli.describe(info.value) == (str(info.value), cli.FAILURE_EXIT)
   assert len(written) == 3  # stopped at the failure: not 3 videos' worth of retries
   assert os.listdir(out / "run") == []  # the partial temporary folder is gone
-  assert not (out / extract.SUMMARY_FILE).exists()
+  assert not (out / flow_extraction.SUMMARY_FILE).exists()
 
 
 def test_unwritable_output_dir_stops_the_run(hmdb_tree, tmp_path, monkeypatch):
@@ -482,10 +481,10 @@ def test_unwritable_output_dir_stops_the_run(hmdb_tree, tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "mkdir", read_only)
   try:
-    with pytest.raises(extract.OutputError, match=r"cannot write '.*out/run/a': "
+    with pytest.raises(flow_extraction.OutputError, match=r"cannot write '.*out/run/a': "
                        r"(Permission denied|Read-only file system)"):
-      extract.extract_all(extract.find_videos(str(hmdb_tree)), str(out),
-                          extract.Options(**FAST), progress=False)
+      flow_extraction.extract_all(flow_extraction.find_videos(str(hmdb_tree)), str(out),
+                          flow_extraction.Options(**FAST), progress=False)
   finally:
     out.chmod(0o755)
   assert os.listdir(out) == []
@@ -497,8 +496,8 @@ def test_unreadable_input_is_still_skipped_not_an_output_error(tmp_path):
   def unreadable(path):
     raise PermissionError(13, "Permission denied", path)
 
-  summary = extract.extract_all([extract.Video("/in/a.avi", "a")], str(out),
-                                extract.Options(**FAST), progress=False, log=lambda m: None,
+  summary = flow_extraction.extract_all([flow_extraction.Video("/in/a.avi", "a")], str(out),
+                                flow_extraction.Options(**FAST), progress=False, log=lambda m: None,
                                 read_video=unreadable)
   assert summary.failed == {"a": "[Errno 13] Permission denied: '/in/a.avi'"}
 
@@ -508,8 +507,8 @@ def test_output_folder_gets_the_mode_of_a_plain_folder(tmp_path, umask, mode):
   old = os.umask(umask)
   try:
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-      extract.extract_video(extract.Video("a.avi", "a"), str(tmp_path),
-                            extract.Options(**FAST), pool,
+      flow_extraction.extract_video(flow_extraction.Video("a.avi", "a"), str(tmp_path),
+                            flow_extraction.Options(**FAST), pool,
                             read_video=lambda path: _frames(3, size=8), flow_fn=_zero_flow)
   finally:
     os.umask(old)
@@ -522,7 +521,7 @@ def test_list_file_not_utf8_names_the_file_and_line(hmdb_tree, tmp_path):
   listing = tmp_path / "list.txt"
   listing.write_bytes(b"run/a.avi 0\ncaf\xe9.avi 1\n")
   with pytest.raises(ValueError) as info:
-    extract.find_videos(str(hmdb_tree), str(listing))
+    flow_extraction.find_videos(str(hmdb_tree), str(listing))
   assert str(info.value).startswith(f"--list_file {str(listing)!r}: line 2 (byte 15) is not "
                                     "UTF-8")
   done = subprocess.run([sys.executable, _TOOL, f"--video_dir={hmdb_tree}",

@@ -1,4 +1,4 @@
-"""TV-L1 flow extraction for a video dataset (what denseflow does, in-graph).
+"""TV-L1 flow extraction for a video dataset (what denseflow does, in-graph): dataset I/O.
 
 Every video under a directory (any tree: flat, or HMDB51's class folders),
 or listed in a file, becomes one output folder of the same relative path
@@ -29,32 +29,38 @@ renamed when complete, so a killed run leaves no half-written video and a new
 run skips the finished ones (`resume`). A video that cannot be decoded is
 named in one line, counted and skipped; a failure to write the outputs (disk
 full, folder not writable) stops the run (`OutputError`).
+
+The TFRecords' stored flow (`encode_video_flow`, called by the converter
+`tfrecords.write_shard` with `--flow_preset`) is computed here too, from a
+record's stored frames; `stored_flow.py` is its reader side.
 """
 
-import collections
-import contextlib
+import collections.abc
 import concurrent.futures
+import contextlib
 import dataclasses
+import io
+import json
 import os
 import shutil
 import time
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
+from PIL import Image
+import tqdm
 
+from tsnet_tf.data import video as video_lib
+from tsnet_tf.flow import batching
+from tsnet_tf.flow import flo
+from tsnet_tf.flow import quantize
+from tsnet_tf.flow.tvl1 import resolve_params
 from tsnet_tf.utils import errors
 from tsnet_tf.utils import io as io_utils
 
 FORMATS = ("rawframes", "flo")
 # Summary written into the output directory after each run.
 SUMMARY_FILE = "extract_summary.json"
-# Pixels of the frame pairs in one `tvl1` call (Options.max_batch_pixels):
-# 2^23 ~ 4 full-HD pairs. One call holds a few hundred bytes per pixel of its
-# batch: at 1920x1080 on CPU a fresh process peaked at 2.33 GB (fast) and
-# 3.82 GB (accurate) for 4 pairs, 6.25 and 11.57 GB for 16
-# (`benchmarks/bench_video_memory.py --parts=tvl1`, docs/flow.md). 320x240
-# and 455x256 frames keep 16 pairs.
-DEFAULT_MAX_BATCH_PIXELS = 1 << 23
 
 
 class OutputError(errors.ResourceError, OSError):
@@ -98,7 +104,7 @@ class Options:
       every call of a frame size has one shape and compiles once).
     max_batch_pixels: fewer pairs per call for large frames:
       `min(batch_size, max_batch_pixels // (H * W))`, at least 1, so one
-      call's memory stays bounded (`DEFAULT_MAX_BATCH_PIXELS`: 4 full-HD
+      call's memory stays bounded (`batching.DEFAULT_MAX_BATCH_PIXELS`: 4 full-HD
       pairs); 0 = no limit.
     new_short: resize frames so the shorter side is this many pixels before
       the flow (0 keeps the decoded size), as MMAction2's `--new-short`.
@@ -113,7 +119,7 @@ class Options:
   bound: float = 20.0
   fmt: str = "rawframes"
   batch_size: int = 16
-  max_batch_pixels: int = DEFAULT_MAX_BATCH_PIXELS
+  max_batch_pixels: int = batching.DEFAULT_MAX_BATCH_PIXELS
   new_short: int = 0
   save_frames: bool = True
   jpeg_quality: int = 95
@@ -139,7 +145,6 @@ class Options:
                        f"{self.jpeg_quality}")
     if self.num_writers < 1:
       raise ValueError(f"num_writers must be >= 1, got {self.num_writers}")
-    from tsnet_tf.flow.tvl1 import resolve_params  # pylint: disable=g-import-not-at-top
     resolve_params(self.preset, **self.overrides)
 
 
@@ -215,7 +220,6 @@ def find_videos(video_dir: str, list_file: Optional[str] = None
         rel = os.path.basename(path)
       videos.append(Video(path, _strip_ext(rel)))
   else:
-    from tsnet_tf.data import video as video_lib  # pylint: disable=g-import-not-at-top
     videos = [Video(path, _strip_ext(os.path.relpath(path, video_dir)))
               for path in video_lib.find_video_files(video_dir)]
   seen = {}
@@ -227,111 +231,12 @@ def find_videos(video_dir: str, list_file: Optional[str] = None
   return sorted(videos, key=lambda v: v.name)
 
 
-def flow_to_uint8(flow: np.ndarray, bound: float) -> np.ndarray:
-  """denseflow's quantisation: clip to +-bound, map linearly to 0..255.
-
-  Args:
-    flow: float `[..., 2]` in px.
-    bound: clip value in px, > 0.
-
-  Returns:
-    uint8, same shape; 0 px -> 128, -bound -> 0, +bound -> 255.
-  """
-  scaled = 255.0 * (np.clip(flow, -bound, bound) + bound) / (2.0 * bound)
-  return np.round(scaled).astype(np.uint8)
-
-
-def uint8_to_flow(image: np.ndarray, bound: float) -> np.ndarray:
-  """Inverse of `flow_to_uint8` (to within bound/255 px): float32 px."""
-  return (image.astype(np.float32) * (2.0 * bound / 255.0)
-          - bound).astype(np.float32)
-
-
-def uint8_to_flow_tf(image, bound):
-  """`uint8_to_flow` in the TF graph (the tf.data pipeline's stored flow).
-
-  Args:
-    image: uint8 or float tensor of quantised values in [0, 255] (a float
-      input may be a bilinear resize of the uint8 values: the map is linear).
-    bound: the quantisation's bound in px (float or float scalar tensor).
-
-  Returns:
-    float32 tensor, same shape, px.
-  """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  bound = tf.cast(bound, tf.float32)
-  return tf.cast(image, tf.float32) * (2.0 * bound / 255.0) - bound
-
-
-def pairs_per_call(batch_size: int, max_batch_pixels: int, height: int,
-                   width: int) -> int:
-  """Frame pairs per `tvl1` call for `height` x `width` frames.
-
-  `min(batch_size, max_batch_pixels // (height * width))`, at least 1;
-  `batch_size` when `max_batch_pixels` is 0 (no limit).
-  """
-  if max_batch_pixels <= 0:
-    return batch_size
-  return max(1, min(batch_size, max_batch_pixels // max(1, height * width)))
-
-
-def video_flow(frames: Iterable[np.ndarray], preset: str = "accurate",
-               batch_size: int = 16, max_batch_pixels: int = 0,
-               **overrides) -> Iterator[np.ndarray]:
-  """TV-L1 flow between consecutive frames, streamed one batch at a time.
-
-  `frames` is consumed lazily: a batch's flow is computed (and yielded) as
-  soon as its frames have arrived, and at most one batch of frames plus one
-  is held, whatever the video's length.
-
-  Args:
-    frames: uint8 or float frames `[H, W, C]`, values in [0, 255]: an
-      iterator (e.g. `video.iter_frames`) or an array `[T, H, W, C]`.
-    preset: `tvl1` preset.
-    batch_size: pairs per call; the last batch is padded with copies of its
-      last pair (and the padding dropped) so every call has one shape.
-    max_batch_pixels: caps the pairs per call for large frames
-      (`pairs_per_call`); 0 = `batch_size` pairs whatever the size.
-    **overrides: `tvl1` parameters.
-
-  Yields:
-    float32 `[n, H, W, 2]` flows of pairs (t, t+1), in order, T-1 in all
-    (none when T < 2).
-  """
-  frames = iter(frames)
-  window = [next(frames, None)]
-  if window[0] is None:
-    return
-  height, width = np.shape(window[0])[:2]
-  batch = pairs_per_call(batch_size, max_batch_pixels, height, width)
-  for frame in frames:
-    window.append(frame)
-    if len(window) == batch + 1:
-      yield _batch_flow(window, batch, preset, overrides)
-      window = window[-1:]  # the last frame is the next batch's first
-  if len(window) > 1:
-    yield _batch_flow(window, batch, preset, overrides)
-
-
-def _batch_flow(window: List[np.ndarray], batch: int, preset: str,
-                overrides) -> np.ndarray:
-  """Flow of the n = len(window) - 1 consecutive pairs, padded to `batch`."""
-  from tsnet_tf.flow.tvl1 import tvl1  # pylint: disable=g-import-not-at-top
-  num_pairs = len(window) - 1
-  index = np.minimum(np.arange(batch), num_pairs - 1)
-  stacked = np.asarray(window, np.float32)
-  flow = np.asarray(tvl1(stacked[index], stacked[index + 1], preset, **overrides))
-  return flow[:num_pairs]
-
-
 def _write_jpeg(path: str, image: np.ndarray, quality: int) -> None:
-  from PIL import Image  # pylint: disable=g-import-not-at-top
   Image.fromarray(image).save(path, quality=quality)
 
 
 def _write_flo(path: str, flow: np.ndarray) -> None:
-  from tsnet_tf.flow.flo import write_flo  # pylint: disable=g-import-not-at-top
-  write_flo(path, flow)
+  flo.write_flo(path, flow)
 
 
 def _stale_temps(parent: str, base: str) -> List[str]:
@@ -437,10 +342,9 @@ def extract_video(video: Video, output_dir: str, options: Options,
     # A temporary folder of ours left by a killed run: ours to remove.
     for stale in _stale_temps(parent, base):
       shutil.rmtree(stale, ignore_errors=True)
-  from tsnet_tf.data import tfrecords  # pylint: disable=g-import-not-at-top
-  resize = lambda frame: tfrecords.resize_frame(np.asarray(frame), options.new_short)
+  resize = lambda frame: video_lib.resize_frame(
+      np.asarray(frame), video_lib.short_side_size(*np.shape(frame)[:2], options.new_short))
   if read_video is None:
-    from tsnet_tf.data import video as video_lib  # pylint: disable=g-import-not-at-top
     # Each frame scaled down as it is decoded: a full-HD video holds its
     # frames at the flow's size, one batch of them at a time.
     source = video_lib.iter_frames(video.path, resize)
@@ -462,7 +366,7 @@ def extract_video(video: Video, output_dir: str, options: Options,
       frame = next(source, None)
       if frame is not None:
         if not num_frames:
-          batch = pairs_per_call(options.batch_size, options.max_batch_pixels,
+          batch = batching.pairs_per_call(options.batch_size, options.max_batch_pixels,
                                  *frame.shape[:2])
           writes.limit = max(2 * options.num_writers, 3 * batch)
         num_frames += 1
@@ -476,7 +380,7 @@ def extract_video(video: Video, output_dir: str, options: Options,
 
   try:
     if flow_fn is None:
-      batches = video_flow(frames(), options.preset, options.batch_size,
+      batches = batching.video_flow(frames(), options.preset, options.batch_size,
                            options.max_batch_pixels, **options.overrides)
     else:
       batches = flow_fn(frames())
@@ -494,7 +398,7 @@ def extract_video(video: Video, output_dir: str, options: Options,
         if options.fmt == "flo":
           writes.submit(_write_flo, os.path.join(tmp, f"flow_{index:05d}.flo"), flow)
         else:
-          image = flow_to_uint8(flow, options.bound)
+          image = quantize.flow_to_uint8(flow, options.bound)
           for axis, name in ((0, "x"), (1, "y")):
             writes.submit(_write_jpeg, os.path.join(tmp, f"flow_{name}_{index:05d}.jpg"),
                           np.ascontiguousarray(image[..., axis]), quality)
@@ -524,7 +428,6 @@ def extract_video(video: Video, output_dir: str, options: Options,
 
 def _expected_flows(path: str) -> int:
   """Flows of a video by its container header (0 when unknown): no decoding."""
-  from tsnet_tf.data import video as video_lib  # pylint: disable=g-import-not-at-top
   try:
     with video_lib.VideoReader(path) as reader:
       return max(0, reader.header_frames - 1)
@@ -573,8 +476,7 @@ def extract_all(videos: Sequence[Video], output_dir: str, options: Options,
       todo.append(video)
   bar = None
   if progress:
-    from tqdm import tqdm  # pylint: disable=g-import-not-at-top
-    bar = tqdm(total=0, unit="flow", dynamic_ncols=True)
+    bar = tqdm.tqdm(total=0, unit="flow", dynamic_ncols=True)
   finished_flows, headers = 0, []
   with concurrent.futures.ThreadPoolExecutor(
       max(1, options.num_writers)) as executor:
@@ -628,10 +530,71 @@ def extract_all(videos: Sequence[Video], output_dir: str, options: Options,
 
 
 def _write_summary(output_dir: str, summary: Summary, options: Options):
-  import json  # pylint: disable=g-import-not-at-top
   record = dataclasses.asdict(summary)
   record["options"] = dataclasses.asdict(options)
   path = os.path.join(output_dir, SUMMARY_FILE)
   with _writing(path), io_utils.atomic_write(path) as tmp:
     with open(tmp, "w") as f:
       json.dump(record, f, indent=1, default=str)
+
+
+# ---------------------------------------------------------------------------
+# The TFRecords' stored flow (converter side; `stored_flow.py` reads it).
+
+
+def _grey_jpeg(image: np.ndarray, quality: int) -> bytes:
+  buf = io.BytesIO()
+  Image.fromarray(image, mode="L").save(buf, format="JPEG", quality=quality)
+  return buf.getvalue()
+
+
+class StoredFrames(collections.abc.Sequence):
+  """A video's stored JPEG frames, decoded on access as the input pipeline does.
+
+  `frames[i]` is uint8 `[H, W, 3]` (`tf.io.decode_jpeg`); nothing is kept, so
+  a long video never sits decoded in memory (a pair's frames are decoded per
+  `tvl1` call, each frame about twice).
+  """
+
+  def __init__(self, frames_jpeg: Sequence[bytes]):
+    self._jpegs = frames_jpeg
+
+  def __len__(self) -> int:
+    return len(self._jpegs)
+
+  def __getitem__(self, index):
+    # TensorFlow's JPEG decoder, the one the input pipeline uses; imported here so
+    # the rawframes extractor above runs under any Keras backend without it.
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    return tf.io.decode_jpeg(self._jpegs[index], channels=3).numpy()
+
+
+def encode_video_flow(frames_jpeg: Sequence[bytes], stride: int, preset: str, bound: float,
+                      jpeg_quality: int, batch_size: int = 16,
+                      overrides: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+  """One video's stored flow, from its stored frames (what the record holds).
+
+  Frames are decoded a call's worth at a time (`StoredFrames`), so memory holds
+  the record's JPEGs, never the decoded video.
+
+  Args:
+    frames_jpeg: the video's stored JPEG frames (`tfrecords.encode_video`).
+    stride: flow from frame i to i + stride.
+    preset: `tvl1` preset.
+    bound: quantisation bound in px (`flow_to_uint8`).
+    jpeg_quality: quality of the grey flow JPEGs.
+    batch_size: pairs per `tvl1` call.
+    overrides: extra `tvl1` parameters.
+
+  Returns:
+    The `flow` argument of `schema.make_sequence_example`: `x`, `y` (lists
+    of grey JPEG bytes, max(N - stride, 0) each), `stride`, `bound`, `preset`.
+  """
+  xs: List[bytes] = []
+  ys: List[bytes] = []
+  for flow in batching.flow_pairs(StoredFrames(frames_jpeg), stride, preset, batch_size,
+                         overrides=overrides):
+    for q in quantize.flow_to_uint8(flow, bound):
+      xs.append(_grey_jpeg(q[..., 0], jpeg_quality))
+      ys.append(_grey_jpeg(q[..., 1], jpeg_quality))
+  return {"x": xs, "y": ys, "stride": int(stride), "bound": float(bound), "preset": preset}

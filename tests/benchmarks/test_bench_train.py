@@ -14,7 +14,7 @@ BENCH = os.path.join(REPO, "benchmarks", "bench_train.py")
 NO_TENSORFLOW = os.path.join(REPO, "tests", "no_tensorflow")
 TINY = ("data.num_frames=4,data.crop_size=16,model.backbone=light,model.width=4,"
         "model.flow.overrides={num_scales: 1, finest_scale: 0, num_warps: 1, num_iters: 2, "
-        "median_size: 0},distill.feature_layer=stage3_block1_out")
+        "median_size: 0}")
 
 
 def _run(backend, tmp_path, *flags):

@@ -229,7 +229,7 @@ def test_data_dir_trains_every_row_per_split_and_prints_the_mean(tmp_path, monke
     assert len(trained) == 12
     assert {t[5] for t in trained} == {224}
     assert {t[3] for t in trained if t[0] == "student"} == {10.0, 30.0}
-    assert {t[4] for t in trained if t[0] == "student"} == {"stage3_block2_out"}
+    assert {t[4] for t in trained if t[0] == "student"} == {"features"}
     assert "mean ± std over 3 splits" in out
     assert "| model | mean ± std | split 1 | split 2 | split 3 |" in out
     assert "| 3D CNN on RGB (rgb) | 42.0 ± 0.8 | 41.0 | 42.0 | 43.0 |" in out

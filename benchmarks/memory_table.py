@@ -12,7 +12,7 @@ CUDA context). Rows that were measured say so; the others are computed.
 
 MEASURED: `benchmarks/bench_train.py` at configs/hmdb51.yaml's shapes (R3D-18,
 25x224x224, in-graph `accurate` TV-L1 for teacher and student), peak device
-memory in GiB, on one NVIDIA H200 under JAX 0.11.2 (README, "Training step
+memory in GiB, on one NVIDIA H200 under JAX 0.11.2 (docs/performance.md, "Training step
 time at the paper's scale"; benchmarks/results/h200_bench_train.log). Float32
 has one point per stage (batch 8) and the teacher none: their per-clip slope is
 the mixed-precision slope times the float32 / mixed ratio of rgb and student

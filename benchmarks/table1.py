@@ -114,7 +114,8 @@ _REAL_MOTION_SESSIONS = flags.DEFINE_string(
     "sessions.tsv).")
 _REAL_MOTION_SESSION_COLUMN = flags.DEFINE_string(
     "real_motion_session_column", "session_label", "Session column of the table.")
-_NUM_CLIPS = flags.DEFINE_integer("num_clips", 4, "Clips per video (validation and test).")
+_NUM_CLIPS = flags.DEFINE_integer("num_clips", 4, "Clips per video (validation and test); "
+                                  "with --data_dir the config's eval.num_clips by default.")
 _STORED_FLOW = flags.DEFINE_boolean(
     "stored_flow", True, "Convert each benchmark with the teacher's TV-L1 flow stored in the "
     "TFRecords (its preset and bound, data.frame_stride) and train the teacher and the "
@@ -145,6 +146,13 @@ def config_path(benchmark: str = "") -> str:
     if benchmark in BENCHMARK_CONFIGS:
       return BENCHMARK_CONFIGS[benchmark]
   return _CONFIG.value
+
+
+def num_clips() -> int:
+  """--num_clips, or the config's eval.num_clips (10 for HMDB51) for a --data_dir run."""
+  if _DATA_DIR.value and not flags.FLAGS["num_clips"].present:
+    return _load_config("rgb", REAL).eval.num_clips
+  return _NUM_CLIPS.value
 
 
 def seeds():
@@ -327,7 +335,7 @@ def run_seed(benchmark, data_dir, seed, out, timing_runs, fusions=("mean",), spl
   for lam, run_dir in candidates.items():
     row, = comparison.compare({"rgb": run_dir}, data_dir,
                               os.path.join(out, "validation", f"lambda{lam}"),
-                              num_clips=_NUM_CLIPS.value, timing_runs=0, subset="validation",
+                              num_clips=num_clips(), timing_runs=0, subset="validation",
                               split=split)
     validation[lam] = row["video_accuracy"]
   # Highest validation accuracy; ties go to the larger lambda (the method).
@@ -336,12 +344,12 @@ def run_seed(benchmark, data_dir, seed, out, timing_runs, fusions=("mean",), spl
   # Highest validation accuracy of the fused rgb + flow; ties go to mean.
   fusion_validation = comparison.validate_fusions(
       runs["rgb"], runs["flow"], data_dir, os.path.join(out, "validation"), fusions,
-      split=split, num_clips=_NUM_CLIPS.value)
+      split=split, num_clips=num_clips())
   fusion = comparison.choose_fusion(fusion_validation)
   rows = comparison.compare(runs, data_dir, os.path.join(out, "test"),
-                            num_clips=_NUM_CLIPS.value, timing_runs=timing_runs,
+                            num_clips=num_clips(), timing_runs=timing_runs,
                             tflite=bool(timing_runs), fusion=fusion, split=split)
-  caption = comparison.describe_protocol(runs, _NUM_CLIPS.value, split=split)
+  caption = comparison.describe_protocol(runs, num_clips(), split=split)
   comparison.write_results(rows, caption, os.path.join(out, "test"))
   return {"benchmark": benchmark, "seed": seed, "split": split,
           "validation_video_accuracy": validation,

@@ -78,13 +78,13 @@ def test_unknown_key_names_key_and_file(tmp_path):
     config_lib.load_config(str(tmp_path / "missing.yaml"), "rgb")
 
 
-@pytest.mark.parametrize("name", ["hmdb51.yaml", "synthetic.yaml"])
+@pytest.mark.parametrize("name", ["hmdb51.yaml", "hmdb51_paper.yaml", "synthetic.yaml"])
 def test_shipped_configs_resolve_for_every_stage(name):
   path = os.path.join(REPO, "configs", name)
   for stage in config_lib.STAGES:
     cfg = config_lib.load_config(path, stage)
     assert cfg.stage == stage
-  if name == "hmdb51.yaml":
+  if name.startswith("hmdb51"):
     cfg = config_lib.load_config(path, "rgb")
     # The paper's protocol.
     assert (cfg.data.num_frames, cfg.data.crop_size) == (25, 224)

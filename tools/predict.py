@@ -44,6 +44,9 @@ def main(argv):
   print(f"{FLAGS.video} ({predictor.kind}, {predictor.spec.describe()})")
   for rank, (name, prob) in enumerate(top, 1):
     print(f"{rank}. {name:<24s} {prob:.4f}")
+  note = predict.generated_classes_note(predictor.labels)
+  if note:
+    print(note)
 
 
 if __name__ == "__main__":

@@ -229,7 +229,7 @@ def test_data_dir_trains_every_row_per_split_and_prints_the_mean(tmp_path, monke
     assert len(trained) == 12
     assert {t[5] for t in trained} == {224}
     assert {t[3] for t in trained if t[0] == "student"} == {10.0, 30.0}
-    assert {t[4] for t in trained if t[0] == "student"} == {"stage3_block2_out"}
+    assert {t[4] for t in trained if t[0] == "student"} == {"features"}
     assert "mean ± std over 3 splits" in out
     assert "| model | mean ± std | split 1 | split 2 | split 3 |" in out
     assert "| 3D CNN on RGB (rgb) | 42.0 ± 0.8 | 41.0 | 42.0 | 43.0 |" in out
@@ -319,3 +319,37 @@ def test_real_motion_runs_every_session_split_and_seed_with_its_own_config(
   finally:
     for name in set(flags.FLAGS) - before:
       delattr(flags.FLAGS, name)
+
+
+@pytest.mark.slow
+def test_data_dir_protocol_for_real_on_a_tiny_hmdb51_layout_set(tmp_path):
+  """benchmarks/table1.py --data_dir, nothing mocked: a generated HMDB51-layout set of 3
+  splits converted with stored flow, configs/hmdb51.yaml at tiny shapes, the time
+  estimate from measured steps, then a rerun that trains nothing."""
+  from tsnet_tf.data import synthetic  # pylint: disable=g-import-not-at-top
+  videos = str(tmp_path / "videos")
+  synthetic.generate_dataset(videos, num_classes=2, videos_per_class=5, seed=0, height=48,
+                             width=64, min_seconds=0.5, max_seconds=0.6)
+  data = str(tmp_path / "data")
+  env = _env()
+  proc = subprocess.run(
+      [sys.executable, os.path.join(REPO, "tools", "prepare_hmdb51.py"),
+       f"--video_dir={videos}/videos", f"--split_dir={videos}/splits", f"--output_dir={data}",
+       "--splits=1,2,3", "--short_side=0", "--num_workers=1", "--flow_preset=accurate",
+       "--flow_bound=20", "--flow_stride=1"],
+      env=env, capture_output=True, text=True, timeout=1200, check=False)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  tiny = ("data.num_frames=4,data.crop_size=32,data.batch_size=4,train.micro_batch_size=2,"
+          "data.eval_batch_size=4,model.backbone=light,model.width=4,train.epochs=1,"
+          "train.warmup_epochs=0,distill.mse_warmup_epochs=0,"
+          "distill.feature_layer=stage3_block1_out,eval.num_clips=2")
+  cmd = [sys.executable, TABLE1, f"--data_dir={data}", f"--work_dir={tmp_path / 'work'}",
+         f"--params_override={tiny}", "--lambdas=0,10", "--timing_runs=0", "--estimate_steps=1"]
+  proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3000, check=False)
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  assert "time estimate (measured here:" in proc.stdout
+  assert "mean ± std over 3 splits" in proc.stdout
+  assert "| model | mean ± std | split 1 | split 2 | split 3 |" in proc.stdout
+  proc = subprocess.run(cmd[:-1] + ["--estimate_steps=0"], env=env, capture_output=True,
+                        text=True, timeout=600, check=False)
+  assert proc.returncode == 0 and "== train" not in proc.stdout, proc.stdout[-3000:]

@@ -141,3 +141,11 @@ def test_bad_labels_flag_is_named_for_every_artifact(export_dir, converted, tmp_
       predict.load_predictor(artifact, str(tmp_path))
     with pytest.raises(FileNotFoundError, match=r"--labels '.*none\.txt' does not exist"):
       predict.load_predictor(artifact, str(tmp_path / "none.txt"))
+
+
+def test_a_model_of_generated_classes_says_so_in_one_line():
+  note = predict.generated_classes_note(["green_move_left", "green_move_right", "move_up"])
+  assert note is not None and "\n" not in note
+  assert "3 generated classes" in note and "docs/hmdb51.md" in note
+  assert predict.generated_classes_note(["brush_hair", "move_left"]) is None
+  assert predict.generated_classes_note([]) is None

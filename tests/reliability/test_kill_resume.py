@@ -257,7 +257,8 @@ def test_training_resumes_after_kills_at_20_random_instants_including_writes(tmp
         seed, kills, err[-3000:])
     if proc.returncode == 130:
       assert "Traceback" not in err, (seed, err[-3000:])
-    if proc.returncode == 0:
+    finished = (run / "model.keras").exists() and not (run / "backup").exists()
+    if proc.returncode == 0 or finished:  # (a kill can land after the last write)
       for a, b in zip(_weights(run), ref_weights):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=f"seed {seed}")
       run = None

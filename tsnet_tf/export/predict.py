@@ -156,6 +156,26 @@ class _TFLitePredictor(Predictor):
     return self._runner(clips)["probabilities"]
 
 
+def generated_classes_note(labels: Sequence[str]) -> Optional[str]:
+  """A one-line note when every class of a model is a generated one (the demo's).
+
+  Such a model (e.g. `make demo`'s) was trained on the synthetic set of moving
+  shapes: on a real video it still answers with one of those classes. None
+  when any class is not a generated one.
+  """
+  from tsnet_tf.data import synthetic  # pylint: disable=g-import-not-at-top
+  if not labels:
+    return None
+  for name in labels:
+    try:
+      synthetic.split_class(name)
+    except ValueError:
+      return None
+  return (f"note: this model knows only the {len(labels)} generated classes it was trained "
+          "on (moving shapes, e.g. the demo's), not real actions; there are no pretrained "
+          "HMDB51 weights: docs/hmdb51.md trains them")
+
+
 def read_labels_flag(labels_path: str) -> List[str]:
   """The class names of the `--labels` file, errors naming the flag and the file.
 

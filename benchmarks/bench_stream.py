@@ -64,13 +64,14 @@ CLASSES = ("pan_down", "pan_left", "pan_right", "pan_up")
 
 def _frames(seconds, height, width, seed=0, segment_seconds=2.0):
   """Yields uint8 frames: synthetic pan classes, one after another, 2 s each."""
-  from tsnet_tf.data import synthetic
+  from tsnet_tf.data import synthetic_render
   rng = np.random.default_rng(seed)
   left = int(round(seconds * FPS))
   i = 0
   while left > 0:
     n = min(left, int(segment_seconds * FPS))
-    frames, _ = synthetic.render_video(CLASSES[i % len(CLASSES)], rng, max(n, 2), height, width)
+    frames, _ = synthetic_render.render_video(CLASSES[i % len(CLASSES)], rng, max(n, 2),
+                                              height, width)
     yield from frames[:n]
     left -= n
     i += 1

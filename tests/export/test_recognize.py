@@ -21,7 +21,7 @@ import pytest
 
 from tsnet_tf.data import clip_spec
 from tsnet_tf.layers import clip_contract
-from tsnet_tf.data import synthetic
+from tsnet_tf.data import synthetic_render
 from tsnet_tf.data import video
 from tsnet_tf.data import streams
 from tsnet_tf.export import recognize as rec
@@ -74,7 +74,8 @@ def check_segments_found(segments, truth):
 def long_video(tmp_path_factory):
   """(path, frames, truth): 5 synthetic pan segments of 40 frames at 25 fps, 48x64."""
   rng = np.random.default_rng(0)
-  frames = np.concatenate([synthetic.render_video(c, rng, SEG_FRAMES, H, W)[0] for c in ORDER])
+  frames = np.concatenate([synthetic_render.render_video(c, rng, SEG_FRAMES, H, W)[0]
+                           for c in ORDER])
   path = str(tmp_path_factory.mktemp("long") / "long.avi")
   video.write_video(path, frames, fps=FPS)
   truth = [(c, i * SEG_FRAMES / FPS, (i + 1) * SEG_FRAMES / FPS) for i, c in enumerate(ORDER)]

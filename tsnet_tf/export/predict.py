@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from tsnet_tf.data import clip_spec as clip_spec_lib
+from tsnet_tf.data import synthetic_render
 from tsnet_tf.export import saved_model as sm
 from tsnet_tf.export import serving
 from tsnet_tf.export import tflite as tfl
@@ -163,12 +164,11 @@ def generated_classes_note(labels: Sequence[str]) -> Optional[str]:
   shapes: on a real video it still answers with one of those classes. None
   when any class is not a generated one.
   """
-  from tsnet_tf.data import synthetic  # pylint: disable=g-import-not-at-top
   if not labels:
     return None
   for name in labels:
     try:
-      synthetic.split_class(name)
+      synthetic_render.split_class(name)
     except ValueError:
       return None
   return (f"note: this model knows only the {len(labels)} generated classes it was trained "

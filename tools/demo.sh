@@ -46,7 +46,7 @@ tool tools/prepare_hmdb51.py --video_dir="$OUT/videos_hmdb51/videos" \
   --short_side=0 --overwrite
 
 step "3/10 Flow pictures of one generated video (paper Fig. 5)"
-VIDEO=$(find "$OUT/videos_hmdb51/videos" -name '*.avi' -size +1k | sort | head -n 1)
+VIDEO=$(find "$OUT/videos_hmdb51/videos" -name '*.avi' -size +1k | sort | awk 'NR == 1')
 tool tools/visualize_flow.py --video="$VIDEO" --output="$OUT/flow.png" --overwrite
 
 step "4/10 Train the teacher (in-graph TV-L1 + 3D CNN on flow)"

@@ -98,13 +98,14 @@ def test_flow_flags_store_flow_and_bad_values_are_usage_errors(synth, tmp_path,
   out = tmp_path / "data"
   common = (f"--video_dir={synth}/videos", f"--split_dir={synth}/splits", "--splits=1",
             "--short_side=16", "--num_workers=1", "--num_shards=1")
-  proc = _run(*common, f"--output_dir={out}", "--flow_preset=fast", "--flow_stride=2",
-              "--flow_bound=5")
-  assert proc.returncode == 0, proc.stderr
+  # In-process (cli.run, as its __main__): test_converts_and_reports runs the tool as a
+  # subprocess; a second one would pay TF's import again.
+  proc = run_tool_in_process("prepare_hmdb51.py", *common, f"--output_dir={out}",
+                             "--flow_preset=fast", "--flow_stride=2", "--flow_bound=5")
+  assert proc.code == 0, proc.err
   summary = json.loads((out / "summary.json").read_text())
   assert summary["flow"] == {"preset": "fast", "stride": 2, "bound": 5.0, "overrides": {}}
-  assert "stored TV-L1 flow: preset fast, stride 2, bound 5 px" in proc.stdout
-  # The refusal in-process (cli.run, as its __main__): no second TF import.
+  assert "stored TV-L1 flow: preset fast, stride 2, bound 5 px" in proc.out
   proc = run_tool_in_process("prepare_hmdb51.py", *common, f"--output_dir={tmp_path / 'bad'}",
                              "--flow_preset=fast", "--flow_bound=0")
   assert proc.code != 0 and "--flow_bound must be > 0" in proc.err

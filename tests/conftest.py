@@ -3,7 +3,13 @@
 import importlib.util
 import os
 
+from absl import app as absl_app
 import pytest
+
+# absl defines --help, --helpfull, ... at the first app.run; the in-process tool
+# runners (tests/reliability/conftest.py) delete the flags a run defined, so they
+# are defined here, before any test, and a later in-process --helpfull still works.
+absl_app.define_help_flags()
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")

@@ -4,14 +4,15 @@ import json
 import re
 
 
-def test_helpfull(run_tool):
-  proc = run_tool("evaluate.py", "--helpfull")
-  assert proc.returncode == 0
+def test_helpfull(run_tool_in_process):
+  # In-process (cli.run, as its __main__): a subprocess would pay TF's import for --help.
+  result = run_tool_in_process("evaluate.py", "--helpfull")
+  assert result.code == 0
   for flag in ("--model_dir", "--data_dir", "--split", "--num_clips", "--fuse_with"):
-    assert flag in proc.stdout, flag
+    assert flag in result.out, flag
   # The tool spells out tsnet_tf.config.FUSION_MODES (no Keras at --help).
   from tsnet_tf import config  # pylint: disable=g-import-not-at-top
-  assert f"--fusion: <{'|'.join(config.FUSION_MODES)}>" in proc.stdout
+  assert f"--fusion: <{'|'.join(config.FUSION_MODES)}>" in result.out
 
 
 def test_writes_eval_json_with_fractions(tmp_path, tiny_data_dir, run_tool):

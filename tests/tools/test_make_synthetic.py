@@ -18,13 +18,14 @@ def _run(*flags):
                         timeout=120)
 
 
-def test_helpfull_documents_every_flag():
-  proc = _run("--helpfull")
-  assert proc.returncode == 0, proc.stderr
+def test_helpfull_documents_every_flag(run_tool_in_process):
+  # In-process (cli.run, as its __main__): a subprocess would pay TF's import for --help.
+  proc = run_tool_in_process("make_synthetic.py", "--helpfull")
+  assert proc.code == 0, proc.err
   for flag in ("--output_dir", "--num_classes", "--videos_per_class", "--seed", "--height",
                "--width", "--min_seconds", "--max_seconds", "--fps", "--broken", "--[no]overwrite",
                "--num_workers"):
-    assert flag in proc.stdout, flag
+    assert flag in proc.out, flag
 
 
 def test_generates_dataset_and_reports_broken_files(tmp_path):
@@ -51,16 +52,17 @@ def test_generates_dataset_and_reports_broken_files(tmp_path):
     (["--broken=empty,bogus"], "bogus"),
     (["--fps=fast"], "--fps"),
 ])
-def test_bad_flags_fail_with_a_clear_error(tmp_path, flags, message):
-  proc = _run(f"--output_dir={tmp_path / 'ds'}", *flags)
-  assert proc.returncode != 0
-  assert message in proc.stderr + proc.stdout
+def test_bad_flags_fail_with_a_clear_error(tmp_path, flags, message, run_tool_in_process):
+  # In-process (cli.run, as its __main__): refused before any video is written.
+  proc = run_tool_in_process("make_synthetic.py", f"--output_dir={tmp_path / 'ds'}", *flags)
+  assert proc.code != 0
+  assert message in proc.err + proc.out
   assert not (tmp_path / "ds").exists()
 
 
-@pytest.mark.slow  # a tool in subprocesses; `make test-all` runs it
-def test_missing_output_dir_and_existing_output_dir(tmp_path):
-  proc = _run()
-  assert proc.returncode != 0 and "output_dir" in proc.stderr
-  proc = _run(f"--output_dir={tmp_path}")
-  assert proc.returncode != 0 and "--overwrite" in proc.stderr + proc.stdout
+def test_missing_output_dir_and_existing_output_dir(tmp_path, run_tool_in_process):
+  # In-process (cli.run, as its __main__): a subprocess would pay TF's import.
+  proc = run_tool_in_process("make_synthetic.py")
+  assert proc.code != 0 and "output_dir" in proc.err
+  proc = run_tool_in_process("make_synthetic.py", f"--output_dir={tmp_path}")
+  assert proc.code != 0 and "--overwrite" in proc.err + proc.out

@@ -26,13 +26,14 @@ def synth(tmp_path_factory):
   return root
 
 
-def test_helpfull_documents_every_flag():
-  proc = _run("--helpfull")
-  assert proc.returncode == 0, proc.stderr
+def test_helpfull_documents_every_flag(run_tool_in_process):
+  # In-process (cli.run, as its __main__): a subprocess would pay TF's import for --help.
+  proc = run_tool_in_process("prepare_hmdb51.py", "--helpfull")
+  assert proc.code == 0, proc.err
   for flag in ("--video_dir", "--split_dir", "--output_dir", "--splits", "--short_side",
                "--jpeg_quality", "--frame_stride", "--validation_fraction", "--num_workers", "--num_shards",
                "--[no]overwrite", "--flow_preset", "--flow_stride", "--flow_bound"):
-    assert flag in proc.stdout, flag
+    assert flag in proc.out, flag
 
 
 def test_converts_and_reports(synth, tmp_path):
@@ -66,41 +67,45 @@ def test_converts_and_reports(synth, tmp_path):
     assert f"validation {c['validation']}" in proc.stdout
 
 
-def test_missing_split_file_is_an_error_before_work(synth, tmp_path):
+def test_missing_split_file_is_an_error_before_work(synth, tmp_path, run_tool_in_process):
   split_dir = tmp_path / "splits"
   split_dir.mkdir()
   for name in os.listdir(os.path.join(synth, "splits")):
     if name != hmdb51.split_file_name("move_right", 3):
       (split_dir / name).write_text(open(os.path.join(synth, "splits", name)).read())
   out = tmp_path / "data"
-  proc = _run(f"--video_dir={synth}/videos", f"--split_dir={split_dir}", f"--output_dir={out}")
-  assert proc.returncode == 1
-  assert "move_right_test_split3.txt" in proc.stderr and "missing split file" in proc.stderr
+  # In-process (cli.run, as its __main__): the error comes before any conversion.
+  proc = run_tool_in_process("prepare_hmdb51.py", f"--video_dir={synth}/videos",
+                             f"--split_dir={split_dir}", f"--output_dir={out}")
+  assert proc.code == 1
+  assert "move_right_test_split3.txt" in proc.err and "missing split file" in proc.err
   assert not out.exists()
 
 
-# Each run of the tool imports TF (~5-15 s): flag validation is kept out of the
-# default run; tests/data/test_tfrecords.py covers the library's errors in-process.
-@pytest.mark.slow
+# In-process (cli.run, as its __main__): a subprocess would pay TF's import (~5-15 s).
 @pytest.mark.parametrize("flag, match", [("--splits=1,4", "--splits"),
                                          ("--jpeg_quality=0", "jpeg_quality")])
-def test_bad_flags_are_clear(synth, tmp_path, flag, match):
-  proc = _run(f"--video_dir={synth}/videos", f"--split_dir={synth}/splits",
-              f"--output_dir={tmp_path / 'o'}", flag)
-  assert proc.returncode != 0
-  assert match in proc.stderr
+def test_bad_flags_are_clear(synth, tmp_path, flag, match, run_tool_in_process):
+  proc = run_tool_in_process("prepare_hmdb51.py", f"--video_dir={synth}/videos",
+                             f"--split_dir={synth}/splits", f"--output_dir={tmp_path / 'o'}",
+                             flag)
+  assert proc.code != 0
+  assert match in proc.err
 
 
-def test_flow_flags_store_flow_and_bad_values_are_usage_errors(synth, tmp_path):
+def test_flow_flags_store_flow_and_bad_values_are_usage_errors(synth, tmp_path,
+                                                              run_tool_in_process):
   out = tmp_path / "data"
   common = (f"--video_dir={synth}/videos", f"--split_dir={synth}/splits", "--splits=1",
             "--short_side=16", "--num_workers=1", "--num_shards=1")
-  proc = _run(*common, f"--output_dir={out}", "--flow_preset=fast", "--flow_stride=2",
-              "--flow_bound=5")
-  assert proc.returncode == 0, proc.stderr
+  # In-process (cli.run, as its __main__): test_converts_and_reports runs the tool as a
+  # subprocess; a second one would pay TF's import again.
+  proc = run_tool_in_process("prepare_hmdb51.py", *common, f"--output_dir={out}",
+                             "--flow_preset=fast", "--flow_stride=2", "--flow_bound=5")
+  assert proc.code == 0, proc.err
   summary = json.loads((out / "summary.json").read_text())
   assert summary["flow"] == {"preset": "fast", "stride": 2, "bound": 5.0, "overrides": {}}
-  assert "stored TV-L1 flow: preset fast, stride 2, bound 5 px" in proc.stdout
-  proc = _run(*common, f"--output_dir={tmp_path / 'bad'}", "--flow_preset=fast",
-              "--flow_bound=0")
-  assert proc.returncode != 0 and "--flow_bound must be > 0" in proc.stderr
+  assert "stored TV-L1 flow: preset fast, stride 2, bound 5 px" in proc.out
+  proc = run_tool_in_process("prepare_hmdb51.py", *common, f"--output_dir={tmp_path / 'bad'}",
+                             "--flow_preset=fast", "--flow_bound=0")
+  assert proc.code != 0 and "--flow_bound must be > 0" in proc.err

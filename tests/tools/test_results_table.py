@@ -4,15 +4,16 @@ import pytest
 import json
 
 
-def test_helpfull(run_tool):
-  proc = run_tool("results_table.py", "--helpfull")
-  assert proc.returncode == 0
+def test_helpfull(run_tool_in_process):
+  # In-process (cli.run, as its __main__): a subprocess would pay TF's import for --help.
+  result = run_tool_in_process("results_table.py", "--helpfull")
+  assert result.code == 0
   for flag in ("--rgb_dir", "--flow_dir", "--student_dir", "--data_dir", "--output_dir",
                "--timing_runs", "--[no]tflite"):
-    assert flag in proc.stdout, flag
+    assert flag in result.out, flag
   # The tool spells out tsnet_tf.config.FUSION_MODES (no Keras at --help).
   from tsnet_tf import config  # pylint: disable=g-import-not-at-top
-  assert f"--fusion: <{'|'.join(config.FUSION_MODES)}>" in proc.stdout
+  assert f"--fusion: <{'|'.join(config.FUSION_MODES)}>" in result.out
 
 
 @pytest.mark.slow  # a tool in subprocesses; `make test-all` runs it
@@ -51,21 +52,23 @@ def test_table_for_a_flow_network(tmp_path, tiny_data_dir, run_tool):
   assert json.loads((out / "flow" / "eval.json").read_text())["num_clips"] == 4
 
 
-def test_swapped_run_directories_are_refused(tmp_path, run_tool):
+def test_swapped_run_directories_are_refused(tmp_path, run_tool_in_process):
   from tsnet_tf import config as config_lib  # pylint: disable=g-import-not-at-top
   for name, stage in (("rgb", "rgb"), ("teacher", "teacher")):
     (tmp_path / name).mkdir()
     config_lib.save_config(config_lib.load_config(None, stage),
                            str(tmp_path / name / "config.yaml"))
   out = tmp_path / "out"
-  proc = run_tool("results_table.py", f"--rgb_dir={tmp_path / 'teacher'}",
-                  f"--flow_dir={tmp_path / 'rgb'}", f"--data_dir={tmp_path}",
-                  f"--output_dir={out}", "--progress=false")
-  assert proc.returncode == 2, proc.stderr[-3000:]
-  assert "Traceback" not in proc.stderr
-  assert "--rgb_dir" in proc.stderr and "holds a teacher run" in proc.stderr
+  # In-process (cli.run, as its __main__): the refusals come before any evaluation.
+  proc = run_tool_in_process("results_table.py", f"--rgb_dir={tmp_path / 'teacher'}",
+                             f"--flow_dir={tmp_path / 'rgb'}", f"--data_dir={tmp_path}",
+                             f"--output_dir={out}", "--progress=false")
+  assert proc.code == 2, proc.err[-3000:]
+  assert "Traceback" not in proc.err
+  assert "--rgb_dir" in proc.err and "holds a teacher run" in proc.err
   assert not out.exists()
-  proc = run_tool("results_table.py", f"--student_dir={tmp_path / 'rgb'}",
-                  f"--data_dir={tmp_path}", f"--output_dir={out}", "--progress=false")
-  assert proc.returncode == 2
-  assert "--student_dir" in proc.stderr and "holds a rgb run" in proc.stderr
+  proc = run_tool_in_process("results_table.py", f"--student_dir={tmp_path / 'rgb'}",
+                             f"--data_dir={tmp_path}", f"--output_dir={out}",
+                             "--progress=false")
+  assert proc.code == 2
+  assert "--student_dir" in proc.err and "holds a rgb run" in proc.err

@@ -17,13 +17,14 @@ def _run(*args):
                         env=env, timeout=300)
 
 
-def test_helpfull_documents_every_flag():
-  proc = _run("--helpfull")
-  assert proc.returncode == 0
+def test_helpfull_documents_every_flag(run_tool_in_process):
+  # In-process (cli.run, as its __main__): a subprocess would pay TF's import for --help.
+  proc = run_tool_in_process("train.py", "--helpfull")
+  assert proc.code == 0
   for flag in ("--config", "--params_override", "--stage", "--model_dir", "--data_dir",
                "--split", "--teacher_dir", "--rgb_dir", "--flow_dir", "--strategy",
                "mixed_precision", "--[no]overwrite"):
-    assert flag in proc.stdout, flag
+    assert flag in proc.out, flag
 
 
 def test_unknown_config_key_names_key_and_file(tmp_path, run_tool_in_process):
@@ -69,28 +70,31 @@ def _fake_finished_run(directory, stage):
   (directory / "notes.txt").write_text("mine")
 
 
-def test_finished_run_is_refused_with_one_line(tmp_path, tiny_data_dir):
+def test_finished_run_is_refused_with_one_line(tmp_path, tiny_data_dir, run_tool_in_process):
   import hashlib  # pylint: disable=g-import-not-at-top
   model_dir = tmp_path / "done"
   _fake_finished_run(model_dir, "rgb")
   before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in model_dir.iterdir()}
-  proc = _run("--stage=rgb", f"--model_dir={model_dir}", f"--data_dir={tiny_data_dir}")
-  assert proc.returncode == 2, proc.stderr[-3000:]
-  lines = [l for l in proc.stderr.splitlines() if l.startswith("train: error:")]
-  assert len(lines) == 1 and "Traceback" not in proc.stderr
+  # In-process (cli.run, as its __main__): the refusal comes before any training.
+  proc = run_tool_in_process("train.py", "--stage=rgb", f"--model_dir={model_dir}",
+                             f"--data_dir={tiny_data_dir}")
+  assert proc.code == 2, proc.err[-3000:]
+  lines = [l for l in proc.err.splitlines() if l.startswith("train: error:")]
+  assert len(lines) == 1 and "Traceback" not in proc.err
   assert str(model_dir) in lines[0] and "finished run" in lines[0] and "--overwrite" in lines[0]
   after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in model_dir.iterdir()}
   assert after == before
 
 
-def test_teacher_dir_of_another_stage_is_refused(tmp_path, tiny_data_dir):
+def test_teacher_dir_of_another_stage_is_refused(tmp_path, tiny_data_dir, run_tool_in_process):
   rgb = tmp_path / "rgb"
   _fake_finished_run(rgb, "rgb")
-  proc = _run("--stage=student", f"--model_dir={tmp_path / 'student'}",
-              f"--data_dir={tiny_data_dir}", f"--teacher_dir={rgb}")
-  assert proc.returncode == 2, proc.stderr[-3000:]
-  assert "Traceback" not in proc.stderr
-  assert f"--teacher_dir '{rgb}' holds a rgb run" in proc.stderr
+  # In-process (cli.run, as its __main__): the refusal comes before any training.
+  proc = run_tool_in_process("train.py", "--stage=student", f"--model_dir={tmp_path / 'student'}",
+                             f"--data_dir={tiny_data_dir}", f"--teacher_dir={rgb}")
+  assert proc.code == 2, proc.err[-3000:]
+  assert "Traceback" not in proc.err
+  assert f"--teacher_dir '{rgb}' holds a rgb run" in proc.err
   assert not (tmp_path / "student").exists()
 
 

@@ -155,6 +155,12 @@ def test_jax_data_parallel_equals_one_device(backend_run):
   assert result["max_weight_diff"] < 1e-5
 
 
+# Slow (~40 s, a JAX start-up and compile of its own); its parts run by default:
+# numpy_input under JAX with TensorFlow blocked (tests/data/test_numpy_input.py::
+# test_imports_without_tensorflow), VideoClips from video files (the same file), every
+# stage trained without TensorFlow (tests/benchmarks/test_bench_train.py, torch) and
+# training under JAX (test_every_stage_trains[jax] above).
+@pytest.mark.slow
 def test_jax_without_tensorflow_trains_from_videos(data_dir):
   pytest.importorskip("jax")
   videos = os.path.join(os.path.dirname(data_dir), "videos")

@@ -83,7 +83,9 @@ def test_missing_split_file_is_an_error_before_work(synth, tmp_path, run_tool_in
 
 
 # In-process (cli.run, as its __main__): a subprocess would pay TF's import (~5-15 s).
-@pytest.mark.parametrize("flag, match", [("--splits=1,4", "--splits"),
+# Splits are numbered from 1; one without split files is named with the file it lacks.
+@pytest.mark.parametrize("flag, match", [("--splits=0,1", "--splits"),
+                                         ("--splits=1,4", "missing split file"),
                                          ("--jpeg_quality=0", "jpeg_quality")])
 def test_bad_flags_are_clear(synth, tmp_path, flag, match, run_tool_in_process):
   proc = run_tool_in_process("prepare_hmdb51.py", f"--video_dir={synth}/videos",

@@ -354,12 +354,7 @@ def extract(videos: Sequence, output_dir: str, options, num_workers: int = 0,
   os.makedirs(output_dir, exist_ok=True)
   summary = extract_lib.Summary()
   start = time.perf_counter()
-  todo = []
-  for video in videos:
-    if os.path.isdir(os.path.join(output_dir, video.name)):
-      summary.skipped.append(video.name)
-    else:
-      todo.append(video)
+  todo = extract_lib.pending_videos(videos, output_dir, summary)
   with cluster(ray_address, num_workers):
     gpus = _num_gpus()
     count = num_workers or gpus or _num_cpus()

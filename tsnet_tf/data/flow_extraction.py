@@ -435,6 +435,18 @@ def _expected_flows(path: str) -> int:
     return 0
 
 
+def pending_videos(videos: Sequence[Video], output_dir: str, summary: Summary) -> List[Video]:
+  """The videos still to extract: a finished one (its folder, written atomically, exists)
+  is listed in `summary.skipped` instead (resume, whatever the engine)."""
+  todo = []
+  for video in videos:
+    if os.path.isdir(os.path.join(output_dir, video.name)):
+      summary.skipped.append(video.name)
+    else:
+      todo.append(video)
+  return todo
+
+
 def extract_all(videos: Sequence[Video], output_dir: str, options: Options,
                 progress: bool = True,
                 log: Callable[[str], None] = print,
@@ -468,12 +480,7 @@ def extract_all(videos: Sequence[Video], output_dir: str, options: Options,
   os.makedirs(output_dir, exist_ok=True)
   summary = Summary()
   start = time.perf_counter()
-  todo = []
-  for video in videos:
-    if os.path.isdir(os.path.join(output_dir, video.name)):
-      summary.skipped.append(video.name)
-    else:
-      todo.append(video)
+  todo = pending_videos(videos, output_dir, summary)
   bar = None
   if progress:
     bar = tqdm.tqdm(total=0, unit="flow", dynamic_ncols=True)

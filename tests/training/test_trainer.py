@@ -51,6 +51,12 @@ def test_bad_directories_give_clear_errors(data_dir, tmp_path):
   empty.mkdir()
   with pytest.raises(TrainingError, match=r"empty.*not found.*prepare_hmdb51"):
     trainer.train(cfg, "rgb", str(tmp_path / "m"), str(empty))
+  # Any split number >= 1 (a session layout has one per session); one the data
+  # directory lacks is named before any work.
+  with pytest.raises(TrainingError, match="--split must be a split number >= 1"):
+    trainer.train(cfg, "rgb", str(tmp_path / "m"), data_dir, split=0)
+  with pytest.raises(TrainingError, match="split 4 was not converted"):
+    trainer.train(cfg, "rgb", str(tmp_path / "m"), data_dir, split=4)
   with pytest.raises(TrainingError, match="--teacher_dir is required"):
     trainer.train(_tiny_config("student"), "student", str(tmp_path / "m"), data_dir)
   with pytest.raises(TrainingError, match="--teacher_dir .* has no model.keras"):

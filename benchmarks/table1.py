@@ -616,7 +616,7 @@ def main(argv):
   summary = summarize(records)
   report = format_report(records, summary)
   targets = check_targets(records, summary)
-  text = f"{report}\nTargets (issue #12):\n{targets}\n"
+  text = f"{report}\nTargets (issues #12, #24):\n{targets}\n"
   if real:
     text = (f"Table 1 on {_DATA_DIR.value} ({os.path.relpath(config_path(), REPO)}), "
             f"splits {','.join(map(str, splits))}\n\n{text}")

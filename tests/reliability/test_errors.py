@@ -127,7 +127,7 @@ def test_train_on_labels_without_shards(tool, tmp_path, tiny_data_dir, digest):
 
 
 def test_bad_flag_value_is_one_line(tool, tmp_path):
-  r = tool("train.py", "--stage=rgb", "--split=7", f"--model_dir={tmp_path}",
+  r = tool("train.py", "--stage=rgb", "--split=0", f"--model_dir={tmp_path}",
            f"--data_dir={tmp_path}")
   assert_one_line(r, 2, "--split")
   r = tool("train.py", "--stage=rgb", f"--model_dir={tmp_path}")

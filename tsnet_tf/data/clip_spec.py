@@ -230,6 +230,16 @@ class ClipSpec:
     """Step between the clip's frames in the decoded video."""
     return self.frame_stride * self.stored_frames.stride
 
+  @property
+  def stored_span(self) -> int:
+    """Stored frames one clip covers, first to last."""
+    return (self.num_frames - 1) * self.frame_stride + 1
+
+  @property
+  def video_span(self) -> int:
+    """Decoded video frames one clip covers, first to last."""
+    return (self.num_frames - 1) * self.video_stride + 1
+
   def num_stored(self, num_video_frames: int) -> int:
     """Frames the converter keeps of a video of `num_video_frames`."""
     return max(1, math.ceil(int(num_video_frames) / self.stored_frames.stride))
@@ -245,11 +255,10 @@ class ClipSpec:
     clip (by `sample`) is the whole video's centre clip; the whole video when it
     is shorter than a clip (the clip loops)."""
     n = max(1, int(num_video_frames))
-    span = (self.num_frames - 1) * self.frame_stride + 1
-    if self.num_stored(n) < span:
+    if self.num_stored(n) < self.stored_span:
       return 0, n
     first = int(self.video_indices(n)[0, 0])
-    return first, first + (span - 1) * self.stored_frames.stride + 1
+    return first, first + self.video_span
 
   # -- pixels ----------------------------------------------------------------
 

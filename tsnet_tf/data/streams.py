@@ -213,12 +213,12 @@ class WindowSlicer:
     self.spec = spec
     self.stored_stride = spec.stored_frames.stride
     self.video_stride = spec.video_stride
-    self.span = (spec.num_frames - 1) * self.video_stride + 1
+    self.span = spec.video_span
     self.hop = default_hop(spec) if hop is None else round_hop(spec, hop)
     self._convert = convert or (lambda f: spec.stored_frames_of(f[None])[0])
     # stored frames at decoded positions 0, stored_stride, ...: the last span's worth
     self._ring: Deque[Tuple[int, np.ndarray]] = collections.deque(
-        maxlen=(spec.num_frames - 1) * spec.frame_stride + 1)
+        maxlen=spec.stored_span)
     self._head: List[np.ndarray] = []  # raw first frames, for a source shorter than a clip
     self.num_frames = 0
     self.next_index = 0
@@ -282,5 +282,4 @@ def round_hop(spec: clip_spec_lib.ClipSpec, hop: int) -> int:
 
 def default_hop(spec: clip_spec_lib.ClipSpec) -> int:
   """Half a clip's span, in decoded frames."""
-  span = (spec.num_frames - 1) * spec.video_stride + 1
-  return round_hop(spec, max(1, span // 2))
+  return round_hop(spec, max(1, spec.video_span // 2))

@@ -120,8 +120,7 @@ class ServerClassifier(Classifier):
 
   def frames_for(self, clips: np.ndarray) -> np.ndarray:
     """uint8 `[B, span, h, w, 3]` whose served centre clips are `clips`."""
-    span = (self.spec.num_frames - 1) * self.spec.video_stride + 1
-    return np.repeat(clips, self.spec.video_stride, axis=1)[:, :span]
+    return np.repeat(clips, self.spec.video_stride, axis=1)[:, :self.spec.video_span]
 
   def classify(self, clips):
     frames = serving.check_frames(self.frames_for(np.asarray(clips, np.uint8)))

@@ -216,14 +216,19 @@ def make_data(benchmark: str, root: str) -> str:
     else:
       _run_tool(["tools/make_footage_set.py", f"--video_dir={_FOOTAGE_DIR.value}",
                  f"--output_dir={videos}", "--factor=direction"])
+  # Generated frames are stored as made (64x80); real footage at 72 px, the
+  # same scale for a 64x64 crop.
+  short_side = "72" if benchmark == "footage" else "0"
+  return _convert(benchmark, videos, data_dir, ["--splits=1", f"--short_side={short_side}"])
+
+
+def _convert(benchmark: str, layout: str, data_dir: str, flags_: list) -> str:
+  """tools/prepare_hmdb51.py of an HMDB51-layout `layout` into `data_dir` with `flags_`
+  and the benchmark's stored flow; a finished conversion is reused (and checked)."""
   if not os.path.isfile(os.path.join(data_dir, "summary.json")):
-    # Generated frames are stored as made (64x80); real footage at 72 px, the
-    # same scale for a 64x64 crop.
-    short_side = "72" if benchmark == "footage" else "0"
-    _run_tool(["tools/prepare_hmdb51.py", f"--video_dir={os.path.join(videos, 'videos')}",
-               f"--split_dir={os.path.join(videos, 'splits')}", f"--output_dir={data_dir}",
-               "--splits=1", f"--short_side={short_side}", "--num_workers=2"]
-              + conversion_flow_flags(benchmark))
+    _run_tool(["tools/prepare_hmdb51.py", f"--video_dir={os.path.join(layout, 'videos')}",
+               f"--split_dir={os.path.join(layout, 'splits')}", f"--output_dir={data_dir}",
+               "--num_workers=2"] + flags_ + conversion_flow_flags(benchmark))
   elif _STORED_FLOW.value:
     check_reused_data(benchmark, data_dir)
   return data_dir
@@ -243,15 +248,9 @@ def make_real_motion_data(root: str) -> str:
     _run_tool(["tools/layout_sessions.py", f"--video_dir={_REAL_MOTION_DIR.value}",
                f"--sessions={sessions}", f"--output_dir={videos}",
                f"--session_column={_REAL_MOTION_SESSION_COLUMN.value}"])
-  if not os.path.isfile(os.path.join(data_dir, "summary.json")):
-    splits = ",".join(str(k) for k in layout_splits(videos))
-    _run_tool(["tools/prepare_hmdb51.py", f"--video_dir={os.path.join(videos, 'videos')}",
-               f"--split_dir={os.path.join(videos, 'splits')}", f"--output_dir={data_dir}",
-               f"--splits={splits}", "--short_side=72", "--validation_fraction=0.3",
-               "--num_workers=2"] + conversion_flow_flags("real_motion"))
-  elif _STORED_FLOW.value:
-    check_reused_data("real_motion", data_dir)
-  return data_dir
+  splits = ",".join(str(k) for k in layout_splits(videos))
+  return _convert("real_motion", videos, data_dir,
+                  [f"--splits={splits}", "--short_side=72", "--validation_fraction=0.3"])
 
 
 def layout_splits(layout_dir: str):

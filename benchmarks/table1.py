@@ -127,7 +127,8 @@ _DATA_DIR = flags.DEFINE_string(
     "data_dir", "", "A converted real dataset (tools/prepare_hmdb51.py output, with the splits "
     "of --splits) instead of the generated benchmarks: trains and tests every row on each "
     "split; --config defaults to configs/hmdb51.yaml, --seeds to 0.")
-_SPLITS = flags.DEFINE_list("splits", ["1", "2", "3"], "With --data_dir: official splits.")
+_SPLITS = flags.DEFINE_list("splits", ["1", "2", "3"], "With --data_dir: official splits. "
+                            "With real_motion: some of its session splits (default: all).")
 _ESTIMATE_STEPS = flags.DEFINE_integer(
     "estimate_steps", 2, "With --data_dir: training steps timed per stage for the up-front "
     "time estimate (benchmarks/bench_train.py); 0 = no estimate.", lower_bound=0)
@@ -237,8 +238,9 @@ def _convert(benchmark: str, layout: str, data_dir: str, flags_: list) -> str:
 def make_real_motion_data(root: str) -> str:
   """Lays out --real_motion_dir by session and converts every split (reused if present).
 
-  Split k tests on session k; validation is one held-out training session
-  (--validation_fraction=0.3 of three); frames at 72 px, the scale of a 64 px crop.
+  Split k tests on session k; validation is whole training sessions, the same in
+  every class, as many as fit in 30 % of the split's training videos
+  (--validation_groups=shared); frames at 72 px, the scale of a 64 px crop.
   """
   videos = os.path.join(root, "videos")
   data_dir = os.path.join(root, "data")
@@ -250,7 +252,8 @@ def make_real_motion_data(root: str) -> str:
                f"--session_column={_REAL_MOTION_SESSION_COLUMN.value}"])
   splits = ",".join(str(k) for k in layout_splits(videos))
   return _convert("real_motion", videos, data_dir,
-                  [f"--splits={splits}", "--short_side=72", "--validation_fraction=0.3"])
+                  [f"--splits={splits}", "--short_side=72", "--validation_fraction=0.3",
+                   "--validation_groups=shared"])
 
 
 def layout_splits(layout_dir: str):
@@ -265,7 +268,13 @@ def benchmark_splits(benchmark: str, work_dir: str):
   if benchmark == REAL:
     return [int(s) for s in _SPLITS.value]
   if benchmark == "real_motion":
-    return layout_splits(os.path.join(work_dir, benchmark, "videos"))
+    every = layout_splits(os.path.join(work_dir, benchmark, "videos"))
+    if not _SPLITS.present:
+      return every
+    unknown = [s for s in _SPLITS.value if not s.isdigit() or int(s) not in every]
+    if unknown:
+      raise app.UsageError(f"--splits: real_motion has splits {every}, not {unknown}")
+    return [int(s) for s in _SPLITS.value]
   return [1]
 
 

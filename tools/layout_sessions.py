@@ -57,7 +57,8 @@ def main(argv):
           f"{layout.unlisted[0]}")
   splits = ",".join(str(k) for k in range(1, len(layout.sessions) + 1))
   print(f"next: tools/prepare_hmdb51.py --video_dir={layout.video_dir} "
-        f"--split_dir={layout.split_dir} --output_dir=<data dir> --splits={splits}")
+        f"--split_dir={layout.split_dir} --output_dir=<data dir> --splits={splits} "
+        "--validation_groups=shared")
   return 0
 
 

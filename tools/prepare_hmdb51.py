@@ -54,6 +54,12 @@ _VALIDATION_FRACTION = flags.DEFINE_float(
     "was cut from, e.g. one movie) held out as the validation subset; 0 keeps none. HMDB51 "
     "has no validation list, and selecting on its test list would overstate accuracy.",
     lower_bound=0.0, upper_bound=0.95)
+_VALIDATION_GROUPS = flags.DEFINE_enum(
+    "validation_groups", "per_class", ["per_class", "shared"],
+    "per_class: each class holds out round(--validation_fraction x its training groups) "
+    "groups (HMDB51: a group is a movie). shared: the same groups in every class, as many "
+    "whole groups as fit in --validation_fraction of the split's training videos (at least "
+    "one): for recording sessions of unequal size (tools/layout_sessions.py).")
 _FLOW_PRESET = flags.DEFINE_enum(
     "flow_preset", "", ["", "fast", "accurate"],
     "Also store the TV-L1 flow (this preset) from each stored frame i to frame i + "
@@ -130,6 +136,7 @@ def main(argv):
                                           jpeg_quality=_JPEG_QUALITY.value,
                                           frame_stride=_FRAME_STRIDE.value,
                                           validation_fraction=_VALIDATION_FRACTION.value,
+                                          validation_groups=_VALIDATION_GROUPS.value,
                                           flow_preset=_FLOW_PRESET.value,
                                           flow_stride=_FLOW_STRIDE.value,
                                           flow_bound=_FLOW_BOUND.value)

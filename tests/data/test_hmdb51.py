@@ -85,3 +85,55 @@ def test_carve_validation_holds_out_whole_groups():
   assert hmdb51.carve_validation(entries, "walk", 0.0) == entries
   with pytest.raises(ValueError, match="validation_fraction"):
     hmdb51.carve_validation(entries, "walk", 1.0)
+
+
+def _session_entries(sizes, test_session="T"):
+  """One class's entries: `sizes[session]` training clips per session, 2 test clips."""
+  entries = [hmdb51.SplitEntry(f"{s}_walk_{i}.avi", hmdb51.TRAIN)
+             for s, n in sizes.items() for i in range(n)]
+  return entries + [hmdb51.SplitEntry(f"{test_session}_walk_{i}.avi", 2) for i in range(2)]
+
+
+def _held(carved):
+  return {cls: sorted({hmdb51.video_group(e.video, cls) for e in entries
+                       if e.subset_id == hmdb51.VALIDATION})
+          for cls, entries in carved.items()}
+
+
+def test_carve_shared_validation_holds_out_sessions_that_fit_the_fraction():
+  # Three training sessions of unequal size, as in a leave-one-session-out split:
+  # per class the group count rule holds out one session whatever its size.
+  walk = {"big": 10, "mid": 5, "small": 4}
+  per_class = {"walk": _session_entries(walk),
+               "run": [hmdb51.SplitEntry(e.video.replace("_walk_", "_run_"), e.subset_id)
+                       for e in _session_entries(walk)]}
+  carved = hmdb51.carve_shared_validation(per_class, 0.3)
+  held = _held(carved)
+  # 30 % of 38 training clips is 11.4: "big" (20) never fits; of "mid" (10) and
+  # "small" (8) only one fits, and the same one in both classes.
+  assert held["walk"] == held["run"]
+  assert held["walk"] in (["mid"], ["small"])
+  for cls, entries in carved.items():
+    for e, c in zip(per_class[cls], entries):
+      group = hmdb51.video_group(e.video, cls)
+      expected = hmdb51.VALIDATION if group in held[cls] else e.subset_id
+      assert c.subset_id == expected  # test clips never move
+  # Deterministic; a larger fraction takes more whole sessions, never all.
+  assert hmdb51.carve_shared_validation(per_class, 0.3) == carved
+  assert len(_held(hmdb51.carve_shared_validation(per_class, 0.5))["walk"]) == 2
+  assert hmdb51.carve_shared_validation(per_class, 0.0) == {k: list(v)
+                                                             for k, v in per_class.items()}
+
+
+def test_carve_shared_validation_falls_back_to_the_smallest_and_keeps_training():
+  # No session fits in 10 % of 19: the smallest is held out.
+  per_class = {"walk": _session_entries({"big": 10, "mid": 5, "small": 4})}
+  assert _held(hmdb51.carve_shared_validation(per_class, 0.1))["walk"] == ["small"]
+  # A class recorded only in the held-out session trains on it (no validation).
+  # Here the smallest session, "tiny", holds jump's only training clips.
+  per_class["jump"] = [hmdb51.SplitEntry(f"tiny_jump_{i}.avi", hmdb51.TRAIN) for i in range(3)]
+  carved = hmdb51.carve_shared_validation(per_class, 0.1)
+  assert _held(carved) == {"walk": [], "jump": []}
+  assert all(e.subset_id == hmdb51.TRAIN for e in carved["jump"])
+  with pytest.raises(ValueError, match="validation_fraction"):
+    hmdb51.carve_shared_validation(per_class, 1.0)

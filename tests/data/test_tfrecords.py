@@ -345,3 +345,39 @@ def test_write_shard_unwritable_dir_names_the_shard(tmp_path, monkeypatch):
   with pytest.raises(tfrecords.ShardWriteError, match=r"cannot write .*hmdb51-00001-of-00002"
                      r"\.tfrecord.*: Permission denied"):
     tfrecords.write_shard(str(tmp_path), 1, 2, tasks, results)
+
+
+def test_plan_holds_out_shared_sessions_and_settings_record_the_rule(tmp_path):
+  # A leave-one-session-out layout (names start with the session, the group):
+  # two classes, training sessions of 6, 3 and 2 clips per class, test session T.
+  video_dir, split_dir = tmp_path / "videos", tmp_path / "splits"
+  split_dir.mkdir()
+  for cls in ("up", "down"):
+    (video_dir / cls).mkdir(parents=True)
+    lines = []
+    for session, n, sid in (("A", 6, 1), ("B", 3, 1), ("C", 2, 1), ("T", 2, 2)):
+      for i in range(n):
+        name = f"{session}_{cls}_{i}.mp4"
+        (video_dir / cls / name).write_bytes(b"")
+        lines.append(f"{name} {sid}")
+    (split_dir / hmdb51.split_file_name(cls, 1)).write_text("\n".join(lines) + "\n")
+
+  def held(mode):
+    plan = tfrecords.build_plan(str(video_dir), str(split_dir), [1], 0.3, mode)
+    return {(v.class_name, v.file_name.split("_")[0]) for v in plan.videos
+            if v.split_ids[1] == hmdb51.VALIDATION}
+
+  # Per class, one of three groups whatever its size; shared: whole sessions
+  # within 30 % of 22 training clips (6.6), the same in both classes.
+  assert len({s for _, s in held("per_class")}) == 1
+  shared = held("shared")
+  assert {s for _, s in shared} in ({"B"}, {"C"}, {"B", "C"}) and len(shared) % 2 == 0
+  assert {s for c, s in shared if c == "up"} == {s for c, s in shared if c == "down"}
+  assert "A" not in {s for _, s in shared}
+  # The default rule is not named in the settings: older conversions keep their
+  # fingerprint and resume; the shared rule is recorded.
+  assert "validation_groups" not in tfrecords.ConversionSettings().as_dict()
+  assert tfrecords.ConversionSettings(
+      validation_groups="shared").as_dict()["validation_groups"] == "shared"
+  with pytest.raises(ValueError, match="--validation_groups"):
+    tfrecords.ConversionSettings(validation_groups="people").validate()

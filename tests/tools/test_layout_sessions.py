@@ -27,11 +27,12 @@ def test_layout_then_convert_one_split_per_session(tmp_path, run_tool_in_process
                                f"--sessions={tmp_path / 'sessions.tsv'}", f"--output_dir={out}")
   assert result.code == 0, result.err
   assert "split 3: test session S3 (left 1, right 1)" in result.out
+  assert "--validation_groups=shared" in result.out  # the hint for the converter
   data = tmp_path / "data"
   result = run_tool_in_process("prepare_hmdb51.py", f"--video_dir={out / 'videos'}",
                                f"--split_dir={out / 'splits'}", f"--output_dir={data}",
                                "--splits=1,2,3", "--short_side=0", "--num_workers=1",
-                               "--validation_fraction=0.4")
+                               "--validation_fraction=0.4", "--validation_groups=shared")
   assert result.code == 0, result.err
   summary = json.loads((data / "summary.json").read_text())
   for k in ("1", "2", "3"):

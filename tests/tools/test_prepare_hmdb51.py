@@ -31,7 +31,8 @@ def test_helpfull_documents_every_flag(run_tool_in_process):
   proc = run_tool_in_process("prepare_hmdb51.py", "--helpfull")
   assert proc.code == 0, proc.err
   for flag in ("--video_dir", "--split_dir", "--output_dir", "--splits", "--short_side",
-               "--jpeg_quality", "--frame_stride", "--validation_fraction", "--num_workers", "--num_shards",
+               "--jpeg_quality", "--frame_stride", "--validation_fraction", "--validation_groups",
+               "--num_workers", "--num_shards",
                "--[no]overwrite", "--flow_preset", "--flow_stride", "--flow_bound"):
     assert flag in proc.out, flag
 

@@ -11,7 +11,9 @@ Split ids: 1 = training, 2 = testing, 0 = not used in that split.
 Validation: the release has none, so `carve_validation` holds out whole groups of
 training videos (a group is the source a clip was cut from, e.g. one movie), the
 same rule for HMDB51 and for the project's generated sets. Held-out videos get the
-internal id 3; split files never contain it.
+internal id 3; split files never contain it. `carve_shared_validation` is the
+rule for sets whose groups are shared by every class and differ in size
+(recording sessions, `tsnet_tf.data.sessions`).
 """
 
 import dataclasses
@@ -19,7 +21,7 @@ import hashlib
 import logging
 import os
 import re
-from typing import Dict, Iterable, List, Sequence
+from typing import Dict, Iterable, List, Mapping, Sequence
 
 from tsnet_tf.utils import errors
 
@@ -194,3 +196,54 @@ def carve_validation(entries: Sequence[SplitEntry], class_name: str,
   return [SplitEntry(e.video, VALIDATION)
           if e.subset_id == TRAIN and video_group(e.video, class_name) in held else e
           for e in entries]
+
+
+# How `--validation_fraction` picks the held-out groups (`build_plan`).
+VALIDATION_GROUPS = ("per_class", "shared")
+
+
+def carve_shared_validation(per_class: Mapping[str, Sequence[SplitEntry]],
+                            fraction: float) -> Dict[str, List[SplitEntry]]:
+  """Holds out the same whole groups of training videos in every class.
+
+  For sets whose groups are recording sessions (people, rooms, days) shared by
+  all classes and of unequal size: `carve_validation` counts groups per class,
+  so with 3 training sessions it holds out one, even one holding half of the
+  training videos. Here the groups are taken over the whole split, in the hash
+  order of their names, each one that still fits within fraction x the split's
+  training videos; when none fits, the smallest. A class whose training groups
+  would all be held out keeps them for training (it has none for validation).
+
+  Args:
+    per_class: every class's split entries (class name -> entries), one split.
+    fraction: share of the split's training videos to hold out, in [0, 1).
+
+  Returns:
+    The same mapping, held-out entries with `subset_id` VALIDATION.
+  """
+  if not 0.0 <= fraction < 1.0:
+    raise ValueError(f"--validation_fraction must be in [0, 1), got {fraction}")
+  sizes: Dict[str, int] = {}
+  for cls, entries in per_class.items():
+    for e in entries:
+      if e.subset_id == TRAIN:
+        group = video_group(e.video, cls)
+        sizes[group] = sizes.get(group, 0) + 1
+  held = set()
+  if fraction > 0 and len(sizes) >= 2:
+    budget = fraction * sum(sizes.values())
+    taken = 0
+    for group in sorted(sizes, key=_group_rank):
+      if taken + sizes[group] <= budget:
+        held.add(group)
+        taken += sizes[group]
+    if not held:
+      held.add(min(sorted(sizes, key=_group_rank), key=sizes.get))
+  carved = {}
+  for cls, entries in per_class.items():
+    groups = {video_group(e.video, cls) for e in entries if e.subset_id == TRAIN}
+    held_here = held if groups - held else set()
+    carved[cls] = [SplitEntry(e.video, VALIDATION)
+                   if e.subset_id == TRAIN and video_group(e.video, cls) in held_here else e
+                   for e in entries]
+  return carved

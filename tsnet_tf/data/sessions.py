@@ -13,9 +13,11 @@ such a set out so that every tool runs on it unchanged:
 
 Split k tests on the k-th session (sessions sorted by name) and trains on the
 others. Each output name starts with its session, which is the name's group for
-`hmdb51.video_group`: so `tools/prepare_hmdb51.py --validation_fraction` holds
-out whole *sessions* of the training ones as validation, never new takes of a
-training session (which would reward memorising who and where).
+`hmdb51.video_group`: so `tools/prepare_hmdb51.py --validation_fraction`
+holds out whole *sessions* of the training ones as validation, never new takes
+of a training session (which would reward memorising who and where). With
+`--validation_groups=shared` they are the same sessions in every class, as many
+as fit in the fraction of the training videos (sessions differ in size).
 
 The sessions file is a table (tab- or comma-separated) with a header row: the
 first column is the video's path relative to `video_dir` (`<class>/<file>`),

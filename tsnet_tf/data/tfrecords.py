@@ -93,6 +93,8 @@ class ConversionSettings:
   frame_stride: int = 1
   # Share of each class's training groups held out for validation.
   validation_fraction: float = 0.2
+  # How the held-out groups are chosen (`hmdb51.VALIDATION_GROUPS`).
+  validation_groups: str = "per_class"
   # Stored TV-L1 flow (`stored_flow.py`): "" stores none (and the records are
   # those of a conversion without these fields), else the tvl1 preset.
   flow_preset: str = ""
@@ -103,6 +105,9 @@ class ConversionSettings:
     if not 0.0 <= self.validation_fraction < 1.0:
       raise ValueError(
           f"--validation_fraction must be in [0, 1), got {self.validation_fraction}")
+    if self.validation_groups not in hmdb51.VALIDATION_GROUPS:
+      raise ValueError(f"--validation_groups must be one of {hmdb51.VALIDATION_GROUPS}, "
+                       f"got {self.validation_groups!r}")
     if self.short_side < 0:
       raise ValueError(f"--short_side must be >= 0 (0 keeps the size), got {self.short_side}")
     if not 1 <= self.jpeg_quality <= 100:
@@ -123,10 +128,13 @@ class ConversionSettings:
   def as_dict(self) -> Dict[str, object]:
     """The settings as summary.json and the resume fingerprint record them.
 
-    Without stored flow the flow fields are left out, so a conversion without
-    flow records (and resumes) exactly as before they existed.
+    Without stored flow the flow fields are left out, and the default validation
+    rule is not named, so such a conversion records (and resumes) exactly as
+    before those fields existed.
     """
     d = dataclasses.asdict(self)
+    if self.validation_groups == "per_class":
+      d.pop("validation_groups")
     if not self.flow_preset:
       for key in ("flow_preset", "flow_stride", "flow_bound"):
         d.pop(key)
@@ -144,7 +152,8 @@ class Plan:
 
 
 def build_plan(video_dir: str, split_dir: str, splits: Sequence[int] = hmdb51.SPLITS,
-               validation_fraction: float = 0.0) -> Plan:
+               validation_fraction: float = 0.0,
+               validation_groups: str = "per_class") -> Plan:
   """Reads the layout and split files; every layout error is raised here, before work.
 
   Args:
@@ -153,6 +162,9 @@ def build_plan(video_dir: str, split_dir: str, splits: Sequence[int] = hmdb51.SP
     splits: official splits to record.
     validation_fraction: share of each class's training groups moved to the
       validation subset (`hmdb51.carve_validation`).
+    validation_groups: "per_class" (`hmdb51.carve_validation`, HMDB51's movies)
+      or "shared" (`hmdb51.carve_shared_validation`: the same groups in every
+      class, as many as fit in the fraction of the split's training videos).
 
   Returns:
     Plan: videos used (listed with id 1 or 2 in at least one of `splits` and present),
@@ -168,7 +180,10 @@ def build_plan(video_dir: str, split_dir: str, splits: Sequence[int] = hmdb51.SP
     raise hmdb51.LayoutError("--splits is empty")
   classes = hmdb51.list_class_dirs(video_dir)
   split_entries = hmdb51.read_splits(split_dir, classes, splits)
-  if validation_fraction:
+  if validation_fraction and validation_groups == "shared":
+    split_entries = {k: hmdb51.carve_shared_validation(per_class, validation_fraction)
+                     for k, per_class in split_entries.items()}
+  elif validation_fraction:
     split_entries = {k: {cls: hmdb51.carve_validation(entries, cls, validation_fraction)
                          for cls, entries in per_class.items()}
                      for k, per_class in split_entries.items()}
@@ -458,7 +473,8 @@ def convert(video_dir: str, split_dir: str, output_dir: str,
   if num_shards < 0:
     raise ValueError(f"--num_shards must be >= 0, got {num_shards}")
   if plan is None:
-    plan = build_plan(video_dir, split_dir, splits, settings.validation_fraction)
+    plan = build_plan(video_dir, split_dir, splits, settings.validation_fraction,
+                      settings.validation_groups)
   if not plan.videos:
     raise hmdb51.LayoutError(
         f"no video in {video_dir!r} is listed as train or test in splits {plan.splits}")

@@ -115,11 +115,14 @@ class FlowConfig:
       TFRecords by `prepare_hmdb51.py --flow_preset`, whose preset, bound and
       stride must match). Either way the saved teacher is the same model, RGB
       clips in, TV-L1 in the graph.
+    subtract_median: subtract each frame's median flow before the bound (the
+      camera's own motion on a moving camera; `layers.FlowScaling`).
   """
   preset: str = "fast"
   overrides: Dict[str, Any] = dataclasses.field(default_factory=dict)
   bound: float = 20.0
   source: str = "graph"
+  subtract_median: bool = False
 
 
 @dataclasses.dataclass

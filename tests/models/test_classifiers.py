@@ -90,6 +90,28 @@ def test_flow_scaling_clips_and_divides():
   assert layers.FlowScaling.from_config(layer.get_config()).bound == 4.0
 
 
+def test_flow_scaling_subtracts_each_frames_median_motion():
+  # A camera pan of (3, -1) px over the whole frame, and a hand moving (2, 2)
+  # px against it in a quarter of the frame (the median is the pan's).
+  rng = np.random.RandomState(0)
+  flow = np.tile(np.array([3.0, -1.0], "float32"), (2, 3, 8, 8, 1))
+  flow[:, :, :4, :4] += 2.0
+  flow[0, 1] += 1.5  # frames differ: the median is per frame
+  flow += rng.uniform(-0.01, 0.01, flow.shape).astype("float32")
+  layer = layers.FlowScaling(bound=4.0, subtract_median=True)
+  expected = np.clip(flow - np.median(flow, axis=(2, 3), keepdims=True), -4, 4) / 4
+  got = np.asarray(layer(flow))
+  np.testing.assert_allclose(got, expected, atol=1e-6)
+  # The background is still; the hand keeps its own (2, 2) px.
+  np.testing.assert_allclose(got[:, :, 6, 6], 0.0, atol=0.01)
+  np.testing.assert_allclose(got[:, :, 1, 1], 0.5, atol=0.01)
+  restored = layers.FlowScaling.from_config(layer.get_config())
+  assert restored.subtract_median and not layers.FlowScaling(4.0).subtract_median
+  # Off (the default): the pan stays in the flow.
+  np.testing.assert_allclose(np.asarray(layers.FlowScaling(4.0)(flow))[1, :, 6, 6, 0], 0.75,
+                             atol=0.01)
+
+
 def test_late_fusion_is_log_of_mean_probability():
   rng = np.random.RandomState(1)
   a, b = rng.normal(size=(3, 5)) * 4, rng.normal(size=(3, 5)) * 4

@@ -136,3 +136,20 @@ def test_hmdb51_configs_build_every_stage(name):
   assert np.isfinite(logs["loss"])
   fused = models.build_two_stream(built["rgb"], built["teacher"], fusion=cfg.model.fusion)
   assert fused.output_shape == (None, 3)
+
+
+def test_teacher_subtracts_the_median_flow_in_graph_and_from_stored_flow():
+  # model.flow.subtract_median lives in the "flow_scaling" layer, so the stored-flow
+  # network (which starts there) and the RGB-input teacher agree.
+  from tsnet_tf import models  # pylint: disable=g-import-not-at-top
+  teacher = stages.build_flow(_cfg("teacher", "model.flow.subtract_median=true"), 3)
+  assert teacher.get_layer("flow_scaling").subtract_median
+  assert not stages.build_flow(_cfg("teacher"), 3).get_layer("flow_scaling").subtract_median
+  clip = np.random.default_rng(0).uniform(0, 255, (2, 4, 16, 16, 3)).astype("float32")
+  flow = keras.Model(teacher.input, teacher.get_layer("flow").output)(clip)
+  np.testing.assert_allclose(models.flow_network(teacher)(flow), teacher(clip),
+                             rtol=1e-5, atol=1e-5)
+  # A pan added to every pixel's flow changes nothing after the subtraction.
+  panned = np.asarray(flow) + np.array([1.5, -0.5], "float32")
+  np.testing.assert_allclose(models.flow_network(teacher)(panned),
+                             models.flow_network(teacher)(flow), rtol=1e-4, atol=1e-4)

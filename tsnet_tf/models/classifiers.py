@@ -127,6 +127,7 @@ def build_teacher(num_classes: int,
                   flow_preset: str = "fast",
                   flow_overrides: Optional[Dict[str, Any]] = None,
                   flow_bound: float = 20.0,
+                  flow_subtract_median: bool = False,
                   width_multiplier: float = 1.0,
                   width: Optional[int] = None,
                   dropout_rate: float = 0.5,
@@ -146,6 +147,8 @@ def build_teacher(num_classes: int,
     flow_preset: `tsnet_tf.layers.TVL1Flow` preset ("fast" or "accurate").
     flow_overrides: TV-L1 parameter overrides passed to the layer.
     flow_bound: flows are clipped to [-bound, bound] pixels, then / bound.
+    flow_subtract_median: subtract each frame's median flow first (camera
+      motion; `FlowScaling`).
     name: model name.
 
   Returns:
@@ -160,7 +163,7 @@ def build_teacher(num_classes: int,
   # accumulate small updates that float16 would lose.
   flow = TVL1Flow(preset=flow_preset, dtype="float32", name="flow",
                   **dict(flow_overrides or {}))(clip)
-  x = FlowScaling(flow_bound, name="flow_scaling")(flow)
+  x = FlowScaling(flow_bound, subtract_median=flow_subtract_median, name="flow_scaling")(flow)
   features = backbones.apply_backbone(
       x, backbone,
       width_multiplier=_resolve_width(backbone, width, width_multiplier),

@@ -50,7 +50,8 @@ def build_flow(cfg: config_lib.ExperimentConfig, num_classes: int,
   f = cfg.model.flow
   return models.build_teacher(num_classes, cfg.data.num_frames, cfg.data.crop_size,
                               flow_preset=f.preset, flow_overrides=dict(f.overrides),
-                              flow_bound=f.bound, name=name, **config_lib.backbone_kwargs(cfg))
+                              flow_bound=f.bound, flow_subtract_median=f.subtract_median,
+                              name=name, **config_lib.backbone_kwargs(cfg))
 
 
 def load_classifier(model_dir: str, flag: str) -> keras.Model:

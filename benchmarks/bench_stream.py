@@ -326,7 +326,8 @@ def main(argv):
                      _WIDTH.value)
   hops = [None if h == "default" else int(h) for h in _HOPS.value]
   span = spec.video_span
-  cut = f"; real-time factor: input cut after {_MAX_SECONDS.value:g} s" if _MAX_SECONDS.value else ""
+  cut = (f"; real-time factor: input cut after {_MAX_SECONDS.value:g} s" if _MAX_SECONDS.value
+         else "")
   print(f"clip: {spec.describe()}; window {span} frames = {1000 * span / FPS:.0f} ms of "
         f"video; hops {', '.join(_HOPS.value)}; input {_SECONDS.value:g} s at {FPS} fps, "
         f"{_WIDTH.value}x{_HEIGHT.value}{cut}; built in {time.time() - started:.0f} s",

@@ -248,13 +248,13 @@ def test_a_v4l2_device_is_opened_as_v4l2_with_the_timeout(long_video, monkeypatc
   real_open = video.av.open
   calls = []
 
-  def fake_open(file, mode="r", format=None, options=None, timeout=None, **kwargs):  # pylint: disable=redefined-builtin
-    calls.append((file, mode, format, options, timeout))
-    return real_open(path, mode)
+  def fake_open(file, **kwargs):
+    calls.append((file, kwargs))
+    return real_open(path, "r")
 
   monkeypatch.setattr(video.av, "open", fake_open)
   source = streams.open_source("/dev/video0", timeout=3)
-  assert calls == [("/dev/video0", "r", "v4l2", {}, 3)]
+  assert calls == [("/dev/video0", dict(mode="r", format="v4l2", options={}, timeout=3))]
   assert source.live and source.name == "/dev/video0"
   result = _run(source)
   assert result.frames == len(frames) and result.end == "end of stream"
@@ -267,14 +267,14 @@ def test_a_v4l2_device_is_opened_as_v4l2_with_the_timeout(long_video, monkeypatc
 def test_rtsp_options_reach_ffmpeg(monkeypatch, transport, options):
   calls = []
 
-  def fake_open(file, mode="r", format=None, options=None, timeout=None, **kwargs):  # pylint: disable=redefined-builtin
-    calls.append((file, format, options, timeout))
+  def fake_open(file, **kwargs):
+    calls.append((file, kwargs))
     raise video.av.error.ConnectionRefusedError(111, "Connection refused", file)
 
   monkeypatch.setattr(video.av, "open", fake_open)
   with pytest.raises(video.VideoDecodeError, match="'rtsp://cam/x': cannot open the stream"):
     streams.open_source("rtsp://cam/x", timeout=2, rtsp_transport=transport)
-  assert calls == [("rtsp://cam/x", None, options, 2)]
+  assert calls == [("rtsp://cam/x", dict(mode="r", format=None, options=options, timeout=2))]
 
 
 def test_a_truncated_file_gives_the_frames_before_the_cut(long_video, tmp_path):

@@ -74,6 +74,10 @@ _MAX_SECONDS = flags.DEFINE_float(
     lower_bound=0.0)
 _RSS = flags.DEFINE_boolean("rss", False, "Also measure peak RSS on 1- and 10-minute inputs.")
 _RSS_MINUTES = flags.DEFINE_list("rss_minutes", ["1", "10"], "Input lengths for --rss.")
+_NO_ARITHMETIC = flags.DEFINE_boolean(
+    "no_arithmetic_optimization", False, "Turn off Grappler's arithmetic optimizer: at "
+    "configs/hmdb51.yaml's clip its AddOpsRewrite inside the in-graph TV-L1 loops can fail "
+    "with AlreadyExistsError (TemporaryVariableOp tmp_var; tensorflow/tensorflow#23780).")
 _WORK_DIR = flags.DEFINE_string("work_dir", None, "Where to build (default: a temp dir).")
 _NOTE = flags.DEFINE_string("note", "", "Free text printed with the results (machine, load).")
 _RSS_CHILD = flags.DEFINE_string("rss_child", None, "Internal: MODEL,VIDEO for one RSS run.")
@@ -314,6 +318,9 @@ def main(argv):
     return
   import yaml
   from tsnet_tf import config as config_lib
+  if _NO_ARITHMETIC.value:
+    import tensorflow as tf
+    tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
   with open(_CONFIG.value) as f:
     cfg = config_lib.from_dict(yaml.safe_load(f), _CONFIG.value)
   work = _WORK_DIR.value or tempfile.mkdtemp(prefix="bench_stream_")

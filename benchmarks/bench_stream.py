@@ -24,6 +24,18 @@ a generated 1-minute and a 10-minute input in fresh processes and reports each
 one's peak RSS.
 
   .venv/bin/python benchmarks/bench_stream.py --seconds=12 --rss
+
+Each model runs at every `--hops` value (default: recognize's default hop, half
+a clip's span, and hop 1, a label for every new frame), side by side in one run;
+the last column says whether it keeps up with the 25 fps input (real-time factor
+>= 1) or runs below real time. `--config=configs/hmdb51.yaml` gives the paper's
+clip (25 frames of 224x224, R3D-18); with `--max_seconds` the real-time factor is
+taken over the windows read within that many seconds (the first few for a slow
+row, which takes seconds per window):
+
+  .venv/bin/python benchmarks/bench_stream.py --config=configs/hmdb51.yaml \
+      --models=tflite_fp32,twostream_accurate --seconds=4 --width=320 --height=240 \
+      --max_seconds=15 --no_arithmetic_optimization
 """
 
 import json
@@ -51,9 +63,21 @@ _THREADS = flags.DEFINE_integer("num_threads", 2, "TFLite interpreter threads.")
 _MODELS = flags.DEFINE_list(
     "models", ["tflite_fp32", "tflite_int8", "saved_model", "twostream_fast",
                "twostream_accurate", "twostream_opencv"], "Rows to run.")
-_HOP = flags.DEFINE_integer("hop", None, "Frames between window starts (default: half a clip).")
+_HOPS = flags.DEFINE_list(
+    "hops", ["default", "1"], "Frames between window starts, one set of rows per value, side "
+    "by side: `default` (half a clip's span, tools/recognize.py's default) and 1 (a label for "
+    "every new frame, what a live recognizer showing the current action does).")
+_MAX_SECONDS = flags.DEFINE_float(
+    "max_seconds", 0.0, "Stop reading the input after this many wall seconds in the "
+    "real-time-factor run (0: the whole input): the slow rows (OpenCV TV-L1, hop 1, R3D-18 "
+    "at configs/hmdb51.yaml's clip) are then measured on the input's first windows.",
+    lower_bound=0.0)
 _RSS = flags.DEFINE_boolean("rss", False, "Also measure peak RSS on 1- and 10-minute inputs.")
 _RSS_MINUTES = flags.DEFINE_list("rss_minutes", ["1", "10"], "Input lengths for --rss.")
+_NO_ARITHMETIC = flags.DEFINE_boolean(
+    "no_arithmetic_optimization", False, "Turn off Grappler's arithmetic optimizer: at "
+    "configs/hmdb51.yaml's clip its AddOpsRewrite inside the in-graph TV-L1 loops can fail "
+    "with AlreadyExistsError (TemporaryVariableOp tmp_var; tensorflow/tensorflow#23780).")
 _WORK_DIR = flags.DEFINE_string("work_dir", None, "Where to build (default: a temp dir).")
 _NOTE = flags.DEFINE_string("note", "", "Free text printed with the results (machine, load).")
 _RSS_CHILD = flags.DEFINE_string("rss_child", None, "Internal: MODEL,VIDEO for one RSS run.")
@@ -84,8 +108,12 @@ def write_input(path, seconds, height, width):
   return path
 
 
-def build_artifacts(work, cfg):
-  """Student SavedModel + TFLite fp32/int8 and the two-stream Keras models."""
+def build_artifacts(work, cfg, names):
+  """What the rows `names` need: student SavedModel, TFLite fp32/int8, two-stream models.
+
+  Only what a row needs is built (R3D-18 at configs/hmdb51.yaml's clip takes minutes to
+  convert and calibrate on this CPU).
+  """
   import keras
   from tsnet_tf import models
   from tsnet_tf.data import clip_spec
@@ -118,17 +146,23 @@ def build_artifacts(work, cfg):
                                  spec=spec, overwrite=True)
   out = {"spec": spec, "labels": labels, "saved_model": export}
   for q in ("none", "int8"):
+    if f"tflite_{'fp32' if q == 'none' else q}" not in names:
+      continue
     out[f"tflite_{q}"] = tfl.convert_saved_model(
         export, os.path.join(work, f"student_{q}.tflite"), q, data_dir=records,
         num_calibration_clips=16)["output"]
   teachers = {}
   for preset in ("fast", "accurate"):
+    if f"twostream_{preset}" not in names and not (preset == "fast" and
+                                                    "twostream_opencv" in names):
+      continue
     keras.utils.set_random_seed(0)
     teachers[preset] = models.build_teacher(len(labels), t, s, backbone=cfg.model.backbone,
                                             width=width, flow_preset=preset,
                                             flow_bound=cfg.model.flow.bound, name="flow")
     out[f"twostream_{preset}"] = models.build_two_stream(student, teachers[preset])
-  out["flow_net"] = models.flow_network(teachers["fast"])
+  if "twostream_opencv" in names:
+    out["flow_net"] = models.flow_network(teachers["fast"])
   out["student_keras"] = student
   return out
 
@@ -197,25 +231,61 @@ def classifiers(art, names, num_threads):
   return made
 
 
-def measure(classifier, path):
-  """(real-time factor, windows, latency median, p95, windows classified / dropped live)."""
+def _first_frames(source, seconds):
+  """`source` cut after `seconds` of wall time (the real-time factor of its first windows).
+
+  The file decoder waits for the classifier, so a slow model reads only the first
+  windows' frames before the cut; the windows decoded by then are all classified.
+  """
+  from tsnet_tf.data import streams
+
+  class FirstFrames(streams.FrameSource):
+
+    def __init__(self):
+      super().__init__(source.name, source.fps, source.live, source.expected_frames)
+
+    def frames(self):
+      deadline = None
+      for frame in source.frames():
+        deadline = deadline or time.monotonic() + seconds
+        if time.monotonic() > deadline:
+          return
+        yield frame
+
+    def close(self):
+      source.close()
+
+  return FirstFrames()
+
+
+def measure(classifier, path, hop):
+  """(real-time factor, windows, latency median, p95, windows classified / dropped live).
+
+  `hop`: decoded frames between window starts, None for recognize's default.
+  """
+  from tsnet_tf.data import streams
   from tsnet_tf.export import recognize as rec
   quiet = dict(print_windows=False, progress=False)
+  slicer = streams.WindowSlicer(classifier.spec, hop)
   # warm-up: the first call traces / allocates
   classifier.classify(_first_clip(classifier, path))
-  thr = rec.recognize(classifier, streams.open_source(path), None, hop=_HOP.value, **quiet)
-  live = rec.recognize(classifier, streams.open_source(path, realtime=True), None, hop=_HOP.value,
+  source = streams.open_source(path)
+  if _MAX_SECONDS.value:
+    source = _first_frames(source, _MAX_SECONDS.value)
+  thr = rec.recognize(classifier, source, None, hop=hop, **quiet)
+  live = rec.recognize(classifier, streams.open_source(path, realtime=True), None, hop=hop,
                        queue_size=1, **quiet)
   lat = np.asarray(live.latencies_ms)
-  return {"rtf": thr.realtime_factor, "windows": thr.windows,
-          "ms_per_window": 1000 * thr.elapsed_s / max(thr.windows, 1),
+  return {"hop": slicer.hop, "labels_per_s": FPS / slicer.hop, "rtf": thr.realtime_factor,
+          "video_s": thr.frames / FPS,
+          "windows": thr.windows, "ms_per_window": 1000 * thr.elapsed_s / max(thr.windows, 1),
           "latency_median_ms": float(np.median(lat)), "latency_p95_ms":
           float(np.percentile(lat, 95)), "live_classified": live.windows,
           "live_dropped": live.dropped}
 
 
 def _first_clip(classifier, path):
-  from tsnet_tf.export import recognize as rec
+  from tsnet_tf.data import streams
   slicer = streams.WindowSlicer(classifier.spec)
   source = streams.open_source(path)
   try:
@@ -230,6 +300,7 @@ def _first_clip(classifier, path):
 
 def rss_child(model, path):
   """One recognition of `path` with the TFLite student; prints peak RSS (MiB) as JSON."""
+  from tsnet_tf.data import streams
   from tsnet_tf.export import predict
   from tsnet_tf.export import recognize as rec
   classifier = rec.PredictorClassifier(predict.load_predictor(model, num_threads=2))
@@ -247,32 +318,43 @@ def main(argv):
     return
   import yaml
   from tsnet_tf import config as config_lib
+  if _NO_ARITHMETIC.value:
+    import tensorflow as tf
+    tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
   with open(_CONFIG.value) as f:
     cfg = config_lib.from_dict(yaml.safe_load(f), _CONFIG.value)
   work = _WORK_DIR.value or tempfile.mkdtemp(prefix="bench_stream_")
   os.makedirs(work, exist_ok=True)
   started = time.time()
-  art = build_artifacts(work, cfg)
+  # --rss runs the TFLite fp32 student whatever the rows
+  art = build_artifacts(work, cfg, list(_MODELS.value) + (["tflite_fp32"] if _RSS.value else []))
   spec = art["spec"]
   path = write_input(os.path.join(work, "input.avi"), _SECONDS.value, _HEIGHT.value,
                      _WIDTH.value)
-  span = (spec.num_frames - 1) * spec.video_stride + 1
+  hops = [None if h == "default" else int(h) for h in _HOPS.value]
+  span = spec.video_span
+  cut = (f"; real-time factor: input cut after {_MAX_SECONDS.value:g} s" if _MAX_SECONDS.value
+         else "")
   print(f"clip: {spec.describe()}; window {span} frames = {1000 * span / FPS:.0f} ms of "
-        f"video, hop {_HOP.value or span // 2} frames; input {_SECONDS.value:g} s at {FPS} fps, "
-        f"{_WIDTH.value}x{_HEIGHT.value}; built in {time.time() - started:.0f} s", flush=True)
+        f"video; hops {', '.join(_HOPS.value)}; input {_SECONDS.value:g} s at {FPS} fps, "
+        f"{_WIDTH.value}x{_HEIGHT.value}{cut}; built in {time.time() - started:.0f} s",
+        flush=True)
   rows = []
   for name, classifier in classifiers(art, _MODELS.value, _THREADS.value).items():
-    row = {"model": name, **measure(classifier, path)}
-    rows.append(row)
-    print(json.dumps(row), flush=True)
+    for hop in hops:
+      row = {"model": name, **measure(classifier, path, hop)}
+      rows.append(row)
+      print(json.dumps(row), flush=True)
   print()
-  print(f"| model | real-time factor | ms / window | latency median (ms) | latency p95 (ms) "
-        f"| live: classified / dropped |")
-  print("|---|---|---|---|---|---|")
+  print("| model | hop (frames) | labels / s | real-time factor | windows timed | ms / window "
+        "| latency median (ms) | latency p95 (ms) | live: classified / dropped | keeps up |")
+  print("|---|---|---|---|---|---|---|---|---|---|")
   for r in rows:
-    print(f"| {r['model']} | {r['rtf']:.1f}x | {r['ms_per_window']:.0f} | "
-          f"{r['latency_median_ms']:.0f} | {r['latency_p95_ms']:.0f} | "
-          f"{r['live_classified']} / {r['live_dropped']} |")
+    # Keeping up = every window classified in less video time than the hop brings.
+    print(f"| {r['model']} | {r['hop']} | {r['labels_per_s']:.1f} | {r['rtf']:.3g}x | "
+          f"{r['windows']} | {r['ms_per_window']:.0f} | {r['latency_median_ms']:.0f} | "
+          f"{r['latency_p95_ms']:.0f} | {r['live_classified']} / {r['live_dropped']} | "
+          f"{'yes' if r['rtf'] >= 1 else 'no: below real time'} |")
   if _RSS.value:
     print()
     print("| input | frames | windows | real-time factor | peak RSS (MiB) |")

@@ -42,6 +42,8 @@ flags.DEFINE_boolean("realtime", False, "Read a file at its frame rate, as a cam
                      "the model cannot keep up with are dropped.")
 flags.DEFINE_enum("live", "auto", ["auto", "true", "false"], "Drop windows rather than lag "
                   "(auto: rtsp, /dev/video and stdin are live; files and http(s) are not).")
+flags.DEFINE_enum("rtsp_transport", "tcp", ["tcp", "udp", "auto"], "rtsp:// media over the "
+                  "RTSP TCP connection (no lost packets), UDP, or auto (FFmpeg's: UDP, then TCP).")
 flags.DEFINE_float("timeout", 10.0, "Seconds without a frame before a stream counts as "
                    "stalled.", lower_bound=0.1)
 flags.DEFINE_integer("num_threads", None, "TFLite interpreter threads.", lower_bound=1)
@@ -67,7 +69,8 @@ def main(argv):
   try:
     # The source first: a wrong --video is named before a model is loaded.
     source = streams.open_source(FLAGS.video, FLAGS.stdin_size, FLAGS.stdin_fps,
-                                 timeout=FLAGS.timeout, realtime=FLAGS.realtime, live=live)
+                                 timeout=FLAGS.timeout, realtime=FLAGS.realtime, live=live,
+                                 rtsp_transport=FLAGS.rtsp_transport)
   except video.VideoDecodeError as e:
     raise cli.ToolError(f"--video: {e}") from e
   except ValueError as e:

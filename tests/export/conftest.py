@@ -1,8 +1,9 @@
 """Shared fixtures: a tiny student trained on generated videos, and its export.
 
-The helpers beside this file (deploy_data.py, fake_model_server.py) are not
-importable by name under `--import-mode=importlib`; they are loaded from their
-paths here and handed to the tests as the `deploy` and `fake_server` fixtures.
+The helpers beside this file (deploy_data.py, fake_model_server.py,
+rtsp_server.py) are not importable by name under `--import-mode=importlib`;
+they are loaded from their paths here and handed to the tests as the `deploy`,
+`fake_server` and `rtsp` fixtures.
 """
 
 import importlib.util
@@ -36,6 +37,12 @@ def deploy():
 def fake_server():
   """tests/export/fake_model_server.py: the TF-Serving test double (needs grpc)."""
   return _load_helper("fake_model_server")
+
+
+@pytest.fixture(scope="session")
+def rtsp():
+  """tests/export/rtsp_server.py: a minimal RTSP server on 127.0.0.1 (`rtsp.RtspServer`)."""
+  return _load_helper("rtsp_server")
 
 
 @pytest.fixture(scope="session")

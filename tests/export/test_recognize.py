@@ -187,6 +187,96 @@ def test_a_stalled_url_ends_in_one_line(long_video, http_server, tmp_path):
   assert json.loads((tmp_path / "segments.json").read_text())["end"] == result.end
 
 
+def test_an_rtsp_stream_over_tcp_gives_every_frame_and_the_segments(long_video, rtsp):
+  _, frames, truth = long_video
+  # 200 frames released 4x faster than their 25 fps: 2 s
+  with rtsp.RtspServer(frames, fps=FPS, speed=4) as server:
+    assert streams.open_source(server.url, timeout=5).live  # rtsp is live by default
+    # live=False: every window classified, so the segments do not depend on the load
+    result = _run(streams.open_source(server.url, timeout=5, live=False))
+  # the media came interleaved on the RTSP connection, asked for at once (no UDP try)
+  assert server.transports == ["RTP/AVP/TCP;unicast;interleaved=0-1"] * 2
+  assert server.requests[:4] == ["OPTIONS", "DESCRIBE", "SETUP", "PLAY"]
+  assert result.end == "end of stream" and result.fps == FPS
+  assert result.frames == len(frames)
+  assert result.windows == (len(frames) - 10) // 5 + 1
+  check_segments_found(result.segments, truth)  # MPEG-4 Part 2 at 400 kbit/s, lossy
+
+
+def test_rtsp_transport_auto_falls_back_to_tcp_and_a_bad_one_is_named(long_video, rtsp):
+  _, frames, _ = long_video
+  with rtsp.RtspServer(frames[:30], fps=FPS, speed=4) as server:
+    result = _run(streams.open_source(server.url, timeout=5, rtsp_transport="auto"))
+  # FFmpeg's default asks for UDP first; this server answers 461, then TCP
+  assert "TCP" not in server.transports[0].upper() and "TCP" in server.transports[1]
+  assert result.frames == 30
+  with pytest.raises(ValueError, match="--rtsp_transport"):
+    streams.open_source("rtsp://127.0.0.1:1/x", rtsp_transport="http")
+
+
+def test_an_rtsp_server_that_dies_mid_stream_ends_in_one_line(long_video, rtsp, tmp_path):
+  _, frames, _ = long_video
+  with rtsp.RtspServer(frames, fps=FPS, speed=4, stop_after=100) as server:
+    result = _run(streams.open_source(server.url, timeout=5), str(tmp_path))
+  # FFmpeg's RTSP client reads a closed connection as the stream's end (as an RTCP BYE)
+  assert result.end == "end of stream"
+  assert result.frames == 100 and result.windows + result.dropped == (100 - 10) // 5 + 1
+  summary = result.summary(server.url)
+  assert "\n" not in summary and "end of stream after 100 frames" in summary
+  saved = json.loads((tmp_path / "segments.json").read_text())  # complete and valid
+  assert saved["frames"] == 100 and saved["end"] == "end of stream"
+
+
+def test_a_stalled_rtsp_stream_ends_in_one_line(long_video, rtsp, tmp_path):
+  _, frames, _ = long_video
+  with rtsp.RtspServer(frames, fps=FPS, speed=4, stall_after=60) as server:
+    started = time.monotonic()
+    # the reader's 1 s read timeout fires before recognize's own 5 s stall timeout
+    result = _run(streams.open_source(server.url, timeout=1), str(tmp_path), stall_timeout=5)
+    assert time.monotonic() - started < 8
+  # the last frame sent waits in FFmpeg's MPEG-4 parser for the next start code
+  assert 59 <= result.frames <= 60
+  assert result.end == "stalled: no data for 1 s"  # not FFmpeg's "Immediate exit requested"
+  assert "\n" not in result.summary(server.url)
+  assert json.loads((tmp_path / "segments.json").read_text())["end"] == result.end
+
+
+def test_a_v4l2_device_is_opened_as_v4l2_with_the_timeout(long_video, monkeypatch):
+  """No camera here: av.open is replaced by a double that checks how the device is
+  opened and hands back the long video's container, so the run behind it is real."""
+  path, frames, truth = long_video
+  real_open = video.av.open
+  calls = []
+
+  def fake_open(file, **kwargs):
+    calls.append((file, kwargs))
+    return real_open(path, "r")
+
+  monkeypatch.setattr(video.av, "open", fake_open)
+  source = streams.open_source("/dev/video0", timeout=3)
+  assert calls == [("/dev/video0", dict(mode="r", format="v4l2", options={}, timeout=3))]
+  assert source.live and source.name == "/dev/video0"
+  result = _run(source)
+  assert result.frames == len(frames) and result.end == "end of stream"
+  check_segments_found(result.segments, truth)
+
+
+@pytest.mark.parametrize("transport, options", [("tcp", {"rtsp_transport": "tcp"}),
+                                                ("udp", {"rtsp_transport": "udp"}),
+                                                ("auto", {})])
+def test_rtsp_options_reach_ffmpeg(monkeypatch, transport, options):
+  calls = []
+
+  def fake_open(file, **kwargs):
+    calls.append((file, kwargs))
+    raise video.av.error.ConnectionRefusedError(111, "Connection refused", file)
+
+  monkeypatch.setattr(video.av, "open", fake_open)
+  with pytest.raises(video.VideoDecodeError, match="'rtsp://cam/x': cannot open the stream"):
+    streams.open_source("rtsp://cam/x", timeout=2, rtsp_transport=transport)
+  assert calls == [("rtsp://cam/x", dict(mode="r", format=None, options=options, timeout=2))]
+
+
 def test_a_truncated_file_gives_the_frames_before_the_cut(long_video, tmp_path):
   path, frames, _ = long_video
   cut = tmp_path / "cut.avi"

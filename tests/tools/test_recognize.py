@@ -5,8 +5,10 @@ carries its clip spec: the tool's plumbing, not the model, is under test
 (tests/export/test_recognize.py checks what the windows find).
 """
 
+import importlib.util
 import io
 import json
+import os
 import sys
 
 import numpy as np
@@ -75,6 +77,36 @@ def test_prints_windows_and_writes_the_outputs(tool, model_path, video_file, tmp
   saved = json.loads((tmp_path / "segments.json").read_text())
   assert saved["windows"] == len(lines) and saved["clip"]["frame_stride"] == 2
   assert (tmp_path / "timeline.png").is_file()
+
+
+def _rtsp_helper():
+  path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "export",
+                      "rtsp_server.py")
+  spec = importlib.util.spec_from_file_location("tests_export_rtsp_server", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+@pytest.mark.parametrize("stop_after", [None, 20])
+def test_rtsp_stream_over_tcp(tool, model_path, frames, tmp_path, stop_after):
+  """A stream from tests/export/rtsp_server.py; a server that dies after 20 frames."""
+  with _rtsp_helper().RtspServer(frames, fps=FPS, speed=4, stop_after=stop_after) as server:
+    r = tool("recognize.py", f"--model={model_path}", f"--video={server.url}",
+             "--rtsp_transport=tcp", "--timeout=5", f"--output_dir={tmp_path}", "--quiet")
+  assert r.code == 0, r.err
+  assert server.transports == ["RTP/AVP/TCP;unicast;interleaved=0-1"]
+  n = stop_after or N
+  assert r.out.splitlines()[0] == f"{server.url} (keras, {_spec_text()}, 25 fps, live)"
+  assert r.out.splitlines()[-1].startswith(f"{server.url}: end of stream after {n} frames")
+  saved = json.loads((tmp_path / "segments.json").read_text())
+  assert saved["frames"] == n and saved["source"] == server.url
+  assert saved["windows"] + saved["dropped"] == (n - 7) // 3 + 2
+
+
+def _spec_text():
+  from tsnet_tf.data import clip_spec  # pylint: disable=g-import-not-at-top
+  return clip_spec.ClipSpec(num_frames=4, crop_size=16, frame_stride=2).describe()
 
 
 def test_stdin_frames(tool, model_path, frames, monkeypatch, tmp_path):

@@ -48,11 +48,14 @@ class FrameSource:
     expected_frames: the header's frame count of a file, else 0.
     end_error: after `frames()` ends, why the stream ended early (a decode
       error met, or the read timeout), else None.
+    stalled: `frames()` ended because no data came within the read timeout
+      (`end_error` says for how long).
   """
 
   def __init__(self, name: str, fps: float, live: bool, expected_frames: int = 0):
     self.name, self.fps, self.live, self.expected_frames = name, fps, live, expected_frames
     self.end_error: Optional[str] = None
+    self.stalled = False
 
   def frames(self) -> Iterator[np.ndarray]:
     """Yields uint8 RGB `[H, W, 3]` frames."""
@@ -65,10 +68,12 @@ class FrameSource:
 class _ReaderSource(FrameSource):
   """A file, URL or device through `video.VideoReader`."""
 
-  def __init__(self, name, reader: video_lib.VideoReader, live: bool, realtime: bool):
+  def __init__(self, name, reader: video_lib.VideoReader, live: bool, realtime: bool,
+               timeout: Optional[float] = None):
     super().__init__(name, reader.fps, live or realtime, reader.header_frames)
     self._reader = reader
     self._realtime = realtime
+    self._timeout = timeout
 
   def frames(self):
     start = time.monotonic()
@@ -84,7 +89,10 @@ class _ReaderSource(FrameSource):
         self.end_error = e.reason
         return
       raise
-    if self._reader.last_error:
+    if self._reader.last_error == video_lib.READ_TIMEOUT:
+      self.stalled = True
+      self.end_error = f"no data for {self._timeout:g} s"
+    elif self._reader.last_error:
       self.end_error = self._reader.last_error
 
   def close(self):
@@ -135,9 +143,16 @@ def is_device(path: str) -> bool:
   return str(path).startswith("/dev/video")
 
 
+# RTSP media over the RTSP TCP connection (RFC 2326 10.12) unless asked otherwise: no
+# packet is lost (a lost UDP packet smears the frames up to the next key frame, which
+# the model then classifies), and it passes NAT and firewalls. FFmpeg's own default
+# tries UDP first and falls back to TCP only after a refusal or a timeout.
+RTSP_TRANSPORTS = ("tcp", "udp", "auto")
+
+
 def open_source(video: str, stdin_size: Optional[str] = None, stdin_fps: Optional[float] = None,
                 timeout: float = 10.0, realtime: bool = False, live: Optional[bool] = None,
-                stdin=None) -> FrameSource:
+                stdin=None, rtsp_transport: str = "tcp") -> FrameSource:
   """Opens a video file, an http(s)/rtsp URL, a V4L2 device or stdin (`"-"`).
 
   Args:
@@ -150,9 +165,12 @@ def open_source(video: str, stdin_size: Optional[str] = None, stdin_fps: Optiona
     live: drop windows rather than lag; default: True for rtsp, devices and
       stdin, False for files and http(s) downloads.
     stdin: binary stream to read for `"-"` (default `sys.stdin.buffer`).
+    rtsp_transport: how an `rtsp://` source carries its media: `tcp` (default,
+      interleaved on the RTSP connection), `udp`, or `auto` (FFmpeg's default:
+      UDP, then TCP).
 
   Raises:
-    ValueError: stdin without size or fps.
+    ValueError: stdin without size or fps, an unknown `rtsp_transport`.
     video.VideoDecodeError: the source cannot be opened (names it).
   """
   if video == STDIN:
@@ -164,11 +182,18 @@ def open_source(video: str, stdin_size: Optional[str] = None, stdin_fps: Optiona
     width, height = parse_size(stdin_size)
     return _RawSource(stdin if stdin is not None else sys.stdin.buffer, width, height,
                       float(stdin_fps))
+  if rtsp_transport not in RTSP_TRANSPORTS:
+    raise ValueError(f"--rtsp_transport must be one of {', '.join(RTSP_TRANSPORTS)}, got "
+                     f"{rtsp_transport!r}")
   if is_device(video):
+    # FFmpeg reads a device only when told its input format (V4L2 on Linux).
     reader = video_lib.VideoReader(video, av_format="v4l2", timeout=timeout)
     default_live = True
   elif video_lib.is_stream_url(video):
-    reader = video_lib.VideoReader(video, timeout=timeout)
+    options = None
+    if video.lower().startswith("rtsp://") and rtsp_transport != "auto":
+      options = {"rtsp_transport": rtsp_transport}
+    reader = video_lib.VideoReader(video, options=options, timeout=timeout)
     default_live = not video.lower().startswith(("http://", "https://"))
   else:
     reader = video_lib.VideoReader(video)
@@ -176,7 +201,7 @@ def open_source(video: str, stdin_size: Optional[str] = None, stdin_fps: Optiona
   if not reader.fps:
     reader.close()
     raise video_lib.VideoDecodeError(video, "the stream gives no frame rate")
-  return _ReaderSource(video, reader, default_live if live is None else live, realtime)
+  return _ReaderSource(video, reader, default_live if live is None else live, realtime, timeout)
 
 
 @dataclasses.dataclass

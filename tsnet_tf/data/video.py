@@ -126,6 +126,12 @@ def _open_stream(path: str, av_format: Optional[str], options: Optional[Dict[str
   return container, container.streams.video[0]
 
 
+# `last_error` of a URL or device read that `timeout` cut: PyAV's interrupt callback
+# makes FFmpeg return AVERROR_EXIT ("Immediate exit requested"), which says nothing
+# of why to a user.
+READ_TIMEOUT = "read timeout (no data within the reader's timeout)"
+
+
 def _iter_frames(container, stream):
   """Yields decoded `av.VideoFrame`s, skipping corrupt or undecodable packets.
 
@@ -140,6 +146,9 @@ def _iter_frames(container, stream):
       try:
         packet = next(packets)
       except StopIteration:
+        break
+      except av.ExitError:  # the interrupt callback of `timeout`: no data came
+        last_error = READ_TIMEOUT
         break
       except av.FFmpegError as e:  # demuxer gives up: the stream ends here
         last_error = str(e)

@@ -447,7 +447,9 @@ def recognize(classifier: Classifier, source: streams.FrameSource, output_dir: O
       raise error
     end = f"stream failed: {error}"
   elif end == "end of stream" and source.end_error:
-    end = f"stream ended early ({source.end_error})"
+    # the reader's own timeout fired before stall_timeout did: the same stall
+    end = (f"stalled: {source.end_error}" if source.stalled
+           else f"stream ended early ({source.end_error})")
   elapsed = time.monotonic() - (decoder.first_frame_time or started)
   if decoder.done.is_set():  # else a stalled read still holds it (a daemon thread)
     source.close()

@@ -6,6 +6,7 @@ into the test process, where another module's flags of the same name clash).
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -316,6 +317,15 @@ def test_real_motion_runs_every_session_split_and_seed_with_its_own_config(
     assert "- [met] real_motion split 1: student - rgb = +38.0 >= 0 (mean over 2 seeds)" in out
     assert "real_motion: student 42.0 >= rgb + 20 = 40.0" in out
     assert os.path.isfile(work / "real_motion" / "split3" / "seed1" / "record.json")
+    # --splits runs some of the sessions' splits; one the layout lacks is refused first.
+    trained.clear()
+    flags.FLAGS(["table1", f"--work_dir={tmp_path / 'again'}", "--splits=2", "--seeds=0"])
+    shutil.copytree(work / "real_motion" / "videos", tmp_path / "again" / "real_motion" / "videos")
+    assert table1.main(["table1"]) == 0
+    assert {t[1] for t in trained} == {2}
+    flags.FLAGS(["table1", "--splits=2,9"])
+    with pytest.raises(table1.app.UsageError, match=r"real_motion has splits \[1, 2, 3\], not \['9'\]"):
+      table1.main(["table1"])
   finally:
     for name in set(flags.FLAGS) - before:
       delattr(flags.FLAGS, name)

@@ -38,7 +38,9 @@ import concurrent.futures
 import contextlib
 import logging
 import os
+import importlib.metadata
 import socket
+import tempfile
 import time
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -46,6 +48,7 @@ import ray
 
 from tsnet_tf.data import hmdb51
 from tsnet_tf.data import tfrecords
+from tsnet_tf.data import video as video_lib
 from tsnet_tf.utils import errors
 
 log = logging.getLogger(__name__)
@@ -300,15 +303,54 @@ def _limit_cpu_threads() -> None:
     pass
 
 
+def default_compile_cache() -> str:
+  """This node's folder of compiled TV-L1 programs, shared by its flow actors and reruns.
+
+  Node-local on purpose: an XLA:CPU program is compiled for the CPU it was
+  compiled on, so a cache on a shared filesystem could hand one node's program
+  to another CPU. Named by user and TensorFlow version (an entry of another
+  version is not ours to load).
+  """
+  try:
+    version = importlib.metadata.version("tensorflow")
+  except importlib.metadata.PackageNotFoundError:
+    version = "none"
+  return os.path.join(tempfile.gettempdir(), f"tsnet_tf_xla_{os.getuid()}", f"tf-{version}")
+
+
+def _use_compile_cache(cache_dir: str) -> None:
+  """Points this process's XLA compilations (TF and JAX) at `cache_dir`.
+
+  TV-L1 compiles once per frame size, for seconds (5-25 s at 96x72 here,
+  against 0.2 s to run a 50-frame video): without a cache every actor pays it
+  for every size it meets, which made 2 actors slower than one process on
+  short videos. With it, the first actor to compile a size writes it and the
+  others (and a rerun after a kill) load it. TensorFlow reads TF_XLA_FLAGS at
+  its first XLA compilation, so setting it here, before any, is in time.
+  """
+  if not cache_dir:
+    return
+  os.makedirs(cache_dir, exist_ok=True)
+  flags = os.environ.get("TF_XLA_FLAGS", "")
+  if "tf_xla_persistent_cache_directory" not in flags:  # the user's own cache wins
+    os.environ["TF_XLA_FLAGS"] = f"{flags} --tf_xla_persistent_cache_directory={cache_dir}".strip()
+  os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", cache_dir)
+
+
 class _Extractor:
   """Extracts whole videos (`flow_extraction.extract_video`); an actor keeps XLA's compiled TV-L1."""
 
-  def __init__(self, output_dir: str, options, read_video=None):
+  def __init__(self, output_dir: str, options, read_video=None, compile_cache: str = ""):
+    _use_compile_cache(compile_cache)
     self._output_dir = output_dir
     self._options = options
     self._read_video = read_video
     self._executor = concurrent.futures.ThreadPoolExecutor(max(1, options.num_writers))
     _limit_cpu_threads()
+
+  def node(self) -> str:
+    """The node this actor runs on (compiled sizes are shared per node)."""
+    return ray.get_runtime_context().get_node_id()
 
   def run(self, video) -> Tuple:
     """("done", flows, flow seconds), ("failed", reason) or ("fatal", reason)."""
@@ -317,17 +359,85 @@ class _Extractor:
     try:
       count, seconds = extract.extract_video(video, self._output_dir, self._options,
                                              self._executor, self._read_video)
-    except flow_extraction.OutputError as e:
+    except extract.OutputError as e:
       return ("fatal", str(e))
     except (ValueError, OSError) as e:
       return ("failed", str(e))
     return ("done", count, seconds)
 
 
+def _flow_size(path: str, new_short: int) -> Optional[Tuple[int, int]]:
+  """The frame size TV-L1 will see for a video, from its header (None: unknown)."""
+  try:
+    with video_lib.VideoReader(path) as reader:
+      height, width = reader.header_size
+  except (ValueError, OSError):
+    return None
+  if not height or not width:
+    return None
+  # A 90-degree display matrix swaps the sides; a key in either order is the same size.
+  return tuple(sorted(video_lib.short_side_size(height, width, new_short)))
+
+
+class _SizeAffinity:
+  """Picks each actor's next video so that a frame size is compiled once per node.
+
+  XLA compiles TV-L1 once per frame size. An actor gets, in order of
+  preference from the next `lookahead` videos (sizes read from the headers,
+  ~5 ms a video, in this process): one whose size is already compiled on its
+  node (the compile cache has it) or claimed by itself; one of a size nobody
+  compiles yet (it claims it); else the next video (no actor ever waits).
+  With N sizes and N actors the N compilations run in parallel instead of
+  every actor compiling every size.
+  """
+
+  def __init__(self, todo: Sequence, new_short: int, lookahead: int = 64):
+    self._queue = list(todo)
+    self._new_short = new_short
+    self._lookahead = lookahead
+    self._sizes: Dict[str, Optional[Tuple[int, int]]] = {}
+    self._warm = set()  # (node, size) compiled
+    self._claims: Dict[Tuple[str, Tuple[int, int]], object] = {}  # (node, size) -> actor key
+
+  def __bool__(self) -> bool:
+    return bool(self._queue)
+
+  def _size(self, video):
+    if video.name not in self._sizes:
+      self._sizes[video.name] = _flow_size(video.path, self._new_short)
+    return self._sizes[video.name]
+
+  def pick(self, actor_key, node: str):
+    """The next video for the actor `actor_key` on `node`."""
+    window = self._queue[:self._lookahead]
+    chosen = None
+    for i, video in enumerate(window):
+      size = self._size(video)
+      claim = self._claims.get((node, size))
+      if size is None or (node, size) in self._warm or claim == actor_key:
+        chosen = i
+        break
+      if claim is None and chosen is None:
+        chosen = -1 - i  # a new size: taken unless a compiled one comes up
+    if chosen is None:
+      chosen = 0
+    elif chosen < 0:
+      chosen = -1 - chosen
+      self._claims[(node, self._size(window[chosen]))] = actor_key
+    return self._queue.pop(chosen)
+
+  def finished(self, video, node: str) -> None:
+    """`video` ran on `node`: its size is compiled there (and in its cache)."""
+    size = self._sizes.get(video.name)
+    if size is not None:
+      self._warm.add((node, size))
+
+
 def extract(videos: Sequence, output_dir: str, options, num_workers: int = 0,
             progress: bool = True, log_fn: Callable[[str], None] = print,
             ray_address: str = "", max_retries: int = DEFAULT_MAX_RETRIES,
-            read_video=None):
+            read_video=None, compile_cache: Optional[str] = None,
+            timings: Optional[Dict[str, float]] = None):
   """`flow_extraction.extract_all` on Ray: the same files, one video per actor call.
 
   Args:
@@ -341,6 +451,10 @@ def extract(videos: Sequence, output_dir: str, options, num_workers: int = 0,
     ray_address: the cluster (`cluster`); empty: local.
     max_retries: retries of a video whose actor died.
     read_video: decoder override (`flow_extraction.extract_video`; tests wrap it).
+    compile_cache: folder (on each node) of the actors' compiled TV-L1
+      programs (`_use_compile_cache`); None: `default_compile_cache()`, "": none.
+    timings: if given, gets "actors_ready_s": seconds from the call until
+      every actor had started (its imports done), for benchmarks.
 
   Returns:
     `flow_extraction.Summary` (also written to `output_dir/extract_summary.json`).
@@ -363,14 +477,21 @@ def extract(videos: Sequence, output_dir: str, options, num_workers: int = 0,
       count = min(count, gpus)
     cls = ray.remote(max_restarts=-1, max_task_retries=max_retries,
                      scheduling_strategy="SPREAD", **resources)(_Extractor)
-    actors = [cls.remote(output_dir, options, read_video)
+    if compile_cache is None:
+      compile_cache = default_compile_cache()
+    actors = [cls.remote(output_dir, options, read_video, compile_cache)
               for _ in range(max(1, min(count, len(todo))))] if todo else []
+    # Also waits for the actors to start: the bar's rate then starts with the work.
+    nodes = ray.get([actor.node.remote() for actor in actors])
+    if timings is not None:
+      timings["actors_ready_s"] = time.perf_counter() - start
     bar = None
     if progress:
       from tqdm import tqdm  # pylint: disable=g-import-not-at-top
       bar = tqdm(total=len(todo), unit="video", desc="extract_flow (ray)", dynamic_ncols=True)
     try:
-      _run_pool(actors, todo, summary, bar, log_fn, start)
+      _run_pool(actors, nodes, _SizeAffinity(todo, options.new_short), summary, bar, log_fn,
+                start)
     finally:
       if bar is not None:
         bar.close()
@@ -382,15 +503,16 @@ def extract(videos: Sequence, output_dir: str, options, num_workers: int = 0,
   return summary
 
 
-def _run_pool(actors, todo, summary, bar, log_fn, start) -> None:
-  """Feeds `todo` to `actors`, two calls queued per actor at most (back-pressure)."""
-  queue = collections.deque(todo)
+def _run_pool(actors, nodes, queue: _SizeAffinity, summary, bar, log_fn, start) -> None:
+  """Feeds `queue`'s videos to `actors` (on `nodes`), two calls queued per actor at most
+  (back-pressure)."""
   running: Dict[object, Tuple[object, object]] = {}  # ref -> (actor, video)
   load = {id(a): 0 for a in actors}
+  node_of = {id(a): n for a, n in zip(actors, nodes)}
 
   def feed(actor):
     while queue and load[id(actor)] < 2:
-      video = queue.popleft()
+      video = queue.pick(id(actor), node_of[id(actor)])
       running[actor.run.remote(video)] = (actor, video)
       load[id(actor)] += 1
 
@@ -418,6 +540,7 @@ def _run_pool(actors, todo, summary, bar, log_fn, start) -> None:
       else:
         log_fn(message)
     else:
+      queue.finished(video, node_of[id(actor)])
       summary.done.append(video.name)
       summary.num_flows += result[1]
       summary.flow_seconds += result[2]

@@ -261,6 +261,30 @@ def test_extraction_gives_the_files_of_extract_flow(ray_cluster, synth, tmp_path
   assert again.done == [] and sorted(again.skipped) == sorted(local.done)
 
 
+@pytest.mark.slow
+def test_extraction_through_uris_gives_the_files_of_extract_flow(ray_cluster, synth, tmp_path):
+  """file:// URIs go through fsspec (staged input, uploaded output), as s3:// would."""
+  from tsnet_tf.data import remote  # pylint: disable=g-import-not-at-top
+  options = extract.Options(preset="fast", batch_size=4, num_writers=1, overrides=TINY_TVL1)
+  local_videos = extract.find_videos(os.path.join(synth, "videos"))
+  local = extract.extract_all(local_videos, str(tmp_path / "local"), options, progress=False)
+  video_uri, out_uri = f"file://{synth}/videos", f"file://{tmp_path}/ray"
+  videos = [extract.Video(uri, name) for uri, name in remote.find_videos(video_uri)]
+  assert [v.name for v in videos] == [v.name for v in local_videos]
+  videos.append(extract.Video(f"{video_uri}/move_left/ghost.avi", "move_left/ghost"))
+  summary = distributed.extract(videos, out_uri, options, num_workers=2, progress=False,
+                                compile_cache="")
+  assert sorted(summary.done) == sorted(local.done)
+  assert sorted(summary.failed) == sorted(list(local.failed) + ["move_left/ghost"])
+  assert summary.failed["move_left/ghost"] == f"'{video_uri}/move_left/ghost.avi' does not exist"
+  assert _same_files(str(tmp_path / "local"), str(tmp_path / "ray"),
+                     ignore=[extract.SUMMARY_FILE, remote.COMPLETE_DIR]) == []
+  assert sorted(remote.complete_names(out_uri)) == sorted(local.done)
+  assert (tmp_path / "ray" / extract.SUMMARY_FILE).is_file()
+  again = distributed.extract(videos[:-1], out_uri, options, progress=False, compile_cache="")
+  assert again.done == [] and sorted(again.skipped) == sorted(local.done)
+
+
 def _kinetics_tree(synth, root):
   """The synthetic clips as a Kinetics download: CSV + <label>/<id>_<start>_<end>.avi."""
   rows = ["label,youtube_id,time_start,time_end,split"]

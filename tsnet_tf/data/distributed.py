@@ -38,6 +38,7 @@ import concurrent.futures
 import contextlib
 import logging
 import os
+import shutil
 import importlib.metadata
 import socket
 import tempfile
@@ -47,6 +48,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 import ray
 
 from tsnet_tf.data import hmdb51
+from tsnet_tf.data import remote
 from tsnet_tf.data import tfrecords
 from tsnet_tf.data import video as video_lib
 from tsnet_tf.utils import errors
@@ -343,6 +345,8 @@ class _Extractor:
   def __init__(self, output_dir: str, options, read_video=None, compile_cache: str = ""):
     _use_compile_cache(compile_cache)
     self._output_dir = output_dir
+    # A URI output: each video is extracted into this node-local folder, then uploaded.
+    self._stage = tempfile.mkdtemp(prefix="tsnet_tf_flow_") if remote.is_uri(output_dir) else ""
     self._options = options
     self._read_video = read_video
     self._executor = concurrent.futures.ThreadPoolExecutor(max(1, options.num_writers))
@@ -356,13 +360,25 @@ class _Extractor:
     """("done", flows, flow seconds), ("failed", reason) or ("fatal", reason)."""
     # TV-L1 loads Keras: only in the flow actors, never in the decode workers.
     from tsnet_tf.data import flow_extraction as extract  # pylint: disable=g-import-not-at-top
+    local_path = video.path
     try:
-      count, seconds = extract.extract_video(video, self._output_dir, self._options,
-                                             self._executor, self._read_video)
+      # A URI input is copied to a local file for the decoder; the error names the URI.
+      with remote.local_copy(video.path) as local_path:
+        count, seconds = extract.extract_video(
+            extract.Video(local_path, video.name), self._stage or self._output_dir,
+            self._options, self._executor, self._read_video)
     except extract.OutputError as e:
       return ("fatal", str(e))
     except (ValueError, OSError) as e:
-      return ("failed", str(e))
+      return ("failed", str(e).replace(local_path, video.path))
+    if self._stage:
+      folder = os.path.join(self._stage, video.name)
+      try:
+        remote.upload_folder(folder, self._output_dir, video.name)
+      except (OSError, ValueError) as e:
+        return ("fatal", f"cannot write {remote.join(self._output_dir, video.name)!r}: {e}")
+      finally:
+        shutil.rmtree(folder, ignore_errors=True)
     return ("done", count, seconds)
 
 
@@ -441,8 +457,11 @@ def extract(videos: Sequence, output_dir: str, options, num_workers: int = 0,
   """`flow_extraction.extract_all` on Ray: the same files, one video per actor call.
 
   Args:
-    videos: `flow_extraction.find_videos`'s list.
-    output_dir: root of the outputs.
+    videos: `flow_extraction.find_videos`'s list, or `Video`s whose paths are
+      URIs (`remote.find_videos`): each is copied to a local file first.
+    output_dir: root of the outputs, or a URI (s3://, gs://, file://, ...):
+      each video's folder is then uploaded when complete and marked in
+      `.complete/` (`remote`); a rerun redoes the unmarked ones.
     options: `flow_extraction.Options`.
     num_workers: extraction actors (0: one per GPU when the cluster has GPUs,
       else one per CPU); also the CPUs of a local instance.
@@ -465,10 +484,15 @@ def extract(videos: Sequence, output_dir: str, options, num_workers: int = 0,
   """
   from tsnet_tf.data import flow_extraction as extract_lib  # pylint: disable=g-import-not-at-top
   options.check()
-  os.makedirs(output_dir, exist_ok=True)
   summary = extract_lib.Summary()
   start = time.perf_counter()
-  todo = extract_lib.pending_videos(videos, output_dir, summary)
+  if remote.is_uri(output_dir):
+    complete = set(remote.complete_names(output_dir))
+    todo = [v for v in videos if v.name not in complete]
+    summary.skipped.extend(v.name for v in videos if v.name in complete)
+  else:
+    os.makedirs(output_dir, exist_ok=True)
+    todo = extract_lib.pending_videos(videos, output_dir, summary)
   with cluster(ray_address, num_workers):
     gpus = _num_gpus()
     count = num_workers or gpus or _num_cpus()
@@ -499,7 +523,13 @@ def extract(videos: Sequence, output_dir: str, options, num_workers: int = 0,
         ray.kill(actor)
   summary.done.sort()
   summary.seconds = time.perf_counter() - start
-  extract_lib._write_summary(output_dir, summary, options)  # pylint: disable=protected-access
+  if remote.is_uri(output_dir):
+    with tempfile.TemporaryDirectory() as folder:
+      extract_lib._write_summary(folder, summary, options)  # pylint: disable=protected-access
+      remote.upload_file(os.path.join(folder, extract_lib.SUMMARY_FILE), output_dir,
+                         extract_lib.SUMMARY_FILE)
+  else:
+    extract_lib._write_summary(output_dir, summary, options)  # pylint: disable=protected-access
   return summary
 
 

@@ -183,6 +183,23 @@ def test_unreachable_ray_address_is_one_line_exit_1(ray_cluster, synth, tmp_path
   assert not (tmp_path / "o").exists()
 
 
+def test_size_affinity_compiles_each_frame_size_once_per_node(monkeypatch):
+  """The extraction pool's order: a new frame size goes to an idle actor, a compiled one to anyone."""
+  sizes = {"a1": (72, 96), "a2": (72, 96), "a3": (72, 96), "b1": (72, 88), "x": None}
+  monkeypatch.setattr(distributed, "_flow_size", lambda path, new_short: sizes[path])
+  videos = [extract.Video(n, n) for n in ("a1", "a2", "a3", "b1", "x")]
+  queue = distributed._SizeAffinity(videos, new_short=72)
+  assert queue.pick("actor0", "node1").name == "a1"  # claims 72x96 on node1
+  assert queue.pick("actor1", "node1").name == "b1"  # 72x96 is being compiled: a new size
+  assert queue.pick("actor0", "node1").name == "a2"  # its own size
+  assert queue.pick("actor2", "node2").name == "a3"  # node2 compiles 72x96 for itself
+  queue.finished(videos[0], "node1")
+  assert queue.pick("actor1", "node1").name == "x" and not queue  # unknown size: anyone
+  # Nothing but sizes being compiled elsewhere: the next video anyway (no actor waits).
+  queue = distributed._SizeAffinity(videos[:2], new_short=72)
+  assert [queue.pick("actor0", "n").name, queue.pick("actor1", "n").name] == ["a1", "a2"]
+
+
 def test_the_local_engine_does_not_import_ray():
   """Only distributed.py imports ray; the tools import it only for --engine=ray."""
   offenders = []

@@ -36,10 +36,11 @@ Ray is imported by this module only; `--engine=local` never imports it.
 import collections
 import concurrent.futures
 import contextlib
+import importlib.metadata
+import itertools
 import logging
 import os
 import shutil
-import importlib.metadata
 import socket
 import tempfile
 import time
@@ -391,8 +392,9 @@ def _flow_size(path: str, new_short: int) -> Optional[Tuple[int, int]]:
     return None
   if not height or not width:
     return None
-  # A 90-degree display matrix swaps the sides; a key in either order is the same size.
-  return tuple(sorted(video_lib.short_side_size(height, width, new_short)))
+  # As stored: a video with a 90-degree display matrix gets the wrong key, which
+  # costs at most one compilation more.
+  return video_lib.short_side_size(height, width, new_short)
 
 
 class _SizeAffinity:
@@ -402,13 +404,14 @@ class _SizeAffinity:
   preference from the next `lookahead` videos (sizes read from the headers,
   ~5 ms a video, in this process): one whose size is already compiled on its
   node (the compile cache has it) or claimed by itself; one of a size nobody
-  compiles yet (it claims it); else the next video (no actor ever waits).
+  compiles yet (it claims it) or of an unknown size (no header); else the next
+  video (no actor ever waits).
   With N sizes and N actors the N compilations run in parallel instead of
   every actor compiling every size.
   """
 
   def __init__(self, todo: Sequence, new_short: int, lookahead: int = 64):
-    self._queue = list(todo)
+    self._queue = collections.deque(todo)
     self._new_short = new_short
     self._lookahead = lookahead
     self._sizes: Dict[str, Optional[Tuple[int, int]]] = {}
@@ -425,22 +428,25 @@ class _SizeAffinity:
 
   def pick(self, actor_key, node: str):
     """The next video for the actor `actor_key` on `node`."""
-    window = self._queue[:self._lookahead]
+    window = list(itertools.islice(self._queue, self._lookahead))
     chosen = None
     for i, video in enumerate(window):
       size = self._size(video)
       claim = self._claims.get((node, size))
-      if size is None or (node, size) in self._warm or claim == actor_key:
+      if size is not None and ((node, size) in self._warm or claim == actor_key):
         chosen = i
         break
       if claim is None and chosen is None:
-        chosen = -1 - i  # a new size: taken unless a compiled one comes up
+        chosen = -1 - i  # a new (or unknown) size: taken unless a compiled one comes up
     if chosen is None:
       chosen = 0
     elif chosen < 0:
       chosen = -1 - chosen
-      self._claims[(node, self._size(window[chosen]))] = actor_key
-    return self._queue.pop(chosen)
+      if self._size(window[chosen]) is not None:
+        self._claims[(node, self._size(window[chosen]))] = actor_key
+    video = self._queue[chosen]
+    del self._queue[chosen]  # near the front: cheap in a deque
+    return video
 
   def finished(self, video, node: str) -> None:
     """`video` ran on `node`: its size is compiled there (and in its cache)."""

@@ -8,23 +8,29 @@ One run, side by side on this machine:
    `--real_dir` (symlinked into one class folder); each Ray output is checked
    byte for byte against the local one.
 2. Flow extraction (`extract_flow`): flow frames/s of `extract.extract_all`
-   (one process) vs `distributed.extract` with 1 and 2 actors, same check.
+   (one process; cold: each frame size compiles, then compiled) vs
+   `distributed.extract` with 1 and 2 actors (cold compile cache), and with 2
+   actors at Ray's default worker niceness, without compile cache and size
+   affinity, and with a warm cache; each output checked file for file.
 3. Per-video scheduling overhead: each real clip encoded once in this process
    (the work, W) and once as a lone Ray task on a warm worker (L: submit to
-   result in this process): overhead = L - W, as a share of W.
+   result in this process): overhead = L - W, as a share of W; the same for
+   lone calls to a warm extraction actor (W measured inside the actor).
 4. Memory: peak RSS (VmHWM) of the Ray workers and the driver's peak RSS
-   growth for `--memory_counts` videos.
+   growth for `--memory_counts` videos; the workers' and a flow actor's peak
+   for videos of `--memory_seconds` seconds.
 5. A projection (not a measurement): Kinetics-400 hours on N CPU workers and
    N GPUs from the measured per-worker rates.
 
 Start-up (`ray.init` and the task workers, the local pool, the flow actors loading
 TensorFlow) is timed apart and kept out of the rates: the local converter runs its own
 code path on a pool started first (`tfrecords.convert(encoder=pool.imap)`), Ray on
-workers started first; only the flow actors' start-up is inside the Ray flow wall, and
-is subtracted as measured by a probe actor.
+workers started first; `distributed.extract` reports when its actors have started
+(`timings`), and the flow rates count from there.
 
   .venv/bin/python benchmarks/bench_scale.py
   .venv/bin/python benchmarks/bench_scale.py --videos_per_class=3 --skip_flow
+  .venv/bin/python benchmarks/bench_scale.py --only_flow   # or --only_memory
 """
 
 import os
@@ -58,7 +64,8 @@ flags.DEFINE_boolean("only_conversion", False, "Run the conversion table only.")
 flags.DEFINE_integer("flow_new_short", 72, "Extraction --new_short (small: CPU TV-L1).")
 flags.DEFINE_integer("flow_real_clips", 1, "Real clips (the shortest) in the flow part.")
 flags.DEFINE_boolean("flow_cache_variants", True, "Also run Ray flow with the largest "
-                     "--ray_workers without compile cache / size affinity, and with a warm cache.")
+                     "--ray_workers at Ray's default worker niceness, without compile cache and "
+                     "size affinity, and with a warm cache.")
 flags.DEFINE_boolean("flow_overhead", True, "Measure the per-video overhead of the flow actors.")
 flags.DEFINE_boolean("only_flow", False, "Run the flow extraction part only.")
 flags.DEFINE_list("memory_counts", ["10", "100"], "Video counts of the memory check.")
@@ -114,7 +121,7 @@ def _noop(task, settings):
   return os.getpid()
 
 
-def _with_ray(num_cpus, fn):
+def _with_ray(num_cpus, fn, ray_niceness=False):
   """(start-up seconds, fn()) on a fresh local Ray instance of `num_cpus` CPUs.
 
   Start-up: `ray.init` plus starting the task workers (each imports this
@@ -122,10 +129,16 @@ def _with_ray(num_cpus, fn):
   """
   import ray  # pylint: disable=g-import-not-at-top
   start = time.perf_counter()
-  with distributed.cluster(num_cpus=num_cpus):
-    ray.get([distributed._encode_task.remote(_noop, None, None) for _ in range(num_cpus)])
-    started = time.perf_counter() - start
-    return started, fn()
+  if ray_niceness:  # Ray's own default for its workers, instead of distributed.cluster's 0
+    ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="WARNING")
+  try:
+    with distributed.cluster(num_cpus=num_cpus):
+      ray.get([distributed._encode_task.remote(_noop, None, None) for _ in range(num_cpus)])
+      started = time.perf_counter() - start
+      return started, fn()
+  finally:
+    if ray_niceness:
+      ray.shutdown()
 
 
 def _warm_worker(_):
@@ -226,7 +239,8 @@ def _flow(videos_root, real, root):
   rows.append(("local `extract_flow`, compiled", "-", wall, s.num_flows / wall, "reference"))
   runs = [(w, "cold cache", True) for w in FLAGS.ray_workers]
   if FLAGS.flow_cache_variants:
-    runs += [(FLAGS.ray_workers[-1], "no cache, no size affinity", False),
+    runs += [(FLAGS.ray_workers[-1], "cold cache, workers at Ray's default nice +15", True),
+             (FLAGS.ray_workers[-1], "no cache, no size affinity", False),
              (FLAGS.ray_workers[-1], "warm cache", True)]
   cache_of = {}
   for i, (w, label, cache) in enumerate(runs):
@@ -249,7 +263,7 @@ def _flow(videos_root, real, root):
                               compile_cache="", timings=timings)
       return timings["actors_ready_s"], time.perf_counter() - start
 
-    init, (startup, wall) = _with_ray(int(w), run)
+    init, (startup, wall) = _with_ray(int(w), run, ray_niceness="nice +15" in label)
     rows.append((f"Ray, {w} actor(s), {label}",
                  f"{init:.1f} (ray.init + workers) + {startup:.1f} (actors)", wall - startup,
                  s.num_flows / max(1e-9, wall - startup),

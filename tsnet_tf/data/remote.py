@@ -28,7 +28,7 @@ from tsnet_tf.data import video as video_lib
 
 # Where the completion markers of a URI output go (one empty object per video).
 COMPLETE_DIR = ".complete"
-_URI = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
+_URI = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]+)://")  # one letter: a Windows drive
 
 
 def is_uri(path: str) -> bool:

@@ -277,7 +277,7 @@ class _no_size_affinity:  # pylint: disable=invalid-name
 
   def __enter__(self):
     self._pick = distributed._SizeAffinity.pick  # pylint: disable=protected-access
-    distributed._SizeAffinity.pick = lambda self, actor, node: self._queue.pop(0)  # pylint: disable=protected-access
+    distributed._SizeAffinity.pick = lambda self, actor, node: self._queue.popleft()  # pylint: disable=protected-access
 
   def __exit__(self, *exc):
     distributed._SizeAffinity.pick = self._pick  # pylint: disable=protected-access
@@ -329,6 +329,9 @@ def _worker_peaks():
 
 
 def _memory(root, settings):
+  # The shard writer loads TensorFlow in this process: loaded first, so that the
+  # driver's growth is the run's, not the import's.
+  import tensorflow as _  # pylint: disable=g-import-not-at-top
   rows = []
   for count in (int(c) for c in FLAGS.memory_counts):
     data = os.path.join(root, f"mem{count}")

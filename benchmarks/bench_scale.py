@@ -190,6 +190,13 @@ class _TimedExtractor(distributed._Extractor):  # pylint: disable=protected-acce
     result = self.run(video)
     return time.perf_counter() - start, result[0]
 
+  def run_peak(self, video):
+    """`run`'s result and this actor's peak RSS in MiB (VmHWM) after it."""
+    result = self.run(video)
+    with open("/proc/self/status") as f:
+      peak = [int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM:")]
+    return result, peak[0]
+
 
 def _flow_overhead(vids, options, root):
   """[(video, work s, Ray latency s)]: lone calls to one warm extraction actor.
@@ -389,13 +396,17 @@ def _memory_lengths(root, settings):
     vids = extract.find_videos(os.path.join(data, "videos"))[:1]
 
     def flow(vids=vids, seconds=seconds):
+      # The library's extraction actor, asked for its own peak after the video
+      # (distributed.extract kills its actors when done).
+      import ray  # pylint: disable=g-import-not-at-top
       options = extract.Options(preset="fast", new_short=FLAGS.flow_new_short, batch_size=8)
-      summary = distributed.extract(vids, os.path.join(root, f"len{seconds:g}_flow"), options,
-                                    num_workers=1, progress=False, compile_cache="")
-      return summary.num_flows, _worker_peaks()
+      actor = ray.remote(num_cpus=1)(_TimedExtractor).remote(
+          os.path.join(root, f"len{seconds:g}_flow"), options, None, "")
+      result, peak = ray.get(actor.run_peak.remote(vids[0]))
+      return result[1], peak
 
-    flows, flow_peaks = _with_ray(1, flow)[1]
-    rows.append((seconds, max(conv_peaks), records / 2**20, flows, max(flow_peaks)))
+    flows, flow_peak = _with_ray(1, flow)[1]
+    rows.append((seconds, max(conv_peaks), records / 2**20, flows, flow_peak))
   return rows
 
 

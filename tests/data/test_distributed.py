@@ -186,7 +186,7 @@ def test_unreachable_ray_address_is_one_line_exit_1(ray_cluster, synth, tmp_path
 def test_size_affinity_compiles_each_frame_size_once_per_node(monkeypatch):
   """The extraction pool's order: a new frame size goes to an idle actor, a compiled one to anyone."""
   sizes = {"a1": (72, 96), "a2": (72, 96), "a3": (72, 96), "b1": (72, 88), "x": None}
-  monkeypatch.setattr(distributed, "_flow_size", lambda path, new_short: sizes[path])
+  monkeypatch.setattr(distributed, "_probe", lambda path, new_short: (sizes[path], 0.0))
   videos = [extract.Video(n, n) for n in ("a1", "a2", "a3", "b1", "x")]
   queue = distributed._SizeAffinity(videos, new_short=72)
   assert queue.pick("actor0", "node1").name == "a1"  # claims 72x96 on node1
@@ -198,6 +198,13 @@ def test_size_affinity_compiles_each_frame_size_once_per_node(monkeypatch):
   # Nothing but sizes being compiled elsewhere: the next video anyway (no actor waits).
   queue = distributed._SizeAffinity(videos[:2], new_short=72)
   assert [queue.pick("actor0", "n").name, queue.pick("actor1", "n").name] == ["a1", "a2"]
+  # Within a class the longest video first (frames x pixels), so it does not end the job alone.
+  work = {"a1": 10.0, "a2": 500.0, "a3": 20.0, "b1": 1000.0}
+  monkeypatch.setattr(distributed, "_probe", lambda path, new_short: (sizes[path], work[path]))
+  queue = distributed._SizeAffinity(videos[:4], new_short=72)
+  assert queue.pick("actor0", "n").name == "b1"  # the largest new size
+  assert queue.pick("actor1", "n").name == "a2"  # the largest of the other new size
+  assert [queue.pick("actor1", "n").name, queue.pick("actor0", "n").name] == ["a3", "a1"]
 
 
 def test_the_local_engine_does_not_import_ray():

@@ -389,74 +389,77 @@ class _Extractor:
     return ("done", count, seconds)
 
 
-def _flow_size(path: str, new_short: int) -> Optional[Tuple[int, int]]:
-  """The frame size TV-L1 will see for a video, from its header (None: unknown)."""
+def _probe(path: str, new_short: int) -> Tuple[Optional[Tuple[int, int]], float]:
+  """(frame size TV-L1 will see, work estimate) of a video from its header.
+
+  The size is None when unknown (no readable header; a URI); the work is
+  frames x decoded pixels (decoding and resizing a 1080p video cost more than
+  its small flow), 0 when unknown.
+  """
   try:
     with video_lib.VideoReader(path) as reader:
-      height, width = reader.header_size
+      (height, width), frames = reader.header_size, reader.header_frames
   except (ValueError, OSError):
-    return None
+    return None, 0.0
   if not height or not width:
-    return None
+    return None, 0.0
   # As stored: a video with a 90-degree display matrix gets the wrong key, which
   # costs at most one compilation more.
-  return video_lib.short_side_size(height, width, new_short)
+  return video_lib.short_side_size(height, width, new_short), float(frames * height * width)
 
 
 class _SizeAffinity:
-  """Picks each actor's next video so that a frame size is compiled once per node.
+  """Picks each actor's next video: a frame size compiled once per node, longest first.
 
-  XLA compiles TV-L1 once per frame size. An actor gets, in order of
-  preference from the next `lookahead` videos (sizes read from the headers,
-  ~5 ms a video, in this process): one whose size is already compiled on its
-  node (the compile cache has it) or claimed by itself; one of a size nobody
-  compiles yet (it claims it) or of an unknown size (no header); else the next
-  video (no actor ever waits).
-  With N sizes and N actors the N compilations run in parallel instead of
-  every actor compiling every size.
+  XLA compiles TV-L1 once per frame size. Among the next `lookahead` videos
+  (headers read in this process, ~5 ms a video), an actor gets first one
+  whose size is compiled on its node (the compile cache has it) or claimed
+  by itself; then one of a size nobody compiles yet (it claims it) or of an
+  unknown size; else one whose size another actor is compiling (no actor
+  ever waits). Within each class the largest (frames x pixels) goes first, so
+  that a long video does not start last and hold the job's tail alone.
   """
 
   def __init__(self, todo: Sequence, new_short: int, lookahead: int = 64):
     self._queue = collections.deque(todo)
     self._new_short = new_short
     self._lookahead = lookahead
-    self._sizes: Dict[str, Optional[Tuple[int, int]]] = {}
+    self._probes: Dict[str, Tuple[Optional[Tuple[int, int]], float]] = {}
     self._warm = set()  # (node, size) compiled
     self._claims: Dict[Tuple[str, Tuple[int, int]], object] = {}  # (node, size) -> actor key
 
   def __bool__(self) -> bool:
     return bool(self._queue)
 
-  def _size(self, video):
-    if video.name not in self._sizes:
-      self._sizes[video.name] = _flow_size(video.path, self._new_short)
-    return self._sizes[video.name]
+  def _probe(self, video):
+    if video.name not in self._probes:
+      self._probes[video.name] = _probe(video.path, self._new_short)
+    return self._probes[video.name]
 
   def pick(self, actor_key, node: str):
     """The next video for the actor `actor_key` on `node`."""
-    window = list(itertools.islice(self._queue, self._lookahead))
-    chosen = None
-    for i, video in enumerate(window):
-      size = self._size(video)
+    best = None
+    for i, video in enumerate(itertools.islice(self._queue, self._lookahead)):
+      size, work = self._probe(video)
       claim = self._claims.get((node, size))
       if size is not None and ((node, size) in self._warm or claim == actor_key):
-        chosen = i
-        break
-      if claim is None and chosen is None:
-        chosen = -1 - i  # a new (or unknown) size: taken unless a compiled one comes up
-    if chosen is None:
-      chosen = 0
-    elif chosen < 0:
-      chosen = -1 - chosen
-      if self._size(window[chosen]) is not None:
-        self._claims[(node, self._size(window[chosen]))] = actor_key
-    video = self._queue[chosen]
-    del self._queue[chosen]  # near the front: cheap in a deque
+        rank = 0
+      elif claim is None:
+        rank = 1
+      else:
+        rank = 2
+      if best is None or (rank, -work, i) < best:
+        best = (rank, -work, i)
+    video = self._queue[best[2]]
+    del self._queue[best[2]]  # near the front: cheap in a deque
+    size = self._probe(video)[0]
+    if best[0] == 1 and size is not None:
+      self._claims[(node, size)] = actor_key
     return video
 
   def finished(self, video, node: str) -> None:
     """`video` ran on `node`: its size is compiled there (and in its cache)."""
-    size = self._sizes.get(video.name)
+    size = self._probes.get(video.name, (None, 0.0))[0]
     if size is not None:
       self._warm.add((node, size))
 

@@ -21,6 +21,9 @@ Extraction (`extract`): each video is one call to a pool of extraction actors,
 each running `flow_extraction.extract_video` (decode, TV-L1 in batches, JPEG / .flo
 writes in the actor's writer threads) into a temporary folder renamed when
 complete: the same files as `extract_flow`; a rerun skips finished videos.
+The actors share a node-local XLA compile cache, and the driver hands out
+videos by frame size (a size compiled once per node) and longest first
+(`_SizeAffinity`). Inputs and outputs may be fsspec URIs (`remote`).
 
 Back-pressure: at most `max_in_flight` videos (default twice the workers) are
 submitted and not yet consumed, so memory does not grow with the dataset.

@@ -8,23 +8,29 @@ One run, side by side on this machine:
    `--real_dir` (symlinked into one class folder); each Ray output is checked
    byte for byte against the local one.
 2. Flow extraction (`extract_flow`): flow frames/s of `extract.extract_all`
-   (one process) vs `distributed.extract` with 1 and 2 actors, same check.
+   (one process; cold: each frame size compiles, then compiled) vs
+   `distributed.extract` with 1 and 2 actors (cold compile cache), and with 2
+   actors at Ray's default worker niceness, without compile cache and size
+   affinity, and with a warm cache; each output checked file for file.
 3. Per-video scheduling overhead: each real clip encoded once in this process
    (the work, W) and once as a lone Ray task on a warm worker (L: submit to
-   result in this process): overhead = L - W, as a share of W.
+   result in this process): overhead = L - W, as a share of W; the same for
+   lone calls to a warm extraction actor (W measured inside the actor).
 4. Memory: peak RSS (VmHWM) of the Ray workers and the driver's peak RSS
-   growth for `--memory_counts` videos.
+   growth for `--memory_counts` videos; the workers' and a flow actor's peak
+   for videos of `--memory_seconds` seconds.
 5. A projection (not a measurement): Kinetics-400 hours on N CPU workers and
    N GPUs from the measured per-worker rates.
 
 Start-up (`ray.init` and the task workers, the local pool, the flow actors loading
 TensorFlow) is timed apart and kept out of the rates: the local converter runs its own
 code path on a pool started first (`tfrecords.convert(encoder=pool.imap)`), Ray on
-workers started first; only the flow actors' start-up is inside the Ray flow wall, and
-is subtracted as measured by a probe actor.
+workers started first; `distributed.extract` reports when its actors have started
+(`timings`), and the flow rates count from there.
 
   .venv/bin/python benchmarks/bench_scale.py
   .venv/bin/python benchmarks/bench_scale.py --videos_per_class=3 --skip_flow
+  .venv/bin/python benchmarks/bench_scale.py --only_flow   # or --only_memory
 """
 
 import os
@@ -57,7 +63,14 @@ flags.DEFINE_boolean("skip_flow", False, "Skip the flow extraction part.")
 flags.DEFINE_boolean("only_conversion", False, "Run the conversion table only.")
 flags.DEFINE_integer("flow_new_short", 72, "Extraction --new_short (small: CPU TV-L1).")
 flags.DEFINE_integer("flow_real_clips", 1, "Real clips (the shortest) in the flow part.")
+flags.DEFINE_boolean("flow_cache_variants", True, "Also run Ray flow with the largest "
+                     "--ray_workers at Ray's default worker niceness, without compile cache and "
+                     "size affinity, and with a warm cache.")
+flags.DEFINE_boolean("flow_overhead", True, "Measure the per-video overhead of the flow actors.")
+flags.DEFINE_boolean("only_flow", False, "Run the flow extraction part only.")
 flags.DEFINE_list("memory_counts", ["10", "100"], "Video counts of the memory check.")
+flags.DEFINE_list("memory_seconds", ["10", "60"], "Video lengths (s) of the memory check.")
+flags.DEFINE_boolean("only_memory", False, "Run the memory checks only.")
 flags.DEFINE_float("kinetics_videos", 240000, "Kinetics-400 clips (projection).")
 flags.DEFINE_float("kinetics_frames", 300, "Frames per Kinetics clip (10 s at 30 fps).")
 flags.DEFINE_float("gpu_flow_rate", 893.5, "Flow frames/s of one GPU for the projection: "
@@ -108,7 +121,7 @@ def _noop(task, settings):
   return os.getpid()
 
 
-def _with_ray(num_cpus, fn):
+def _with_ray(num_cpus, fn, ray_niceness=False):
   """(start-up seconds, fn()) on a fresh local Ray instance of `num_cpus` CPUs.
 
   Start-up: `ray.init` plus starting the task workers (each imports this
@@ -116,10 +129,16 @@ def _with_ray(num_cpus, fn):
   """
   import ray  # pylint: disable=g-import-not-at-top
   start = time.perf_counter()
-  with distributed.cluster(num_cpus=num_cpus):
-    ray.get([distributed._encode_task.remote(_noop, None, None) for _ in range(num_cpus)])
-    started = time.perf_counter() - start
-    return started, fn()
+  if ray_niceness:  # Ray's own default for its workers, instead of distributed.cluster's 0
+    ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="WARNING")
+  try:
+    with distributed.cluster(num_cpus=num_cpus):
+      ray.get([distributed._encode_task.remote(_noop, None, None) for _ in range(num_cpus)])
+      started = time.perf_counter() - start
+      return started, fn()
+  finally:
+    if ray_niceness:
+      ray.shutdown()
 
 
 def _warm_worker(_):
@@ -163,26 +182,45 @@ def _conversion(videos, splits, root, settings):
   return n, rows
 
 
-class _Probe:
-  """An actor that loads what an extraction actor loads (TF, Keras, tvl1)."""
+class _TimedExtractor(distributed._Extractor):  # pylint: disable=protected-access
+  """The library's extraction actor, timing its own work per call."""
 
-  def ready(self):
-    from tsnet_tf.data import flow_extraction as _  # pylint: disable=g-import-not-at-top
-    from tsnet_tf.flow import tvl1 as _  # pylint: disable=g-import-not-at-top,reimported
-    import tensorflow as _  # pylint: disable=g-import-not-at-top,reimported
-    return os.getpid()
+  def timed(self, video):
+    start = time.perf_counter()
+    result = self.run(video)
+    return time.perf_counter() - start, result[0]
+
+  def run_peak(self, video):
+    """`run`'s result and this actor's peak RSS in MiB (VmHWM) after it."""
+    result = self.run(video)
+    with open("/proc/self/status") as f:
+      peak = [int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM:")]
+    return result, peak[0]
 
 
-def _actor_startup(num):
-  """Seconds until `num` fresh CPU actors have loaded TF/Keras/tvl1 (in parallel)."""
+def _flow_overhead(vids, options, root):
+  """[(video, work s, Ray latency s)]: lone calls to one warm extraction actor.
+
+  The actor measures its own `run` (W: decode, TV-L1, writes); this process
+  measures submit -> result in hand (L). Overhead = L - W. A first pass over
+  every video compiles each frame size; the second pass, one call at a time
+  into a fresh folder, is measured.
+  """
   import ray  # pylint: disable=g-import-not-at-top
-  start = time.perf_counter()
-  actors = [ray.remote(num_cpus=1)(_Probe).remote() for _ in range(num)]
-  ray.get([a.ready.remote() for a in actors])
-  seconds = time.perf_counter() - start
-  for a in actors:
-    ray.kill(a)
-  return seconds
+
+  def run():
+    cls = ray.remote(num_cpus=1)(_TimedExtractor)
+    actors = [cls.remote(os.path.join(root, f"over{i}"), options, None, "") for i in range(2)]
+    ray.get([actors[0].timed.remote(v) for v in vids])  # compiles every size
+    ray.kill(actors[0])
+    out = []
+    for v in vids:
+      start = time.perf_counter()
+      work, _ = ray.get(actors[1].timed.remote(v))
+      out.append((v.name, work, time.perf_counter() - start))
+    return out[1:]  # the first call of the second actor compiles; the rest are warm
+
+  return _with_ray(1, run)[1]
 
 
 def _flow(videos_root, real, root):
@@ -195,24 +233,61 @@ def _flow(videos_root, real, root):
   clips = sorted(real, key=lambda p: video_lib.probe_video(p).num_frames)[:FLAGS.flow_real_clips]
   vids += [extract.Video(p, "real/" + os.path.splitext(os.path.basename(p))[0]) for p in clips]
   rows, ref = [], os.path.join(root, "flow_local")
+  # Cold: the first TV-L1 calls of this process, so each frame size compiles (as a
+  # fresh `extract_flow` would); then again with everything compiled.
   start = time.perf_counter()
   s = extract.extract_all(vids, ref, options, progress=False)
   wall = time.perf_counter() - start
-  rows.append(("local `extract_flow`", "- (TF loaded)", wall, s.num_flows / wall, "reference"))
-  for w in FLAGS.ray_workers:
-    out = os.path.join(root, f"flow_ray{w}")
+  rows.append(("local `extract_flow`, cold (compiles)", "- (TF loaded)", wall,
+               s.num_flows / wall, "reference"))
+  start = time.perf_counter()
+  extract.extract_all(vids, os.path.join(root, "flow_local2"), options, progress=False)
+  wall = time.perf_counter() - start
+  rows.append(("local `extract_flow`, compiled", "-", wall, s.num_flows / wall, "reference"))
+  runs = [(w, "cold cache", True) for w in FLAGS.ray_workers]
+  if FLAGS.flow_cache_variants:
+    runs += [(FLAGS.ray_workers[-1], "cold cache, workers at Ray's default nice +15", True),
+             (FLAGS.ray_workers[-1], "no cache, no size affinity", False),
+             (FLAGS.ray_workers[-1], "warm cache", True)]
+  cache_of = {}
+  for i, (w, label, cache) in enumerate(runs):
+    out = os.path.join(root, f"flow_ray{i}")
+    if label == "warm cache":
+      cache_dir = cache_of[w]
+    else:
+      cache_dir = os.path.join(root, f"xla_cache{i}") if cache else ""
+      cache_of.setdefault(w, cache_dir)
 
-    def run(out=out, w=w):
-      startup = _actor_startup(int(w))
+    def run(out=out, w=w, cache_dir=cache_dir, cache=cache):
+      timings = {}
       start = time.perf_counter()
-      distributed.extract(vids, out, options, num_workers=int(w), progress=False)
-      return startup, time.perf_counter() - start
+      if cache:
+        distributed.extract(vids, out, options, num_workers=int(w), progress=False,
+                            compile_cache=cache_dir, timings=timings)
+      else:
+        with _no_size_affinity():
+          distributed.extract(vids, out, options, num_workers=int(w), progress=False,
+                              compile_cache="", timings=timings)
+      return timings["actors_ready_s"], time.perf_counter() - start
 
-    init, (startup, wall) = _with_ray(int(w), run)
-    rows.append((f"Ray, {w} actor(s)", f"{init:.1f} (ray.init + workers) + {startup:.1f} (actors)", wall,
+    init, (startup, wall) = _with_ray(int(w), run, ray_niceness="nice +15" in label)
+    rows.append((f"Ray, {w} actor(s), {label}",
+                 f"{init:.1f} (ray.init + workers) + {startup:.1f} (actors)", wall - startup,
                  s.num_flows / max(1e-9, wall - startup),
                  "yes" if _same_tree(ref, out, ignore=(extract.SUMMARY_FILE,)) else "NO"))
-  return len(vids), s.num_flows, rows
+  over = _flow_overhead(vids, options, root) if FLAGS.flow_overhead else []
+  return len(vids), s.num_flows, rows, over
+
+
+class _no_size_affinity:  # pylint: disable=invalid-name
+  """The pool as before the size affinity: videos in list order (for the comparison)."""
+
+  def __enter__(self):
+    self._pick = distributed._SizeAffinity.pick  # pylint: disable=protected-access
+    distributed._SizeAffinity.pick = lambda self, actor, node: self._queue.popleft()  # pylint: disable=protected-access
+
+  def __exit__(self, *exc):
+    distributed._SizeAffinity.pick = self._pick  # pylint: disable=protected-access
 
 
 def _timed_encode(task, settings):
@@ -261,6 +336,9 @@ def _worker_peaks():
 
 
 def _memory(root, settings):
+  # The shard writer loads TensorFlow in this process: loaded first, so that the
+  # driver's growth is the run's, not the import's.
+  import tensorflow as _  # pylint: disable=g-import-not-at-top
   rows = []
   for count in (int(c) for c in FLAGS.memory_counts):
     data = os.path.join(root, f"mem{count}")
@@ -296,12 +374,94 @@ def _memory(root, settings):
   return rows
 
 
+def _memory_lengths(root, settings):
+  """Rows (seconds, conversion worker peak MiB, record MiB, flow actor peak MiB): one
+  length of generated video (128x96, 25 fps) at a time, each on a fresh Ray instance."""
+  from tsnet_tf.data import flow_extraction as extract  # pylint: disable=g-import-not-at-top
+  rows = []
+  for seconds in (float(x) for x in FLAGS.memory_seconds):
+    data = os.path.join(root, f"len{seconds:g}")
+    synthetic.generate_dataset(data, num_classes=2, videos_per_class=2, seed=2, height=96,
+                               width=128, min_seconds=seconds, max_seconds=seconds, fps=(25.0,))
+    out = os.path.join(root, f"len{seconds:g}_out")
+
+    def convert(data=data, out=out):
+      distributed.convert(os.path.join(data, "videos"), os.path.join(data, "splits"), out,
+                          splits=[1], settings=settings, progress=False)
+      return _worker_peaks()
+
+    conv_peaks = _with_ray(2, convert)[1]
+    records = sum(os.path.getsize(os.path.join(folder, n)) for folder, _, names in os.walk(out)
+                  for n in names if ".tfrecord" in n) / 4
+    vids = extract.find_videos(os.path.join(data, "videos"))[:1]
+
+    def flow(vids=vids, seconds=seconds):
+      # The library's extraction actor, asked for its own peak after the video
+      # (distributed.extract kills its actors when done).
+      import ray  # pylint: disable=g-import-not-at-top
+      options = extract.Options(preset="fast", new_short=FLAGS.flow_new_short, batch_size=8)
+      actor = ray.remote(num_cpus=1)(_TimedExtractor).remote(
+          os.path.join(root, f"len{seconds:g}_flow"), options, None, "")
+      result, peak = ray.get(actor.run_peak.remote(vids[0]))
+      return result[1], peak
+
+    flows, flow_peak = _with_ray(1, flow)[1]
+    rows.append((seconds, max(conv_peaks), records / 2**20, flows, flow_peak))
+  return rows
+
+
 def _rss_kb():
   with open("/proc/self/status") as f:
     for line in f:
       if line.startswith("VmRSS:"):
         return int(line.split()[1])
   return 0
+
+
+def _report_flow(videos, real, root, note):
+  """Runs and prints the flow tables; returns their rows."""
+  nv, flows, flow_rows, flow_over = _flow(videos, real, root)
+  print(f"\n### Flow extraction (extract_flow, preset fast, --new_short="
+        f"{FLAGS.flow_new_short}), {nv} videos, {flows} flows, {note}\n")
+  print("| engine | start-up s | wall s after start-up | flow frames/s after start-up | "
+        "identical to local |")
+  print("|---|---|---|---|---|")
+  for name, init, wall, rate, same in flow_rows:
+    print(f"| {name} | {init} | {wall:.1f} | {rate:.2f} | {same} |")
+  for name, _, _, rate, _ in flow_rows[2:]:
+    ref = flow_rows[1] if "warm" in name else flow_rows[0]
+    print(f"\n{name}: {rate / ref[3]:.2f}x {ref[0]}")
+  if flow_over:
+    print("\n### Per-video scheduling overhead of the flow actors (lone calls, warm actor)\n")
+    print("| video | work in actor s | Ray latency s | overhead ms | % of work |")
+    print("|---|---|---|---|---|")
+    shares = []
+    for name, work, latency in flow_over:
+      shares.append((latency - work) / work)
+      print(f"| {name} | {work:.3f} | {latency:.3f} | {1000 * (latency - work):.1f} | "
+            f"{100 * shares[-1]:.2f} |")
+    total = sum(w for _, w, _ in flow_over)
+    print(f"\nmedian {100 * statistics.median(shares):.2f} %; all videos: "
+          f"{100 * (sum(l for _, _, l in flow_over) - total) / total:.2f} % of the work")
+  return flow_rows
+
+
+def _report_memory(root, settings):
+  """Runs and prints the memory tables (video count, video length)."""
+  mem = _memory(root, settings)
+  print(f"\n### Memory (Ray, 2 CPUs, 128x96 1 s videos)\n")
+  print("| videos | wall s | driver RSS growth MiB | largest worker peak RSS MiB | workers |")
+  print("|---|---|---|---|---|")
+  for count, wall, growth, worker, k in mem:
+    print(f"| {count} | {wall:.1f} | {growth:.0f} | {worker:.0f} | {k} |")
+  lengths = _memory_lengths(root, settings)
+  print("\n### Memory by video length (Ray; generated 128x96 25 fps videos; conversion: "
+        "2 CPUs, 4 videos; flow: 1 actor, 1 video, preset fast)\n")
+  print("| video s | conversion worker peak RSS MiB | record of one video MiB | flows | "
+        "flow actor peak RSS MiB |")
+  print("|---|---|---|---|---|")
+  for seconds, conv, record, flows, flow in lengths:
+    print(f"| {seconds:g} | {conv:.0f} | {record:.1f} | {flows} | {flow:.0f} |")
 
 
 def main(argv):
@@ -314,6 +474,12 @@ def main(argv):
     for path in video_lib.find_video_files(videos):  # page cache: no run reads cold files
       with open(path, "rb") as f:
         f.read()
+    if FLAGS.only_flow:
+      _report_flow(videos, real, root, note)
+      return
+    if FLAGS.only_memory:
+      _report_memory(root, settings)
+      return
     n, conv = _conversion(videos, splits, root, settings)
     print(f"\n### Conversion (prepare_hmdb51), {n} videos ({len(real)} real clips), {note}\n")
     print("| engine | start-up s | wall s | videos/s after start-up | identical to local |")
@@ -326,18 +492,7 @@ def main(argv):
 
     if FLAGS.only_conversion:
       return
-    flow_rows = []
-    if not FLAGS.skip_flow:
-      nv, flows, flow_rows = _flow(videos, real, root)
-      print(f"\n### Flow extraction (extract_flow, preset fast, --new_short="
-            f"{FLAGS.flow_new_short}), {nv} videos, {flows} flows, {note}\n")
-      print("| engine | start-up s | wall s | flow frames/s after start-up | "
-            "identical to local |")
-      print("|---|---|---|---|---|")
-      for name, init, wall, rate, same in flow_rows:
-        print(f"| {name} | {init} | {wall:.1f} | {rate:.2f} | {same} |")
-      for name, _, _, rate, _ in flow_rows[1:]:
-        print(f"\n{name}: {rate / flow_rows[0][3]:.2f}x extract_flow")
+    flow_rows = [] if FLAGS.skip_flow else _report_flow(videos, real, root, note)
 
     overhead = 0.0
     if real:
@@ -353,12 +508,7 @@ def main(argv):
       overhead = max(0.0, statistics.median(shares))
       print(f"\nmedian overhead: {100 * statistics.median(shares):.2f} % of a video's work")
 
-    mem = _memory(root, settings)
-    print(f"\n### Memory (Ray, 2 CPUs, 128x96 1 s videos)\n")
-    print("| videos | wall s | driver RSS growth MiB | largest worker peak RSS MiB | workers |")
-    print("|---|---|---|---|---|")
-    for count, wall, growth, worker, k in mem:
-      print(f"| {count} | {wall:.1f} | {growth:.0f} | {worker:.0f} | {k} |")
+    _report_memory(root, settings)
 
     # Projection from the measured per-worker rates.
     per_cpu_conv = conv[1][3] if len(conv) > 1 else conv[0][3]
@@ -371,7 +521,7 @@ def main(argv):
           "workers, times (1 + the median per-video overhead above).\n")
     mean_frames = _mean_frames(videos)
     conv_clip_s = (1 / per_cpu_conv) * FLAGS.kinetics_frames / max(1.0, mean_frames)
-    flow_rate = flow_rows[1][3] if len(flow_rows) > 1 else float("nan")
+    flow_rate = flow_rows[2][3] if len(flow_rows) > 2 else float("nan")
     print("| workers | conversion hours | videos/h | flow hours |")
     print("|---|---|---|---|")
     total_frames = FLAGS.kinetics_videos * FLAGS.kinetics_frames

@@ -45,3 +45,16 @@ if [ -f benchmarks/bench_extract.py ]; then
     --num_frames=257 --num_pairs=0 --noopencv --note="$GPU, $NOTE" 2>&1 | tee "$OUT/bench_extract.log"
 fi
 "$PY" benchmarks/memory_table.py --micro_batches=8,16,32 | tee "$OUT/memory_table.log"
+# Ray flow extraction on the GPU (issue #27, docs/scale.md): `distributed.extract`'s actor
+# pool takes one GPU per actor when Ray sees GPUs; bench_scale --only_flow runs it beside the
+# local extract_flow on the same generated 320x240 videos (identical files checked) and
+# times the per-video overhead. Needs ray and PyAV on this machine (for JAX: add ray==2.60.0
+# and av to the pip download above); skipped with one line otherwise.
+if "$PY" -c "import ray, av" 2>/dev/null; then
+  timeout 240 "$PY" benchmarks/bench_scale.py --only_flow --real_dir= --size=320 \
+    --flow_new_short=0 --ray_workers=1 --videos_per_class=4 --note="$GPU, $NOTE" 2>&1 \
+    | tee "$OUT/bench_scale_gpu.log"
+else
+  echo "skipped the Ray GPU actor-pool run: ray or av is not installed here" \
+    | tee "$OUT/bench_scale_gpu.log"
+fi

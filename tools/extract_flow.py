@@ -13,6 +13,8 @@ TensorFlow-GPU).
   KERAS_BACKEND=jax python tools/extract_flow.py --video_dir=V --output_dir=O
   python tools/extract_flow.py --video_dir=V --output_dir=O --engine=ray \
       [--ray_address=HEAD:6379]   # on a Ray cluster (docs/scale.md)
+  python tools/extract_flow.py --video_dir=s3://b/videos --output_dir=s3://b/rawframes \
+      --engine=ray   # URIs through fsspec (s3 needs s3fs, gs gcsfs)
 
 Streams: frames are decoded, resized, turned into flow and written one batch
 at a time, so memory does not grow with a video's length (a 60 s 1080p video
@@ -33,6 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from tsnet_tf.data import flow_extraction
+from tsnet_tf.data import remote
 from tsnet_tf.flow import batching
 from tsnet_tf.utils import cli
 
@@ -89,9 +92,21 @@ def main(argv):
   cli.check_dir_flag("output_dir", FLAGS.output_dir)
   if FLAGS.engine != "ray" and (FLAGS.ray_address or FLAGS.num_workers):
     raise cli.ToolError("--ray_address and --num_workers need --engine=ray", cli.USAGE_EXIT)
+  uris = [f for f in ("video_dir", "output_dir") if remote.is_uri(getattr(FLAGS, f))]
+  if uris and FLAGS.engine != "ray":
+    raise cli.ToolError(f"--{uris[0]} {getattr(FLAGS, uris[0])!r} is a URI: URIs need "
+                        "--engine=ray (docs/scale.md)", cli.USAGE_EXIT)
   try:
     options.check()
-    videos = flow_extraction.find_videos(FLAGS.video_dir, FLAGS.list_file)
+    for flag in uris:
+      remote.filesystem(getattr(FLAGS, flag), flag)  # a bad scheme: one line, before any work
+    if remote.is_uri(FLAGS.video_dir):
+      if FLAGS.list_file:
+        raise ValueError("--list_file needs a local --video_dir")
+      videos = [flow_extraction.Video(uri, name)
+                for uri, name in remote.find_videos(FLAGS.video_dir)]
+    else:
+      videos = flow_extraction.find_videos(FLAGS.video_dir, FLAGS.list_file)
   except ValueError as e:
     raise cli.ToolError(str(e), cli.USAGE_EXIT) from e
   if not videos:

@@ -141,6 +141,11 @@ def main(argv):
                                           flow_stride=_FLOW_STRIDE.value,
                                           flow_bound=_FLOW_BOUND.value)
   cli.check_dir_flag("output_dir", _OUTPUT_DIR.value)
+  for flag in (_VIDEO_DIR, _SPLIT_DIR, _OUTPUT_DIR, _KINETICS_CSV):
+    value = ",".join(flag.value or []) if flag.name == "kinetics_csv" else (flag.value or "")
+    if "://" in value:
+      raise app.UsageError(f"--{flag.name} {value!r}: the converter reads and writes "
+                           "local (or mounted) paths only, not URIs (docs/scale.md)")
   if _RAY_ADDRESS.value and _ENGINE.value != "ray":
     raise app.UsageError("--ray_address needs --engine=ray")
   if bool(_SPLIT_DIR.value) == bool(_KINETICS_CSV.value):

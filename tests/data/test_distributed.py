@@ -183,6 +183,30 @@ def test_unreachable_ray_address_is_one_line_exit_1(ray_cluster, synth, tmp_path
   assert not (tmp_path / "o").exists()
 
 
+def test_size_affinity_compiles_each_frame_size_once_per_node(monkeypatch):
+  """The extraction pool's order: a new frame size goes to an idle actor, a compiled one to anyone."""
+  sizes = {"a1": (72, 96), "a2": (72, 96), "a3": (72, 96), "b1": (72, 88), "x": None}
+  monkeypatch.setattr(distributed, "_probe", lambda path, new_short: (sizes[path], 0.0))
+  videos = [extract.Video(n, n) for n in ("a1", "a2", "a3", "b1", "x")]
+  queue = distributed._SizeAffinity(videos, new_short=72)
+  assert queue.pick("actor0", "node1").name == "a1"  # claims 72x96 on node1
+  assert queue.pick("actor1", "node1").name == "b1"  # 72x96 is being compiled: a new size
+  assert queue.pick("actor0", "node1").name == "a2"  # its own size
+  assert queue.pick("actor2", "node2").name == "a3"  # node2 compiles 72x96 for itself
+  queue.finished(videos[0], "node1")
+  assert queue.pick("actor1", "node1").name == "x" and not queue  # unknown size: anyone
+  # Nothing but sizes being compiled elsewhere: the next video anyway (no actor waits).
+  queue = distributed._SizeAffinity(videos[:2], new_short=72)
+  assert [queue.pick("actor0", "n").name, queue.pick("actor1", "n").name] == ["a1", "a2"]
+  # Within a class the longest video first (frames x pixels), so it does not end the job alone.
+  work = {"a1": 10.0, "a2": 500.0, "a3": 20.0, "b1": 1000.0}
+  monkeypatch.setattr(distributed, "_probe", lambda path, new_short: (sizes[path], work[path]))
+  queue = distributed._SizeAffinity(videos[:4], new_short=72)
+  assert queue.pick("actor0", "n").name == "b1"  # the largest new size
+  assert queue.pick("actor1", "n").name == "a2"  # the largest of the other new size
+  assert [queue.pick("actor1", "n").name, queue.pick("actor0", "n").name] == ["a3", "a1"]
+
+
 def test_the_local_engine_does_not_import_ray():
   """Only distributed.py imports ray; the tools import it only for --engine=ray."""
   offenders = []
@@ -258,6 +282,30 @@ def test_extraction_gives_the_files_of_extract_flow(ray_cluster, synth, tmp_path
     assert "move_left/ghost" in json.load(f)["failed"]
   # A rerun does nothing again.
   again = distributed.extract(videos, str(tmp_path / "ray"), options, progress=False)
+  assert again.done == [] and sorted(again.skipped) == sorted(local.done)
+
+
+@pytest.mark.slow
+def test_extraction_through_uris_gives_the_files_of_extract_flow(ray_cluster, synth, tmp_path):
+  """file:// URIs go through fsspec (staged input, uploaded output), as s3:// would."""
+  from tsnet_tf.data import remote  # pylint: disable=g-import-not-at-top
+  options = extract.Options(preset="fast", batch_size=4, num_writers=1, overrides=TINY_TVL1)
+  local_videos = extract.find_videos(os.path.join(synth, "videos"))
+  local = extract.extract_all(local_videos, str(tmp_path / "local"), options, progress=False)
+  video_uri, out_uri = f"file://{synth}/videos", f"file://{tmp_path}/ray"
+  videos = [extract.Video(uri, name) for uri, name in remote.find_videos(video_uri)]
+  assert [v.name for v in videos] == [v.name for v in local_videos]
+  videos.append(extract.Video(f"{video_uri}/move_left/ghost.avi", "move_left/ghost"))
+  summary = distributed.extract(videos, out_uri, options, num_workers=2, progress=False,
+                                compile_cache="")
+  assert sorted(summary.done) == sorted(local.done)
+  assert sorted(summary.failed) == sorted(list(local.failed) + ["move_left/ghost"])
+  assert summary.failed["move_left/ghost"] == f"'{video_uri}/move_left/ghost.avi' does not exist"
+  assert _same_files(str(tmp_path / "local"), str(tmp_path / "ray"),
+                     ignore=[extract.SUMMARY_FILE, remote.COMPLETE_DIR]) == []
+  assert sorted(remote.complete_names(out_uri)) == sorted(local.done)
+  assert (tmp_path / "ray" / extract.SUMMARY_FILE).is_file()
+  again = distributed.extract(videos[:-1], out_uri, options, progress=False, compile_cache="")
   assert again.done == [] and sorted(again.skipped) == sorted(local.done)
 
 

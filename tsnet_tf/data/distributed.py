@@ -21,6 +21,9 @@ Extraction (`extract`): each video is one call to a pool of extraction actors,
 each running `flow_extraction.extract_video` (decode, TV-L1 in batches, JPEG / .flo
 writes in the actor's writer threads) into a temporary folder renamed when
 complete: the same files as `extract_flow`; a rerun skips finished videos.
+The actors share a node-local XLA compile cache, and the driver hands out
+videos by frame size (a size compiled once per node) and longest first
+(`_SizeAffinity`). Inputs and outputs may be fsspec URIs (`remote`).
 
 Back-pressure: at most `max_in_flight` videos (default twice the workers) are
 submitted and not yet consumed, so memory does not grow with the dataset.
@@ -36,16 +39,22 @@ Ray is imported by this module only; `--engine=local` never imports it.
 import collections
 import concurrent.futures
 import contextlib
+import importlib.metadata
+import itertools
 import logging
 import os
+import shutil
 import socket
+import tempfile
 import time
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import ray
 
 from tsnet_tf.data import hmdb51
+from tsnet_tf.data import remote
 from tsnet_tf.data import tfrecords
+from tsnet_tf.data import video as video_lib
 from tsnet_tf.utils import errors
 
 log = logging.getLogger(__name__)
@@ -114,7 +123,13 @@ def cluster(address: str = "", num_cpus: int = 0):
   if address:
     ray.init(address=address, **kwargs)
   else:
-    ray.init(num_cpus=num_cpus or None, **kwargs)
+    # Ray starts its workers at niceness +15 (`worker_niceness`) by default: on a
+    # machine shared with other jobs, this instance's actors then got a fraction
+    # of the CPU the local engine's processes get (measured: 2 flow actors at
+    # 0.4-0.66x `extract_flow` under load 10-20). A local instance is this
+    # program's own, so its workers run at this process's priority, as the local
+    # engine's do. A cluster started with `ray start` keeps its own setting.
+    ray.init(num_cpus=num_cpus or None, _system_config={"worker_niceness": 0}, **kwargs)
   try:
     yield
   finally:
@@ -300,39 +315,171 @@ def _limit_cpu_threads() -> None:
     pass
 
 
+def default_compile_cache() -> str:
+  """This node's folder of compiled TV-L1 programs, shared by its flow actors and reruns.
+
+  Node-local on purpose: an XLA:CPU program is compiled for the CPU it was
+  compiled on, so a cache on a shared filesystem could hand one node's program
+  to another CPU. Named by user and TensorFlow version (an entry of another
+  version is not ours to load).
+  """
+  try:
+    version = importlib.metadata.version("tensorflow")
+  except importlib.metadata.PackageNotFoundError:
+    version = "none"
+  return os.path.join(tempfile.gettempdir(), f"tsnet_tf_xla_{os.getuid()}", f"tf-{version}")
+
+
+def _use_compile_cache(cache_dir: str) -> None:
+  """Points this process's XLA compilations (TF and JAX) at `cache_dir`.
+
+  TV-L1 compiles once per frame size, for seconds (5-25 s at 96x72 here,
+  against 0.2 s to run a 50-frame video): without a cache every actor pays it
+  for every size it meets, which made 2 actors slower than one process on
+  short videos. With it, the first actor to compile a size writes it and the
+  others (and a rerun after a kill) load it. TensorFlow reads TF_XLA_FLAGS at
+  its first XLA compilation, so setting it here, before any, is in time.
+  """
+  if not cache_dir:
+    return
+  os.makedirs(cache_dir, exist_ok=True)
+  flags = os.environ.get("TF_XLA_FLAGS", "")
+  if "tf_xla_persistent_cache_directory" not in flags:  # the user's own cache wins
+    os.environ["TF_XLA_FLAGS"] = f"{flags} --tf_xla_persistent_cache_directory={cache_dir}".strip()
+  os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", cache_dir)
+
+
 class _Extractor:
   """Extracts whole videos (`flow_extraction.extract_video`); an actor keeps XLA's compiled TV-L1."""
 
-  def __init__(self, output_dir: str, options, read_video=None):
+  def __init__(self, output_dir: str, options, read_video=None, compile_cache: str = ""):
+    _use_compile_cache(compile_cache)
     self._output_dir = output_dir
+    # A URI output: each video is extracted into this node-local folder, then uploaded.
+    self._stage = tempfile.mkdtemp(prefix="tsnet_tf_flow_") if remote.is_uri(output_dir) else ""
     self._options = options
     self._read_video = read_video
     self._executor = concurrent.futures.ThreadPoolExecutor(max(1, options.num_writers))
     _limit_cpu_threads()
 
+  def node(self) -> str:
+    """The node this actor runs on (compiled sizes are shared per node)."""
+    return ray.get_runtime_context().get_node_id()
+
   def run(self, video) -> Tuple:
     """("done", flows, flow seconds), ("failed", reason) or ("fatal", reason)."""
     # TV-L1 loads Keras: only in the flow actors, never in the decode workers.
     from tsnet_tf.data import flow_extraction as extract  # pylint: disable=g-import-not-at-top
+    local_path = video.path
     try:
-      count, seconds = extract.extract_video(video, self._output_dir, self._options,
-                                             self._executor, self._read_video)
-    except flow_extraction.OutputError as e:
+      # A URI input is copied to a local file for the decoder; the error names the URI.
+      with remote.local_copy(video.path) as local_path:
+        count, seconds = extract.extract_video(
+            extract.Video(local_path, video.name), self._stage or self._output_dir,
+            self._options, self._executor, self._read_video)
+    except extract.OutputError as e:
       return ("fatal", str(e))
     except (ValueError, OSError) as e:
-      return ("failed", str(e))
+      return ("failed", str(e).replace(local_path, video.path))
+    if self._stage:
+      folder = os.path.join(self._stage, video.name)
+      try:
+        remote.upload_folder(folder, self._output_dir, video.name)
+      except (OSError, ValueError) as e:
+        return ("fatal", f"cannot write {remote.join(self._output_dir, video.name)!r}: {e}")
+      finally:
+        shutil.rmtree(folder, ignore_errors=True)
     return ("done", count, seconds)
+
+
+def _probe(path: str, new_short: int) -> Tuple[Optional[Tuple[int, int]], float]:
+  """(frame size TV-L1 will see, work estimate) of a video from its header.
+
+  The size is None when unknown (no readable header; a URI); the work is
+  frames x decoded pixels (decoding and resizing a 1080p video cost more than
+  its small flow), 0 when unknown.
+  """
+  try:
+    with video_lib.VideoReader(path) as reader:
+      (height, width), frames = reader.header_size, reader.header_frames
+  except (ValueError, OSError):
+    return None, 0.0
+  if not height or not width:
+    return None, 0.0
+  # As stored: a video with a 90-degree display matrix gets the wrong key, which
+  # costs at most one compilation more.
+  return video_lib.short_side_size(height, width, new_short), float(frames * height * width)
+
+
+class _SizeAffinity:
+  """Picks each actor's next video: a frame size compiled once per node, longest first.
+
+  XLA compiles TV-L1 once per frame size. Among the next `lookahead` videos
+  (headers read in this process, ~5 ms a video), an actor gets first one
+  whose size is compiled on its node (the compile cache has it) or claimed
+  by itself; then one of a size nobody compiles yet (it claims it) or of an
+  unknown size; else one whose size another actor is compiling (no actor
+  ever waits). Within each class the largest (frames x pixels) goes first, so
+  that a long video does not start last and hold the job's tail alone.
+  """
+
+  def __init__(self, todo: Sequence, new_short: int, lookahead: int = 64):
+    self._queue = collections.deque(todo)
+    self._new_short = new_short
+    self._lookahead = lookahead
+    self._probes: Dict[str, Tuple[Optional[Tuple[int, int]], float]] = {}
+    self._warm = set()  # (node, size) compiled
+    self._claims: Dict[Tuple[str, Tuple[int, int]], object] = {}  # (node, size) -> actor key
+
+  def __bool__(self) -> bool:
+    return bool(self._queue)
+
+  def _probe(self, video):
+    if video.name not in self._probes:
+      self._probes[video.name] = _probe(video.path, self._new_short)
+    return self._probes[video.name]
+
+  def pick(self, actor_key, node: str):
+    """The next video for the actor `actor_key` on `node`."""
+    best = None
+    for i, video in enumerate(itertools.islice(self._queue, self._lookahead)):
+      size, work = self._probe(video)
+      claim = self._claims.get((node, size))
+      if size is not None and ((node, size) in self._warm or claim == actor_key):
+        rank = 0
+      elif claim is None:
+        rank = 1
+      else:
+        rank = 2
+      if best is None or (rank, -work, i) < best:
+        best = (rank, -work, i)
+    video = self._queue[best[2]]
+    del self._queue[best[2]]  # near the front: cheap in a deque
+    size = self._probe(video)[0]
+    if best[0] == 1 and size is not None:
+      self._claims[(node, size)] = actor_key
+    return video
+
+  def finished(self, video, node: str) -> None:
+    """`video` ran on `node`: its size is compiled there (and in its cache)."""
+    size = self._probes.get(video.name, (None, 0.0))[0]
+    if size is not None:
+      self._warm.add((node, size))
 
 
 def extract(videos: Sequence, output_dir: str, options, num_workers: int = 0,
             progress: bool = True, log_fn: Callable[[str], None] = print,
             ray_address: str = "", max_retries: int = DEFAULT_MAX_RETRIES,
-            read_video=None):
+            read_video=None, compile_cache: Optional[str] = None,
+            timings: Optional[Dict[str, float]] = None):
   """`flow_extraction.extract_all` on Ray: the same files, one video per actor call.
 
   Args:
-    videos: `flow_extraction.find_videos`'s list.
-    output_dir: root of the outputs.
+    videos: `flow_extraction.find_videos`'s list, or `Video`s whose paths are
+      URIs (`remote.find_videos`): each is copied to a local file first.
+    output_dir: root of the outputs, or a URI (s3://, gs://, file://, ...):
+      each video's folder is then uploaded when complete and marked in
+      `.complete/` (`remote`); a rerun redoes the unmarked ones.
     options: `flow_extraction.Options`.
     num_workers: extraction actors (0: one per GPU when the cluster has GPUs,
       else one per CPU); also the CPUs of a local instance.
@@ -341,6 +488,10 @@ def extract(videos: Sequence, output_dir: str, options, num_workers: int = 0,
     ray_address: the cluster (`cluster`); empty: local.
     max_retries: retries of a video whose actor died.
     read_video: decoder override (`flow_extraction.extract_video`; tests wrap it).
+    compile_cache: folder (on each node) of the actors' compiled TV-L1
+      programs (`_use_compile_cache`); None: `default_compile_cache()`, "": none.
+    timings: if given, gets "actors_ready_s": seconds from the call until
+      every actor had started (its imports done), for benchmarks.
 
   Returns:
     `flow_extraction.Summary` (also written to `output_dir/extract_summary.json`).
@@ -351,10 +502,15 @@ def extract(videos: Sequence, output_dir: str, options, num_workers: int = 0,
   """
   from tsnet_tf.data import flow_extraction as extract_lib  # pylint: disable=g-import-not-at-top
   options.check()
-  os.makedirs(output_dir, exist_ok=True)
   summary = extract_lib.Summary()
   start = time.perf_counter()
-  todo = extract_lib.pending_videos(videos, output_dir, summary)
+  if remote.is_uri(output_dir):
+    complete = set(remote.complete_names(output_dir))
+    todo = [v for v in videos if v.name not in complete]
+    summary.skipped.extend(v.name for v in videos if v.name in complete)
+  else:
+    os.makedirs(output_dir, exist_ok=True)
+    todo = extract_lib.pending_videos(videos, output_dir, summary)
   with cluster(ray_address, num_workers):
     gpus = _num_gpus()
     count = num_workers or gpus or _num_cpus()
@@ -363,14 +519,21 @@ def extract(videos: Sequence, output_dir: str, options, num_workers: int = 0,
       count = min(count, gpus)
     cls = ray.remote(max_restarts=-1, max_task_retries=max_retries,
                      scheduling_strategy="SPREAD", **resources)(_Extractor)
-    actors = [cls.remote(output_dir, options, read_video)
+    if compile_cache is None:
+      compile_cache = default_compile_cache()
+    actors = [cls.remote(output_dir, options, read_video, compile_cache)
               for _ in range(max(1, min(count, len(todo))))] if todo else []
+    # Also waits for the actors to start: the bar's rate then starts with the work.
+    nodes = ray.get([actor.node.remote() for actor in actors])
+    if timings is not None:
+      timings["actors_ready_s"] = time.perf_counter() - start
     bar = None
     if progress:
       from tqdm import tqdm  # pylint: disable=g-import-not-at-top
       bar = tqdm(total=len(todo), unit="video", desc="extract_flow (ray)", dynamic_ncols=True)
     try:
-      _run_pool(actors, todo, summary, bar, log_fn, start)
+      _run_pool(actors, nodes, _SizeAffinity(todo, options.new_short), summary, bar, log_fn,
+                start)
     finally:
       if bar is not None:
         bar.close()
@@ -378,19 +541,26 @@ def extract(videos: Sequence, output_dir: str, options, num_workers: int = 0,
         ray.kill(actor)
   summary.done.sort()
   summary.seconds = time.perf_counter() - start
-  extract_lib._write_summary(output_dir, summary, options)  # pylint: disable=protected-access
+  if remote.is_uri(output_dir):
+    with tempfile.TemporaryDirectory() as folder:
+      extract_lib._write_summary(folder, summary, options)  # pylint: disable=protected-access
+      remote.upload_file(os.path.join(folder, extract_lib.SUMMARY_FILE), output_dir,
+                         extract_lib.SUMMARY_FILE)
+  else:
+    extract_lib._write_summary(output_dir, summary, options)  # pylint: disable=protected-access
   return summary
 
 
-def _run_pool(actors, todo, summary, bar, log_fn, start) -> None:
-  """Feeds `todo` to `actors`, two calls queued per actor at most (back-pressure)."""
-  queue = collections.deque(todo)
+def _run_pool(actors, nodes, queue: _SizeAffinity, summary, bar, log_fn, start) -> None:
+  """Feeds `queue`'s videos to `actors` (on `nodes`), two calls queued per actor at most
+  (back-pressure)."""
   running: Dict[object, Tuple[object, object]] = {}  # ref -> (actor, video)
   load = {id(a): 0 for a in actors}
+  node_of = {id(a): n for a, n in zip(actors, nodes)}
 
   def feed(actor):
     while queue and load[id(actor)] < 2:
-      video = queue.popleft()
+      video = queue.pick(id(actor), node_of[id(actor)])
       running[actor.run.remote(video)] = (actor, video)
       load[id(actor)] += 1
 
@@ -418,6 +588,7 @@ def _run_pool(actors, todo, summary, bar, log_fn, start) -> None:
       else:
         log_fn(message)
     else:
+      queue.finished(video, node_of[id(actor)])
       summary.done.append(video.name)
       summary.num_flows += result[1]
       summary.flow_seconds += result[2]

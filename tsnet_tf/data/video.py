@@ -235,6 +235,8 @@ class VideoReader:
       when it gives none.
     header_frames: the frame count the container header lists, 0 when it has
       none (MKV, WebM). A truncated file can list more than it decodes.
+    header_size: (height, width) the stream header lists, as stored (the
+      display rotation not applied); (0, 0) when it lists none.
     num_decoded: frames decoded so far.
     last_error: the last decode error met so far (skipped packet), or None.
   """
@@ -250,6 +252,8 @@ class VideoReader:
             or self._stream.base_rate)
     self.fps = float(rate) if rate else 0.0
     self.header_frames = int(self._stream.frames or 0)
+    context = self._stream.codec_context
+    self.header_size = (int(context.height or 0), int(context.width or 0))
     self.num_decoded = 0
     self.last_error: Optional[str] = None
     self._started = False

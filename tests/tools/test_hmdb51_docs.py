@@ -278,6 +278,26 @@ def test_every_run_a_command_reads_was_written_before_in_the_same_doc(doc, headi
     written.update(given[f] for f in WRITES.get(c.script, ()) if f in given)
 
 
+def test_no_command_overwrites_another_commands_output():
+  """README then the guide in one directory: an output written twice must be the same
+  resumable command (prepare_hmdb51, table1.py re-run), never a second run or export
+  that the tool would refuse (train.py: finished --model_dir; export.py: existing version)."""
+  writers = {}
+  for c in all_commands():
+    if c.skip_reason():
+      continue
+    for name in WRITES.get(c.script, ()):
+      path = c.flags.get(name)
+      if path is None:
+        continue
+      if path in writers:
+        first = writers[path]
+        resumable = c.script in ("tools/prepare_hmdb51.py", "benchmarks/table1.py")
+        assert resumable and first.script == c.script, (
+            f"{c.where}: --{name}={path} was written by {first.where}")
+      writers[path] = c
+
+
 def test_the_unpacking_puts_videos_and_splits_where_the_conversion_reads_them():
   cmds = commands("docs/hmdb51.md")
   unpack = [c for c in cmds if c.skip_reason() and c.words[0] in ("mkdir", "unrar", "for", "cd")]

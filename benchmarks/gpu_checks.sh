@@ -16,13 +16,53 @@
 # Results go to $OUT (or /tmp/gpu_checks): bench_train.{log,json}, bench_extract.log;
 # compare the peaks with benchmarks/memory_table.py (computed from the H200/JAX run)
 # and put the numbers, with this machine, in docs/hmdb51.md.
-set -u
+# GPU_CHECKS_STORED_FLOW=1 adds graph vs stored flow steps at 25x224 (bench_stored_flow.py,
+# ~2 more minutes: over a 10-minute device call with the rest).
+#
+# GPU_CHECKS_DRY_RUN=1: the same parts on this machine's CPU at tiny shapes (4-frame
+# 32-px clips, light backbone, batch 2, 1 step; a 9-frame 64x48 flow clip) through the
+# installed backend, no wheels: checks the script end to end before a GPU session
+# spends minutes on it (tests/benchmarks/test_gpu_checks.py). Its numbers mean nothing.
+# Exits non-zero if any part failed (every part still runs).
+set -u -o pipefail
+RC=0
+trap 'st=$?; [ "$RC" -ne 0 ] && exit "$RC"; exit "$st"' EXIT
 OUT=${OUT:-/tmp/gpu_checks}
 mkdir -p "$OUT"
 PY=${PY:-python3}
 [ -x .venv/bin/python ] && PY=.venv/bin/python
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-if "$PY" -c "import tensorflow as tf, sys; sys.exit(0 if tf.config.list_physical_devices('GPU') else 1)" 2>/dev/null; then
+DRY=${GPU_CHECKS_DRY_RUN:-0}
+if [ "$DRY" = 1 ]; then
+  SHAPES="--params_override=data.num_frames=4,data.crop_size=32,model.backbone=light,model.width=4"
+  # 6 groups of a TensorFlow start-up and a compile each: minutes on 2 loaded cores.
+  TRAIN_ARGS=(--batch_sizes=2 --steps=1 --warmup=0 --budget_s=1500 "$SHAPES")
+  EXTRACT_ARGS=(--batch_sizes=4 --num_frames=9 --width=64 --height=48 --repeats=1)
+  STORED_ARGS=(--shapes=4x32 --batch_size=2 --steps=1 --warmup=0 --nostudent "$SHAPES")
+  TRAIN_TIMEOUT=1600
+else
+  SHAPES=""
+  # micro-batch 16 is the config's, 32 the whole batch.
+  TRAIN_ARGS=(--batch_sizes=16,32 --budget_s=360)
+  EXTRACT_ARGS=(--batch_sizes=32,128 --num_frames=257)
+  STORED_ARGS=(--shapes=25x224 --batch_size=16 --steps=3)
+  TRAIN_TIMEOUT=400
+fi
+if command -v nvidia-smi >/dev/null; then
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || RC=1
+  GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
+else
+  echo "no nvidia-smi: no NVIDIA GPU here"
+  GPU="no GPU"
+fi
+if [ "$DRY" = 1 ] && "$PY" -c "import tensorflow" 2>/dev/null; then
+  export KERAS_BACKEND=tensorflow PYTHONPATH=$PWD CUDA_VISIBLE_DEVICES=""
+  NOTE="TensorFlow, dry run on CPU"
+  "$PY" -c "import tensorflow as tf, keras; print('tensorflow', tf.__version__, 'keras', keras.__version__, '(dry run, CPU)')"
+elif [ "$DRY" = 1 ]; then
+  export KERAS_BACKEND=jax PYTHONPATH=$PWD JAX_PLATFORMS=cpu
+  NOTE="JAX, dry run on CPU"
+  "$PY" -c "import jax, keras; print('jax', jax.__version__, jax.devices(), 'keras', keras.__version__, '(dry run)')"
+elif "$PY" -c "import tensorflow as tf, sys; sys.exit(0 if tf.config.list_physical_devices('GPU') else 1)" 2>/dev/null; then
   export KERAS_BACKEND=tensorflow PYTHONPATH=$PWD
   NOTE="TensorFlow"
   "$PY" -c "import tensorflow as tf, keras; print('tensorflow', tf.__version__, tf.config.list_physical_devices('GPU'), 'keras', keras.__version__)"
@@ -34,15 +74,19 @@ else
   "$PY" -c "import jax, keras; print('jax', jax.__version__, jax.devices(), 'keras', keras.__version__)"
 fi
 export PYTHONUNBUFFERED=1
-GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
-# Training steps first (what the protocol's hours depend on); micro-batch 16 is the
-# config's, 32 the whole batch; `on` = the trainer's mixed precision (auto on a GPU).
-timeout 400 "$PY" benchmarks/bench_train.py --config=configs/hmdb51.yaml --batch_sizes=16,32 \
-  --precisions=on,off --budget_s=360 --output_json="$OUT/bench_train.json" 2>&1 \
-  | tee "$OUT/bench_train.log"
+# Training steps first (what the protocol's hours depend on): every stage of the
+# config (rgb, teacher, student; two-stream trains nothing), step time, clips/s, peak
+# device memory and hours per split; `on` = the trainer's mixed precision (auto on a GPU).
+timeout "$TRAIN_TIMEOUT" "$PY" benchmarks/bench_train.py --config=configs/hmdb51.yaml \
+  --stages=rgb,teacher,student --precisions=on,off "${TRAIN_ARGS[@]}" \
+  --output_json="$OUT/bench_train.json" 2>&1 | tee "$OUT/bench_train.log" || RC=1
 if [ -f benchmarks/bench_extract.py ]; then
-  timeout 150 "$PY" benchmarks/bench_extract.py --video_dir= --batch_sizes=32,128 \
-    --num_frames=257 --num_pairs=0 --noopencv --note="$GPU, $NOTE" 2>&1 | tee "$OUT/bench_extract.log"
+  timeout 150 "$PY" benchmarks/bench_extract.py --video_dir= "${EXTRACT_ARGS[@]}" \
+    --num_pairs=0 --noopencv --note="$GPU, $NOTE" 2>&1 | tee "$OUT/bench_extract.log" || RC=1
+fi
+if [ "${GPU_CHECKS_STORED_FLOW:-0}" = 1 ] || [ "$DRY" = 1 ]; then
+  timeout 150 "$PY" benchmarks/bench_stored_flow.py --config=configs/hmdb51.yaml \
+    "${STORED_ARGS[@]}" 2>&1 | tee "$OUT/bench_stored_flow.log" || RC=1
 fi
 "$PY" benchmarks/memory_table.py --micro_batches=8,16,32 | tee "$OUT/memory_table.log"
 # Ray flow extraction on the GPU (issue #27, docs/scale.md): `distributed.extract`'s actor

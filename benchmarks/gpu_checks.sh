@@ -94,10 +94,12 @@ fi
 # local extract_flow on the same generated 320x240 videos (identical files checked) and
 # times the per-video overhead. Needs ray and PyAV on this machine (for JAX: add ray==2.60.0
 # and av to the pip download above); skipped with one line otherwise.
+SCALE_ARGS=(--size=320 --videos_per_class=4)
+[ "$DRY" = 1 ] && SCALE_ARGS=(--size=64 --videos_per_class=1)
 if "$PY" -c "import ray, av" 2>/dev/null; then
-  timeout 240 "$PY" benchmarks/bench_scale.py --only_flow --real_dir= --size=320 \
-    --flow_new_short=0 --ray_workers=1 --videos_per_class=4 --note="$GPU, $NOTE" 2>&1 \
-    | tee "$OUT/bench_scale_gpu.log"
+  timeout 240 "$PY" benchmarks/bench_scale.py --only_flow --real_dir= "${SCALE_ARGS[@]}" \
+    --flow_new_short=0 --ray_workers=1 --note="$GPU, $NOTE" 2>&1 \
+    | tee "$OUT/bench_scale_gpu.log" || RC=1
 else
   echo "skipped the Ray GPU actor-pool run: ray or av is not installed here" \
     | tee "$OUT/bench_scale_gpu.log"

@@ -31,7 +31,11 @@ checks = _load_checks()
 
 def _backend_param(name):
   missing = importlib.util.find_spec(name) is None
-  return pytest.param(name, marks=pytest.mark.skipif(missing, reason=f"{name} not installed"))
+  # Slow: each backend's run is a process of its own that trains every stage (JAX ~80 s,
+  # torch ~20 s on the 2-core CI machine); `make test` keeps JAX without TensorFlow through
+  # tests/benchmarks/test_bench_train.py and tests/no_tensorflow, `make test-all` runs these.
+  return pytest.param(name, marks=[pytest.mark.skipif(missing, reason=f"{name} not installed"),
+                                   pytest.mark.slow])
 
 
 BACKENDS = [_backend_param("jax"), _backend_param("torch")]
@@ -145,6 +149,7 @@ def test_warmup_epoch_is_mse_only(backend, backend_run):
   assert rest[1] > 0.9 * student["ce_loss"][1], student
 
 
+@pytest.mark.slow
 def test_jax_data_parallel_equals_one_device(backend_run):
   pytest.importorskip("jax")
   result = backend_run("jax")["data_parallel"]

@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tsnet_tf.training import evaluation
 
@@ -92,3 +93,21 @@ def test_predict_clips_fuses_the_mean_softmax_by_hand():
   product = np.sqrt(softmax(np.array(a)) * softmax(np.array(b)))
   np.testing.assert_allclose(geometric, [product / product.sum()] * 2, atol=1e-6)
   assert np.abs(geometric - fused).max() > 0.01  # the rules differ here
+
+
+@pytest.mark.slow
+def test_predict_clips_runs_in_graph_accurate_tvl1_at_the_paper_clip():
+  # 25x224x224 clips through a teacher with `accurate` TV-L1 in the graph, several
+  # batches of one fixed size: with Grappler's arithmetic optimizer on, the second
+  # batch died with AlreadyExistsError (AddOpsRewrite tmp_var in the TV-L1 loops).
+  # ~1 min on 2 cores.
+  from tsnet_tf import models  # pylint: disable=g-import-not-at-top
+  teacher = models.build_teacher(3, 25, 224, backbone="light", width=4, flow_preset="accurate")
+  rng = np.random.default_rng(0)
+  clips = rng.uniform(0, 255, (3, 25, 224, 224, 3)).astype("float32")
+  ds = tf.data.Dataset.from_tensor_slices(
+      (clips, np.arange(3, dtype="int32"), np.arange(3, dtype="int32"))).batch(1)
+  probs, labels, _ = evaluation.predict_clips([teacher], ds, progress=False)
+  assert probs.shape == (3, 3) and labels.tolist() == [0, 1, 2]
+  np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+  np.testing.assert_allclose(probs[0], tf.nn.softmax(teacher(clips[:1])).numpy()[0], atol=1e-4)

@@ -27,6 +27,7 @@ from tsnet_tf.layers import LateFusion
 from tsnet_tf.training import plots
 from tsnet_tf.training import run_dir
 from tsnet_tf.utils import errors
+from tsnet_tf.utils import tf_graph
 from tsnet_tf.utils.io import atomic_write
 
 EVAL_FILE = "eval.json"
@@ -145,6 +146,10 @@ def predict_clips(models, dataset, total_batches: Optional[int] = None,
   # model so a bad mode fails the same way whatever is fused.
   fuse = LateFusion(mode=fusion, name="late_fusion")
 
+  # Without Grappler's arithmetic optimizer: with in-graph `accurate` TV-L1 at the
+  # paper's 25x224x224 clips its rewrite breaks the TV-L1 loops on the second batch
+  # (AlreadyExistsError ... AddOpsRewrite ... tmp_var; tsnet_tf/utils/tf_graph.py).
+  @tf_graph.without_add_ops_rewrite
   @tf.function(reduce_retracing=True)
   def fused_softmax(clips):
     logits = [tf.cast(m(clips, training=False), tf.float32) for m in models]

@@ -12,8 +12,13 @@ a time (`parallel_iterations=1`) does not prevent it; switching off either
 pass does. The smaller graphs tried (the same teacher trained on its own, or
 this step with width 16, batch 2-4 or 32x32 clips) run with both passes on.
 
+The same error ends inference with the teacher's in-graph `accurate` TV-L1 at
+the paper's 25x224x224 clips, on the second call of a function traced for a
+fixed batch size (not with a `None` batch, as the SavedModel signatures have).
+
 `without_add_ops_rewrite` switches the arithmetic optimizer off for the
-functions one callable runs (`DistillationModel`'s train function), through
+functions one callable runs (`DistillationModel`'s train function,
+`evaluation.predict_clips`, `comparison.time_tensorflow`), through
 the per-call options TensorFlow gives every function call, so the rest of the
 process keeps Grappler's defaults.
 """

@@ -76,9 +76,8 @@ def find_videos(uri: str, flag: str = "video_dir") -> List[Tuple[str, str]]:
   found = []
   for path in fs.find(root):
     rel = posixpath.relpath(path, root)
-    if any(part.startswith(".") for part in rel.split("/")):
-      continue
-    if os.path.splitext(rel)[1].lower() in video_lib.VIDEO_EXTENSIONS:
+    *folders, name = rel.split("/")
+    if video_lib.is_video_file_name(name) and not any(f.startswith(".") for f in folders):
       found.append((join(uri, rel), os.path.splitext(rel)[0]))
   return sorted(found, key=lambda item: item[1])
 

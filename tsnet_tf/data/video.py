@@ -598,6 +598,15 @@ VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".m
                     ".flv", ".wmv", ".3gp")
 
 
+def is_video_file_name(name: str) -> bool:
+  """A video file's name: an extension in `VIDEO_EXTENSIONS` (any case), not hidden.
+
+  Hidden names (a leading dot, e.g. a tool's temporary output) are skipped, by
+  `find_video_files` here and for URIs by `remote.find_videos`.
+  """
+  return name.lower().endswith(VIDEO_EXTENSIONS) and not name.startswith(".")
+
+
 def find_video_files(video_dir: Union[str, os.PathLike]) -> List[str]:
   """Paths of the video files under `video_dir`, recursively, sorted.
 
@@ -608,8 +617,7 @@ def find_video_files(video_dir: Union[str, os.PathLike]) -> List[str]:
   found = []
   for root, dirs, files in os.walk(os.fspath(video_dir)):
     dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-    found += [os.path.join(root, f) for f in files
-              if f.lower().endswith(VIDEO_EXTENSIONS) and not f.startswith(".")]
+    found += [os.path.join(root, f) for f in files if is_video_file_name(f)]
   return sorted(found)
 
 

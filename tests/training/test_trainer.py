@@ -314,3 +314,24 @@ def test_micro_batches_accumulate_and_out_of_memory_names_the_flag(data_dir, tmp
     with backend.out_of_memory_hint(hint):
       raise RuntimeError("other")
   assert backend.use_mixed_precision("auto") is False  # this machine has no GPU
+
+
+def test_stages_with_tvl1_in_the_graph_fit_without_the_arithmetic_optimizer(
+    data_dir, tmp_path, monkeypatch):
+  # Grappler's AddOpsRewrite crashes TV-L1's loops at the paper's clip
+  # (tsnet_tf/utils/tf_graph.py; the slow test below runs that clip): the
+  # trainer runs the fit/evaluate steps of every model with TV-L1 in its graph
+  # without it, and leaves the others' Grappler defaults alone.
+  from tsnet_tf.utils import tf_graph  # pylint: disable=g-import-not-at-top
+  wrapped = []
+  real = tf_graph.keras_functions_without_add_ops_rewrite
+
+  def spy(model):
+    wrapped.append(model.name)
+    real(model)
+
+  monkeypatch.setattr(tf_graph, "keras_functions_without_add_ops_rewrite", spy)
+  for stage in ("flow", "rgb"):
+    trainer.train(_tiny_config(stage, "train.epochs=1"), stage, str(tmp_path / stage), data_dir,
+                  verbose=0)
+  assert wrapped == ["flow"]

@@ -46,6 +46,7 @@ from tsnet_tf import config as config_lib
 from tsnet_tf.data import clip_spec as clip_spec_lib
 from tsnet_tf.data import pipeline
 from tsnet_tf.data import stored_flow
+from tsnet_tf.layers import TVL1Flow
 from tsnet_tf.training import backend
 from tsnet_tf.training import callbacks as callbacks_lib
 from tsnet_tf.training import distribute
@@ -54,6 +55,7 @@ from tsnet_tf.training import plots
 from tsnet_tf.training import run_dir
 from tsnet_tf.training import stages as stages_lib
 from tsnet_tf.training.errors import TrainingError
+from tsnet_tf.utils import tf_graph
 from tsnet_tf.utils.io import atomic_write
 
 log = logging.getLogger(__name__)
@@ -160,6 +162,12 @@ class _Steps:
   def fit_steps_per_epoch(self) -> int:
     """Batches `fit` draws per epoch: micro-batches."""
     return self.steps_per_epoch * self.accumulation
+
+
+def _computes_tvl1(model: keras.Model) -> bool:
+  """Whether TV-L1 runs in `model`'s graph (itself or a nested model's layer)."""
+  return any(isinstance(layer, TVL1Flow)
+             for layer in model._flatten_layers(include_self=False))  # pylint: disable=protected-access
 
 
 def _plan_steps(cfg: config_lib.ExperimentConfig, summary: dict, data_dir: str, split: int,
@@ -399,6 +407,8 @@ def train(config: config_lib.ExperimentConfig,
                         cfg.train.steps_per_execution),
                     run_eagerly=cfg.train.run_eagerly,
                     **the_stage.compile_kwargs())
+      if _computes_tvl1(model):
+        tf_graph.keras_functions_without_add_ops_rewrite(model)
 
     # A resumed run continues the input stream where the killed one stopped, so
     # it sees the batches (and ends with the weights) of an uninterrupted run.

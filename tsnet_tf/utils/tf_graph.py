@@ -1,4 +1,4 @@
-"""A Grappler setting for the one TensorFlow function that needs it.
+"""A Grappler setting for the TensorFlow functions that run TV-L1's loops.
 
 In the student's Eq. 7 train step (a frozen `accurate`-preset, width-64
 teacher on 8x64x64 clips, batch 8: configs/synthetic_table1.yaml), two
@@ -16,11 +16,16 @@ The same error ends inference with the teacher's in-graph `accurate` TV-L1 at
 the paper's 25x224x224 clips, on the second call of a function traced for a
 fixed batch size (not with a `None` batch, as the SavedModel signatures have).
 
+It also ends Keras `fit`/`evaluate` of a model with TV-L1 in its graph (the
+teacher, the flow and two-stream baselines) at that clip, within the first
+steps (2 cores, Intel Xeon with AVX-512, TF 2.21).
+
 `without_add_ops_rewrite` switches the arithmetic optimizer off for the
 functions one callable runs (`DistillationModel`'s train function,
-`evaluation.predict_clips`, `comparison.time_tensorflow`), through
-the per-call options TensorFlow gives every function call, so the rest of the
-process keeps Grappler's defaults.
+`evaluation.predict_clips`, `comparison.time_tensorflow`, and through
+`keras_functions_without_add_ops_rewrite` a compiled model's train and test
+functions), through the per-call options TensorFlow gives every function
+call, so the rest of the process keeps Grappler's defaults.
 """
 
 import functools
@@ -77,3 +82,24 @@ def without_add_ops_rewrite(function: Callable) -> Callable:
       ctx.function_call_options = saved
 
   return wrapped
+
+
+def keras_functions_without_add_ops_rewrite(model: keras.Model) -> None:
+  """Makes a compiled Keras model's `fit` and `evaluate` run without the optimizer.
+
+  Keras builds a model's train and test functions at its first `fit` or
+  `evaluate` and keeps them until the next `compile`; this builds them now
+  and replaces each with `without_add_ops_rewrite` of it, so every later
+  `fit`, `evaluate` (and `fit`'s validation) runs its steps without the
+  arithmetic optimizer. Call it after `compile`. Under JAX or PyTorch it does
+  nothing.
+
+  Args:
+    model: a compiled `keras.Model`.
+  """
+  if keras.backend.backend() != "tensorflow":
+    return
+  model.make_train_function()
+  model.train_function = without_add_ops_rewrite(model.train_function)
+  model.make_test_function()
+  model.test_function = without_add_ops_rewrite(model.test_function)

@@ -132,6 +132,7 @@ def _build(stage, cfg, num_classes):
   import keras  # pylint: disable=g-import-not-at-top
   from tsnet_tf import models  # pylint: disable=g-import-not-at-top
   from tsnet_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  from tsnet_tf.utils import tf_graph  # pylint: disable=g-import-not-at-top
   m = cfg.model
   kwargs = config_lib.backbone_kwargs(cfg)
   t, s = cfg.data.num_frames, cfg.data.crop_size
@@ -162,6 +163,9 @@ def _build(stage, cfg, num_classes):
     model.compile(optimizer=optimizer,
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
+  if stage == "teacher":
+    # As the trainer does for a model with TV-L1 in its graph (TensorFlow only).
+    tf_graph.keras_functions_without_add_ops_rewrite(model)
   return model
 
 

@@ -55,12 +55,12 @@ def test_a_two_node_cluster_shares_the_videos(synth, local_data, tmp_path):
   marks.mkdir()
   marks = str(marks)
 
-  def encode_noting_the_node(task, settings):
+  def encode_noting_the_node(task, settings, **spool):
     import ray  # pylint: disable=g-import-not-at-top
     with open(os.path.join(marks, task.file_name), "w") as f:
       f.write(ray.get_runtime_context().get_node_id())
     time.sleep(0.2)  # long enough that one node cannot take every video alone
-    return tfrecords.encode_video(task, settings)
+    return tfrecords.encode_video(task, settings, **spool)
 
   cluster = cluster_utils.Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
   try:

@@ -301,7 +301,7 @@ class SpooledJpegs:
 
   def __init__(self, path: str, sizes: Sequence[int]):
     self.path = path
-    self.sizes = array.array("Q", sizes)  # compact: 8 bytes a frame when pickled
+    self.sizes = array.array("I", sizes)  # compact: 4 bytes a frame when pickled
 
   def __len__(self) -> int:
     return len(self.sizes)

@@ -320,6 +320,9 @@ def test_spooled_encoding_holds_no_record_and_reads_back_the_same_jpegs(tmp_path
   assert os.listdir(spool) == [os.path.basename(spooled.path)]
   assert pickle.loads(pickle.dumps(spooled)).load() == jpegs  # another process reads it
   assert os.listdir(spool) == []  # read once, then deleted
+  # A spool that cannot be written (here: gone) is no reason to skip the video.
+  assert tfrecords.encode_video(task, settings, spool_dir=str(tmp_path / "gone")) == (
+      kind, jpegs, info)
   # A video that fails to decode leaves no file behind.
   bad = str(tmp_path / "bad.avi")
   with open(bad, "wb") as f:

@@ -322,28 +322,42 @@ class SpooledJpegs:
     return jpegs
 
 
+class _SpoolError(OSError):
+  """The spool file could not be written (e.g. a full temporary folder)."""
+
+
 class _Spool:
   """`encode_video`'s JPEG sink writing to a spool file (`SpooledJpegs`)."""
 
   def __init__(self, spool_dir: str, task: VideoTask):
     # One file a video; a retried video (Ray, after its worker died) rewrites its own.
     self.path = os.path.join(spool_dir, f"{task.video_index:08d}.jpegs")
-    self._file = open(self.path, "wb")  # pylint: disable=consider-using-with
     self._sizes = []
+    try:
+      self._file = open(self.path, "wb")  # pylint: disable=consider-using-with
+    except OSError as e:
+      raise _SpoolError(str(e)) from e
 
   def append(self, jpeg: bytes) -> None:
-    self._file.write(jpeg)
+    try:
+      self._file.write(jpeg)
+    except OSError as e:
+      raise _SpoolError(str(e)) from e
     self._sizes.append(len(jpeg))
 
   def __len__(self) -> int:
     return len(self._sizes)
 
   def finish(self) -> SpooledJpegs:
-    self._file.close()
+    try:
+      self._file.close()
+    except OSError as e:
+      raise _SpoolError(str(e)) from e
     return SpooledJpegs(self.path, self._sizes)
 
   def discard(self) -> None:
-    self._file.close()
+    with contextlib.suppress(OSError):
+      self._file.close()
     with contextlib.suppress(OSError):
       os.remove(self.path)
 
@@ -365,8 +379,22 @@ def encode_video(task: VideoTask, settings: ConversionSettings, spool_dir: str =
   Returns:
     ("ok", jpegs, info) or ("skip", reason): a bad video (empty, truncated before
     any frame, undecodable, zero frames) is a skip with the reason, never raised.
-    `jpegs` is a list of JPEG bytes, or a `SpooledJpegs` with `spool_dir`.
+    `jpegs` is a list of JPEG bytes, or a `SpooledJpegs` with `spool_dir`
+    (the list if the spool file cannot be written: the video is encoded again,
+    in memory, rather than skipped).
   """
+  if spool_dir:
+    try:
+      return _encode_video(task, settings, spool_dir)
+    except _SpoolError as e:
+      # Not a skip: a full temporary folder says nothing of the video, and a
+      # skipped video stays skipped in its shard on a rerun.
+      log.warning("%s: cannot spool its JPEGs (%s); keeping them in memory", task.media_id, e)
+  return _encode_video(task, settings, "")
+
+
+def _encode_video(task: VideoTask, settings: ConversionSettings, spool_dir: str):
+  """`encode_video`; raises _SpoolError where the spool file cannot be written."""
   jpegs = None
   try:
     with video.VideoReader(task.path) as reader:
@@ -382,13 +410,20 @@ def encode_video(task: VideoTask, settings: ConversionSettings, spool_dir: str =
   except video.VideoDecodeError as e:
     _discard(jpegs)
     return ("skip", e.reason)
+  except _SpoolError:
+    _discard(jpegs)
+    raise
   except Exception as e:  # pylint: disable=broad-except
     # A decoder crash on one file must not stop a multi-hour conversion.
     _discard(jpegs)
     return ("skip", f"{type(e).__name__}: {e}")
   num_frames = len(jpegs)
   if isinstance(jpegs, _Spool):
-    jpegs = jpegs.finish()
+    try:
+      jpegs = jpegs.finish()
+    except _SpoolError:
+      jpegs.discard()
+      raise
   # Fewer frames than the header lists: a file cut short, kept but reported.
   return ("ok", jpegs, {"video": task.media_id, "video_index": task.video_index,
                         "label": task.label, "num_frames": num_frames, "height": height,

@@ -2,6 +2,8 @@ import glob
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -330,6 +332,20 @@ def test_spooled_encoding_holds_no_record_and_reads_back_the_same_jpegs(tmp_path
   assert tfrecords.encode_video(tfrecords.VideoTask(bad, "c", 0, "bad.avi", 4, {1: 1}),
                                 settings, spool_dir=str(spool))[0] == "skip"
   assert os.listdir(spool) == []
+
+
+def test_a_spool_folder_left_by_a_killed_converter_is_removed(tmp_path, monkeypatch):
+  monkeypatch.setattr(tfrecords.tempfile, "tempdir", str(tmp_path))
+  dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                        capture_output=True, text=True, check=True).stdout.strip()
+  for name in (f"tsnet_tf_spool_{dead}_x", f"tsnet_tf_spool_{os.getpid()}_y", "other_1_z"):
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "00000001.jpegs").write_bytes(b"x")
+  with tfrecords.spool_folder() as spool:
+    assert os.path.dirname(spool) == str(tmp_path)
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        [os.path.basename(spool), f"tsnet_tf_spool_{os.getpid()}_y", "other_1_z"])
+  assert not os.path.exists(spool)
 
 
 def _one_video_results():

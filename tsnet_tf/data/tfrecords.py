@@ -32,6 +32,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import tempfile
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -441,13 +442,33 @@ def _encode_video_star(args):
   return encode_video(*args)
 
 
+_SPOOL_PREFIX = "tsnet_tf_spool_"
+
+
 def spool_folder():
   """A context manager: a new, private spool folder for `encode_video`, removed at the end.
 
-  Under the system's temporary folder (node-local), named at random: a Ray
-  worker on another node does not see it and returns its JPEGs in memory.
+  Under the system's temporary folder (node-local), named by this process and
+  at random: a Ray worker on another node does not see it and returns its
+  JPEGs in memory. Folders left by a killed converter (its process gone) are
+  removed first: they hold the JPEGs of the videos it had in flight.
   """
-  return tempfile.TemporaryDirectory(prefix="tsnet_tf_spool_", ignore_cleanup_errors=True)
+  _remove_stale_spools(tempfile.gettempdir())
+  return tempfile.TemporaryDirectory(prefix=f"{_SPOOL_PREFIX}{os.getpid()}_",
+                                     ignore_cleanup_errors=True)
+
+
+def _remove_stale_spools(folder: str) -> None:
+  for name in os.listdir(folder):
+    pid = name[len(_SPOOL_PREFIX):].split("_", 1)[0]
+    if not name.startswith(_SPOOL_PREFIX) or not pid.isdigit():
+      continue
+    try:
+      os.kill(int(pid), 0)
+    except ProcessLookupError:  # gone; PermissionError: alive, another user's
+      shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+    except OSError:
+      pass
 
 
 def pool_encoder(pool, spool_dir: str) -> Encoder:

@@ -17,8 +17,8 @@ One run, side by side on this machine:
    result in this process): overhead = L - W, as a share of W; the same for
    lone calls to a warm extraction actor (W measured inside the actor).
 4. Memory: peak RSS (VmHWM) of the Ray workers and the driver's peak RSS
-   growth for `--memory_counts` videos; the workers' and a flow actor's peak
-   for videos of `--memory_seconds` seconds.
+   growth for `--memory_counts` videos; the Ray workers', the local pool
+   workers' and a flow actor's peak for videos of `--memory_seconds` seconds.
 5. A projection (not a measurement): Kinetics-400 hours on N CPU workers and
    N GPUs from the measured per-worker rates.
 
@@ -33,6 +33,7 @@ workers started first; `distributed.extract` reports when its actors have starte
   .venv/bin/python benchmarks/bench_scale.py --only_flow   # or --only_memory
 """
 
+import multiprocessing
 import os
 import resource
 import shutil
@@ -156,14 +157,12 @@ def _conversion(videos, splits, root, settings):
   # here in plan order), on a pool started and warmed first, so that the rate is
   # the steady state's, as Ray's is after its workers have started.
   start = time.perf_counter()
-  with processes.keras_free_pool(FLAGS.num_workers) as pool:
+  with tfrecords.spool_folder() as spool, processes.keras_free_pool(FLAGS.num_workers) as pool:
     pool.map(_warm_worker, range(FLAGS.num_workers), chunksize=1)
     startup = time.perf_counter() - start
     start = time.perf_counter()
-    summary = tfrecords.convert(
-        videos, splits, ref, num_workers=FLAGS.num_workers,
-        encoder=lambda jobs: pool.imap(tfrecords._encode_video_star, jobs, chunksize=1),  # pylint: disable=protected-access
-        **kw)
+    summary = tfrecords.convert(videos, splits, ref, num_workers=FLAGS.num_workers,
+                                encoder=tfrecords.pool_encoder(pool, spool), **kw)
     wall = time.perf_counter() - start
   n = summary["num_videos"]
   rows.append((f"local `--num_workers={FLAGS.num_workers}`", f"{startup:.1f} (pool)", wall,
@@ -315,8 +314,23 @@ def _overhead(videos, splits, settings):
   return _with_ray(1, run)[1]
 
 
+def _descends_from_us(pid):
+  """Whether process `pid` is a descendant of this one (our Ray instance, not another's)."""
+  me = os.getpid()
+  while pid > 1:
+    with open(f"/proc/{pid}/stat") as f:
+      pid = int(f.read().rsplit(")", 1)[1].split()[1])  # the parent
+    if pid == me:
+      return True
+  return False
+
+
 def _worker_peaks():
-  """Peak RSS (MiB) of each live Ray worker process (VmHWM)."""
+  """Peak RSS (MiB, VmHWM) of each live worker of this process's Ray instance.
+
+  Only `ray::` workers started by this process's raylet: the machine is shared,
+  and another job's Ray workers (or its agents) are not ours to count.
+  """
   peaks = []
   for pid in os.listdir("/proc"):
     if not pid.isdigit():
@@ -324,7 +338,9 @@ def _worker_peaks():
     try:
       with open(f"/proc/{pid}/cmdline", "rb") as f:
         cmd = f.read()
-      if not cmd.startswith(b"ray::"):
+      if not cmd.startswith(b"ray::") or cmd.split(b"\0")[0].endswith(b"Agent"):
+        continue
+      if not _descends_from_us(int(pid)):
         continue
       with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -332,6 +348,20 @@ def _worker_peaks():
             peaks.append(int(line.split()[1]) / 1024)
     except OSError:
       continue
+  return peaks
+
+
+def _pool_peaks(data, out, settings):
+  """Peak RSS (MiB, VmHWM) of the local converter's 2 pool workers after converting `data`."""
+  from tsnet_tf.utils import processes  # pylint: disable=g-import-not-at-top
+  with tfrecords.spool_folder() as spool, processes.keras_free_pool(2) as pool:
+    tfrecords.convert(os.path.join(data, "videos"), os.path.join(data, "splits"), out,
+                      splits=[1], settings=settings, progress=False,
+                      encoder=tfrecords.pool_encoder(pool, spool))
+    peaks = []
+    for child in multiprocessing.active_children():
+      with open(f"/proc/{child.pid}/status") as f:
+        peaks += [int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM:")]
   return peaks
 
 
@@ -375,8 +405,9 @@ def _memory(root, settings):
 
 
 def _memory_lengths(root, settings):
-  """Rows (seconds, conversion worker peak MiB, record MiB, flow actor peak MiB): one
-  length of generated video (128x96, 25 fps) at a time, each on a fresh Ray instance."""
+  """Rows (seconds, Ray conversion worker peak MiB, local pool worker peak MiB, record MiB,
+  flows, flow actor peak MiB): one length of generated video (128x96, 25 fps) at a time,
+  each on a fresh Ray instance and a fresh pool."""
   from tsnet_tf.data import flow_extraction as extract  # pylint: disable=g-import-not-at-top
   rows = []
   for seconds in (float(x) for x in FLAGS.memory_seconds):
@@ -391,6 +422,7 @@ def _memory_lengths(root, settings):
       return _worker_peaks()
 
     conv_peaks = _with_ray(2, convert)[1]
+    pool_peaks = _pool_peaks(data, out + "_local", settings)
     records = sum(os.path.getsize(os.path.join(folder, n)) for folder, _, names in os.walk(out)
                   for n in names if ".tfrecord" in n) / 4
     vids = extract.find_videos(os.path.join(data, "videos"))[:1]
@@ -406,7 +438,8 @@ def _memory_lengths(root, settings):
       return result[1], peak
 
     flows, flow_peak = _with_ray(1, flow)[1]
-    rows.append((seconds, max(conv_peaks), records / 2**20, flows, flow_peak))
+    rows.append((seconds, max(conv_peaks), max(pool_peaks), records / 2**20, flows,
+                 flow_peak))
   return rows
 
 
@@ -455,13 +488,14 @@ def _report_memory(root, settings):
   for count, wall, growth, worker, k in mem:
     print(f"| {count} | {wall:.1f} | {growth:.0f} | {worker:.0f} | {k} |")
   lengths = _memory_lengths(root, settings)
-  print("\n### Memory by video length (Ray; generated 128x96 25 fps videos; conversion: "
-        "2 CPUs, 4 videos; flow: 1 actor, 1 video, preset fast)\n")
-  print("| video s | conversion worker peak RSS MiB | record of one video MiB | flows | "
-        "flow actor peak RSS MiB |")
-  print("|---|---|---|---|---|")
-  for seconds, conv, record, flows, flow in lengths:
-    print(f"| {seconds:g} | {conv:.0f} | {record:.1f} | {flows} | {flow:.0f} |")
+  print("\n### Memory by video length (generated 128x96 25 fps videos; conversion: 4 videos, "
+        "Ray on 2 CPUs and the local converter's pool of 2; flow: 1 Ray actor, 1 video, "
+        "preset fast)\n")
+  print("| video s | Ray conversion worker peak RSS MiB | local pool worker peak RSS MiB | "
+        "record of one video MiB | flows | flow actor peak RSS MiB |")
+  print("|---|---|---|---|---|---|")
+  for seconds, conv, pool, record, flows, flow in lengths:
+    print(f"| {seconds:g} | {conv:.0f} | {pool:.0f} | {record:.1f} | {flows} | {flow:.0f} |")
 
 
 def main(argv):

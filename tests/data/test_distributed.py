@@ -117,11 +117,11 @@ def test_a_worker_killed_mid_job_is_retried_with_the_same_output(ray_cluster, sy
   marker.write_text("")
   marker = str(marker)
 
-  def encode_killing_once(task, settings):
+  def encode_killing_once(task, settings, **spool):
     try:
       os.remove(marker)  # only the first caller wins: it dies, Ray retries its video
     except FileNotFoundError:
-      return tfrecords.encode_video(task, settings)
+      return tfrecords.encode_video(task, settings, **spool)
     os._exit(1)  # pylint: disable=protected-access
 
   summary = _convert(synth, tmp_path / "ray", encode_fn=encode_killing_once)
@@ -132,10 +132,10 @@ def test_a_worker_killed_mid_job_is_retried_with_the_same_output(ray_cluster, sy
 
 def test_a_video_whose_worker_always_dies_is_a_dead_letter(ray_cluster, synth, tmp_path):
 
-  def encode_crashing_on_one(task, settings):
+  def encode_crashing_on_one(task, settings, **spool):
     if task.file_name.startswith("Synth0001_move_right"):
       os._exit(1)  # pylint: disable=protected-access
-    return tfrecords.encode_video(task, settings)
+    return tfrecords.encode_video(task, settings, **spool)
 
   summary = _convert(synth, tmp_path / "ray", encode_fn=encode_crashing_on_one, max_retries=1)
   assert summary["num_videos"] == 5 and summary["num_skipped"] == 2
@@ -155,9 +155,9 @@ def test_a_rerun_redoes_only_the_incomplete_shards(ray_cluster, synth, local_dat
   calls.mkdir()
   calls = str(calls)
 
-  def encode_counting(task, settings):
+  def encode_counting(task, settings, **spool):
     open(os.path.join(calls, task.file_name), "w").close()
-    return tfrecords.encode_video(task, settings)
+    return tfrecords.encode_video(task, settings, **spool)
 
   _convert(synth, out, encode_fn=encode_counting)
   assert {s: os.stat(s).st_mtime_ns for s in stamps} == stamps

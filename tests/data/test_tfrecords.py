@@ -2,6 +2,8 @@ import glob
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -283,6 +285,67 @@ def test_encode_video_streams_and_equals_encoding_the_decoded_video(tmp_path):
     tracemalloc.stop()
   frame_bytes = height * width * 3
   assert peak < sum(len(j) for j in jpegs) + 16 * frame_bytes < num_frames * frame_bytes / 2
+
+
+def test_spooled_encoding_holds_no_record_and_reads_back_the_same_jpegs(tmp_path):
+  """With a spool folder each JPEG goes to a file as it is encoded: the worker's
+  result is a small handle (no record in its memory, none pickled), and the
+  shard writer reads back exactly the in-memory encoding's JPEGs."""
+  import pickle  # pylint: disable=g-import-not-at-top
+  import tracemalloc  # pylint: disable=g-import-not-at-top
+  height, width, num_frames = 96, 128, 240
+  yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+  frames = np.stack([np.stack([128 + 100 * np.sin((xx + 2 * t) / 9.0),
+                               128 + 100 * np.cos(yy / 7.0),
+                               np.full_like(xx, 80.0)], -1)
+                     for t in range(num_frames)]).astype(np.uint8)
+  path = str(tmp_path / "v.avi")
+  video.write_video(path, frames, fps=30)
+  task = tfrecords.VideoTask(path, "c", 0, "v.avi", 3, {1: 1})
+  settings = tfrecords.ConversionSettings(short_side=192)
+  spool = tmp_path / "spool"
+  spool.mkdir()
+  kind, jpegs, info = tfrecords.encode_video(task, settings)
+  record = sum(len(j) for j in jpegs)
+  tfrecords.encode_video(task, settings, spool_dir=str(spool))  # warm up; leaves its file
+  tracemalloc.start()
+  try:
+    result = tfrecords.encode_video(task, settings, spool_dir=str(spool))
+    peak = tracemalloc.get_traced_memory()[1]
+  finally:
+    tracemalloc.stop()
+  assert result[0] == kind == "ok" and result[2] == info
+  spooled = result[1]
+  assert isinstance(spooled, tfrecords.SpooledJpegs) and len(spooled) == num_frames
+  # Held: a frame or two (~150 kB resized) and the sizes, not the JPEGs (the record, ~2 MB).
+  assert peak < record / 4 and len(pickle.dumps(result)) < 8 * num_frames + 1024 < record / 100
+  assert os.listdir(spool) == [os.path.basename(spooled.path)]
+  assert pickle.loads(pickle.dumps(spooled)).load() == jpegs  # another process reads it
+  assert os.listdir(spool) == []  # read once, then deleted
+  # A spool that cannot be written (here: gone) is no reason to skip the video.
+  assert tfrecords.encode_video(task, settings, spool_dir=str(tmp_path / "gone")) == (
+      kind, jpegs, info)
+  # A video that fails to decode leaves no file behind.
+  bad = str(tmp_path / "bad.avi")
+  with open(bad, "wb") as f:
+    f.write(b"not a video" * 100)
+  assert tfrecords.encode_video(tfrecords.VideoTask(bad, "c", 0, "bad.avi", 4, {1: 1}),
+                                settings, spool_dir=str(spool))[0] == "skip"
+  assert os.listdir(spool) == []
+
+
+def test_a_spool_folder_left_by_a_killed_converter_is_removed(tmp_path, monkeypatch):
+  monkeypatch.setattr(tfrecords.tempfile, "tempdir", str(tmp_path))
+  dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                        capture_output=True, text=True, check=True).stdout.strip()
+  for name in (f"tsnet_tf_spool_{dead}_x", f"tsnet_tf_spool_{os.getpid()}_y", "other_1_z"):
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "00000001.jpegs").write_bytes(b"x")
+  with tfrecords.spool_folder() as spool:
+    assert os.path.dirname(spool) == str(tmp_path)
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        [os.path.basename(spool), f"tsnet_tf_spool_{os.getpid()}_y", "other_1_z"])
+  assert not os.path.exists(spool)
 
 
 def _one_video_results():

@@ -155,7 +155,16 @@ def _error_line(e: BaseException) -> str:
 
 
 @ray.remote(num_cpus=1)
-def _encode_task(encode_fn, task, settings):
+def _encode_task(encode_fn, task, settings, spool_dir=""):
+  """`encode_fn(task, settings)`, spooling (`tfrecords.SpooledJpegs`) where `spool_dir` is seen.
+
+  The driver's spool folder has a random name on its node: a worker there (or
+  on a node sharing that folder) writes the JPEGs to it as they are encoded and
+  returns a small handle, so its peak memory does not grow with the video; a
+  worker on another node returns the record whole, through the object store.
+  """
+  if spool_dir and os.path.isdir(spool_dir):
+    return encode_fn(task, settings, spool_dir=spool_dir)
   return encode_fn(task, settings)
 
 
@@ -197,11 +206,15 @@ def ray_encoder(max_in_flight: int, flow_actors: int = 0,
     flow_actors: flow actors when the settings store flow (0: one per GPU, or
       `max_in_flight // 2` on a cluster without GPUs).
     max_retries: retries of a task whose worker died.
-    encode_fn: `tfrecords.encode_video` (tests wrap it).
+    encode_fn: `tfrecords.encode_video` (tests wrap it); called as
+      `encode_fn(task, settings)`, or with `spool_dir=` (its keyword) by a
+      worker that sees the driver's spool folder (`_encode_task`).
 
   Returns:
     jobs -> iterator of results in job order; a task that still fails after
-    its retries gives ("skip", error), the dead letter.
+    its retries gives ("skip", error), the dead letter. Without stored flow
+    the workers on the driver's node spool their JPEGs (`tfrecords.SpooledJpegs`,
+    read back by the shard writer).
   """
 
   def encoder(jobs):
@@ -215,25 +228,28 @@ def ray_encoder(max_in_flight: int, flow_actors: int = 0,
     task_fn = _encode_task.options(max_retries=max_retries, retry_exceptions=False)
     pending = collections.deque()
     submitted = 0
-    try:
-      for job in jobs:
-        ref = task_fn.remote(encode_fn, *job)
-        flow_ref = None
-        if actors:
-          flow_ref = actors[submitted % len(actors)].flow.remote(ref, settings)
-        pending.append((ref, flow_ref))
-        submitted += 1
-        while len(pending) >= max_in_flight:
+    # The flow actors read the JPEGs from the result (on any node): no spool then.
+    # The folder goes after the cancels (a cancelled task may still write there).
+    with (contextlib.nullcontext("") if actors else tfrecords.spool_folder()) as spool_dir:
+      try:
+        for job in jobs:
+          ref = task_fn.remote(encode_fn, *job, spool_dir)
+          flow_ref = None
+          if actors:
+            flow_ref = actors[submitted % len(actors)].flow.remote(ref, settings)
+          pending.append((ref, flow_ref))
+          submitted += 1
+          while len(pending) >= max_in_flight:
+            yield _collect(*pending.popleft())
+        while pending:
           yield _collect(*pending.popleft())
-      while pending:
-        yield _collect(*pending.popleft())
-    finally:
-      for ref, flow_ref in pending:
-        for r in (ref, flow_ref):
-          if r is not None:
-            ray.cancel(r, force=False)
-      for actor in actors:
-        ray.kill(actor)
+      finally:
+        for ref, flow_ref in pending:
+          for r in (ref, flow_ref):
+            if r is not None:
+              ray.cancel(r, force=False)
+        for actor in actors:
+          ray.kill(actor)
 
   return encoder
 
@@ -274,7 +290,8 @@ def convert(video_dir: str, split_dir: str, output_dir: str,
     flow_actors: flow actors with `settings.flow_preset` (0: one per GPU, or
       one per CPU without GPUs).
     max_retries: retries of a video whose worker died.
-    encode_fn: per-video encoder run in the tasks (tests wrap it).
+    encode_fn: per-video encoder run in the tasks (tests wrap it; as
+      `ray_encoder`'s).
     plan: as `tfrecords.convert` (e.g. `kinetics.build_plan`).
 
   Returns:

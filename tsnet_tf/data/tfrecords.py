@@ -23,6 +23,7 @@ Output directory:
   plan.json                                inputs + settings fingerprint (resume guard)
 """
 
+import array
 import contextlib
 import dataclasses
 import hashlib
@@ -31,6 +32,8 @@ import json
 import logging
 import math
 import os
+import shutil
+import tempfile
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -58,7 +61,8 @@ _SHARD_PERMUTATION_SEED = 0
 log = logging.getLogger(__name__)
 
 # `convert`'s `encoder`: [(VideoTask, ConversionSettings)] -> `encode_video`
-# results in the same order (optionally ("ok", jpegs, info, flow)).
+# results in the same order (optionally ("ok", jpegs, info, flow)); `jpegs` a
+# list or a `SpooledJpegs` in a folder this process reads.
 Encoder = Callable[[List[Tuple["VideoTask", "ConversionSettings"]]], Iterator]
 
 
@@ -282,21 +286,122 @@ def _stored_size(frame: np.ndarray, short_side: int) -> np.ndarray:
                                                          short_side))
 
 
-def encode_video(task: VideoTask, settings: ConversionSettings):
+class SpooledJpegs:
+  """A video's stored JPEGs in a file of a spool folder, until the shard writer reads them.
+
+  `encode_video(..., spool_dir=...)` writes each JPEG to the file as it is
+  encoded and returns this small handle instead of the list: a worker never
+  holds, pickles or sends a whole record (measured: a worker's peak RSS grew
+  with the record, by about twice its size under Ray). The process that writes
+  the shard reads the JPEGs back (`load`) and deletes the file.
+
+  Attributes:
+    path: the file: the JPEGs one after the other.
+    sizes: each JPEG's length in bytes, in order.
+  """
+
+  def __init__(self, path: str, sizes: Sequence[int]):
+    self.path = path
+    self.sizes = array.array("I", sizes)  # compact: 4 bytes a frame when pickled
+
+  def __len__(self) -> int:
+    return len(self.sizes)
+
+  def __reduce__(self):
+    return (SpooledJpegs, (self.path, self.sizes))
+
+  def load(self) -> List[bytes]:
+    """The JPEGs, in order; the file is deleted."""
+    try:
+      with open(self.path, "rb") as f:
+        jpegs = [f.read(size) for size in self.sizes]
+    finally:
+      with contextlib.suppress(OSError):
+        os.remove(self.path)
+    if [len(j) for j in jpegs] != list(self.sizes):
+      raise OSError(f"spool file {self.path!r} is shorter than its {len(self.sizes)} JPEGs")
+    return jpegs
+
+
+class _SpoolError(OSError):
+  """The spool file could not be written (e.g. a full temporary folder)."""
+
+
+class _Spool:
+  """`encode_video`'s JPEG sink writing to a spool file (`SpooledJpegs`)."""
+
+  def __init__(self, spool_dir: str, task: VideoTask):
+    # One file a video; a retried video (Ray, after its worker died) rewrites its own.
+    self.path = os.path.join(spool_dir, f"{task.video_index:08d}.jpegs")
+    self._sizes = []
+    try:
+      self._file = open(self.path, "wb")  # pylint: disable=consider-using-with
+    except OSError as e:
+      raise _SpoolError(str(e)) from e
+
+  def append(self, jpeg: bytes) -> None:
+    try:
+      self._file.write(jpeg)
+    except OSError as e:
+      raise _SpoolError(str(e)) from e
+    self._sizes.append(len(jpeg))
+
+  def __len__(self) -> int:
+    return len(self._sizes)
+
+  def finish(self) -> SpooledJpegs:
+    try:
+      self._file.close()
+    except OSError as e:
+      raise _SpoolError(str(e)) from e
+    return SpooledJpegs(self.path, self._sizes)
+
+  def discard(self) -> None:
+    with contextlib.suppress(OSError):
+      self._file.close()
+    with contextlib.suppress(OSError):
+      os.remove(self.path)
+
+
+def encode_video(task: VideoTask, settings: ConversionSettings, spool_dir: str = ""):
   """Decodes and JPEG-encodes one video (runs in worker processes; uses no TF op).
 
   Streams: each kept frame (one in `frame_stride`) is resized and encoded as
-  it is decoded, so memory holds the encoded record, never the decoded video.
+  it is decoded, so memory holds the encoded record, never the decoded video;
+  with `spool_dir`, not even the record (`SpooledJpegs`).
+
+  Args:
+    task: the video.
+    settings: short side, JPEG quality, frame stride.
+    spool_dir: "" keeps the JPEGs in memory and returns their list; else an
+      existing folder that the shard writer's process reads: each JPEG is
+      written there as it is encoded, and the result carries a `SpooledJpegs`.
 
   Returns:
     ("ok", jpegs, info) or ("skip", reason): a bad video (empty, truncated before
     any frame, undecodable, zero frames) is a skip with the reason, never raised.
+    `jpegs` is a list of JPEG bytes, or a `SpooledJpegs` with `spool_dir`
+    (the list if the spool file cannot be written: the video is encoded again,
+    in memory, rather than skipped).
   """
+  if spool_dir:
+    try:
+      return _encode_video(task, settings, spool_dir)
+    except _SpoolError as e:
+      # Not a skip: a full temporary folder says nothing of the video, and a
+      # skipped video stays skipped in its shard on a rerun.
+      log.warning("%s: cannot spool its JPEGs (%s); keeping them in memory", task.media_id, e)
+  return _encode_video(task, settings, "")
+
+
+def _encode_video(task: VideoTask, settings: ConversionSettings, spool_dir: str):
+  """`encode_video`; raises _SpoolError where the spool file cannot be written."""
+  jpegs = None
   try:
     with video.VideoReader(task.path) as reader:
       if not reader.fps:
         raise video.VideoDecodeError(task.path, "container gives no frame rate")
-      jpegs, height, width = [], 0, 0
+      jpegs, height, width = _Spool(spool_dir, task) if spool_dir else [], 0, 0
       for frame in reader.frames(step=settings.frame_stride):
         if not jpegs:
           height, width = video.short_side_size(frame.shape[0], frame.shape[1], settings.short_side)
@@ -304,20 +409,72 @@ def encode_video(task: VideoTask, settings: ConversionSettings):
       decoded, fps = reader.num_decoded, reader.fps
       listed = reader.header_frames or decoded
   except video.VideoDecodeError as e:
+    _discard(jpegs)
     return ("skip", e.reason)
+  except _SpoolError:
+    _discard(jpegs)
+    raise
   except Exception as e:  # pylint: disable=broad-except
     # A decoder crash on one file must not stop a multi-hour conversion.
+    _discard(jpegs)
     return ("skip", f"{type(e).__name__}: {e}")
+  num_frames = len(jpegs)
+  if isinstance(jpegs, _Spool):
+    try:
+      jpegs = jpegs.finish()
+    except _SpoolError:
+      jpegs.discard()
+      raise
   # Fewer frames than the header lists: a file cut short, kept but reported.
   return ("ok", jpegs, {"video": task.media_id, "video_index": task.video_index,
-                        "label": task.label, "num_frames": len(jpegs), "height": height,
+                        "label": task.label, "num_frames": num_frames, "height": height,
                         "width": width, "fps": fps / settings.frame_stride,
                         "decoded_frames": decoded, "header_frames": listed,
                         "splits": {str(k): v for k, v in sorted(task.split_ids.items())}})
 
 
+def _discard(jpegs) -> None:
+  if isinstance(jpegs, _Spool):
+    jpegs.discard()
+
+
 def _encode_video_star(args):
   return encode_video(*args)
+
+
+_SPOOL_PREFIX = "tsnet_tf_spool_"
+
+
+def spool_folder():
+  """A context manager: a new, private spool folder for `encode_video`, removed at the end.
+
+  Under the system's temporary folder (node-local), named by this process and
+  at random: a Ray worker on another node does not see it and returns its
+  JPEGs in memory. Folders left by a killed converter (its process gone) are
+  removed first: they hold the JPEGs of the videos it had in flight.
+  """
+  _remove_stale_spools(tempfile.gettempdir())
+  return tempfile.TemporaryDirectory(prefix=f"{_SPOOL_PREFIX}{os.getpid()}_",
+                                     ignore_cleanup_errors=True)
+
+
+def _remove_stale_spools(folder: str) -> None:
+  for name in os.listdir(folder):
+    pid = name[len(_SPOOL_PREFIX):].split("_", 1)[0]
+    if not name.startswith(_SPOOL_PREFIX) or not pid.isdigit():
+      continue
+    try:
+      os.kill(int(pid), 0)
+    except ProcessLookupError:  # gone; PermissionError: alive, another user's
+      shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+    except OSError:
+      pass
+
+
+def pool_encoder(pool, spool_dir: str) -> Encoder:
+  """`convert`'s encoder on a `multiprocessing` pool, the workers spooling to `spool_dir`."""
+  return lambda jobs: pool.imap(_encode_video_star, [job + (spool_dir,) for job in jobs],
+                                chunksize=1)
 
 
 def write_shard(output_dir: str, index: int, num_shards: int, tasks: Sequence[VideoTask],
@@ -366,6 +523,8 @@ def _write_shard(path: str, tasks: Sequence[VideoTask], results: Iterator,
           info["skipped"].append({"video": task.media_id, "reason": result[1]})
           continue
         jpegs, vinfo = result[1], result[2]
+        if isinstance(jpegs, SpooledJpegs):
+          jpegs = jpegs.load()  # one video's JPEGs in this process, as without a spool
         # An engine that computed the flow elsewhere passes it as a 4th item.
         flow = result[3] if len(result) > 3 else None
         if flow is None and settings is not None and settings.flow_preset:
@@ -504,8 +663,11 @@ def convert(video_dir: str, split_dir: str, output_dir: str,
       else:
         # Workers decode and encode (PyAV, PIL) without loading TF; this process
         # writes records in plan order, so the output is deterministic.
+        # The workers spool their JPEGs (`SpooledJpegs`): a pool worker's peak then
+        # does not grow with the video. The folder outlives the pool (exit order).
+        spool_dir = stack.enter_context(spool_folder())
         pool = stack.enter_context(processes.keras_free_pool(min(num_workers, len(jobs))))
-        results = pool.imap(_encode_video_star, jobs, chunksize=1)
+        results = pool_encoder(pool, spool_dir)(jobs)
       results = _counting(results, bar)
       for s, tasks in todo:
         infos[s] = write_shard(output_dir, s, num_shards, tasks, results, settings)

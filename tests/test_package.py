@@ -22,6 +22,10 @@ def test_all_names_resolve():
     "import numpy as np, keras, tsnet_tf",
     # tsnet_tf first: it loads no Keras, and registers its layers when Keras is imported.
     "import sys, tsnet_tf; assert 'keras' not in sys.modules; import numpy as np, keras",
+    # A module that imports Keras half-way through its own import, before the layers
+    # it needs exist: the registration waits for it (it used to log "not registered").
+    "import tsnet_tf.flow.tvl1, numpy as np, keras, tsnet_tf",
+    "import tsnet_tf.data.pipeline, numpy as np, keras, tsnet_tf",
 ])
 def test_import_registers_layers_so_a_saved_teacher_loads_in_a_fresh_process(tmp_path, imports):
   path = tmp_path / "teacher.keras"
@@ -38,6 +42,7 @@ def test_import_registers_layers_so_a_saved_teacher_loads_in_a_fresh_process(tmp
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
   assert out.returncode == 0, out.stderr[-2000:]
   assert "(1, 3)" in out.stdout
+  assert "not registered" not in out.stderr
 
 
 def test_layer_contract_holds():

@@ -24,6 +24,7 @@ so a process that never imports Keras never pays for it.
 
 import importlib
 import importlib.abc
+import importlib.machinery
 import importlib.util
 import logging
 import sys
@@ -43,6 +44,21 @@ _LAZY_NAMES = {
 }
 
 
+def _run_after(spec, after: "callable"):
+  """`spec`, its loader running `after(module)` once the module has executed."""
+  loader = getattr(spec, "loader", None)
+  if loader is None or not hasattr(loader, "exec_module"):
+    return spec
+  exec_first = loader.exec_module
+
+  def exec_module(module):
+    exec_first(module)
+    after(module)
+
+  loader.exec_module = exec_module
+  return spec
+
+
 class _AfterKerasImport(importlib.abc.MetaPathFinder):
   """Finds `keras` as the other finders do; runs `tsnet_tf.layers` once Keras is loaded."""
 
@@ -51,32 +67,60 @@ class _AfterKerasImport(importlib.abc.MetaPathFinder):
       return None
     # Once: later imports of keras find it in sys.modules anyway.
     sys.meta_path.remove(self)
-    spec = importlib.util.find_spec(name)
-    loader = getattr(spec, "loader", None)
-    if loader is None or not hasattr(loader, "exec_module"):
-      return spec
-    exec_keras = loader.exec_module
+    return _run_after(importlib.util.find_spec(name), lambda _: _register_layers_with_keras())
 
-    def exec_module(module):
-      exec_keras(module)
-      _register_layers_with_keras()
 
-    loader.exec_module = exec_module
-    return spec
+class _AfterOwnImports(importlib.abc.MetaPathFinder):
+  """Retries the layers' registration after each tsnet_tf module's import.
+
+  Keras' hook cannot import `tsnet_tf.layers` while a module that the layers
+  need is half-imported (e.g. `import tsnet_tf.flow.tvl1` before Keras: tvl1
+  imports Keras, whose hook needs tvl1's names); it waits for the end of the
+  tsnet_tf imports under way.
+  """
+
+  def find_spec(self, name, path=None, target=None):
+    if not name.startswith("tsnet_tf."):
+      return None
+    spec = importlib.machinery.PathFinder.find_spec(name, path)
+    return _run_after(spec, lambda module: _register_pending_layers(module.__name__))
+
+
+def _initialising_tsnet_tf_module(except_name: str = "") -> bool:
+  """Whether a tsnet_tf module (other than `except_name`) is half-way through its import."""
+  return any(name.startswith("tsnet_tf.") and name != except_name
+             and getattr(getattr(module, "__spec__", None), "_initializing", False)
+             for name, module in list(sys.modules.items()))
 
 
 def _register_layers_with_keras() -> None:
   try:
     importlib.import_module("tsnet_tf.layers")
   except Exception as e:  # pylint: disable=broad-except
+    if isinstance(e, ImportError) and _initialising_tsnet_tf_module():
+      return  # a circular import: _AfterOwnImports retries when it is over
     # Never break the user's `import keras`; loading a tsnet_tf model will say what is missing.
     logging.getLogger(__name__).warning("tsnet_tf layers not registered with Keras: %s", e)
+  _stop_retrying()
+
+
+def _register_pending_layers(finished: str) -> None:
+  """After module `finished` is imported: registers the layers if Keras' hook had to wait."""
+  if ("keras" in sys.modules and "tsnet_tf.layers" not in sys.modules
+      and not _initialising_tsnet_tf_module(except_name=finished)):
+    _register_layers_with_keras()
+
+
+def _stop_retrying() -> None:
+  for finder in [f for f in sys.meta_path if isinstance(f, _AfterOwnImports)]:
+    sys.meta_path.remove(finder)
 
 
 if "keras" in sys.modules:
   _register_layers_with_keras()
 elif not any(isinstance(f, _AfterKerasImport) for f in sys.meta_path):
   sys.meta_path.insert(0, _AfterKerasImport())
+  sys.meta_path.insert(0, _AfterOwnImports())
 
 
 def __getattr__(name):

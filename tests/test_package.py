@@ -25,7 +25,8 @@ def test_all_names_resolve():
     # A module that imports Keras half-way through its own import, before the layers
     # it needs exist: the registration waits for it (it used to log "not registered").
     "import tsnet_tf.flow.tvl1, numpy as np, keras, tsnet_tf",
-    "import tsnet_tf.data.pipeline, numpy as np, keras, tsnet_tf",
+    pytest.param("import tsnet_tf.data.pipeline, numpy as np, keras, tsnet_tf",
+                 marks=pytest.mark.slow),
 ])
 def test_import_registers_layers_so_a_saved_teacher_loads_in_a_fresh_process(tmp_path, imports):
   path = tmp_path / "teacher.keras"

@@ -37,6 +37,7 @@ def stress_112():
   return evaluation.make_stress_set(112, 112, 32, MAX_MAGNITUDE, seed=0)
 
 
+@pytest.mark.slow  # ~12 s; the 224/240x320 sizes below are slow too
 def test_accurate_never_diverges_at_112(stress_112):
   f0, f1, truth, names = stress_112
   flow = np.asarray(tvl1(f0, f1, "accurate"))

@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 from tsnet_tf.training import trainer
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -62,6 +64,7 @@ def _free_ports(n):
   return ports
 
 
+@pytest.mark.slow  # ~14 s: two worker processes; MirroredStrategy stays in make test
 def test_multi_worker_with_two_local_workers(data_dir, tmp_path):
   model_dir = str(tmp_path / "multi_worker")
   cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}

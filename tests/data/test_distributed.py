@@ -207,6 +207,18 @@ def test_size_affinity_compiles_each_frame_size_once_per_node(monkeypatch):
   assert [queue.pick("actor1", "n").name, queue.pick("actor0", "n").name] == ["a3", "a1"]
 
 
+
+def test_size_affinity_a_failed_video_leaves_its_size_uncompiled(monkeypatch):
+  sizes = {"a1": (72, 96), "a2": (72, 96), "b1": (72, 88)}
+  monkeypatch.setattr(distributed, "_probe", lambda path, new_short: (sizes[path], 0.0))
+  videos = [extract.Video(n, n) for n in ("a1", "a2", "b1")]
+  for compiled, expected in ((True, "a2"), (False, "b1")):
+    queue = distributed._SizeAffinity(videos, new_short=72)
+    assert queue.pick("actor0", "node1").name == "a1"
+    queue.finished(videos[0], "node1", compiled=compiled)
+    # Compiled: 72x96 is warm on node1, anyone takes a2; failed: it is still actor0's claim.
+    assert queue.pick("actor1", "node1").name == expected
+
 def test_the_local_engine_does_not_import_ray():
   """Only distributed.py imports ray; the tools import it only for --engine=ray."""
   offenders = []

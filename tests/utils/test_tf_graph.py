@@ -120,3 +120,10 @@ def test_fit_and_evaluate_run_accurate_tvl1_at_the_paper_clip():
   # The evaluation after the step is the validation's: same weights, same clips.
   assert np.isfinite(loss)
   np.testing.assert_allclose(loss, history.history["val_loss"][0], rtol=1e-5)
+
+
+def test_wrapping_a_wrapped_callable_returns_it():
+  if keras.backend.backend() != "tensorflow":
+    pytest.skip("Grappler is TensorFlow's")
+  wrapped = tf_graph.without_add_ops_rewrite(lambda: 1)
+  assert tf_graph.without_add_ops_rewrite(wrapped) is wrapped

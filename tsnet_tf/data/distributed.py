@@ -477,10 +477,14 @@ class _SizeAffinity:
       self._claims[(node, size)] = actor_key
     return video
 
-  def finished(self, video, node: str) -> None:
-    """`video` ran on `node`: its size is compiled there (and in its cache)."""
-    size = self._probes.get(video.name, (None, 0.0))[0]
-    if size is not None:
+  def finished(self, video, node: str, compiled: bool = True) -> None:
+    """`video` ended on `node`; when `compiled`, its size is compiled there (and in its cache).
+
+    Its header probe is dropped: the probes held are those of the lookahead and
+    of the videos running, not one per video of the job.
+    """
+    size = self._probes.pop(video.name, (None, 0.0))[0]
+    if compiled and size is not None:
       self._warm.add((node, size))
 
 
@@ -597,6 +601,7 @@ def _run_pool(actors, nodes, queue: _SizeAffinity, summary, bar, log_fn, start) 
         ray.cancel(r)
       from tsnet_tf.data import flow_extraction as extract_lib  # pylint: disable=g-import-not-at-top
       raise extract_lib.OutputError(result[1])
+    queue.finished(video, node_of[id(actor)], compiled=result[0] != "failed")
     if result[0] == "failed":
       summary.failed[video.name] = result[1]
       message = f"skipped {video.path}: {result[1]}"
@@ -605,7 +610,6 @@ def _run_pool(actors, nodes, queue: _SizeAffinity, summary, bar, log_fn, start) 
       else:
         log_fn(message)
     else:
-      queue.finished(video, node_of[id(actor)])
       summary.done.append(video.name)
       summary.num_flows += result[1]
       summary.flow_seconds += result[2]

@@ -233,12 +233,13 @@ def carve_shared_validation(per_class: Mapping[str, Sequence[SplitEntry]],
   if fraction > 0 and len(sizes) >= 2:
     budget = fraction * sum(sizes.values())
     taken = 0
-    for group in sorted(sizes, key=_group_rank):
+    ranked = sorted(sizes, key=_group_rank)
+    for group in ranked:
       if taken + sizes[group] <= budget:
         held.add(group)
         taken += sizes[group]
     if not held:
-      held.add(min(sorted(sizes, key=_group_rank), key=sizes.get))
+      held.add(min(ranked, key=sizes.get))
   carved = {}
   for cls, entries in per_class.items():
     groups = {video_group(e.video, cls) for e in entries if e.subset_id == TRAIN}

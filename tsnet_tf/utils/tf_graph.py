@@ -50,6 +50,10 @@ def _rewrite_options_without_arithmetic(call_options):
                                      config_proto=config)
 
 
+# Marks a callable `without_add_ops_rewrite` returned.
+_WRAPPED = "_tsnet_tf_without_add_ops_rewrite"
+
+
 def without_add_ops_rewrite(function: Callable) -> Callable:
   """`function`, with Grappler's arithmetic optimizer off in what it calls.
 
@@ -67,8 +71,8 @@ def without_add_ops_rewrite(function: Callable) -> Callable:
   Returns:
     A callable with the same arguments and results.
   """
-  if keras.backend.backend() != "tensorflow":
-    return function
+  if keras.backend.backend() != "tensorflow" or getattr(function, _WRAPPED, False):
+    return function  # (wrapping twice would do the same thing twice a call)
   from tensorflow.python.eager import context  # pylint: disable=g-import-not-at-top
 
   @functools.wraps(function)
@@ -81,6 +85,7 @@ def without_add_ops_rewrite(function: Callable) -> Callable:
     finally:
       ctx.function_call_options = saved
 
+  setattr(wrapped, _WRAPPED, True)
   return wrapped
 
 
